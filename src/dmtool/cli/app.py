@@ -1,0 +1,146 @@
+"""The root command: global options, the command tree, and the one place
+where errors become a message and an exit code."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from dmtool import __version__
+from dmtool.cli.context import AppState, state
+from dmtool.errors import Busy, DmtoolError
+
+_JSON_FLAG = "--json"
+
+
+def _wants_json(args: list[str]) -> bool:
+    if _JSON_FLAG in args or "--format=json" in args:
+        return True
+    return any(a == "--format" and b == "json" for a, b in zip(args, args[1:], strict=False))
+
+
+class DmtoolGroup(TyperGroup):
+    """Turns every DmtoolError into one line on stderr (or a JSON error) and its
+    exit code. Commands never catch errors to print them."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta["dmtool.json"] = _wants_json(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DmtoolError as e:
+            _report(ctx, e)
+            raise typer.Exit(e.exit_code) from None
+        except sqlite3.OperationalError as e:
+            err: DmtoolError = (
+                Busy("the store is busy in another dmtool process", hint="try again in a moment")
+                if "locked" in str(e) else DmtoolError(f"store error: {e}",
+                                                       hint="run `dmtool db check`"))
+            _report(ctx, err)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            raise typer.Exit(130) from None
+        except Exception as e:
+            # Typer's own exits and usage errors carry their exit codes.
+            if type(e).__module__.startswith(("typer", "click")):
+                raise
+            if os.environ.get("DMTOOL_DEBUG"):
+                raise
+            from dmtool.logs import redact
+
+            err = DmtoolError(redact(f"unexpected {type(e).__name__}: {e}"),
+                              code="E_INTERNAL",
+                              hint="set DMTOOL_DEBUG=1 to see the traceback, and please report it")
+            _report(ctx, err)
+            raise typer.Exit(1) from None
+        finally:
+            obj = ctx.obj
+            if isinstance(obj, AppState):
+                obj.close()
+
+
+def _report(ctx: Any, e: DmtoolError) -> None:
+    from dmtool import output
+
+    if ctx.meta.get("dmtool.json"):
+        extra: dict[str, Any] = {}
+        reasons = getattr(e, "reasons", None)
+        if reasons:
+            extra["reasons"] = reasons
+        reset_at = getattr(e, "reset_at", None)
+        if reset_at:
+            extra["reset_at"] = reset_at
+        output.error_json(e.code, e.message, e.hint, **extra)
+    else:
+        output.error_line(e.message, e.hint)
+
+
+app = typer.Typer(
+    name="dmtool",
+    cls=DmtoolGroup,
+    help="Personal DM outreach on X: one consented conversation at a time.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"dmtool {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    profile: Annotated[str | None, typer.Option(
+        "--profile", "-p", envvar="DMTOOL_PROFILE", show_envvar=True,
+        help="Profile (one per X account).")] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Diagnostic logging on stderr (secrets redacted).")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """Personal DM outreach on X: one consented conversation at a time.
+
+    dmtool keeps a local record of contacts, conversations and consent, and
+    sends one reviewed DM at a time, only to people who engaged with you.
+    """
+    from dmtool.paths import DEFAULT_PROFILE, check_profile_name
+
+    st = state(ctx)
+    st.profile = check_profile_name(profile or DEFAULT_PROFILE)
+    st.verbose = verbose
+    if verbose:
+        import logging
+
+        from dmtool.logs import setup_logging
+
+        setup_logging(logging.DEBUG)
+
+
+def _register() -> None:
+    from dmtool.cli import config_cmd, contacts, db_cmd
+
+    for module in (config_cmd, contacts, db_cmd):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console entry point."""
+    if os.environ.get("NO_COLOR"):
+        os.environ.setdefault("TERM", "dumb")
+    app(prog_name="dmtool")

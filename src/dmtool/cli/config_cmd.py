@@ -1,0 +1,78 @@
+"""`dmtool config ...` and `dmtool paths`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from dmtool import output
+from dmtool.cli.context import state
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+config_app = typer.Typer(help="Read and change settings (config.toml of the profile).",
+                         no_args_is_help=True)
+
+
+def _show_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list | str):
+        return json.dumps(v, ensure_ascii=False)
+    return str(v)
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Every setting with its value; those set in config.toml are marked."""
+    from dmtool.config import schema
+
+    cfg = state(ctx).config
+    eff = cfg.effective()
+    if json_:
+        output.print_json(eff)
+        return
+    rows = [[k, _show_value(v), "set" if k in cfg.values else "default", schema()[k].help]
+            for k, v in eff.items()]
+    output.print_table(["key", "value", "source", "meaning"], rows)
+
+
+@config_app.command("get")
+def config_get(ctx: typer.Context, key: str, json_: JsonOpt = False) -> None:
+    """Print one setting's value."""
+    value = state(ctx).config.get(key)
+    if json_:
+        output.print_json(value)
+    else:
+        output.print_text(_show_value(value).strip('"') if isinstance(value, str) else _show_value(value))
+
+
+@config_app.command("set")
+def config_set(ctx: typer.Context, key: str, value: str) -> None:
+    """Change one setting (checked against its type and ceiling)."""
+    st = state(ctx)
+    st.paths.ensure()
+    new = st.config.set(key, value)
+    output.info(f"{key} = {_show_value(new)}")
+
+
+@config_app.command("path")
+def config_path(ctx: typer.Context) -> None:
+    """Print where config.toml lives."""
+    output.print_text(str(state(ctx).paths.config_file))
+
+
+def paths_cmd(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Print the folders and files dmtool uses for this profile."""
+    d = state(ctx).paths.as_dict()
+    if json_:
+        output.print_json(d)
+    else:
+        output.print_table(["what", "path"], list(d.items()))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(config_app, name="config")
+    app.command("paths")(paths_cmd)

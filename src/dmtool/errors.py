@@ -1,0 +1,108 @@
+"""One error hierarchy: every failure carries its exit code and a stable E_ code.
+
+The CLI root turns any DmtoolError into one line on stderr (or a JSON error)
+in a single place, so commands never format errors themselves.
+"""
+
+from __future__ import annotations
+
+
+class DmtoolError(Exception):
+    """Base class. Subclasses fix the exit code; instances may refine the code."""
+
+    exit_code = 1
+    code = "E_ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if code is not None:
+            self.code = code
+
+
+class InputError(DmtoolError):
+    """Bad input: a malformed file, an invalid value (exit 1)."""
+
+    code = "E_INPUT"
+
+
+class NotFound(DmtoolError):
+    """A contact, draft, template or user that does not exist (exit 1)."""
+
+    code = "E_NOT_FOUND"
+
+
+class UsageError(DmtoolError):
+    """Wrong call, or a confirmation is needed and --yes was not given (exit 2)."""
+
+    exit_code = 2
+    code = "E_USAGE"
+
+
+class PolicyRefused(DmtoolError):
+    """Refused by the consent gate, caps, duplicates or lint (exit 3)."""
+
+    exit_code = 3
+    code = "E_POLICY"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        hint: str | None = None,
+        reasons: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message, code=code, hint=hint)
+        self.reasons = reasons or []
+
+
+class ConfigError(DmtoolError):
+    """A config file or setting a human must fix (exit 4)."""
+
+    exit_code = 4
+    code = "E_CONFIG"
+
+
+class AuthError(DmtoolError):
+    """No credentials, expired or revoked ones, or a paid-access problem (exit 4)."""
+
+    exit_code = 4
+    code = "E_AUTH"
+
+
+class TemporaryError(DmtoolError):
+    """Something that may work later (exit 5)."""
+
+    exit_code = 5
+    code = "E_TEMPORARY"
+
+
+class RateLimited(TemporaryError):
+    """X answered 429; nothing more is sent or read until reset_at (epoch seconds)."""
+
+    code = "E_RATE_LIMITED"
+
+    def __init__(self, message: str, *, reset_at: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reset_at = reset_at
+
+
+class Unavailable(TemporaryError):
+    """X is having trouble, or the network is down."""
+
+    code = "E_UNAVAILABLE"
+
+
+class Busy(TemporaryError):
+    """Another dmtool process holds the lock this command needs."""
+
+    code = "E_BUSY"
+
+
+class DMClosed(DmtoolError):
+    """X answered 403 to a send: the recipient does not accept our DMs (exit 3)."""
+
+    exit_code = 3
+    code = "E_DM_CLOSED"

@@ -1,0 +1,101 @@
+"""Rendering results: JSON with --json, rich tables on a terminal, TSV when piped.
+
+rich is imported only when a terminal will see it: scripts and cron pay nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def interactive() -> bool:
+    """Prompts are allowed only when both ends are a terminal."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, list | tuple):
+        return ",".join(str(x) for x in v)
+    return str(v)
+
+
+def _tsv(v: Any) -> str:
+    return _cell(v).replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None,
+                empty: str | None = None) -> None:
+    """A table on a terminal; tab-separated lines, no header, when piped."""
+    if not stdout_is_tty():
+        out = sys.stdout
+        for r in rows:
+            out.write("\t".join(_tsv(v) for v in r) + "\n")
+        return
+    if not rows:
+        if empty:
+            info(empty)
+        return
+    from rich.table import Table
+
+    table = Table(title=title, show_edge=False, header_style="bold")
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*(_cell(v) for v in r))
+    _console().print(table)
+
+
+def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
+    """'key: value' lines for one record (show commands)."""
+    width = max((len(k) for k, _ in pairs), default=0)
+    for k, v in pairs:
+        sys.stdout.write(f"{k + ':':<{width + 1}} {_cell(v)}\n")
+
+
+def print_text(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def info(message: str) -> None:
+    """Progress and notes: stderr, so stdout stays clean for pipes and --json."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def error_line(message: str, hint: str | None = None) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+    sys.stderr.flush()
+
+
+def error_json(code: str, message: str, hint: str | None = None, **extra: Any) -> None:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if hint:
+        err["hint"] = hint
+    err.update(extra)
+    sys.stderr.write(json.dumps({"error": err}, ensure_ascii=False) + "\n")
+    sys.stderr.flush()

@@ -1,0 +1,116 @@
+"""Building policy snapshots from the store, and asking the policy."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from dmtool import policy
+from dmtool.lint import Finding
+from dmtool.models import Contact, EvidenceRow
+from dmtool.store import contacts as cstore
+from dmtool.timeutil import fmt, parse, parse_opt
+
+# Enough history for every rule: unanswered runs, 24h duplicates, 30-day autoack.
+_SNAPSHOT_MESSAGES = 200
+
+CONSENT_CODES = {"E_NO_CONSENT", "E_MENTION_ONLY", "E_CONSENT_EXPIRED"}
+
+
+def _evidence(rows: Sequence[EvidenceRow]) -> tuple[policy.Evidence, ...]:
+    return tuple(policy.Evidence(kind=e.kind, at=parse(e.at), ref=e.ref, text=e.text) for e in rows)
+
+
+def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapshot:
+    msgs = cstore.messages(conn, contact.id, limit=_SNAPSHOT_MESSAGES)
+    sup = cstore.suppressed(conn, contact)
+    return policy.ContactSnapshot(
+        user_id=contact.user_id or "",
+        handle=contact.handle,
+        name=contact.name,
+        evidence=_evidence(cstore.evidence(conn, contact.id)),
+        messages=tuple(policy.Msg(at=parse(m.at), direction=m.direction,  # type: ignore[arg-type]
+                                  text=m.text) for m in msgs),
+        opted_out_at=parse_opt(contact.opted_out_at),
+        opt_out_words=contact.opt_out_words,
+        optout_review=contact.optout_review_text,
+        blocked=bool(contact.blocked_at) or "blocked" in sup,
+        dm_closed_at=parse_opt(contact.dm_closed_at),
+    )
+
+
+def recent_sends(conn: sqlite3.Connection, now: datetime) -> list[policy.Send]:
+    """dmtool's own sends (and autoacks) of the last 30 days, across all contacts."""
+    since = fmt(now - timedelta(days=30))
+    rows = conn.execute(
+        "SELECT m.at, COALESCE(c.user_id, 'local:' || c.id), m.text, m.first_contact "
+        "FROM messages m JOIN contacts c ON c.id = m.contact_id "
+        "WHERE m.direction = 'out' AND m.source IN ('send', 'autoack') AND m.at >= ?", (since,))
+    return [policy.Send(at=parse(at), user_id=uid, text=text, first_contact=bool(fc))
+            for at, uid, text, fc in rows]
+
+
+def rate_limited_until(conn: sqlite3.Connection) -> datetime | None:
+    row = conn.execute("SELECT value FROM sync_state WHERE key = 'rate_limited_until'").fetchone()
+    return parse_opt(row[0]) if row else None
+
+
+def decide(conn: sqlite3.Connection, contact: Contact, text: str | None,
+           settings: policy.PolicySettings, now: datetime,
+           findings: Sequence[Finding] = ()) -> policy.Decision:
+    return policy.decide(snapshot(conn, contact), text, recent_sends(conn, now), settings, now,
+                         findings=findings, rate_limited_until=rate_limited_until(conn))
+
+
+def status(contact: Contact, decision: policy.Decision, blocked: bool) -> str:
+    """One word for lists: blocked, opted-out, review, needs-consent or can-dm."""
+    codes = {r.code for r in decision.blocking}
+    if blocked or "E_BLOCKED" in codes:
+        return "blocked"
+    if contact.opted_out_at:
+        return "opted-out"
+    if contact.optout_review_text:
+        return "review"
+    if codes & CONSENT_CODES:
+        return "needs-consent"
+    return "can-dm"
+
+
+def list_decisions(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
+                   settings: policy.PolicySettings, now: datetime
+                   ) -> list[tuple[Contact, policy.Decision, bool]]:
+    """Decisions for many contacts with a constant number of queries.
+
+    The snapshot here carries only what text-free rules read: evidence, the
+    last inbound message and the outbound messages since (for E_AWAIT_REPLY).
+    """
+    ev = cstore.all_evidence(conn)
+    unanswered = dict(conn.execute(
+        "SELECT m.contact_id, count(*) FROM messages m WHERE m.direction = 'out' AND m.at > "
+        "COALESCE((SELECT max(at) FROM messages i WHERE i.contact_id = m.contact_id "
+        "AND i.direction = 'in'), '') GROUP BY m.contact_id").fetchall())
+    blocked_ids, blocked_handles = cstore.suppressed_keys(conn)
+    sends = recent_sends(conn, now)
+    limited = rate_limited_until(conn)
+    out = []
+    for r in rows:
+        c = Contact(**{k: r[k] for k in r.keys() if k not in  # noqa: SIM118 - Row iterates values
+                       ("tag_list", "last_inbound_at", "last_outbound_at")})
+        c.tags = r["tag_list"].split("\x1f") if r["tag_list"] else []
+        msgs: list[policy.Msg] = []
+        if r["last_inbound_at"]:
+            msgs.append(policy.Msg(at=parse(r["last_inbound_at"]), direction="in", text=""))
+        out_at = parse(r["last_outbound_at"]) if r["last_outbound_at"] else now
+        msgs += [policy.Msg(at=out_at, direction="out", text="")] * unanswered.get(c.id, 0)
+        blocked = bool(c.blocked_at) or (c.user_id in blocked_ids) or \
+            (c.handle.lower() in blocked_handles)
+        snap = policy.ContactSnapshot(
+            user_id=c.user_id or "", handle=c.handle, name=c.name,
+            evidence=_evidence(ev.get(c.id, [])), messages=tuple(msgs),
+            opted_out_at=parse_opt(c.opted_out_at), opt_out_words=c.opt_out_words,
+            optout_review=c.optout_review_text, blocked=blocked,
+            dm_closed_at=parse_opt(c.dm_closed_at))
+        d = policy.decide(snap, None, sends, settings, now, rate_limited_until=limited)
+        out.append((c, d, blocked))
+    return out

@@ -1,0 +1,306 @@
+"""Contacts, tags, notes, evidence, suppressions and the audit log."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from dmtool.errors import InputError, NotFound
+from dmtool.models import Contact, EvidenceRow, Message, clean_handle
+
+_CONTACT_COLS = (
+    "id, user_id, handle, name, created_at, updated_at, blocked_at, opted_out_at, "
+    "opt_out_words, optout_review_text, optout_review_at, dm_closed_at"
+)
+
+
+def _row_to_contact(conn: sqlite3.Connection, row: sqlite3.Row) -> Contact:
+    c = Contact(**dict(row))
+    c.tags = [r[0] for r in conn.execute(
+        "SELECT tag FROM contact_tags WHERE contact_id = ? ORDER BY tag", (c.id,))]
+    return c
+
+
+def by_id(conn: sqlite3.Connection, contact_id: int) -> Contact:
+    row = conn.execute(f"SELECT {_CONTACT_COLS} FROM contacts WHERE id = ?", (contact_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no contact with id {contact_id}")
+    return _row_to_contact(conn, row)
+
+
+def find(conn: sqlite3.Connection, handle: str) -> Contact | None:
+    """By handle (case-insensitive, with or without @). A newer record wins
+    when an old handle still sits on a contact that has since renamed."""
+    h = clean_handle(handle)
+    row = conn.execute(
+        f"SELECT {_CONTACT_COLS} FROM contacts WHERE handle = ? COLLATE NOCASE "
+        "ORDER BY updated_at DESC LIMIT 1", (h,)).fetchone()
+    return None if row is None else _row_to_contact(conn, row)
+
+
+def get(conn: sqlite3.Connection, handle: str) -> Contact:
+    c = find(conn, handle)
+    if c is None:
+        raise NotFound(f"no contact @{clean_handle(handle)}",
+                       hint="see `dmtool contacts list`, or add one with `dmtool contacts add`")
+    return c
+
+
+def find_by_user_id(conn: sqlite3.Connection, user_id: str) -> Contact | None:
+    row = conn.execute(f"SELECT {_CONTACT_COLS} FROM contacts WHERE user_id = ?", (user_id,)).fetchone()
+    return None if row is None else _row_to_contact(conn, row)
+
+
+def _apply_suppressions(conn: sqlite3.Connection, contact_id: int, user_id: str | None,
+                        handle: str) -> None:
+    """A contact that comes back after `forget` keeps its opt-out or block."""
+    rows = conn.execute(
+        "SELECT kind, at, detail FROM suppressions WHERE (user_id IS NOT NULL AND user_id = ?) "
+        "OR (user_id IS NULL AND handle = ? COLLATE NOCASE)", (user_id, handle)).fetchall()
+    for kind, at, detail in rows:
+        if kind == "blocked":
+            conn.execute("UPDATE contacts SET blocked_at = ? WHERE id = ?", (at, contact_id))
+        elif kind == "opted_out":
+            conn.execute("UPDATE contacts SET opted_out_at = ?, opt_out_words = ? WHERE id = ?",
+                         (at, detail, contact_id))
+
+
+def create(conn: sqlite3.Connection, handle: str, *, now: str, user_id: str | None = None,
+           name: str | None = None) -> Contact:
+    h = clean_handle(handle)
+    cur = conn.execute(
+        "INSERT INTO contacts (user_id, handle, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+        (user_id, h, name, now, now))
+    cid = int(cur.lastrowid or 0)
+    _apply_suppressions(conn, cid, user_id, h)
+    return by_id(conn, cid)
+
+
+def upsert_x_user(conn: sqlite3.Connection, user_id: str, username: str, name: str | None,
+                  *, now: str) -> tuple[Contact, bool]:
+    """Make sure the X user is a contact, keyed by user id; follow handle changes.
+    Returns (contact, created)."""
+    c = find_by_user_id(conn, user_id)
+    if c is not None:
+        if c.handle != username or (name and c.name != name):
+            conn.execute("UPDATE contacts SET handle = ?, name = COALESCE(?, name), updated_at = ? "
+                         "WHERE id = ?", (username, name, now, c.id))
+            c = by_id(conn, c.id)
+        return c, False
+    # A contact added by handle before we knew its id: adopt it.
+    row = conn.execute(
+        f"SELECT {_CONTACT_COLS} FROM contacts WHERE user_id IS NULL AND handle = ? COLLATE NOCASE "
+        "LIMIT 1", (username,)).fetchone()
+    if row is not None:
+        conn.execute("UPDATE contacts SET user_id = ?, handle = ?, name = COALESCE(name, ?), "
+                     "updated_at = ? WHERE id = ?", (user_id, username, name, now, row["id"]))
+        _apply_suppressions(conn, row["id"], user_id, username)
+        return by_id(conn, row["id"]), False
+    return create(conn, username, now=now, user_id=user_id, name=name), True
+
+
+def set_user_id(conn: sqlite3.Connection, contact: Contact, user_id: str, *, now: str) -> Contact:
+    conn.execute("UPDATE contacts SET user_id = ?, updated_at = ? WHERE id = ?",
+                 (user_id, now, contact.id))
+    _apply_suppressions(conn, contact.id, user_id, contact.handle)
+    return by_id(conn, contact.id)
+
+
+def update_name(conn: sqlite3.Connection, contact: Contact, name: str, *, now: str) -> None:
+    conn.execute("UPDATE contacts SET name = ?, updated_at = ? WHERE id = ?", (name, now, contact.id))
+
+
+def add_tags(conn: sqlite3.Connection, contact_id: int, tags: Iterable[str]) -> int:
+    n = 0
+    for t in tags:
+        cur = conn.execute("INSERT OR IGNORE INTO contact_tags (contact_id, tag) VALUES (?, ?)",
+                           (contact_id, t))
+        n += cur.rowcount
+    return n
+
+
+def remove_tags(conn: sqlite3.Connection, contact_id: int, tags: Iterable[str]) -> int:
+    n = 0
+    for t in tags:
+        n += conn.execute("DELETE FROM contact_tags WHERE contact_id = ? AND tag = ?",
+                          (contact_id, t)).rowcount
+    return n
+
+
+def add_note(conn: sqlite3.Connection, contact_id: int, text: str, *, now: str) -> None:
+    conn.execute("INSERT INTO notes (contact_id, at, text) VALUES (?, ?, ?)", (contact_id, now, text))
+
+
+def notes(conn: sqlite3.Connection, contact_id: int) -> list[dict[str, str]]:
+    return [{"at": r[0], "text": r[1]} for r in conn.execute(
+        "SELECT at, text FROM notes WHERE contact_id = ? ORDER BY at, id", (contact_id,))]
+
+
+def has_note(conn: sqlite3.Connection, contact_id: int, text: str) -> bool:
+    return conn.execute("SELECT 1 FROM notes WHERE contact_id = ? AND text = ?",
+                        (contact_id, text)).fetchone() is not None
+
+
+def add_evidence(conn: sqlite3.Connection, contact_id: int, kind: str, at: str, ref: str,
+                 text: str | None, *, now: str) -> bool:
+    """Record a consent basis once per (kind, ref). Returns True when new."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO evidence (contact_id, kind, at, ref, text, recorded_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)", (contact_id, kind, at, ref, text, now))
+    return cur.rowcount > 0
+
+
+def evidence(conn: sqlite3.Connection, contact_id: int) -> list[EvidenceRow]:
+    return [EvidenceRow(*r) for r in conn.execute(
+        "SELECT id, kind, at, ref, text FROM evidence WHERE contact_id = ? ORDER BY at, id",
+        (contact_id,))]
+
+
+def messages(conn: sqlite3.Connection, contact_id: int, limit: int | None = None) -> list[Message]:
+    """The conversation, oldest first (the last `limit` messages)."""
+    sql = ("SELECT id, event_id, at, direction, text, source FROM messages WHERE contact_id = ? "
+           "ORDER BY at DESC, id DESC")
+    params: tuple[Any, ...] = (contact_id,)
+    if limit is not None:
+        sql += " LIMIT ?"
+        params += (limit,)
+    rows = conn.execute(sql, params).fetchall()
+    return [Message(*r) for r in reversed(rows)]
+
+
+def suppress(conn: sqlite3.Connection, contact: Contact, kind: str, at: str,
+             detail: str | None = None) -> None:
+    if contact.user_id is not None:
+        conn.execute(
+            "INSERT INTO suppressions (user_id, handle, kind, at, detail) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (user_id, kind) WHERE user_id IS NOT NULL DO UPDATE SET "
+            "handle = excluded.handle, at = excluded.at, detail = excluded.detail",
+            (contact.user_id, contact.handle, kind, at, detail))
+    else:
+        conn.execute("DELETE FROM suppressions WHERE user_id IS NULL AND handle = ? COLLATE NOCASE "
+                     "AND kind = ?", (contact.handle, kind))
+        conn.execute("INSERT INTO suppressions (user_id, handle, kind, at, detail) "
+                     "VALUES (NULL, ?, ?, ?, ?)", (contact.handle, kind, at, detail))
+
+
+def unsuppress(conn: sqlite3.Connection, contact: Contact, kind: str) -> None:
+    conn.execute(
+        "DELETE FROM suppressions WHERE kind = ? AND ((user_id IS NOT NULL AND user_id = ?) "
+        "OR (user_id IS NULL AND handle = ? COLLATE NOCASE))", (kind, contact.user_id, contact.handle))
+
+
+def set_blocked(conn: sqlite3.Connection, contact: Contact, at: str | None) -> None:
+    conn.execute("UPDATE contacts SET blocked_at = ?, updated_at = COALESCE(?, updated_at) "
+                 "WHERE id = ?", (at, at, contact.id))
+    if at is None:
+        unsuppress(conn, contact, "blocked")
+    else:
+        suppress(conn, contact, "blocked", at)
+
+
+def set_opted_out(conn: sqlite3.Connection, contact: Contact, at: str | None,
+                  words: str | None) -> None:
+    """Opt out (at set) or lift it (at None, only ever from the contact's own DM)."""
+    conn.execute("UPDATE contacts SET opted_out_at = ?, opt_out_words = ?, "
+                 "optout_review_text = NULL, optout_review_at = NULL WHERE id = ?",
+                 (at, words, contact.id))
+    if at is None:
+        unsuppress(conn, contact, "opted_out")
+    else:
+        suppress(conn, contact, "opted_out", at, words)
+
+
+def set_review(conn: sqlite3.Connection, contact: Contact, text: str | None, at: str | None) -> None:
+    conn.execute("UPDATE contacts SET optout_review_text = ?, optout_review_at = ? WHERE id = ?",
+                 (text, at, contact.id))
+
+
+def set_dm_closed(conn: sqlite3.Connection, contact_id: int, at: str | None) -> None:
+    conn.execute("UPDATE contacts SET dm_closed_at = ? WHERE id = ?", (at, contact_id))
+
+
+def delete(conn: sqlite3.Connection, contact: Contact) -> None:
+    """Forget a contact. Blocks and opt-outs stay as suppression entries."""
+    if contact.blocked_at:
+        suppress(conn, contact, "blocked", contact.blocked_at)
+    if contact.opted_out_at:
+        suppress(conn, contact, "opted_out", contact.opted_out_at, contact.opt_out_words)
+    conn.execute("DELETE FROM contacts WHERE id = ?", (contact.id,))
+
+
+def suppressed(conn: sqlite3.Connection, contact: Contact) -> set[str]:
+    rows = conn.execute(
+        "SELECT kind FROM suppressions WHERE (user_id IS NOT NULL AND user_id = ?) "
+        "OR (handle = ? COLLATE NOCASE)", (contact.user_id, contact.handle))
+    return {r[0] for r in rows}
+
+
+def summaries(conn: sqlite3.Connection, tag: str | None = None) -> list[sqlite3.Row]:
+    """One row per contact with what `contacts list` shows, in a single query."""
+    where, params = "", ()
+    if tag:
+        where, params = ("WHERE c.id IN (SELECT contact_id FROM contact_tags WHERE tag = ?)", (tag,))
+    return conn.execute(
+        f"""
+        SELECT c.*,
+          (SELECT group_concat(tag, char(31)) FROM
+             (SELECT tag FROM contact_tags t WHERE t.contact_id = c.id ORDER BY tag)) AS tag_list,
+          (SELECT max(at) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'in')
+             AS last_inbound_at,
+          (SELECT max(at) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'out')
+             AS last_outbound_at
+        FROM contacts c {where}
+        ORDER BY c.handle COLLATE NOCASE
+        """, params).fetchall()
+
+
+def all_evidence(conn: sqlite3.Connection) -> dict[int, list[EvidenceRow]]:
+    out: dict[int, list[EvidenceRow]] = {}
+    for r in conn.execute("SELECT contact_id, id, kind, at, ref, text FROM evidence ORDER BY at"):
+        out.setdefault(r[0], []).append(EvidenceRow(*r[1:]))
+    return out
+
+
+def suppressed_keys(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
+    """User ids and lower-cased handles that carry a block (for listing)."""
+    ids, handles = set(), set()
+    for uid, handle in conn.execute("SELECT user_id, handle FROM suppressions WHERE kind = 'blocked'"):
+        if uid:
+            ids.add(uid)
+        elif handle:
+            handles.add(handle.lower())
+    return ids, handles
+
+
+def audit(conn: sqlite3.Connection, action: str, *, now: str, contact: Contact | None = None,
+          draft_id: int | None = None, codes: Sequence[str] = (), **detail: Any) -> None:
+    conn.execute(
+        "INSERT INTO audit (at, action, user_id, handle, draft_id, codes, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (now, action, contact.user_id if contact else None, contact.handle if contact else None,
+         draft_id, " ".join(codes) or None,
+         json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None))
+
+
+def audit_log(conn: sqlite3.Connection, limit: int | None = None) -> list[dict[str, Any]]:
+    sql = "SELECT id, at, action, user_id, handle, draft_id, codes, detail FROM audit ORDER BY id DESC"
+    params: tuple[Any, ...] = ()
+    if limit is not None:
+        sql += " LIMIT ?"
+        params = (limit,)
+    out = []
+    for r in conn.execute(sql, params):
+        out.append({"id": r[0], "at": r[1], "action": r[2], "user_id": r[3],
+                    "handle": r[4], "draft_id": r[5], "codes": (r[6] or "").split(),
+                    "detail": json.loads(r[7]) if r[7] else {}})
+    return out
+
+
+def check_tag(tag: str) -> str:
+    t = tag.strip()
+    if not t or any(ch in t for ch in ";,\t\n") or len(t) > 50:
+        raise InputError(f"not a valid tag: {tag!r}",
+                         hint="tags are short words without ';', ',' or whitespace breaks")
+    return t

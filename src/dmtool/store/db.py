@@ -1,0 +1,126 @@
+"""Opening the store: WAL, busy timeout, foreign keys, migrations, private files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from dmtool.errors import ConfigError, DmtoolError
+from dmtool.store.migrations import MIGRATIONS
+
+BUSY_TIMEOUT_MS = 15_000
+
+
+class Store:
+    """One profile's SQLite database. Use `tx()` around every multi-row change."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: takes the write lock up front, so two
+        writers queue on busy_timeout instead of failing on lock upgrade."""
+        if self.conn.in_transaction:  # nested: join the outer transaction
+            yield self.conn
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:  # type: ignore[type-arg]
+        return self.conn.execute(sql, params)
+
+    def get_state(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM sync_state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_state(self, key: str, value: str | None) -> None:
+        self.conn.execute(
+            "INSERT INTO sync_state (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _private(path: Path) -> None:
+    """Owner-only files: the store holds private conversations."""
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(p, 0o600)
+
+
+def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
+    """Apply pending migrations, each in its own transaction. Safe when two
+    processes open a new store at once: the version is re-read under the lock."""
+    target = len(MIGRATIONS) if target is None else target
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version >= target:
+                conn.execute("COMMIT")
+                return version
+            if version > len(MIGRATIONS):
+                raise ConfigError(
+                    f"the store was written by a newer dmtool (schema {version})",
+                    hint="upgrade dmtool",
+                )
+            for stmt in _statements(MIGRATIONS[version]):
+                conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit implicitly)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out
+
+
+def open_store(path: Path, *, migrate_to: int | None = None) -> Store:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    old_umask = os.umask(0o077)
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        migrate(conn, migrate_to)
+    except sqlite3.DatabaseError as e:
+        raise DmtoolError(f"cannot open the store {path}: {e}",
+                          hint="run `dmtool db check`; restore from `dmtool db backup` if needed") from None
+    finally:
+        os.umask(old_umask)
+    _private(path)
+    return Store(conn, path)

@@ -1,0 +1,159 @@
+"""Numbered schema migrations, applied in order on open (PRAGMA user_version).
+
+Never edit a migration once released: add a new one.
+Times are stored as RFC 3339 UTC text ("2026-11-28T16:43:00.000Z"), which
+sorts correctly as text. X ids are text (snowflakes exceed JS integers).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: contacts and what we know about consent.
+    """
+    CREATE TABLE contacts (
+        id              INTEGER PRIMARY KEY,
+        user_id         TEXT UNIQUE,          -- X's numeric id; NULL until known
+        handle          TEXT NOT NULL,        -- a label: handles change
+        name            TEXT,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL,
+        blocked_at      TEXT,
+        opted_out_at    TEXT,
+        opt_out_words   TEXT,
+        optout_review_text TEXT,
+        optout_review_at   TEXT,
+        dm_closed_at    TEXT
+    );
+    CREATE INDEX contacts_handle ON contacts (handle COLLATE NOCASE);
+
+    CREATE TABLE contact_tags (
+        contact_id  INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+        tag         TEXT NOT NULL,
+        PRIMARY KEY (contact_id, tag)
+    ) WITHOUT ROWID;
+    CREATE INDEX contact_tags_tag ON contact_tags (tag);
+
+    CREATE TABLE notes (
+        id          INTEGER PRIMARY KEY,
+        contact_id  INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+        at          TEXT NOT NULL,
+        text        TEXT NOT NULL
+    );
+    CREATE INDEX notes_contact ON notes (contact_id);
+
+    -- Consent evidence. ref identifies the source (a DM event id, a post id, a
+    -- manual record) so that syncing or importing twice adds nothing.
+    CREATE TABLE evidence (
+        id          INTEGER PRIMARY KEY,
+        contact_id  INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+        kind        TEXT NOT NULL,  -- inbound_dm, public_exchange, request, offline, mention
+        at          TEXT NOT NULL,
+        ref         TEXT NOT NULL,
+        text        TEXT,
+        recorded_at TEXT NOT NULL,
+        UNIQUE (kind, ref)
+    );
+    CREATE INDEX evidence_contact ON evidence (contact_id, at);
+
+    -- Opt-outs and blocks outlive `contacts forget`: keyed by user id (or the
+    -- handle while the id is unknown).
+    CREATE TABLE suppressions (
+        id          INTEGER PRIMARY KEY,
+        user_id     TEXT,
+        handle      TEXT,
+        kind        TEXT NOT NULL,  -- opted_out, blocked
+        at          TEXT NOT NULL,
+        detail      TEXT
+    );
+    CREATE UNIQUE INDEX suppressions_user ON suppressions (user_id, kind) WHERE user_id IS NOT NULL;
+    CREATE INDEX suppressions_handle ON suppressions (handle COLLATE NOCASE);
+
+    -- Append only. No foreign key: the record outlives a forgotten contact.
+    CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY,
+        at          TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        user_id     TEXT,
+        handle      TEXT,
+        draft_id    INTEGER,
+        codes       TEXT,           -- space separated E_/L_ codes
+        detail      TEXT            -- JSON object
+    );
+    CREATE INDEX audit_at ON audit (at);
+    """,
+    # 2: conversations, messages, public posts, drafts, templates, sync cursors.
+    """
+    CREATE TABLE conversations (
+        id              TEXT PRIMARY KEY,      -- X's dm_conversation_id
+        contact_id      INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+        state           TEXT NOT NULL DEFAULT 'open',  -- open, done
+        last_at         TEXT,
+        last_read_at    TEXT
+    );
+    CREATE INDEX conversations_contact ON conversations (contact_id);
+    CREATE INDEX conversations_last ON conversations (state, last_at);
+
+    CREATE TABLE messages (
+        id              INTEGER PRIMARY KEY,
+        event_id        TEXT UNIQUE,           -- X's dm_event_id
+        conversation_id TEXT,
+        contact_id      INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+        direction       TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        text            TEXT NOT NULL,
+        at              TEXT NOT NULL,
+        source          TEXT NOT NULL,         -- sync, archive, send, autoack
+        first_contact   INTEGER NOT NULL DEFAULT 0,  -- a dmtool send that opened contact
+        recorded_at     TEXT NOT NULL
+    );
+    CREATE INDEX messages_contact_at ON messages (contact_id, at);
+    CREATE INDEX messages_recorded ON messages (recorded_at);
+
+    -- Public posts that matter for consent: mentions of you and your replies.
+    CREATE TABLE posts (
+        id                  TEXT PRIMARY KEY,
+        kind                TEXT NOT NULL,     -- mention, own
+        author_id           TEXT,
+        text                TEXT,
+        at                  TEXT,
+        in_reply_to_user_id TEXT,
+        replied_to_id       TEXT,
+        conversation_id     TEXT
+    );
+    CREATE INDEX posts_reply_to ON posts (in_reply_to_user_id);
+
+    CREATE TABLE templates (
+        name        TEXT PRIMARY KEY,
+        text        TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+    );
+
+    -- The send state machine lives here: draft -> approved -> sending ->
+    -- sent | failed | unknown; plus rejected and discarded.
+    CREATE TABLE drafts (
+        id                  INTEGER PRIMARY KEY,
+        contact_id          INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+        text                TEXT NOT NULL,
+        status              TEXT NOT NULL DEFAULT 'draft',
+        template            TEXT,
+        created_at          TEXT NOT NULL,
+        updated_at          TEXT NOT NULL,
+        approved_at         TEXT,
+        approved_text       TEXT,
+        acknowledged        TEXT,               -- warning codes acknowledged at approval
+        reason              TEXT,               -- why rejected or failed
+        send_started_at     TEXT,
+        sent_at             TEXT,
+        dm_event_id         TEXT,
+        dm_conversation_id  TEXT,
+        first_contact       INTEGER
+    );
+    CREATE INDEX drafts_status ON drafts (status);
+    CREATE INDEX drafts_contact ON drafts (contact_id);
+
+    CREATE TABLE sync_state (
+        key     TEXT PRIMARY KEY,
+        value   TEXT
+    );
+    """,
+]

@@ -1,0 +1,56 @@
+"""Times: always aware UTC datetimes in code, RFC 3339 text in the store and JSON."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime, timedelta
+
+
+def now() -> datetime:
+    """The current time. DMTOOL_NOW (RFC 3339) pins it, for tests and demos."""
+    pinned = os.environ.get("DMTOOL_NOW")
+    if pinned:
+        return parse(pinned)
+    return datetime.now(UTC)
+
+
+def fmt(dt: datetime | None) -> str | None:
+    """RFC 3339 UTC with milliseconds, as X writes them: 2022-10-19T20:58:00.000Z."""
+    if dt is None:
+        return None
+    dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse(text: str) -> datetime:
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def parse_opt(text: str | None) -> datetime | None:
+    return None if text is None else parse(text)
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90m', '24h', '7d', '2w' -> timedelta. Raises ValueError otherwise."""
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 24h, 7d)")
+    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+
+
+def ago(dt: datetime, ref: datetime) -> str:
+    """A short human 'how long ago': 5m, 3h, 2d."""
+    secs = max(0, int((ref - dt).total_seconds()))
+    if secs < 3600:
+        return f"{secs // 60}m"
+    if secs < 86400:
+        return f"{secs // 3600}h"
+    return f"{secs // 86400}d"

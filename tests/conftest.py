@@ -1,0 +1,76 @@
+"""Every test runs offline, in its own DMTOOL_HOME, with no colour and a fixed width."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def dmtool_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "dmtool-home"
+    monkeypatch.setenv("DMTOOL_HOME", str(home))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "120")
+    for var in ("DMTOOL_PROFILE", "DMTOOL_NOW", "X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN",
+                "X_ACCESS_TOKEN_SECRET", "X_CLIENT_ID", "X_CLIENT_SECRET", "VISUAL", "EDITOR"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+class Result:
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def __repr__(self) -> str:
+        return f"Result(exit={self.exit_code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    """Run dmtool in-process (fast): cli("contacts", "list", "--json")."""
+    from dmtool.cli.app import app
+
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+        runner = CliRunner()
+        r = runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+        return Result(r.exit_code, r.stdout, r.stderr)
+
+    return run
+
+
+def dmtool_command() -> list[str]:
+    exe = shutil.which("dmtool", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "dmtool"]
+
+
+@pytest.fixture
+def run() -> Callable[..., Result]:
+    """Run the installed dmtool in a subprocess: real exit codes and streams."""
+
+    def go(*args: str, input: str | None = None, env: dict[str, str] | None = None,
+           timeout: float = 60) -> Result:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        p = subprocess.run(dmtool_command() + list(args), input=input, capture_output=True,
+                           text=True, env=full_env, timeout=timeout, stdin=None if input else
+                           subprocess.DEVNULL)
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    return go

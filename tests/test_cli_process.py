@@ -1,0 +1,97 @@
+"""The installed `dmtool` as a subprocess: real exit codes, real streams, real concurrency."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from dmtool.paths import Paths
+from tests.conftest import dmtool_command
+
+
+def test_exit_codes_0_1_2_4(run):
+    ok = run("contacts", "add", "alice", "--json")
+    assert ok.exit_code == 0, ok
+    assert json.loads(ok.stdout)["handle"] == "alice"
+
+    missing = run("contacts", "show", "nobody")
+    assert missing.exit_code == 1
+    assert missing.stderr.startswith("error: no contact @nobody")
+
+    bad_flag = run("contacts", "list", "--no-such-flag")
+    assert bad_flag.exit_code == 2
+
+    cfg = Paths.resolve("default").config_file
+    cfg.write_text("[policy\n")
+    broken = run("contacts", "list", "--json")
+    assert broken.exit_code == 4
+    assert broken.stdout == ""
+    assert json.loads(broken.stderr)["error"]["code"] == "E_CONFIG"
+
+
+def test_json_stdout_is_only_json(run):
+    run("contacts", "add", "alice")
+    for args in (["contacts", "list", "--json"], ["contacts", "show", "alice", "--json"],
+                 ["paths", "--json"], ["config", "show", "--json"], ["check", "alice", "--json"]):
+        r = run(*args)
+        json.loads(r.stdout)  # the whole of stdout is one JSON document
+
+
+def test_no_traceback_for_bad_input(run, tmp_path: Path):
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("handle\n!!!\n")
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_bytes(b"\xff\xfe[")
+    cases = [
+        ["contacts", "show", "@"],
+        ["contacts", "add", "x" * 60],
+        ["contacts", "import", str(bad_csv)],
+        ["contacts", "import", str(bad_json)],
+        ["contacts", "import", str(tmp_path)],
+        ["contacts", "import", str(tmp_path / "none.csv")],
+        ["contacts", "export", "--format", "xml"],
+        ["config", "set", "nope", "1"],
+        ["config", "set", "policy.daily_sends", "1e9"],
+        ["--profile", "a/b", "contacts", "list"],
+        ["db", "backup", str(tmp_path)],
+        ["contacts", "tag", "nobody", "x"],
+    ]
+    for args in cases:
+        r = run(*args)
+        assert r.exit_code != 0, args
+        assert "Traceback" not in r.stderr, (args, r.stderr)
+        assert r.stderr.strip(), args
+
+
+def test_version_and_module_entry(run):
+    r = run("--version")
+    assert r.exit_code == 0 and r.stdout.startswith("dmtool ")
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "dmtool", "--version"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout == r.stdout
+
+
+def test_concurrent_adds_both_succeed(run):
+    run("contacts", "list")  # create the store first, as a user would have
+    procs = [subprocess.Popen(dmtool_command() + ["contacts", "import", "-", "--format", "csv"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    payloads = ["handle\n" + "\n".join(f"p{i}_{n}" for n in range(300)) + "\n" for i in range(2)]
+    outs = [p.communicate(payloads[i], timeout=60) for i, p in enumerate(procs)]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert "locked" not in err
+    assert len(json.loads(run("contacts", "list", "--json").stdout)) == 600
+
+
+def test_concurrent_first_open_and_add(run):
+    procs = [subprocess.Popen(dmtool_command() + ["contacts", "add", f"u{i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(4)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    assert len(json.loads(run("contacts", "list", "--json").stdout)) == 4

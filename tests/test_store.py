@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+from dmtool.store import open_store
+from dmtool.store.migrations import MIGRATIONS
+
+
+def test_new_store_is_private_wal_and_current(tmp_path: Path):
+    path = tmp_path / "d" / "dmtool.db"
+    store = open_store(path)
+    assert store.schema_version() == len(MIGRATIONS)
+    assert store.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+
+
+def test_upgrade_from_migration_1_keeps_data(tmp_path: Path):
+    path = tmp_path / "dmtool.db"
+    old = open_store(path, migrate_to=1)
+    assert old.schema_version() == 1
+    with old.tx() as c:
+        c.execute("INSERT INTO contacts (user_id, handle, created_at, updated_at) "
+                  "VALUES ('42', 'alice', 'x', 'x')")
+        c.execute("INSERT INTO evidence (contact_id, kind, at, ref, recorded_at) "
+                  "VALUES (1, 'request', 't', 'r1', 't')")
+    assert old.execute("SELECT name FROM sqlite_master WHERE name = 'drafts'").fetchone() is None
+    old.close()
+
+    new = open_store(path)
+    assert new.schema_version() == len(MIGRATIONS)
+    assert new.execute("SELECT handle FROM contacts WHERE user_id = '42'").fetchone()[0] == "alice"
+    # tables of later migrations exist and work with the old rows
+    new.execute("INSERT INTO drafts (contact_id, text, created_at, updated_at) "
+                "VALUES (1, 'hi', 't', 't')")
+    assert new.execute("SELECT count(*) FROM drafts").fetchone()[0] == 1
+
+
+def test_foreign_keys_cascade_on_forget(tmp_path: Path):
+    store = open_store(tmp_path / "db")
+    with store.tx() as c:
+        c.execute("INSERT INTO contacts (user_id, handle, created_at, updated_at) "
+                  "VALUES ('1', 'a', 't', 't')")
+        c.execute("INSERT INTO messages (event_id, contact_id, direction, text, at, source, "
+                  "recorded_at) VALUES ('e1', 1, 'in', 'hi', 't', 'sync', 't')")
+        c.execute("DELETE FROM contacts WHERE id = 1")
+    assert store.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+
+
+def test_failed_transaction_rolls_back(tmp_path: Path):
+    store = open_store(tmp_path / "db")
+    try:
+        with store.tx() as c:
+            c.execute("INSERT INTO contacts (handle, created_at, updated_at) VALUES ('a', 't', 't')")
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert store.execute("SELECT count(*) FROM contacts").fetchone()[0] == 0
+
+
+def test_evidence_ref_unique(tmp_path: Path):
+    store = open_store(tmp_path / "db")
+    from dmtool.store import contacts as cstore
+
+    with store.tx() as c:
+        contact = cstore.create(c, "alice", now="t", user_id="1")
+        assert cstore.add_evidence(c, contact.id, "inbound_dm", "t", "ev1", None, now="t")
+        assert not cstore.add_evidence(c, contact.id, "inbound_dm", "t", "ev1", None, now="t")
+
+
+def test_two_connections_write_without_lock_errors(tmp_path: Path):
+    path = tmp_path / "db"
+    a, b = open_store(path), open_store(path)
+    with a.tx() as c:
+        c.execute("INSERT INTO contacts (handle, created_at, updated_at) VALUES ('a', 't', 't')")
+    with b.tx() as c:
+        c.execute("INSERT INTO contacts (handle, created_at, updated_at) VALUES ('b', 't', 't')")
+    assert a.execute("SELECT count(*) FROM contacts").fetchone()[0] == 2
+    assert isinstance(a.conn, sqlite3.Connection)
+
+
+def test_db_commands(cli, tmp_path: Path):
+    assert cli("contacts", "add", "alice").exit_code == 0
+    assert cli("db", "check", "--json").json()["ok"] is True
+    dest = tmp_path / "backup.db"
+    assert cli("db", "backup", str(dest)).exit_code == 0
+    copy = sqlite3.connect(dest)
+    assert copy.execute("SELECT handle FROM contacts").fetchall() == [("alice",)]
+    assert cli("db", "backup", str(dest)).exit_code == 1  # never overwrite
+    assert cli("db", "path").stdout.strip().endswith("dmtool.db")
