@@ -130,9 +130,9 @@ def root(
 
 
 def _register() -> None:
-    from dmtool.cli import config_cmd, contacts, db_cmd
+    from dmtool.cli import auth, config_cmd, contacts, conversations, db_cmd, demo, drafts, sync_cmd
 
-    for module in (config_cmd, contacts, db_cmd):
+    for module in (auth, config_cmd, sync_cmd, contacts, conversations, drafts, demo, db_cmd):
         module.register(app)
 
 

@@ -1,0 +1,57 @@
+"""Conversations, DM messages and public posts."""
+
+from __future__ import annotations
+
+import sqlite3
+
+
+def conversation_id_for(me_id: str, other_id: str) -> str:
+    """X's id of a 1:1 conversation: the two user ids, smaller first (numerically)."""
+    a, b = sorted((me_id, other_id), key=lambda s: (len(s), s))
+    return f"{a}-{b}"
+
+
+def ensure_conversation(conn: sqlite3.Connection, conversation_id: str, contact_id: int) -> None:
+    conn.execute("INSERT OR IGNORE INTO conversations (id, contact_id) VALUES (?, ?)",
+                 (conversation_id, contact_id))
+
+
+def add_message(conn: sqlite3.Connection, *, event_id: str | None, conversation_id: str | None,
+                contact_id: int, direction: str, text: str, at: str, source: str, now: str,
+                first_contact: bool = False) -> bool:
+    """Store one DM once (keyed by X's event id). Returns True when it is new.
+
+    A new inbound message reopens a conversation marked done; last_at follows
+    the newest message either way."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO messages (event_id, conversation_id, contact_id, direction, text, at, "
+        "source, first_contact, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (event_id, conversation_id, contact_id, direction, text, at, source, int(first_contact), now))
+    if cur.rowcount == 0:
+        return False
+    if conversation_id:
+        ensure_conversation(conn, conversation_id, contact_id)
+        conn.execute(
+            "UPDATE conversations SET last_at = max(COALESCE(last_at, ''), ?), "
+            "state = CASE WHEN ? = 'in' THEN 'open' ELSE state END WHERE id = ?",
+            (at, direction, conversation_id))
+    return True
+
+
+def has_event(conn: sqlite3.Connection, event_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM messages WHERE event_id = ?", (event_id,)).fetchone() is not None
+
+
+def add_post(conn: sqlite3.Connection, *, post_id: str, kind: str, author_id: str | None,
+             text: str | None, at: str | None, in_reply_to_user_id: str | None,
+             replied_to_id: str | None, conversation_id: str | None) -> bool:
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO posts (id, kind, author_id, text, at, in_reply_to_user_id, "
+        "replied_to_id, conversation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (post_id, kind, author_id, text, at, in_reply_to_user_id, replied_to_id, conversation_id))
+    return cur.rowcount > 0
+
+
+def conversation_of(conn: sqlite3.Connection, contact_id: int) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM conversations WHERE contact_id = ? ORDER BY last_at DESC "
+                        "LIMIT 1", (contact_id,)).fetchone()

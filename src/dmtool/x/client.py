@@ -1,0 +1,590 @@
+"""TweepyClient: dmtool's XClient on top of tweepy.Client.
+
+tweepy builds the requests and parses the answers; this module picks the
+fields, retries what is safe to retry, counts requests, and turns every
+failure into a dmtool error whose message never carries a secret. tweepy (and
+requests) are imported lazily so that importing dmtool stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from dmtool.credentials import Credentials, quiet_secret_loggers, refresh_if_needed
+from dmtool.errors import (
+    AuthError,
+    DMClosed,
+    DmtoolError,
+    InputError,
+    NotFound,
+    RateLimited,
+    Unavailable,
+)
+from dmtool.x.errors import SendOutcomeUnknown
+from dmtool.x.types import DMEvent, DMPage, Post, PostPage, SentDM, XClient, XUser
+
+if TYPE_CHECKING:
+    import requests
+    import requests.adapters
+
+log = logging.getLogger("dmtool.x")
+
+DM_EVENT_FIELDS = [
+    "id",
+    "text",
+    "event_type",
+    "created_at",
+    "dm_conversation_id",
+    "sender_id",
+    "participant_ids",
+    "referenced_tweets",
+    "attachments",
+]
+DM_EXPANSIONS = ["sender_id", "participant_ids"]
+USER_FIELDS = ["username", "name"]
+TWEET_FIELDS = [
+    "author_id",
+    "created_at",
+    "in_reply_to_user_id",
+    "conversation_id",
+    "referenced_tweets",
+]
+POST_EXPANSIONS = ["author_id"]
+POSTS_PAGE_SIZE = 100  # mentions/own posts use since_id, so a big page costs no more
+
+X_HOSTS = ("https://api.twitter.com/", "https://api.x.com/")
+MAX_ATTEMPTS = 3  # GET only; a send is never retried
+BACKOFF_CAP_S = 8.0
+TIMEOUT = (10.0, 30.0)  # connect, read: tweepy sets none, and cron must never hang
+
+_HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+_ID_RE = re.compile(r"^[0-9]{1,19}$")
+
+
+@functools.cache
+def _session_class() -> Any:
+    import requests
+
+    class CountingSession(requests.Session):
+        """tweepy's session, plus a default timeout, a request counter and a safe debug log.
+
+        trust_env stays on: HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE work.
+        """
+
+        def __init__(self, on_request: Callable[[], None], timeout: Any) -> None:
+            super().__init__()
+            self._on_request = on_request
+            self._timeout = timeout
+
+        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = self._timeout
+            self._on_request()
+            verb = method.decode() if isinstance(method, bytes) else method
+            # Only the path: headers and bodies carry tokens, queries are noise.
+            path = urlsplit(url.decode() if isinstance(url, bytes) else url).path
+            try:
+                response = super().request(method, url, *args, **kwargs)
+            except requests.RequestException as exc:
+                log.debug("X %s %s -> %s", verb, path, type(exc).__name__)
+                raise
+            log.debug("X %s %s -> %d", verb, path, response.status_code)
+            return response
+
+    return CountingSession
+
+
+def _clean(text: object, limit: int = 200) -> str:
+    """X's own wording for a message: one line, bounded."""
+    flat = re.sub(r"\s+", " ", str(text)).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _problem_of(exc: Any) -> dict[str, Any]:
+    response = getattr(exc, "response", None)
+    try:
+        body = response.json() if response is not None else None
+    except ValueError:
+        body = None
+    return body if isinstance(body, dict) else {}
+
+
+def _detail(problem: dict[str, Any], fallback: str) -> str:
+    errors = problem.get("errors")
+    if isinstance(errors, list):
+        messages = [
+            str(e.get("message") or e.get("detail"))
+            for e in errors
+            if isinstance(e, dict) and (e.get("message") or e.get("detail"))
+        ]
+        if messages:
+            return _clean("; ".join(messages))
+    for key in ("detail", "title"):
+        if problem.get(key):
+            return _clean(problem[key])
+    return fallback
+
+
+def _reset_text(reset_at: int) -> str:
+    reset = datetime.fromtimestamp(reset_at)  # local time: what the user's clock shows
+    text = f"until {reset:%H:%M}"
+    if reset.date() != datetime.now().date():
+        text += f" on {reset:%Y-%m-%d}"
+    return text
+
+
+def _not_sent(exc: BaseException) -> bool:
+    """True when a connection error happened before the request could reach X."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    if isinstance(
+        exc,
+        requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError | requests.exceptions.SSLError,
+    ):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+def _get_users(client: Any, **kwargs: Any) -> Any:
+    return client.get_users(**kwargs)
+
+
+class TweepyClient:
+    """XClient over tweepy.Client. Errors are dmtool errors; nothing waits on rate limits."""
+
+    requests_made: int
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        adapter: requests.adapters.BaseAdapter | None = None,
+        retry_backoff: float = 0.5,
+        save_credentials: Callable[[Credentials], None] | None = None,
+        timeout: Any = TIMEOUT,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        quiet_secret_loggers()
+        self.requests_made = 0
+        self._creds = credentials
+        self._adapter = adapter
+        self._retry_backoff = retry_backoff
+        self._save = save_credentials
+        self._timeout = timeout
+        self._sleep = sleep
+        self._refreshed_after_401 = False
+        self._client = self._build()
+
+    @property
+    def credentials(self) -> Credentials:
+        """The credentials in use (after any refresh)."""
+        return self._creds
+
+    def _count(self) -> None:
+        self.requests_made += 1
+
+    def _build(self) -> Any:
+        import tweepy
+
+        creds = self._creds
+        if creds.kind == "oauth1":
+            client = tweepy.Client(
+                consumer_key=creds.api_key,
+                consumer_secret=creds.api_secret,
+                access_token=creds.access_token,
+                access_token_secret=creds.access_token_secret,
+                wait_on_rate_limit=False,
+            )
+        else:
+            if not creds.access_token:
+                raise AuthError("no X access token", hint="run dmtool auth login")
+            client = tweepy.Client(bearer_token=creds.access_token, wait_on_rate_limit=False)
+        client.session.close()
+        session = _session_class()(self._count, self._timeout)
+        if self._adapter is not None:
+            for prefix in X_HOSTS:
+                session.mount(prefix, self._adapter)
+        client.session = session
+        return client
+
+    @property
+    def _user_auth(self) -> bool:
+        # OAuth 1.0a signs each request; OAuth 2.0 user tokens go as a bearer.
+        return self._creds.kind == "oauth1"
+
+    def close(self) -> None:
+        self._client.session.close()
+
+    # --- plumbing ------------------------------------------------------------------
+
+    def _ensure_fresh(self, force: bool = False) -> None:
+        if self._creds.kind != "oauth2":
+            return
+        fresh = refresh_if_needed(self._creds, time.time(), self._save, force=force, adapter=self._adapter)
+        if fresh is not self._creds:
+            self._creds = fresh
+            self._client.bearer_token = fresh.access_token
+
+    def _backoff(self, attempt: int) -> None:
+        delay = min(self._retry_backoff * 2 ** (attempt - 1), BACKOFF_CAP_S)
+        if delay > 0:
+            self._sleep(delay)
+
+    def _call(self, method: str, what: str, fn: Callable[[Any], Any]) -> Any:
+        """Run one tweepy call with retries (GET only) and dmtool error mapping.
+
+        `what` names the operation in messages (no secrets ever go in it).
+        """
+        import requests
+        import tweepy
+
+        attempts = 1 if method == "POST" else MAX_ATTEMPTS
+        attempt = 0
+        while True:
+            attempt += 1
+            self._ensure_fresh()
+            try:
+                return fn(self._client)
+            except tweepy.TooManyRequests as exc:
+                raise self._rate_limited(exc) from None
+            except tweepy.Unauthorized:
+                if self._can_refresh():
+                    # An expired or revoked token: refresh once and try again. X
+                    # did not act on a 401, so this is safe for a send too.
+                    self._refreshed_after_401 = True
+                    self._ensure_fresh(force=True)
+                    attempt -= 1
+                    continue
+                raise AuthError(
+                    "X rejected the credentials (401 Unauthorized)",
+                    hint="run dmtool auth login",
+                ) from None
+            except tweepy.TwitterServerError as exc:
+                status = exc.response.status_code
+                if method == "POST":
+                    raise SendOutcomeUnknown(
+                        f"X failed while sending (HTTP {status}); the DM may or may not have been delivered",
+                        hint="dmtool checks the conversation before any new attempt",
+                    ) from None
+                if attempt >= attempts:
+                    raise Unavailable(
+                        f"X is having trouble (HTTP {status}) with {what}",
+                        hint="try again later",
+                    ) from None
+                log.debug("X %s: HTTP %d, retrying (attempt %d)", what, status, attempt)
+            except tweepy.HTTPException as exc:
+                raise self._http_error(exc, method, what) from None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if method == "POST":
+                    if _not_sent(exc):
+                        raise Unavailable(
+                            "cannot reach X; the DM was not sent", hint="try again later"
+                        ) from None
+                    raise SendOutcomeUnknown(
+                        "no answer from X after sending; the DM may or may not have been delivered",
+                        hint="dmtool checks the conversation before any new attempt",
+                    ) from None
+                if attempt >= attempts:
+                    raise Unavailable(
+                        f"cannot reach X for {what} ({type(exc).__name__})",
+                        hint="check the network or proxy settings, then try again",
+                    ) from None
+                log.debug("X %s: %s, retrying (attempt %d)", what, type(exc).__name__, attempt)
+            except requests.RequestException as exc:
+                raise Unavailable(f"cannot talk to X for {what} ({type(exc).__name__})") from None
+            self._backoff(attempt)
+
+    def _can_refresh(self) -> bool:
+        return (
+            self._creds.kind == "oauth2" and bool(self._creds.refresh_token) and not self._refreshed_after_401
+        )
+
+    def _rate_limited(self, exc: Any) -> DmtoolError:
+        problem = _problem_of(exc)
+        if str(problem.get("type", "")).endswith("usage-capped"):
+            return AuthError(
+                f"X usage cap reached: {_detail(problem, 'usage capped')}",
+                code="E_USAGE_CAP",
+                hint="the cap resets with its period; check your X developer console",
+            )
+        reset_at: int | None = getattr(exc, "reset_time", None)
+        if reset_at is None:
+            try:
+                reset_at = int(exc.response.headers["x-rate-limit-reset"])
+            except (AttributeError, KeyError, TypeError, ValueError):
+                reset_at = None
+        if reset_at is None:
+            return RateLimited("X rate limit reached; try again in 15 minutes")
+        when = _reset_text(reset_at)
+        return RateLimited(
+            f"X rate limit reached: nothing more is sent or read {when}",
+            reset_at=reset_at,
+            hint=f"try again after {datetime.fromtimestamp(reset_at):%H:%M}",
+        )
+
+    def _http_error(self, exc: Any, method: str, what: str) -> DmtoolError:
+        status = exc.response.status_code
+        problem = _problem_of(exc)
+        detail = _detail(problem, f"HTTP {status}")
+        if status == 402:
+            return AuthError(
+                f"X wants payment before {what}: {detail}",
+                code="E_PAYMENT",
+                hint="add credits in your X developer console",
+            )
+        if status == 403:
+            if method == "POST":  # the only POST is a send: 403 means DMs are closed
+                return DMClosed(
+                    f"X refused the DM ({what}): the recipient does not accept your DMs",
+                    hint="reply publicly or wait until they message you",
+                )
+            return AuthError(
+                f"X refused access for {what}: {detail}",
+                hint="give the app 'Read, write, and Direct Messages' permission, then run dmtool auth login",
+            )
+        if status == 404:
+            return NotFound(f"X found nothing for {what}: {detail}")
+        if status == 400:
+            return InputError(f"X rejected the request for {what}: {detail}")
+        return DmtoolError(f"X answered HTTP {status} for {what}: {detail}", code="E_X_HTTP")
+
+    # --- conversions ----------------------------------------------------------------
+
+    @staticmethod
+    def _users(response: Any) -> dict[str, XUser]:
+        users: dict[str, XUser] = {}
+        for user in (response.includes or {}).get("users", []):
+            data = user.data
+            users[str(data["id"])] = XUser(str(data["id"]), data["username"], data.get("name"))
+        return users
+
+    @staticmethod
+    def _dm_event(event: Any) -> DMEvent:
+        data = event.data
+        sender = data.get("sender_id")
+        return DMEvent(
+            id=str(data["id"]),
+            event_type=data["event_type"],
+            text=data.get("text"),
+            sender_id=str(sender) if sender is not None else None,
+            conversation_id=data.get("dm_conversation_id"),
+            created_at=event.created_at,
+            participant_ids=tuple(str(p) for p in data.get("participant_ids") or ()),
+        )
+
+    @staticmethod
+    def _post(tweet: Any) -> Post:
+        data = tweet.data
+        replied_to = next(
+            (str(r["id"]) for r in data.get("referenced_tweets") or () if r.get("type") == "replied_to"),
+            None,
+        )
+        author = data.get("author_id")
+        reply_user = data.get("in_reply_to_user_id")
+        conv = data.get("conversation_id")
+        return Post(
+            id=str(data["id"]),
+            text=data["text"],
+            author_id=str(author) if author is not None else None,
+            created_at=tweet.created_at,
+            in_reply_to_user_id=str(reply_user) if reply_user is not None else None,
+            conversation_id=str(conv) if conv is not None else None,
+            replied_to_id=replied_to,
+        )
+
+    def _dm_page(self, response: Any) -> DMPage:
+        events = [self._dm_event(e) for e in response.data or []]
+        return DMPage(
+            events=events,
+            users=self._users(response),
+            next_token=(response.meta or {}).get("next_token"),
+        )
+
+    def _post_page(self, response: Any) -> PostPage:
+        meta = response.meta or {}
+        return PostPage(
+            posts=[self._post(t) for t in response.data or []],
+            users=self._users(response),
+            newest_id=meta.get("newest_id"),
+            next_token=meta.get("next_token"),
+        )
+
+    # --- XClient ------------------------------------------------------------------------
+
+    def me(self) -> XUser:
+        response = self._call(
+            "GET",
+            "your account",
+            lambda c: c.get_me(user_fields=USER_FIELDS, user_auth=self._user_auth),
+        )
+        if response.data is None:
+            raise AuthError(
+                "X did not say which account these credentials belong to",
+                hint="run dmtool auth login",
+            )
+        data = response.data.data
+        return XUser(str(data["id"]), data["username"], data.get("name"))
+
+    def user_by_handle(self, handle: str) -> XUser:
+        name = handle.strip().removeprefix("@")
+        if not _HANDLE_RE.match(name):
+            raise InputError(f"not a valid X handle: {_clean(handle, 40)!r}")
+        response = self._call(
+            "GET",
+            f"user @{name}",
+            lambda c: c.get_user(username=name, user_fields=USER_FIELDS, user_auth=self._user_auth),
+        )
+        if response.data is None:
+            # X answers a missing (or suspended) user with 200 and only `errors`.
+            detail = _detail({"errors": response.errors}, "")
+            raise NotFound(f"no X user @{name}", hint=detail or None)
+        data = response.data.data
+        return XUser(str(data["id"]), data["username"], data.get("name"))
+
+    def users_by_ids(self, ids: list[str]) -> list[XUser]:
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        for user_id in wanted:
+            if not _ID_RE.match(user_id):
+                raise InputError(f"not an X user id: {_clean(user_id, 40)!r}")
+        found: list[XUser] = []
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            response = self._call(
+                "GET",
+                "user lookup",
+                functools.partial(_get_users, ids=chunk, user_fields=USER_FIELDS, user_auth=self._user_auth),
+            )
+            for user in response.data or []:
+                data = user.data
+                found.append(XUser(str(data["id"]), data["username"], data.get("name")))
+        return found
+
+    def dm_events(self, max_results: int, pagination_token: str | None = None) -> DMPage:
+        if not 1 <= max_results <= 100:
+            raise ValueError("max_results must be between 1 and 100")
+        response = self._call(
+            "GET",
+            "DM events",
+            lambda c: c.get_direct_message_events(
+                dm_event_fields=DM_EVENT_FIELDS,
+                expansions=DM_EXPANSIONS,
+                user_fields=USER_FIELDS,
+                max_results=max_results,
+                pagination_token=pagination_token,
+                user_auth=self._user_auth,
+            ),
+        )
+        return self._dm_page(response)
+
+    def conversation_events(
+        self, participant_id: str, max_results: int, pagination_token: str | None = None
+    ) -> DMPage:
+        if not 1 <= max_results <= 100:
+            raise ValueError("max_results must be between 1 and 100")
+        if not _ID_RE.match(participant_id):
+            raise InputError(f"not an X user id: {_clean(participant_id, 40)!r}")
+        response = self._call(
+            "GET",
+            f"the conversation with user {participant_id}",
+            lambda c: c.get_direct_message_events(
+                participant_id=participant_id,
+                dm_event_fields=DM_EVENT_FIELDS,
+                expansions=DM_EXPANSIONS,
+                user_fields=USER_FIELDS,
+                max_results=max_results,
+                pagination_token=pagination_token,
+                user_auth=self._user_auth,
+            ),
+        )
+        return self._dm_page(response)
+
+    def send_dm(self, participant_id: str, text: str) -> SentDM:
+        if not _ID_RE.match(participant_id):
+            raise InputError(f"not an X user id: {_clean(participant_id, 40)!r}")
+        response = self._call(
+            "POST",
+            f"send to user {participant_id}",
+            lambda c: c.create_direct_message(
+                participant_id=participant_id, text=text, user_auth=self._user_auth
+            ),
+        )
+        data = response.data or {}
+        if not data.get("dm_event_id"):
+            raise SendOutcomeUnknown("X accepted the send but did not return the DM's id")
+        return SentDM(
+            dm_event_id=str(data["dm_event_id"]),
+            dm_conversation_id=str(data.get("dm_conversation_id", "")),
+        )
+
+    def mentions(
+        self, user_id: str, since_id: str | None = None, pagination_token: str | None = None
+    ) -> PostPage:
+        response = self._call(
+            "GET",
+            "mentions",
+            lambda c: c.get_users_mentions(
+                user_id,
+                since_id=since_id,
+                pagination_token=pagination_token,
+                max_results=POSTS_PAGE_SIZE,
+                tweet_fields=TWEET_FIELDS,
+                expansions=POST_EXPANSIONS,
+                user_fields=USER_FIELDS,
+                user_auth=self._user_auth,
+            ),
+        )
+        return self._post_page(response)
+
+    def own_posts(
+        self, user_id: str, since_id: str | None = None, pagination_token: str | None = None
+    ) -> PostPage:
+        # Retweets are never consent evidence; skip them so they cost nothing.
+        response = self._call(
+            "GET",
+            "your posts",
+            lambda c: c.get_users_tweets(
+                user_id,
+                since_id=since_id,
+                pagination_token=pagination_token,
+                max_results=POSTS_PAGE_SIZE,
+                exclude=["retweets"],
+                tweet_fields=TWEET_FIELDS,
+                expansions=POST_EXPANSIONS,
+                user_fields=USER_FIELDS,
+                user_auth=self._user_auth,
+            ),
+        )
+        return self._post_page(response)
+
+
+SANDBOX_CREDENTIALS = Credentials(kind="sandbox", access_token="sandbox-token", user_id=None, username=None)
+
+
+def open_client(
+    credentials: Credentials | None,
+    sandbox_state: Path | None,
+    retry_backoff: float = 0.5,
+    *,
+    save_credentials: Callable[[Credentials], None] | None = None,
+) -> XClient:
+    """The client a network command uses: the sandbox when a state file is given, else X."""
+    if sandbox_state is not None:
+        from dmtool.x.sandbox import SandboxAdapter
+
+        return TweepyClient(
+            SANDBOX_CREDENTIALS, adapter=SandboxAdapter(sandbox_state), retry_backoff=retry_backoff
+        )
+    if credentials is None:
+        raise AuthError("no credentials: run dmtool auth login", hint="run dmtool auth login")
+    return TweepyClient(credentials, retry_backoff=retry_backoff, save_credentials=save_credentials)

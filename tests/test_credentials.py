@@ -1,0 +1,361 @@
+"""Credentials: file safety, environment override, masking, refresh and PKCE login (offline)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import stat
+import traceback
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import requests.adapters
+from requests.structures import CaseInsensitiveDict
+
+from dmtool.credentials import (
+    ENV_OAUTH1,
+    SCOPES,
+    Credentials,
+    delete_credentials,
+    finish_oauth2_login,
+    load_credentials,
+    mask,
+    refresh_if_needed,
+    save_credentials,
+    start_oauth2_login,
+)
+from dmtool.errors import AuthError, ConfigError, Unavailable
+
+ACCESS = "AAAA-access-token-very-secret-0001"
+REFRESH = "RRRR-refresh-token-very-secret-0002"
+CLIENT_SECRET = "CCCC-client-secret-very-secret-0003"
+SECRETS = (ACCESS, REFRESH, CLIENT_SECRET)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a test tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def oauth2(**kw: Any) -> Credentials:
+    values: dict[str, Any] = {
+        "kind": "oauth2",
+        "client_id": "client-123",
+        "client_secret": CLIENT_SECRET,
+        "access_token": ACCESS,
+        "refresh_token": REFRESH,
+        "expires_at": 1_900_000_000,
+        "user_id": "42",
+        "username": "me_account",
+    }
+    values.update(kw)
+    return Credentials(**values)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# --- file ------------------------------------------------------------------------------------
+
+
+def test_save_creates_0600_file_in_0700_dir_and_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "profiles" / "default" / "credentials.toml"
+    old_umask = os.umask(0)  # even a permissive umask must not widen the file
+    try:
+        save_credentials(path, oauth2())
+    finally:
+        os.umask(old_umask)
+    assert mode(path) == 0o600
+    assert mode(path.parent) == 0o700
+    assert load_credentials(path, {}) == oauth2()
+    assert not [p for p in path.parent.iterdir() if p.name != path.name]  # no temp files left
+
+
+def test_save_replaces_a_too_open_file(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.toml"
+    path.write_text("old")
+    path.chmod(0o644)
+    save_credentials(path, oauth2())
+    assert mode(path) == 0o600
+    assert load_credentials(path, {}) == oauth2()
+
+
+def test_missing_file_is_none_and_delete(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.toml"
+    assert load_credentials(path, {}) is None
+    assert delete_credentials(path) is False
+    save_credentials(path, oauth2())
+    assert delete_credentials(path) is True
+    assert not path.exists()
+
+
+def test_env_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.toml"
+    path.write_text("this is not toml = = =")  # ignored when the environment is complete
+    env = {name: f"value-of-{name.lower()}" for name in ENV_OAUTH1}
+    creds = load_credentials(path, env)
+    assert creds is not None
+    assert creds.kind == "oauth1" and creds.source == "env"
+    assert creds.api_key == "value-of-x_api_key"
+    assert creds.access_token_secret == "value-of-x_access_token_secret"
+
+
+def test_partial_env_is_a_config_error_without_values(tmp_path: Path) -> None:
+    env = {"X_API_KEY": "k-secret-value", "X_API_SECRET": "s-secret-value"}
+    with pytest.raises(ConfigError) as info:
+        load_credentials(tmp_path / "none.toml", env)
+    assert "X_ACCESS_TOKEN" in info.value.message
+    assert "secret-value" not in info.value.message + (info.value.hint or "")
+    assert info.value.exit_code == 4
+
+
+def test_client_id_from_env_fills_an_oauth2_file(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.toml"
+    save_credentials(path, oauth2(client_id=None, client_secret=None))
+    creds = load_credentials(path, {"X_CLIENT_ID": "from-env", "X_CLIENT_SECRET": "cs"})
+    assert creds is not None and creds.client_id == "from-env" and creds.client_secret == "cs"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (f'kind = "oauth2"\naccess_token = "{ACCESS}\n', "not valid TOML"),
+        (f'kind = "magic"\naccess_token = "{ACCESS}"\n', "'kind'"),
+        ('kind = "oauth2"\n', "missing access_token"),
+        (f'kind = "oauth1"\napi_key = "{ACCESS}"\n', "missing api_secret"),
+        (f'kind = "oauth2"\naccess_token = ["{ACCESS}"]\n', "'access_token' must be a string"),
+        (f'kind = "oauth2"\naccess_token = "{ACCESS}"\nexpires_at = "soon"\n', "expires_at"),
+        (b"\xff\xfe binary", "not UTF-8"),
+    ],
+)
+def test_malformed_file_is_config_error_naming_file_not_contents(
+    tmp_path: Path, content: str | bytes, expected: str
+) -> None:
+    path = tmp_path / "credentials.toml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        load_credentials(path, {})
+    err = info.value
+    assert str(path) in err.message
+    assert expected in err.message
+    assert err.exit_code == 4
+    shown = err.message + (err.hint or "") + "".join(traceback.format_exception(err))
+    assert ACCESS not in shown
+
+
+# --- masking ---------------------------------------------------------------------------------
+
+
+def test_mask() -> None:
+    assert mask(None) == ""
+    assert mask("short") == "****"
+    assert mask("abcdefghijklmnopqrstuvwxyz") == "abcd…wxyz"
+
+
+def test_repr_str_and_describe_never_show_secrets() -> None:
+    creds = oauth2()
+    oauth1 = Credentials(
+        kind="oauth1",
+        api_key="KKKK-api-key-very-secret-0004",
+        api_secret="SSSS-api-secret-very-secret-0005",
+        access_token=ACCESS,
+        access_token_secret="TTTT-token-secret-very-secret-06",
+    )
+    for c in (creds, oauth1):
+        shown = repr(c) + str(c) + f"{c}" + json.dumps(c.describe())
+        for secret in (*SECRETS, oauth1.api_key, oauth1.api_secret, oauth1.access_token_secret):
+            assert secret is not None and secret not in shown
+    assert "me_account" in repr(creds) and "client-123" in repr(creds)
+    described = creds.describe()
+    assert described["expires_at"] == "2030-03-17T17:46:40Z"
+    assert described["access_token"] == mask(ACCESS)
+
+
+# --- refresh ---------------------------------------------------------------------------------
+
+
+class TokenEndpoint(requests.adapters.BaseAdapter):
+    """A fake X token endpoint: records each request and answers from a queue."""
+
+    def __init__(self, *answers: tuple[int, dict[str, Any]]) -> None:
+        super().__init__()
+        self.answers = list(answers)
+        self.requests: list[requests.PreparedRequest] = []
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        self.requests.append(request)
+        status, body = self.answers.pop(0)
+        response = requests.Response()
+        response.status_code = status
+        response.headers = CaseInsensitiveDict({"content-type": "application/json"})
+        response._content = json.dumps(body).encode()
+        response.url = request.url or ""
+        response.request = request
+        response.reason = "OK" if status == 200 else "Error"
+        return response
+
+    def close(self) -> None:
+        pass
+
+    def form(self, i: int = -1) -> dict[str, str]:
+        body = self.requests[i].body
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        return {k: v[0] for k, v in parse_qs(text).items()}
+
+
+NEW_TOKEN = {
+    "token_type": "bearer",
+    "expires_in": 7200,
+    "access_token": "new-access-token-0000000000",
+    "refresh_token": "new-refresh-token-000000000",
+    "scope": " ".join(SCOPES),
+}
+
+
+def test_no_refresh_when_far_from_expiry() -> None:
+    endpoint = TokenEndpoint()
+    creds = oauth2(expires_at=10_000)
+    assert refresh_if_needed(creds, 10_000 - 301, None, adapter=endpoint) is creds
+    assert endpoint.requests == []
+    oauth1 = Credentials(kind="oauth1", api_key="a", api_secret="b", access_token="c")
+    assert refresh_if_needed(oauth1, 0, None, force=True, adapter=endpoint) is oauth1
+
+
+def test_refresh_within_five_minutes_saves_new_tokens() -> None:
+    endpoint = TokenEndpoint((200, NEW_TOKEN))
+    saved: list[Credentials] = []
+    creds = oauth2(expires_at=10_000)
+    fresh = refresh_if_needed(creds, 10_000 - 299, saved.append, adapter=endpoint)
+    assert fresh.access_token == NEW_TOKEN["access_token"]
+    assert fresh.refresh_token == NEW_TOKEN["refresh_token"]
+    assert fresh.expires_at == 10_000 - 299 + 7200
+    assert fresh.user_id == "42" and fresh.client_id == "client-123"
+    assert saved == [fresh]
+    [request] = endpoint.requests
+    assert request.url == "https://api.x.com/2/oauth2/token"
+    form = endpoint.form()
+    assert form["grant_type"] == "refresh_token"
+    assert form["refresh_token"] == REFRESH
+    assert form["client_id"] == "client-123"
+    # confidential client: HTTP Basic with id and secret
+    expected = base64.b64encode(f"client-123:{CLIENT_SECRET}".encode()).decode()
+    assert request.headers["Authorization"] == f"Basic {expected}"
+
+
+def test_public_client_refresh_and_kept_refresh_token() -> None:
+    token = {k: v for k, v in NEW_TOKEN.items() if k != "refresh_token"}
+    endpoint = TokenEndpoint((200, token))
+    creds = oauth2(client_secret=None)
+    fresh = refresh_if_needed(creds, 0, None, force=True, adapter=endpoint)
+    assert fresh.refresh_token == REFRESH
+    assert "Authorization" not in endpoint.requests[0].headers
+
+
+def test_env_credentials_are_refreshed_but_not_saved() -> None:
+    endpoint = TokenEndpoint((200, NEW_TOKEN))
+    saved: list[Credentials] = []
+    fresh = refresh_if_needed(oauth2(source="env"), 0, saved.append, force=True, adapter=endpoint)
+    assert fresh.access_token == NEW_TOKEN["access_token"] and saved == []
+
+
+def test_refresh_refused_is_auth_error_without_secrets() -> None:
+    endpoint = TokenEndpoint(
+        (400, {"error": "invalid_request", "error_description": "Value passed was invalid."})
+    )
+    with pytest.raises(AuthError) as info:
+        refresh_if_needed(oauth2(), 0, None, force=True, adapter=endpoint)
+    err = info.value
+    assert "invalid_request" in err.message
+    assert "dmtool auth login" in (err.hint or "")
+    shown = repr(err) + str(err) + "".join(traceback.format_exception(err))
+    assert all(s not in shown for s in SECRETS)
+
+
+def test_refresh_server_error_is_unavailable() -> None:
+    endpoint = TokenEndpoint((503, {"title": "Service Unavailable"}))
+    with pytest.raises(Unavailable):
+        refresh_if_needed(oauth2(), 0, None, force=True, adapter=endpoint)
+
+
+def test_refresh_without_refresh_token_or_client_id() -> None:
+    with pytest.raises(AuthError, match="no refresh token"):
+        refresh_if_needed(oauth2(refresh_token=None), 0, None, force=True)
+    with pytest.raises(AuthError, match="client id"):
+        refresh_if_needed(oauth2(client_id=None), 0, None, force=True)
+
+
+# --- PKCE login -------------------------------------------------------------------------------
+
+
+def mount(handler: Any, adapter: requests.adapters.BaseAdapter) -> None:
+    handler.mount("https://api.twitter.com/", adapter)
+    handler.mount("https://api.x.com/", adapter)
+
+
+def test_pkce_login_round_trip() -> None:
+    redirect = "http://127.0.0.1:8765/callback"
+    url, handler = start_oauth2_login("client-123", None, redirect)
+    query = parse_qs(urlsplit(url).query)
+    assert query["client_id"] == ["client-123"]
+    assert query["redirect_uri"] == [redirect]
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["code_challenge"][0]
+    assert set(query["scope"][0].split()) == set(SCOPES)
+    state = query["state"][0]
+
+    endpoint = TokenEndpoint((200, NEW_TOKEN))
+    mount(handler, endpoint)
+    creds = finish_oauth2_login(handler, f"{redirect}?state={state}&code=the-code", now=1000)
+    assert creds.kind == "oauth2" and creds.client_id == "client-123"
+    assert creds.access_token == NEW_TOKEN["access_token"]
+    assert creds.refresh_token == NEW_TOKEN["refresh_token"]
+    assert creds.expires_at == 1000 + 7200
+    form = endpoint.form()
+    assert form["grant_type"] == "authorization_code"
+    assert form["code"] == "the-code"
+    assert form["redirect_uri"] == redirect
+    assert len(form["code_verifier"]) >= 43
+
+
+def test_pkce_login_confidential_client_keeps_secret() -> None:
+    url, handler = start_oauth2_login("client-123", CLIENT_SECRET, "https://example.com/cb")
+    state = parse_qs(urlsplit(url).query)["state"][0]
+    mount(handler, TokenEndpoint((200, NEW_TOKEN)))
+    creds = finish_oauth2_login(handler, f"https://example.com/cb?code=c&state={state}")
+    assert creds.client_secret == CLIENT_SECRET
+
+
+@pytest.mark.parametrize(
+    ("pasted", "match"),
+    [
+        ("http://127.0.0.1/cb?error=access_denied&state=x", "did not authorise"),
+        ("http://127.0.0.1/cb?state=x", "no authorisation code"),
+        ("http://127.0.0.1/cb?code=abc&state=wrong-state", "refused the login"),
+    ],
+)
+def test_pkce_login_failures(pasted: str, match: str) -> None:
+    _, handler = start_oauth2_login("client-123", None, "http://127.0.0.1/cb")
+    mount(handler, TokenEndpoint((200, NEW_TOKEN)))
+    with pytest.raises(AuthError, match=match):
+        finish_oauth2_login(handler, pasted)
+
+
+def test_pkce_login_missing_scope_is_refused() -> None:
+    url, handler = start_oauth2_login("client-123", None, "http://127.0.0.1/cb")
+    state = parse_qs(urlsplit(url).query)["state"][0]
+    mount(handler, TokenEndpoint((200, {**NEW_TOKEN, "scope": "tweet.read users.read"})))
+    with pytest.raises(AuthError, match="dm.read"):
+        finish_oauth2_login(handler, f"http://127.0.0.1/cb?code=c&state={state}")
