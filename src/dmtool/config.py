@@ -100,6 +100,13 @@ def check_value(key: str, value: Any) -> Any:
             f"config key {key!r} is {value!r}, above its ceiling of {s.maximum:g}",
             hint="the ceilings keep outreach personal; they cannot be raised",
         )
+    if key.startswith("policy."):
+        # The policy knows its own bounds (e.g. similarity_threshold <= 1).
+        from dmtool.policy import validate_settings
+
+        problems = validate_settings({key.removeprefix("policy."): value})
+        if problems:
+            raise ConfigError(f"config key {key!r}: {problems[0]}")
     return value
 
 

@@ -1,0 +1,406 @@
+"""Draft checks (policy.md §5) as a table of pure rules.
+
+`lint(text, ctx)` returns findings; each says what to change, in plain words.
+Errors block a send; warnings are shown and must be acknowledged at approval.
+Word lists (URL shorteners, promotional phrases) live in data files.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Literal
+
+from dmtool.textnorm import data_lines, fold, match_form, phrase_pattern
+
+__all__ = [
+    "RULES",
+    "Finding",
+    "LintContext",
+    "LintSettings",
+    "MAX_LENGTH",
+    "Severity",
+    "find_links",
+    "lint",
+    "promo_score",
+]
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "severity": self.severity, "message": self.message}
+
+
+@dataclass(frozen=True)
+class LintContext:
+    """Who the draft is for. `first_contact`: they have never DMed you."""
+
+    first_contact: bool
+    name: str | None
+    handle: str | None
+    sender_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LintSettings:
+    """`[lint]` settings; the help texts are shown by the config command."""
+
+    promo_warn_score: float = field(
+        default=1.0, metadata={"help": "promotional-language score that gives a warning (L010)"}
+    )
+    promo_error_score: float = field(
+        default=3.0, metadata={"help": "promotional-language score that blocks the send (L010)"}
+    )
+    shouting_ratio: float = field(
+        default=0.7, metadata={"help": "share of capital letters that counts as shouting (L011)"}
+    )
+    shouting_min_letters: int = field(
+        default=12, metadata={"help": "letters needed before capitals count as shouting (L011)"}
+    )
+
+
+# X's hard limits, not preferences: no setting changes them.
+MAX_LENGTH = 10_000  # code points in one DM
+_PUNCT_RUN = re.compile(r"[!?]{3,}")  # "!!!", "???", "?!?" (and "！！！" after NFKC)
+
+
+Rule = Callable[[str, LintContext, LintSettings], list[Finding]]
+
+
+def _plural(items: list[str], noun: str) -> str:
+    return noun if len(items) == 1 else noun + "s"
+
+
+def _quote(items: list[str], limit: int = 3) -> str:
+    shown = ", ".join(f'"{item}"' for item in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+# --- L001 placeholders ---------------------------------------------------------
+
+# Every repetition is bounded: placeholders are short, and unbounded patterns
+# would make a 10,000-character draft of "xxxx…" or "[[[[…" take seconds.
+_JA_FILL = r"[〇○◯●×＊*_＿]{2,12}|[xX]{2,12}"
+_PLACEHOLDER = re.compile(
+    "|".join(
+        [
+            r"\{\{[^{}\n]{0,60}\}\}",  # {{first_name}}
+            r"\{ {0,3}\w[\w .\-]{0,40}\}",  # {name}, {first name}, {名前}
+            r"\[ {0,3}[A-Z][A-Z0-9_ .\-]{0,40}[A-Z0-9_] {0,3}\]",  # [NAME], [FIRST NAME]
+            r"<<[^<>\n]{0,60}>>",  # <<name>>
+            r"%[A-Za-z_]{1,40}%",  # %NAME%
+            # 【名前】, 【会社名】, 【〇〇】, [日付] ... : only placeholder-like contents,
+            # since 【お知らせ】-style headings are ordinary Japanese.
+            r"[【\[] {0,3}(?:[^】\]\n]{0,20}名前?|"
+            + _JA_FILL
+            + r"|[^】\]\n]{0,20}(?:日付|日時|住所|URL|リンク)) {0,3}[】\]]",
+            r"(?:" + _JA_FILL + r") {0,3}(?:様|さま|さん|殿)",  # 〇〇様
+        ]
+    )
+)
+
+
+def _rule_placeholder(text: str, ctx: LintContext, settings: LintSettings) -> list[Finding]:
+    matches = _PLACEHOLDER.finditer(unicodedata.normalize("NFKC", text))
+    found = list(dict.fromkeys(m.group(0) for m in matches))
+    if not found:
+        return []
+    return [
+        Finding(
+            "L001",
+            "error",
+            f"Fill in or remove the {_plural(found, 'placeholder')} {_quote(found)}: "
+            "the person would see it exactly as written.",
+        )
+    ]
+
+
+# --- L002 length ---------------------------------------------------------------
+
+
+def _rule_length(text: str, ctx: LintContext, settings: LintSettings) -> list[Finding]:
+    if not text.strip():
+        return [Finding("L002", "error", "Write the message: the draft is empty.")]
+    if len(text) > MAX_LENGTH:
+        return [
+            Finding(
+                "L002",
+                "error",
+                f"Shorten the message to {MAX_LENGTH:,} characters or fewer "
+                f"(X's limit); it has {len(text):,}.",
+            )
+        ]
+    return []
+
+
+# --- L003 / L004 links -----------------------------------------------------------
+
+# Links with a scheme or "www." are always links. Bare ones ("example.com/x")
+# need a known top-level domain (or a shortener host), so that sentences with a
+# missing space ("it.It was") or names like "node.js" are not taken for links.
+# TLDs that are common English words (it, is, to, me, ...) are left out.
+_TLDS = frozenset(
+    ["com", "net", "org", "info", "biz", "io", "co", "ai", "app", "dev", "ly", "gl", "gd"]
+    + ["jp", "uk", "de", "fr", "es", "nl", "ch", "se", "dk", "fi", "pl", "cz", "ru", "cn"]
+    + ["kr", "tw", "hk", "sg", "au", "nz", "ca", "mx", "br", "ar", "eu", "tv", "fm", "gg", "xyz"]
+)
+_ASCII_BEFORE = r"(?<![@A-Za-z0-9.\-_/])"  # not inside an e-mail address, word or path
+_EXPLICIT_LINK = re.compile(_ASCII_BEFORE + r"(?:https?://|www\.)[!-~]+", re.IGNORECASE)
+_BARE_LINK = re.compile(
+    _ASCII_BEFORE
+    + r"(?P<host>(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)+(?P<tld>[a-z]{2,63}))"
+    + r"(?![a-z0-9\-@])(?:[/?#][!-~]*)?",
+    re.IGNORECASE,
+)
+_HOST = re.compile(r"^(?:https?://)?(?:[^/?#@]*@)?(?P<host>[^/?#:]+)", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}'\""
+
+
+def find_links(text: str) -> list[tuple[str, str]]:
+    """(link as written, lower-case host) for each link in the text."""
+    normal = unicodedata.normalize("NFKC", text)
+    found: list[tuple[int, str]] = []
+    taken: list[tuple[int, int]] = []
+    for m in _EXPLICIT_LINK.finditer(normal):
+        found.append((m.start(), m.group(0).rstrip(_TRAILING)))
+        taken.append(m.span())
+    for m in _BARE_LINK.finditer(normal):
+        if any(a <= m.start() < b for a, b in taken):
+            continue
+        host = m.group("host").lower()
+        if m.group("tld").lower() in _TLDS or _is_shortener(host):
+            found.append((m.start(), m.group(0).rstrip(_TRAILING)))
+    links = []
+    for _, link in sorted(found):
+        host_match = _HOST.match(link)
+        host = host_match.group("host").lower() if host_match else link.lower()
+        links.append((link, host.removeprefix("www.")))
+    return links
+
+
+@cache
+def _shorteners() -> frozenset[str]:
+    return frozenset(entry.lower() for entry in data_lines("shorteners.txt"))
+
+
+def _is_shortener(host: str) -> bool:
+    host = host.removeprefix("www.")
+    parts = host.split(".")
+    return any(".".join(parts[i:]) in _shorteners() for i in range(len(parts) - 1))
+
+
+def _rule_shortener(text: str, ctx: LintContext, settings: LintSettings) -> list[Finding]:
+    short = [link for link, host in find_links(text) if _is_shortener(host)]
+    if not short:
+        return []
+    return [
+        Finding(
+            "L003",
+            "error",
+            f"Replace the shortened {_plural(short, 'link')} {_quote(short)} with the full "
+            "address: shortened links hide where they lead and look like spam.",
+        )
+    ]
+
+
+def _rule_first_contact_link(text: str, ctx: LintContext, settings: LintSettings) -> list[Finding]:
+    links = [link for link, _ in find_links(text)]
+    if not ctx.first_contact or not links:
+        return []
+    return [
+        Finding(
+            "L004",
+            "error",
+            f"Remove the {_plural(links, 'link')} {_quote(links)}: first messages must not "
+            "contain links; share it after they reply.",
+        )
+    ]
+
+
+# --- L010 promotional language ------------------------------------------------------
+
+
+@cache
+def _promo_lexicon() -> tuple[dict[str, tuple[str, float]], re.Pattern[str]]:
+    """match_form(phrase) -> (phrase as listed, weight), and one regex for all."""
+    weights: dict[str, tuple[str, float]] = {}
+    for name in ("promo_en.txt", "promo_ja.txt"):
+        for line in data_lines(name):
+            phrase, sep, weight = line.rpartition("\t")
+            if not sep:
+                raise ValueError(f"{name}: expected 'phrase<TAB>weight', got {line!r}")
+            weights[match_form(phrase)] = (phrase.strip(), float(weight))
+    return weights, phrase_pattern(weights)
+
+
+def promo_score(text: str) -> tuple[float, list[str]]:
+    """Sum of the weights of the promotional phrases present, and those phrases.
+
+    Each phrase counts once; where phrases overlap the longer one wins, so
+    "limited time offer" is not also counted as "limited time".
+    """
+    weights, pattern = _promo_lexicon()
+    found: dict[str, float] = {}
+    for m in pattern.finditer(match_form(text)):
+        phrase, weight = weights[m.group(0)]
+        found[phrase] = weight
+    return sum(found.values()), list(found)
+
+
+def _rule_promo(text: str, ctx: LintContext, settings: LintSettings) -> list[Finding]:
+    score, phrases = promo_score(text)
+    if score < settings.promo_warn_score:
+        return []
+    if ctx.first_contact:
+        return [
+            Finding(
+                "L010",
+                "error",
+                f"Take out the sales language ({_quote(phrases)}): a first message must not "
+                "sell. Say why you are writing to this person; offers can come after they reply.",
+            )
+        ]
+    severity: Severity = "error" if score >= settings.promo_error_score else "warning"
+    return [
+        Finding(
+            "L010",
+            severity,
+            f"Tone down the sales language ({_quote(phrases)}): DMs that read like ads get "
+            "ignored or reported as spam. Write as you would to one person.",
+        )
+    ]
+
+
+# --- L011 shouting ------------------------------------------------------------------
+
+
+def _rule_shouting(text: str, ctx: LintContext, settings: LintSettings) -> list[Finding]:
+    normal = unicodedata.normalize("NFKC", text)  # "！！！" -> "!!!", "Ａ" -> "A"
+    # Only letters that have case count: Japanese text is never "shouting".
+    cased = [ch for ch in normal if ch.isupper() or ch.islower()]
+    upper = sum(ch.isupper() for ch in cased)
+    problems = []
+    enough = len(cased) >= settings.shouting_min_letters
+    if enough and upper / len(cased) >= settings.shouting_ratio:
+        problems.append("write in normal sentence case instead of capitals")
+    run = _PUNCT_RUN.search(normal)
+    if run:
+        problems.append(f'use a single "!" or "?" instead of "{run.group(0)}"')
+    if not problems:
+        return []
+    return [
+        Finding(
+            "L011",
+            "warning",
+            f"Don't shout: {' and '.join(problems)}. It reads as pressure in a DM.",
+        )
+    ]
+
+
+# --- L012 first contact: who is it for, who is writing ----------------------------------
+
+_INTRO = phrase_pattern(
+    [
+        "im",  # "I'm" after apostrophes are dropped
+        "i am",
+        "this is",
+        "my name is",
+        "here from",
+        "writing from",
+        "reaching out from",
+        "i work at",
+        "i work for",
+        "i work on",
+        "i run",
+        "です",
+        "と申します",
+        "といいます",
+        "と言います",
+        "でございます",
+        "の者です",
+    ]
+)
+
+
+def _name_parts(name: str) -> list[str]:
+    """The full name and its word-like parts (first name, surname) worth matching."""
+    folded = fold(name).strip()
+    parts = [p for p in re.findall(r"\w+", folded) if len(p) >= 2 or not p.isascii()]
+    return [folded, *parts] if folded else parts
+
+
+def _addresses_person(text: str, ctx: LintContext) -> bool:
+    body = fold(text)
+    if ctx.handle:
+        handle = fold(ctx.handle).lstrip("@")
+        if handle and re.search(r"@" + re.escape(handle) + r"(?!\w)", body):
+            return True
+    if ctx.name:
+        return any(_contains_word(body, part) for part in _name_parts(ctx.name))
+    return False
+
+
+def _contains_word(body: str, word: str) -> bool:
+    if word.isascii():
+        return re.search(r"(?<!\w)" + re.escape(word) + r"(?!\w)", body) is not None
+    return word in body  # Japanese names sit right next to さん/様
+
+
+def _says_who_is_writing(text: str, ctx: LintContext) -> bool:
+    body = fold(text)
+    parts = (part for sender in ctx.sender_names for part in _name_parts(sender))
+    if any(_contains_word(body, part) for part in parts):
+        return True
+    return _INTRO.search(match_form(text)) is not None
+
+
+def _rule_introduction(text: str, ctx: LintContext, settings: LintSettings) -> list[Finding]:
+    if not ctx.first_contact or not text.strip():
+        return []
+    missing = []
+    if not _addresses_person(text, ctx):
+        who = ctx.name or (f"@{ctx.handle.lstrip('@')}" if ctx.handle else "the person")
+        missing.append(f"greet {who} by name")
+    if not _says_who_is_writing(text, ctx):
+        missing.append('say who you are ("I\'m ... from ...")')
+    if not missing:
+        return []
+    return [
+        Finding(
+            "L012",
+            "warning",
+            f"Make it personal: {' and '.join(missing)}. A first message from a stranger "
+            "that could be sent to anyone looks like spam.",
+        )
+    ]
+
+
+RULES: list[tuple[str, Rule]] = [
+    ("L001", _rule_placeholder),
+    ("L002", _rule_length),
+    ("L003", _rule_shortener),
+    ("L004", _rule_first_contact_link),
+    ("L010", _rule_promo),
+    ("L011", _rule_shouting),
+    ("L012", _rule_introduction),
+]
+
+_DEFAULT_SETTINGS = LintSettings()
+
+
+def lint(text: str, ctx: LintContext, settings: LintSettings = _DEFAULT_SETTINGS) -> list[Finding]:
+    """Run every rule in RULES order; errors first is left to the caller's display."""
+    findings: list[Finding] = []
+    for _code, rule in RULES:
+        findings.extend(rule(text, ctx, settings))
+    return findings
