@@ -1,0 +1,140 @@
+"""Inbox, thread and digest: read models over the local record (no X calls)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from dmtool.timeutil import ago, fmt, parse
+
+
+def inbox(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> list[dict[str, Any]]:
+    """Conversations by last activity, open ones first, with what needs a reply."""
+    where = "" if include_done else "WHERE v.state = 'open'"
+    rows = conn.execute(
+        f"""
+        SELECT * FROM (
+          SELECT c.handle, c.name, cv.state, cv.id AS conversation_id,
+            (SELECT at FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
+              AS last_at,
+            (SELECT direction FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC
+              LIMIT 1) AS last_direction,
+            (SELECT text FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
+              AS last_text,
+            (SELECT count(*) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'in'
+              AND m.at > COALESCE(cv.last_read_at, '')) AS unread
+          FROM conversations cv JOIN contacts c ON c.id = cv.contact_id
+        ) v {where}
+        ORDER BY (v.state = 'open') DESC, v.last_at DESC
+        LIMIT ?
+        """, (limit,)).fetchall()
+    return [{"handle": r["handle"], "name": r["name"], "last_at": r["last_at"],
+             "last_direction": r["last_direction"], "last_text": r["last_text"],
+             "unread": r["unread"],
+             "needs_reply": r["state"] == "open" and r["last_direction"] == "in",
+             "status": r["state"]} for r in rows if r["last_at"] is not None]
+
+
+def mark_read(conn: sqlite3.Connection, contact_id: int, now: str) -> None:
+    conn.execute("UPDATE conversations SET last_read_at = ? WHERE contact_id = ?", (now, contact_id))
+
+
+def set_state(conn: sqlite3.Connection, contact_id: int, state: str) -> int:
+    return conn.execute("UPDATE conversations SET state = ? WHERE contact_id = ?",
+                        (state, contact_id)).rowcount
+
+
+@dataclass
+class Digest:
+    since: str
+    until: str
+    inbound: list[dict[str, Any]] = field(default_factory=list)   # by contact
+    waiting: list[dict[str, Any]] = field(default_factory=list)
+    opted_out: list[dict[str, Any]] = field(default_factory=list)
+    failed_sends: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing new: cron must print nothing. Waiting conversations alone are
+        not news; they were in the last digest."""
+        return not (self.inbound or self.opted_out or self.failed_sends)
+
+    def to_dict(self, with_text: bool) -> dict[str, Any]:
+        inbound = self.inbound if with_text else [
+            {k: v for k, v in i.items() if k != "messages"} | {"messages": [
+                {k: v for k, v in m.items() if k != "text"} for m in i["messages"]]}
+            for i in self.inbound]
+        return {"since": self.since, "until": self.until, "inbound": inbound,
+                "waiting": self.waiting, "opted_out": self.opted_out,
+                "failed_sends": self.failed_sends}
+
+
+def build_digest(conn: sqlite3.Connection, since: datetime, now: datetime) -> Digest:
+    s, n = fmt(since) or "", fmt(now) or ""
+    d = Digest(since=s, until=n)
+    by_contact: dict[str, dict[str, Any]] = {}
+    # recorded_at, not at: a message synced late is still news the first time we see it.
+    for r in conn.execute(
+        "SELECT c.handle, c.name, m.at, m.text FROM messages m JOIN contacts c ON c.id = m.contact_id "
+        "WHERE m.direction = 'in' AND m.recorded_at > ? AND m.recorded_at <= ? ORDER BY m.at",
+            (s, n)):
+        item = by_contact.setdefault(r["handle"], {"handle": r["handle"], "name": r["name"],
+                                                  "messages": []})
+        item["messages"].append({"at": r["at"], "text": r["text"]})
+    d.inbound = list(by_contact.values())
+    for r in conn.execute(
+        """SELECT c.handle, c.name, m.at FROM conversations cv JOIN contacts c ON c.id = cv.contact_id
+           JOIN messages m ON m.id = (SELECT id FROM messages x WHERE x.contact_id = c.id
+                                       ORDER BY at DESC, id DESC LIMIT 1)
+           WHERE cv.state = 'open' AND m.direction = 'in' AND c.opted_out_at IS NULL
+           ORDER BY m.at"""):
+        d.waiting.append({"handle": r["handle"], "name": r["name"], "since": r["at"],
+                          "waiting": ago(parse(r["at"]), now)})
+    for r in conn.execute(
+            "SELECT handle, at, detail FROM audit WHERE action = 'opted_out' AND at > ? AND at <= ? "
+            "ORDER BY at", (s, n)):
+        d.opted_out.append({"handle": r["handle"], "at": r["at"]})
+    for r in conn.execute(
+        "SELECT d.id, c.handle, d.status, d.reason, d.updated_at FROM drafts d "
+        "JOIN contacts c ON c.id = d.contact_id WHERE d.status IN ('failed', 'unknown') "
+            "AND d.updated_at > ? AND d.updated_at <= ? ORDER BY d.updated_at", (s, n)):
+        d.failed_sends.append({"id": r["id"], "handle": r["handle"], "status": r["status"],
+                               "reason": r["reason"], "at": r["updated_at"]})
+    return d
+
+
+def default_since(checkpoint: str | None, now: datetime) -> datetime:
+    return parse(checkpoint) if checkpoint else now - timedelta(hours=24)
+
+
+def render_digest(d: Digest, *, markdown: bool, with_text: bool) -> str:
+    h = "## " if markdown else ""
+    b = "- " if markdown else "  "
+    lines: list[str] = []
+    if d.inbound:
+        n = sum(len(i["messages"]) for i in d.inbound)
+        lines.append(f"{h}New messages ({n} from {len(d.inbound)})")
+        for i in d.inbound:
+            who = f"@{i['handle']}" + (f" ({i['name']})" if i["name"] else "")
+            if with_text:
+                for m in i["messages"]:
+                    lines.append(f"{b}{who} {m['at'][:16].replace('T', ' ')}: {m['text']}")
+            else:
+                lines.append(f"{b}{who}: {len(i['messages'])} new")
+        lines.append("")
+    if d.waiting:
+        lines.append(f"{h}Waiting for your reply")
+        lines += [f"{b}@{w['handle']} for {w['waiting']}" for w in d.waiting]
+        lines.append("")
+    if d.opted_out:
+        lines.append(f"{h}Opted out")
+        lines += [f"{b}@{o['handle']} on {o['at'][:10]}" for o in d.opted_out]
+        lines.append("")
+    if d.failed_sends:
+        lines.append(f"{h}Sends that need a look")
+        lines += [f"{b}draft {f['id']} to @{f['handle']}: {f['status']}"
+                  + (f" ({f['reason']})" if f["reason"] else "") for f in d.failed_sends]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,78 @@
+"""inbox, thread, done/reopen and digest over a seeded local record."""
+
+from __future__ import annotations
+
+from dmtool.paths import Paths
+from dmtool.store import contacts as cstore
+from dmtool.store import messages as mstore
+from dmtool.store import open_store
+
+ME = "1000"
+
+
+def seed_message(handle: str, uid: str, direction: str, text: str, at: str,
+                 recorded_at: str | None = None) -> None:
+    store = open_store(Paths.resolve("default").db_file)
+    with store.tx() as conn:
+        c, _ = cstore.upsert_x_user(conn, uid, handle, handle.title(), now=at)
+        n = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+        mstore.add_message(conn, event_id=f"e{n}", conversation_id=mstore.conversation_id_for(ME, uid),
+                           contact_id=c.id, direction=direction, text=text, at=at, source="sync",
+                           now=recorded_at or at)
+    store.close()
+
+
+def test_inbox_orders_and_marks_reply(cli):
+    seed_message("ann", "11", "in", "hi there", "2026-11-01T10:00:00.000Z")
+    seed_message("bob", "12", "in", "question", "2026-11-02T10:00:00.000Z")
+    seed_message("bob", "12", "out", "answer", "2026-11-02T11:00:00.000Z")
+    items = cli("inbox", "--json").json()
+    assert [i["handle"] for i in items] == ["bob", "ann"]
+    assert items[0]["needs_reply"] is False and items[0]["last_direction"] == "out"
+    assert items[1]["needs_reply"] is True and items[1]["unread"] == 1
+    assert set(items[0]) == {"handle", "name", "last_at", "last_direction", "last_text", "unread",
+                             "needs_reply", "status"}
+    assert cli("done", "ann").exit_code == 0
+    assert [i["handle"] for i in cli("inbox", "--json").json()] == ["bob"]
+    all_items = cli("inbox", "--json", "--all").json()
+    assert [i["status"] for i in all_items] == ["open", "done"]
+    assert cli("reopen", "ann").exit_code == 0
+    assert len(cli("inbox", "--json").json()) == 2
+    # a new inbound message reopens a done conversation
+    cli("done", "bob")
+    seed_message("bob", "12", "in", "one more thing", "2026-11-03T10:00:00.000Z")
+    assert cli("inbox", "--json").json()[0]["handle"] == "bob"
+
+
+def test_thread_reads_and_peek(cli):
+    seed_message("ann", "11", "in", "hello", "2026-11-01T10:00:00.000Z")
+    seed_message("ann", "11", "out", "hi!", "2026-11-01T10:05:00.000Z")
+    r = cli("thread", "ann", "--json", "--peek")
+    data = r.json()
+    assert [m["direction"] for m in data["messages"]] == ["in", "out"]
+    assert data["contact"]["handle"] == "ann" and data["contact"]["user_id"] == "11"
+    assert cli("inbox", "--json").json()[0]["unread"] == 1  # peek changed nothing
+    cli("thread", "ann")
+    assert cli("inbox", "--json").json()[0]["unread"] == 0
+    assert cli("thread", "nobody").exit_code == 1
+
+
+def test_digest_prints_nothing_when_nothing_new(cli):
+    r = cli("digest")
+    assert r.exit_code == 0 and r.stdout == ""
+    assert cli("digest", "--format", "json").json()["inbound"] == []
+
+
+def test_digest_reports_then_advances(cli, monkeypatch):
+    monkeypatch.setenv("DMTOOL_NOW", "2026-11-10T12:00:00.000Z")
+    seed_message("ann", "11", "in", "are you open on sunday?", "2026-11-10T09:00:00.000Z")
+    r = cli("digest", "--peek")
+    assert "@ann" in r.stdout and "sunday" in r.stdout and "Waiting for your reply" in r.stdout
+    assert "sunday" not in cli("digest", "--peek", "--no-text").stdout
+    md = cli("digest", "--peek", "--format", "markdown").stdout
+    assert md.startswith("## New messages")
+    assert cli("digest").stdout != ""
+    monkeypatch.setenv("DMTOOL_NOW", "2026-11-10T13:00:00.000Z")
+    assert cli("digest").stdout == ""  # checkpoint advanced: nothing new since
+    assert "sunday" in cli("digest", "--since", "24h").stdout
+    assert cli("digest", "--since", "soon").exit_code == 2
