@@ -219,9 +219,13 @@ class Config:
     def policy(self) -> PolicySettings:
         from dmtool.policy import PolicySettings
 
-        return PolicySettings(**self.section("policy"))
+        # Straight from the validated values: no schema walk, so commands that
+        # only need the policy do not import lint at start-up.
+        return PolicySettings(**{k.removeprefix("policy."): v for k, v in self.values.items()
+                                 if k.startswith("policy.")})
 
     def lint(self) -> LintSettings:
         from dmtool.lint import LintSettings
 
-        return LintSettings(**self.section("lint"))
+        return LintSettings(**{k.removeprefix("lint."): v for k, v in self.values.items()
+                               if k.startswith("lint.")})

@@ -28,7 +28,9 @@ def _console(stderr: bool = False) -> Any:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    # Indented for people; compact for pipes, where the C encoder is ~10x faster.
+    indent = 2 if stdout_is_tty() else None
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=indent) + "\n")
     sys.stdout.flush()
 
 

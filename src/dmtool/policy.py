@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from dmtool.lint import Finding
 from dmtool.optout import classify, optin_words
 from dmtool.textnorm import SimilarityProbe, normalise
+
+if TYPE_CHECKING:  # lint is only a type here; importing it costs start-up time
+    from dmtool.lint import Finding
 
 __all__ = [
     "CEILINGS",

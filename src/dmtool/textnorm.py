@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Iterable
 from difflib import SequenceMatcher
 from functools import cache, lru_cache
-from importlib import resources
 
 __all__ = [
     "data_lines",
@@ -196,6 +195,8 @@ def similar_at_least(a: str, b: str, threshold: float) -> bool:
 @cache
 def data_lines(name: str) -> tuple[str, ...]:
     """Entries of a packaged data file: one per line, `#` comments and blanks skipped."""
+    from importlib import resources  # lazy: it pulls in zipfile and friends
+
     raw = (resources.files("dmtool") / "data" / name).read_text(encoding="utf-8")
     # Only whole-line comments: entries themselves may contain "#" (e.g. "#ad").
     stripped = (line.strip() for line in raw.splitlines())

@@ -44,7 +44,7 @@ def contacts_list(
         "--status", help="can-dm, needs-consent, opted-out, blocked or review.")] = None,
 ) -> None:
     """List contacts with their consent status."""
-    from dmtool.services.consent import list_decisions, status
+    from dmtool.services.consent import list_statuses
     from dmtool.store import contacts as cstore
 
     if status_ is not None and status_ not in STATUSES:
@@ -52,13 +52,14 @@ def contacts_list(
     st = state(ctx)
     conn = st.store.conn
     rows = cstore.summaries(conn, tag)
-    by_id = {r["id"]: r for r in rows}
     items = []
-    for c, d, blocked in list_decisions(conn, rows, st.config.policy(), _now()):
-        if status_ and status(c, d, blocked) != status_:
+    for r, (d, s) in zip(rows, list_statuses(conn, rows, st.config.policy(), _now()), strict=True):
+        if status_ and s != status_:
             continue
-        r = by_id[c.id]
-        items.append(contact_object(c, d, blocked, r["last_inbound_at"], r["last_outbound_at"]))
+        items.append({"handle": r["handle"], "user_id": r["user_id"], "name": r["name"],
+                      "tags": r["tag_list"], "status": s, "can_dm": d.allowed,
+                      "last_inbound_at": r["last_inbound_at"],
+                      "last_outbound_at": r["last_outbound_at"]})
     if json_:
         output.print_json(items)
         return

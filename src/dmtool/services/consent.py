@@ -5,15 +5,20 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from dmtool import policy
-from dmtool.lint import Finding
 from dmtool.models import Contact, EvidenceRow
 from dmtool.store import contacts as cstore
 from dmtool.timeutil import fmt, parse, parse_opt
 
+if TYPE_CHECKING:
+    from dmtool.lint import Finding
+
 # Enough history for every rule: unanswered runs, 24h duplicates, 30-day autoack.
 _SNAPSHOT_MESSAGES = 200
+
+_CONTACT_FIELDS = 12  # Contact's fields lead each summaries() record, in order
 
 CONSENT_CODES = {"E_NO_CONSENT", "E_MENTION_ONLY", "E_CONSENT_EXPIRED"}
 
@@ -65,25 +70,28 @@ def decide(conn: sqlite3.Connection, contact: Contact, text: str | None,
 
 def status(contact: Contact, decision: policy.Decision, blocked: bool) -> str:
     """One word for lists: blocked, opted-out, review, needs-consent or can-dm."""
-    codes = {r.code for r in decision.blocking}
-    if blocked or "E_BLOCKED" in codes:
+    if blocked:
         return "blocked"
     if contact.opted_out_at:
         return "opted-out"
     if contact.optout_review_text:
         return "review"
-    if codes & CONSENT_CODES:
+    if any(r.code in CONSENT_CODES for r in decision.reasons if r.severity == "block"):
         return "needs-consent"
     return "can-dm"
 
 
-def list_decisions(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
-                   settings: policy.PolicySettings, now: datetime
-                   ) -> list[tuple[Contact, policy.Decision, bool]]:
-    """Decisions for many contacts with a constant number of queries.
+def list_statuses(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]],
+                  settings: policy.PolicySettings, now: datetime
+                  ) -> list[tuple[policy.Decision, str]]:
+    """(decision, status) for each summaries() record, with a constant number of
+    queries.
 
     The snapshot here carries only what text-free rules read: evidence, the
     last inbound message and the outbound messages since (for E_AWAIT_REPLY).
+    Decision and status are pure functions of those facts, so contacts with the
+    same facts (typically: none at all) share one policy evaluation; the handle
+    and name only change the wording of reasons, never allowed or status.
     """
     ev = cstore.all_evidence(conn)
     unanswered = dict(conn.execute(
@@ -93,24 +101,32 @@ def list_decisions(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
     blocked_ids, blocked_handles = cstore.suppressed_keys(conn)
     sends = recent_sends(conn, now)
     limited = rate_limited_until(conn)
+    memo: dict[tuple[object, ...], tuple[policy.Decision, str]] = {}
     out = []
     for r in rows:
-        c = Contact(**{k: r[k] for k in r.keys() if k not in  # noqa: SIM118 - Row iterates values
-                       ("tag_list", "last_inbound_at", "last_outbound_at")})
-        c.tags = r["tag_list"].split("\x1f") if r["tag_list"] else []
-        msgs: list[policy.Msg] = []
-        if r["last_inbound_at"]:
-            msgs.append(policy.Msg(at=parse(r["last_inbound_at"]), direction="in", text=""))
-        out_at = parse(r["last_outbound_at"]) if r["last_outbound_at"] else now
-        msgs += [policy.Msg(at=out_at, direction="out", text="")] * unanswered.get(c.id, 0)
-        blocked = bool(c.blocked_at) or (c.user_id in blocked_ids) or \
-            (c.handle.lower() in blocked_handles)
-        snap = policy.ContactSnapshot(
-            user_id=c.user_id or "", handle=c.handle, name=c.name,
-            evidence=_evidence(ev.get(c.id, [])), messages=tuple(msgs),
-            opted_out_at=parse_opt(c.opted_out_at), opt_out_words=c.opt_out_words,
-            optout_review=c.optout_review_text, blocked=blocked,
-            dm_closed_at=parse_opt(c.dm_closed_at))
-        d = policy.decide(snap, None, sends, settings, now, rate_limited_until=limited)
-        out.append((c, d, blocked))
+        cid = r["id"]
+        blocked = bool(r["blocked_at"]) or (r["user_id"] in blocked_ids) or \
+            (r["handle"].lower() in blocked_handles)
+        evidence = tuple((e.kind, e.at, e.ref, e.text) for e in ev.get(cid, ()))
+        n_out = unanswered.get(cid, 0)
+        key = (evidence, r["last_inbound_at"], n_out, r["last_outbound_at"] if n_out else None,
+               r["opted_out_at"], r["opt_out_words"], r["optout_review_text"], blocked,
+               r["dm_closed_at"])
+        hit = memo.get(key)
+        if hit is None:
+            c = Contact(*list(r.values())[:_CONTACT_FIELDS])
+            msgs: list[policy.Msg] = []
+            if r["last_inbound_at"]:
+                msgs.append(policy.Msg(at=parse(r["last_inbound_at"]), direction="in", text=""))
+            out_at = parse(r["last_outbound_at"]) if r["last_outbound_at"] else now
+            msgs += [policy.Msg(at=out_at, direction="out", text="")] * n_out
+            snap = policy.ContactSnapshot(
+                user_id=c.user_id or "", handle=c.handle, name=c.name,
+                evidence=_evidence(ev.get(cid, [])), messages=tuple(msgs),
+                opted_out_at=parse_opt(c.opted_out_at), opt_out_words=c.opt_out_words,
+                optout_review=c.optout_review_text, blocked=blocked,
+                dm_closed_at=parse_opt(c.dm_closed_at))
+            d = policy.decide(snap, None, sends, settings, now, rate_limited_until=limited)
+            hit = memo[key] = (d, status(c, d, blocked))
+        out.append(hit)
     return out

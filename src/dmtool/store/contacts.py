@@ -237,23 +237,34 @@ def suppressed(conn: sqlite3.Connection, contact: Contact) -> set[str]:
     return {r[0] for r in rows}
 
 
-def summaries(conn: sqlite3.Connection, tag: str | None = None) -> list[sqlite3.Row]:
-    """One row per contact with what `contacts list` shows, in a single query."""
+def summaries(conn: sqlite3.Connection, tag: str | None = None) -> list[dict[str, Any]]:
+    """One record per contact with what `contacts list` shows: Contact's fields,
+    tag_list, last_inbound_at and last_outbound_at. Three flat queries, not one
+    correlated query per row: this runs on every `contacts list`."""
     where, params = "", ()
     if tag:
-        where, params = ("WHERE c.id IN (SELECT contact_id FROM contact_tags WHERE tag = ?)", (tag,))
-    return conn.execute(
-        f"""
-        SELECT c.*,
-          (SELECT group_concat(tag, char(31)) FROM
-             (SELECT tag FROM contact_tags t WHERE t.contact_id = c.id ORDER BY tag)) AS tag_list,
-          (SELECT max(at) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'in')
-             AS last_inbound_at,
-          (SELECT max(at) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'out')
-             AS last_outbound_at
-        FROM contacts c {where}
-        ORDER BY c.handle COLLATE NOCASE
-        """, params).fetchall()
+        where, params = ("WHERE id IN (SELECT contact_id FROM contact_tags WHERE tag = ?)", (tag,))
+    tags: dict[int, list[str]] = {}
+    for cid, t in conn.execute("SELECT contact_id, tag FROM contact_tags ORDER BY contact_id, tag"):
+        tags.setdefault(cid, []).append(t)
+    last = {cid: (i, o) for cid, i, o in conn.execute(
+        "SELECT contact_id, max(CASE WHEN direction = 'in' THEN at END), "
+        "max(CASE WHEN direction = 'out' THEN at END) FROM messages GROUP BY contact_id")}
+    conn_rf = conn.row_factory
+    conn.row_factory = None  # plain tuples: 10,000 rows build faster
+    try:
+        rows = conn.execute(f"SELECT {_CONTACT_COLS} FROM contacts {where} "
+                            "ORDER BY handle COLLATE NOCASE", params).fetchall()
+    finally:
+        conn.row_factory = conn_rf
+    names = [c.strip() for c in _CONTACT_COLS.split(",")]
+    out = []
+    for r in rows:
+        rec = dict(zip(names, r, strict=True))
+        rec["tag_list"] = tags.get(r[0], [])
+        rec["last_inbound_at"], rec["last_outbound_at"] = last.get(r[0], (None, None))
+        out.append(rec)
+    return out
 
 
 def all_evidence(conn: sqlite3.Connection) -> dict[int, list[EvidenceRow]]:
