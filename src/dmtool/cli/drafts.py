@@ -1,9 +1,574 @@
-"""Placeholder: commands arrive with their issue."""
+"""`dmtool draft`, `drafts ...`, `review`, `send`, `templates ...` and `log`."""
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from dmtool import output
+from dmtool.cli.context import AppState, state
+from dmtool.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from dmtool.services.drafting import DraftView
+    from dmtool.store.drafts import Draft
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+HandleArg = Annotated[str, typer.Argument(help="X handle, with or without @.")]
+IdArg = Annotated[int, typer.Argument(help="Draft id (see `dmtool drafts list`).", min=1)]
+FileOpt = Annotated[str | None, typer.Option(
+    "--file", "-f", help="Read the text from this file ('-' for stdin).")]
+
+drafts_app = typer.Typer(help="Your drafts: list, show, edit and discard them.", no_args_is_help=True)
+templates_app = typer.Typer(help="Saved replies with {name}-style variables; a template only "
+                            "ever makes a draft.", no_args_is_help=True)
+
+
+# --- input -----------------------------------------------------------------------------
+
+
+def _read_file(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read {path}: {e}") from None
+
+
+def _edit(environ: Mapping[str, str], initial: str = "", what: str = "the text") -> str:
+    """Open $VISUAL/$EDITOR on a private temporary file (terminal only)."""
+    import shlex
+    import subprocess
+    import tempfile
+
+    if not output.interactive():
+        raise UsageError(f"no {what} given, and no terminal to open an editor on",
+                         hint="give it as an argument, or with --file F (--file - for stdin)")
+    editor = environ.get("VISUAL") or environ.get("EDITOR")
+    if not editor:
+        raise UsageError("no editor: set $VISUAL or $EDITOR",
+                         hint=f"or give {what} as an argument or with --file F")
+    fd, name = tempfile.mkstemp(prefix="dmtool-", suffix=".txt")  # 0600: DMs are private
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(initial)
+        try:
+            rc = subprocess.call([*shlex.split(editor), name])
+        except OSError as e:
+            raise UsageError(f"cannot run the editor {editor!r}: {e.strerror}",
+                             hint="check $VISUAL / $EDITOR") from None
+        if rc != 0:
+            raise InputError(f"the editor exited with status {rc}; nothing was saved")
+        return Path(name).read_text(encoding="utf-8")
+    finally:
+        os.unlink(name)
+
+
+def _one_source(text: str | None, file: str | None) -> str | None:
+    if text is not None and file is not None:
+        raise UsageError("give the text or --file, not both")
+    return _read_file(file) if file is not None else text
+
+
+# --- rendering -------------------------------------------------------------------------
+
+
+def _sandbox(st: AppState) -> str:
+    return " (sandbox)" if st.sandbox else ""
+
+
+def _print_findings(v: DraftView, *, err: bool = False) -> None:
+    say = output.info if err else output.print_text
+    for f in v.findings:
+        say(f"  {f.severity} {f.code}: {f.message}")
+    for r in v.decision.reasons:
+        if r.code != "E_LINT":  # lint errors are listed above already
+            say(f"  {'warning' if r.severity == 'warning' else 'policy'} {r.code}: {r.message}")
+
+
+def _print_draft(v: DraftView) -> None:
+    d = v.draft
+    fields = [
+        ("draft", d.id), ("contact", f"@{d.handle}" + (f" ({v.contact.name})" if v.contact.name else "")),
+        ("status", d.status), ("first contact", v.first_contact), ("template", d.template),
+        ("created", d.created_at), ("updated", d.updated_at), ("approved", d.approved_at),
+        ("acknowledged", sorted(d.acknowledged_codes) or None), ("reason", d.reason),
+        ("sent", d.sent_at), ("event", d.dm_event_id),
+    ]
+    output.print_fields([(k, val) for k, val in fields if val is not None])
+    output.print_text("text:")
+    for line in d.text.splitlines():
+        output.print_text(f"  {line}")
+    if v.findings or v.decision.reasons:
+        output.print_text("checks:")
+        _print_findings(v)
+
+
+def _summary_row(d: Draft) -> list[Any]:
+    return [d.id, d.status, "@" + d.handle, d.updated_at[:16], d.text]
+
+
+# --- draft -------------------------------------------------------------------------------
+
+
+def draft_cmd(
+    ctx: typer.Context,
+    handle: HandleArg,
+    text: Annotated[str | None, typer.Argument(
+        help="The message. Without it (and without --file or --template) $VISUAL/$EDITOR opens.")]
+    = None,
+    file: FileOpt = None,
+    template: Annotated[str | None, typer.Option("--template", "-t", help="Start from a template.")]
+    = None,
+    var: Annotated[list[str] | None, typer.Option(
+        "--var", help="KEY=VALUE to fill {KEY} in the template (repeatable).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Write a draft DM to one contact. Refused (exit 3) when they may not be DMed;
+    lint findings are shown. Nothing is sent: review and send it next."""
+    from dmtool.services import drafting
+
+    st = state(ctx)
+    body = _one_source(text, file)
+    variables = drafting.parse_vars(var or [])
+    if body is None and template is None:
+        drafting.check_can_draft(st, handle)  # don't make anyone write a DM that can't go
+        body = _edit(st.environ, what="the message")
+    v = drafting.create_draft(st, handle, body, template=template, variables=variables)
+    if json_:
+        output.print_json(v.to_dict())
+        return
+    output.print_text(f"draft {v.draft.id} for @{v.draft.handle}: {v.draft.status}"
+                      + (" (first contact)" if v.first_contact else ""))
+    _print_findings(v)
+    if v.errors:
+        output.info(f"fix the errors with `dmtool drafts edit {v.draft.id}` before approving")
+    else:
+        output.info(f"next: `dmtool review {v.draft.id}` or `dmtool review {v.draft.id} --approve`")
+
+
+# --- drafts ------------------------------------------------------------------------------
+
+
+@drafts_app.command("list")
+def drafts_list(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(
+        "--status", help="draft, approved, rejected, sending, sent, failed, unknown or discarded.")]
+    = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List drafts, newest first."""
+    from dmtool.services import drafting
+
+    items = drafting.list_drafts(state(ctx), status)
+    if json_:
+        output.print_json([drafting.draft_summary(d) for d in items])
+        return
+    output.print_table(["id", "status", "to", "updated", "text"], [_summary_row(d) for d in items],
+                       empty="no drafts: write one with `dmtool draft HANDLE`")
+
+
+@drafts_app.command("show")
+def drafts_show(ctx: typer.Context, draft_id: IdArg, json_: JsonOpt = False) -> None:
+    """One draft with its text, status, lint findings and the policy's answer now."""
+    from dmtool.services import drafting
+
+    v = drafting.show(state(ctx), draft_id)
+    if json_:
+        output.print_json(v.to_dict())
+    else:
+        _print_draft(v)
+
+
+@drafts_app.command("edit")
+def drafts_edit(
+    ctx: typer.Context,
+    draft_id: IdArg,
+    text: Annotated[str | None, typer.Option("--text", help="The new text.")] = None,
+    file: FileOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Change a draft's text (the editor opens without --text or --file). An
+    approved draft goes back to `draft`: approve it again."""
+    from dmtool.services import drafting
+
+    st = state(ctx)
+    body = _one_source(text, file)
+    if body is None:
+        current = drafting.show(st, draft_id).draft.text
+        body = _edit(st.environ, current, what="the new text")
+        if drafting.clean_text(body) == current:
+            output.info(f"draft {draft_id} unchanged")
+            return
+    v, cleared = drafting.edit_draft(st, draft_id, body)
+    if json_:
+        output.print_json(v.to_dict())
+        return
+    output.print_text(f"draft {v.draft.id} for @{v.draft.handle}: {v.draft.status}")
+    _print_findings(v)
+    if cleared:
+        output.info("the approval was cleared: review it again before sending")
+
+
+@drafts_app.command("discard")
+def drafts_discard(ctx: typer.Context, draft_id: IdArg, json_: JsonOpt = False) -> None:
+    """Drop a draft (kept in the list as `discarded`)."""
+    from dmtool.services import drafting
+
+    d = drafting.discard(state(ctx), draft_id)
+    if json_:
+        output.print_json(drafting.draft_summary(d))
+    else:
+        output.info(f"discarded draft {d.id} for @{d.handle}")
+
+
+# --- review ------------------------------------------------------------------------------
+
+
+def review_cmd(
+    ctx: typer.Context,
+    draft_id: Annotated[int | None, typer.Argument(
+        help="Review this draft only; with --approve or --reject, decide without a prompt.",
+        min=1)] = None,
+    approve: Annotated[bool, typer.Option("--approve", help="Approve the draft.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject the draft.")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why it is rejected.")] = None,
+    ack_warnings: Annotated[bool, typer.Option(
+        "--ack-warnings", help="Acknowledge the draft's warnings (needed to approve one).")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Review drafts: the text, the contact, the consent evidence, the last
+    messages and every finding; approve, edit, reject or skip each. Scripts use
+    `review ID --approve | --reject [--reason TEXT]`."""
+    from dmtool.services import drafting
+
+    st = state(ctx)
+    if approve and reject:
+        raise UsageError("--approve and --reject exclude each other")
+    if reason is not None and not reject:
+        raise UsageError("--reason goes with --reject")
+    if ack_warnings and not approve:
+        raise UsageError("--ack-warnings goes with --approve")
+    if (approve or reject) and draft_id is None:
+        raise UsageError("--approve and --reject need a draft ID", hint="dmtool review ID --approve")
+    if approve:
+        assert draft_id is not None
+        v = drafting.approve(st, draft_id, ack_warnings=ack_warnings)
+        if json_:
+            output.print_json(v.to_dict())
+        else:
+            acked = f" (acknowledged: {', '.join(sorted(v.draft.acknowledged_codes))})" \
+                if v.draft.acknowledged else ""
+            output.print_text(f"approved draft {v.draft.id} for @{v.draft.handle}{acked}")
+            output.info(f"send it with `dmtool send {v.draft.id}`{_sandbox(st)}")
+        return
+    if reject:
+        assert draft_id is not None
+        d = drafting.reject(st, draft_id, reason)
+        if json_:
+            output.print_json(drafting.draft_summary(d))
+        else:
+            output.print_text(f"rejected draft {d.id} for @{d.handle}")
+        return
+    if json_:
+        raise UsageError("--json needs --approve or --reject", hint="dmtool review ID --approve --json")
+    if not output.interactive():
+        raise UsageError("`dmtool review` is interactive and needs a terminal",
+                         hint="use `dmtool review ID --approve` or `dmtool review ID --reject "
+                              "[--reason TEXT]`")
+    _review_loop(st, [draft_id] if draft_id is not None else None)
+
+
+def _render_review(st: AppState, console: Any, v: DraftView, position: str) -> None:
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from dmtool.store import contacts as cstore
+
+    conn = st.store.conn
+    c = v.contact
+    head = Text(f"Draft {v.draft.id}  {position}  ", style="bold")
+    head.append(f"to @{c.handle}" + (f" ({c.name})" if c.name else ""))
+    if v.first_contact:
+        head.append("  first contact", style="yellow")
+    if v.draft.status != "draft":
+        head.append(f"  [{v.draft.status}: {v.draft.reason or ''}]")
+    console.print()
+    console.print(head)
+    evidence = cstore.evidence(conn, c.id)
+    console.print(Text("consent evidence:" + ("" if evidence else " none")))
+    for e in evidence:
+        console.print(Text(f"  {e.at[:16]}  {e.kind}  {e.text or e.ref}"))
+    msgs = cstore.messages(conn, c.id, limit=5)
+    if msgs:
+        console.print(Text("last messages:"))
+        for m in msgs:
+            arrow = "<-" if m.direction == "in" else "->"
+            console.print(Text(f"  {m.at[:16]} {arrow} {' '.join(m.text.split())}"))
+    console.print(Panel(Text(v.draft.text), title="text", title_align="left"))
+    if not v.findings and not v.decision.reasons:
+        console.print(Text("checks: no findings"))
+    for f in v.findings:
+        console.print(Text(f"  {f.severity} {f.code}: {f.message}",
+                           style="red" if f.severity == "error" else "yellow"))
+    for r in v.decision.reasons:
+        if r.code != "E_LINT":
+            kind = "warning" if r.severity == "warning" else "policy"
+            console.print(Text(f"  {kind} {r.code}: {r.message}",
+                               style="yellow" if r.severity == "warning" else "red"))
+
+
+def _review_loop(st: AppState, ids: list[int] | None) -> None:
+    """The interactive queue: a=approve e=edit r=reject s=skip q=quit."""
+    from rich.console import Console
+
+    from dmtool.services import drafting
+    from dmtool.store.drafts import APPROVABLE
+
+    console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    queue = ids if ids is not None else [d.id for d in drafting.review_queue(st)]
+    if not queue:
+        output.print_text("nothing to review: write a draft with `dmtool draft HANDLE`")
+        return
+    counts = {"approved": 0, "rejected": 0, "skipped": 0}
+    for n, did in enumerate(queue, 1):
+        while True:
+            v = drafting.show(st, did)
+            if v.draft.status not in APPROVABLE:
+                console.print(f"draft {did} is {v.draft.status}: skipped")
+                counts["skipped"] += 1
+                break
+            _render_review(st, console, v, f"({n} of {len(queue)})")
+            key = _choose()
+            if key == "q":
+                _review_done(counts)
+                return
+            if key == "s":
+                counts["skipped"] += 1
+                break
+            if key == "e":
+                text = _edit(st.environ, v.draft.text, what="the new text")
+                if drafting.clean_text(text) != v.draft.text:
+                    drafting.edit_draft(st, did, text)
+                continue
+            if key == "r":
+                why = typer.prompt("reason (optional)", default="", show_default=False)
+                drafting.reject(st, did, why)
+                console.print(f"rejected draft {did}")
+                counts["rejected"] += 1
+                break
+            # approve
+            blocking = v.blocking(ignore_transient=True)
+            if blocking:
+                console.print("cannot approve: " + ", ".join(r.code for r in blocking)
+                              + " (edit or reject it)")
+                continue
+            ack = False
+            if v.warnings:
+                codes = ", ".join(sorted(v.warning_codes))
+                ack = typer.confirm(f"approve despite the warnings ({codes})? you acknowledge them",
+                                    default=False)
+                if not ack:
+                    continue
+            drafting.approve(st, did, ack_warnings=ack)
+            console.print(f"approved draft {did}: send it with `dmtool send {did}`{_sandbox(st)}")
+            counts["approved"] += 1
+            break
+    _review_done(counts)
+
+
+def _choose() -> str:
+    while True:
+        raw = typer.prompt("[a]pprove [e]dit [r]eject [s]kip [q]uit", default="s",
+                           show_default=False)
+        key = raw.strip().lower()[:1]
+        if key in ("a", "e", "r", "s", "q"):
+            return key
+        output.print_text("press a, e, r, s or q")
+
+
+def _review_done(counts: dict[str, int]) -> None:
+    output.print_text(", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+# --- send --------------------------------------------------------------------------------
+
+
+def _confirm_send(st: AppState) -> Callable[[DraftView], bool]:
+    """Show the exact text on the terminal and ask y/N (on stderr: stdout stays for results)."""
+
+    def ask(v: DraftView) -> bool:
+        from rich.console import Console
+        from rich.panel import Panel
+        from rich.text import Text
+
+        console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+        where = " on the sandbox X" if st.sandbox else ""
+        title = f"DM to @{v.contact.handle}" + (f" ({v.contact.name})" if v.contact.name else "")
+        console.print(Panel(Text(v.draft.text), title=title + where, title_align="left"))
+        if v.first_contact:
+            console.print(Text(f"This is your first message to @{v.contact.handle}: "
+                               "they have never DMed you.", style="yellow"))
+        for code, message in v.warnings:
+            console.print(Text(f"  acknowledged warning {code}: {message}"))
+        return typer.confirm(f"Send this DM to @{v.contact.handle}{where}?", default=False, err=True)
+
+    return ask
+
+
+def send_cmd(
+    ctx: typer.Context,
+    draft_id: IdArg,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask (not enough for a first contact).")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Run every check, send nothing.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Send exactly one approved draft, after checking the policy and the lint
+    again. On a terminal it shows the text and asks y/N; elsewhere it needs
+    --yes; a first contact always needs your confirmation on a terminal."""
+    from dmtool.services.send import send_draft
+
+    st = state(ctx)
+    confirm = _confirm_send(st) if output.interactive() else None
+    r = send_draft(st, draft_id, confirm=confirm, yes=yes, dry_run=dry_run)
+    if json_:
+        output.print_json(r.to_dict())
+        return
+    d, box = r.draft, _sandbox(st)
+    if r.dry_run:
+        output.print_text(f"dry run: draft {d.id} to @{d.handle} passes every check; "
+                          f"nothing was sent{box}")
+        if r.first_contact:
+            output.info("a first message: `dmtool send` will ask you to confirm it on a terminal "
+                        "(--yes is not enough)")
+        elif r.needs_confirmation:
+            output.info("off a terminal the real send needs --yes")
+    elif r.reconciled:
+        output.print_text(f"draft {d.id} had already reached @{d.handle}{box} (event "
+                          f"{d.dm_event_id}): the earlier attempt was delivered, nothing new was sent")
+    else:
+        output.print_text(f"sent draft {d.id} to @{d.handle}{box} (event {d.dm_event_id})")
+
+
+# --- templates ---------------------------------------------------------------------------
+
+
+def _template_dict(t: Any) -> dict[str, Any]:
+    return {"name": t.name, "text": t.text, "created_at": t.created_at, "updated_at": t.updated_at}
+
+
+@templates_app.command("list")
+def templates_list(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Your templates."""
+    from dmtool.store import drafts as dstore
+
+    items = dstore.list_templates(state(ctx).store.conn)
+    if json_:
+        output.print_json([_template_dict(t) for t in items])
+        return
+    output.print_table(["name", "updated", "text"], [[t.name, t.updated_at[:16], t.text] for t in items],
+                       empty="no templates: add one with `dmtool templates add NAME TEXT`")
+
+
+@templates_app.command("add")
+def templates_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Template name (letters, digits, . _ -).")],
+    text: Annotated[str | None, typer.Argument(
+        help="The text, with {name}, {first_name}, {handle} or your own {variables}.")] = None,
+    file: FileOpt = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite a template of this name.")]
+    = False,
+) -> None:
+    """Save a template. Variables: {name}, {first_name}, {handle} (without @) and
+    any {KEY} given with `draft --var KEY=VALUE`; an unfilled one blocks approval."""
+    from dmtool.services import drafting
+    from dmtool.store.drafts import check_template_name
+
+    st = state(ctx)
+    check_template_name(name)
+    body = _one_source(text, file)
+    if body is None:
+        body = _edit(st.environ, what="the template text")
+    new = drafting.add_template(st, name, body, replace=replace)
+    output.info(f"{'added' if new else 'replaced'} template {name}")
+
+
+@templates_app.command("show")
+def templates_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Template name.")],
+                   json_: JsonOpt = False) -> None:
+    """Print a template's text."""
+    from dmtool.store import drafts as dstore
+
+    t = dstore.get_template(state(ctx).store.conn, name)
+    if json_:
+        output.print_json(_template_dict(t))
+    else:
+        output.print_text(t.text)
+
+
+@templates_app.command("remove")
+def templates_remove(ctx: typer.Context,
+                     name: Annotated[str, typer.Argument(help="Template name.")]) -> None:
+    """Delete a template (drafts made from it are unchanged)."""
+    from dmtool.errors import NotFound
+    from dmtool.store import drafts as dstore
+
+    with state(ctx).store.tx() as conn:
+        if not dstore.remove_template(conn, name):
+            raise NotFound(f"no template {name!r}", hint="see `dmtool templates list`")
+    output.info(f"removed template {name}")
+
+
+# --- log ---------------------------------------------------------------------------------
+
+
+def _detail_text(detail: dict[str, Any]) -> str:
+    parts = []
+    for k, v in detail.items():
+        if k == "text":
+            continue  # the approved text is in the draft; keep the line short
+        parts.append(f"{k}={v}")
+    return " ".join(parts)
+
+
+def log_cmd(
+    ctx: typer.Context,
+    json_: JsonOpt = False,
+    limit: Annotated[int, typer.Option(
+        "--limit", "-n", min=0, help="At most this many entries (0: all).")] = 50,
+) -> None:
+    """The audit log, newest first: every send, refusal, approval, rejection,
+    opt-out and consent record."""
+    from dmtool.store import contacts as cstore
+
+    entries = cstore.audit_log(state(ctx).store.conn, limit or None)
+    if json_:
+        output.print_json(entries)
+        return
+    output.print_table(
+        ["at", "action", "contact", "draft", "codes", "detail"],
+        [[e["at"][:19], e["action"], "@" + e["handle"] if e["handle"] else "", e["draft_id"],
+          " ".join(e["codes"]), _detail_text(e["detail"])] for e in entries],
+        empty="the audit log is empty")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("draft")(draft_cmd)
+    app.add_typer(drafts_app, name="drafts")
+    app.command("review")(review_cmd)
+    app.command("send")(send_cmd)
+    app.add_typer(templates_app, name="templates")
+    app.command("log")(log_cmd)

@@ -1,0 +1,312 @@
+"""Drafting and review: create, fill, lint, edit, approve, reject, discard.
+
+A draft is where a human decides. Creating one refuses early when the contact
+may not be DMed at all; approval needs a clean lint, no blocking policy
+reason and an explicit acknowledgement of every warning; editing clears the
+approval (policy.md §5, §7).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from dmtool import policy
+from dmtool.errors import InputError, PolicyRefused, UsageError
+from dmtool.lint import Finding, LintContext, lint
+from dmtool.models import Contact
+from dmtool.services import consent
+from dmtool.store import contacts as cstore
+from dmtool.store import drafts as dstore
+from dmtool.timeutil import fmt
+from dmtool.timeutil import now as clock
+
+if TYPE_CHECKING:
+    from dmtool.cli.context import AppState
+
+# Caps and X's rate limit may lift by send time, so they do not stop a draft or
+# an approval; send checks them again.
+TRANSIENT_CODES = frozenset({"E_DAILY_CAP", "E_FIRST_CONTACT_CAP", "E_RATE_LIMITED"})
+
+# `{name}` but not `{{name}}`: double braces are left alone, so lint reports them (L001).
+_VARIABLE = re.compile(r"(?<!\{)\{\s*(\w+)\s*\}(?!\})")
+_VAR_NAME = re.compile(r"^\w+$")
+
+
+@dataclass(frozen=True)
+class DraftView:
+    """A draft with what a reviewer must see: its contact, lint findings and the
+    policy's answer for this text now."""
+
+    draft: dstore.Draft
+    contact: Contact
+    findings: tuple[Finding, ...]
+    decision: policy.Decision
+
+    @property
+    def first_contact(self) -> bool:
+        return self.decision.first_contact
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    def blocking(self, *, ignore_transient: bool) -> list[policy.Reason]:
+        """Blocking policy reasons (lint errors arrive here as E_LINT)."""
+        return [r for r in self.decision.blocking
+                if not (ignore_transient and r.code in TRANSIENT_CODES)]
+
+    @property
+    def warnings(self) -> list[tuple[str, str]]:
+        """(code, message) of everything that needs an acknowledgement to approve."""
+        out = [(f.code, f.message) for f in self.findings if f.severity == "warning"]
+        out += [(r.code, r.message) for r in self.decision.warnings]
+        return out
+
+    @property
+    def warning_codes(self) -> frozenset[str]:
+        return frozenset(code for code, _ in self.warnings)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.draft
+        return {
+            "id": d.id, "handle": d.handle, "status": d.status, "text": d.text,
+            "findings": [f.to_dict() for f in self.findings],
+            "first_contact": self.first_contact,
+            "reasons": [{**r.to_dict(), "severity": r.severity} for r in self.decision.reasons],
+            "template": d.template, "created_at": d.created_at, "updated_at": d.updated_at,
+            "approved_at": d.approved_at,
+            "acknowledged": sorted(d.acknowledged_codes), "reason": d.reason,
+            "sent_at": d.sent_at, "dm_event_id": d.dm_event_id,
+            "dm_conversation_id": d.dm_conversation_id,
+        }
+
+
+def draft_summary(d: dstore.Draft) -> dict[str, Any]:
+    """The list form of a draft (no lint or policy work per row)."""
+    return {"id": d.id, "handle": d.handle, "status": d.status, "text": d.text,
+            "created_at": d.created_at, "updated_at": d.updated_at, "reason": d.reason,
+            "dm_event_id": d.dm_event_id}
+
+
+# --- shared checks -------------------------------------------------------------------
+
+
+def lint_context(st: AppState, contact: Contact, first_contact: bool) -> LintContext:
+    names = tuple(str(n) for n in st.config.get("identity.names") or ())
+    return LintContext(first_contact=first_contact, name=contact.name, handle=contact.handle,
+                       sender_names=names)
+
+
+def lint_for(conn: sqlite3.Connection, st: AppState, contact: Contact, text: str) -> list[Finding]:
+    """Lint `text` for this contact (first contact or not, as the store says now)."""
+    first = policy.is_first_contact(consent.snapshot(conn, contact))
+    return lint(text, lint_context(st, contact, first), st.config.lint())
+
+
+def evaluate(conn: sqlite3.Connection, st: AppState, contact: Contact, text: str,
+             now: datetime) -> tuple[list[Finding], policy.Decision]:
+    findings = lint_for(conn, st, contact, text)
+    decision = consent.decide(conn, contact, text, st.config.policy(), now, findings)
+    return findings, decision
+
+
+def view(conn: sqlite3.Connection, st: AppState, draft: dstore.Draft,
+         now: datetime | None = None) -> DraftView:
+    contact = cstore.by_id(conn, draft.contact_id)
+    findings, decision = evaluate(conn, st, contact, draft.text, now or clock())
+    return DraftView(draft, contact, tuple(findings), decision)
+
+
+def reasons_payload(reasons: Sequence[policy.Reason]) -> list[dict[str, str]]:
+    return [r.to_dict() for r in reasons]
+
+
+def refuse(st: AppState, contact: Contact, reasons: Sequence[policy.Reason], *, command: str,
+           draft_id: int | None = None, what: str | None = None) -> PolicyRefused:
+    """Audit a refusal (committed on its own) and return the error to raise."""
+    codes = [r.code for r in reasons]
+    with st.store.tx() as conn:
+        cstore.audit(conn, "refused", now=fmt(clock()) or "", contact=contact, draft_id=draft_id,
+                     codes=codes, command=command)
+    first = reasons[0].message if reasons else ""
+    more = f" Run `dmtool check {contact.handle}` for every reason." if len(reasons) > 1 else ""
+    return PolicyRefused(f"{what or 'refused'}: @{contact.handle} ({', '.join(codes)})",
+                         code=codes[0] if len(set(codes)) == 1 else "E_POLICY",
+                         hint=(first + more).strip() or None,
+                         reasons=reasons_payload(reasons))
+
+
+# --- templates -----------------------------------------------------------------------
+
+
+def fill(text: str, contact: Contact, variables: Mapping[str, str]) -> str:
+    """Replace `{name}`, `{first_name}`, `{handle}` and `--var` keys. Anything unknown
+    (or a name the contact does not have) stays as written, for lint's L001."""
+    values: dict[str, str] = {"handle": contact.handle}
+    if contact.name and contact.name.strip():
+        values["name"] = contact.name.strip()
+        values["first_name"] = contact.name.split()[0]
+    values.update(variables)
+
+    def sub(m: re.Match[str]) -> str:
+        return values.get(m.group(1), m.group(0))
+
+    return _VARIABLE.sub(sub, text)
+
+
+def parse_vars(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not _VAR_NAME.match(key):
+            raise UsageError(f"--var must look like KEY=VALUE, not {pair!r}",
+                             hint='e.g. --var event="the Osaka meetup"')
+        out[key] = value
+    return out
+
+
+def add_template(st: AppState, name: str, text: str, *, replace: bool = False) -> bool:
+    dstore.check_template_name(name)
+    text = clean_text(text)
+    if not text:
+        raise InputError("the template is empty")
+    with st.store.tx() as conn:
+        return dstore.save_template(conn, name, text, now=fmt(clock()) or "", replace=replace)
+
+
+# --- drafts --------------------------------------------------------------------------
+
+
+def clean_text(text: str) -> str:
+    """Drop surrounding whitespace (editors and files add a final newline)."""
+    return text.replace("\r\n", "\n").strip()
+
+
+def check_can_draft(st: AppState, handle: str, now: datetime | None = None) -> Contact:
+    """The contact, or a refusal (audited) when they may not be DMed at all."""
+    conn = st.store.conn
+    contact = cstore.get(conn, handle)
+    gate = consent.decide(conn, contact, None, st.config.policy(), now or clock())
+    blocking = [r for r in gate.blocking if r.code not in TRANSIENT_CODES]
+    if blocking:
+        raise refuse(st, contact, blocking, command="draft", what="not drafted")
+    return contact
+
+
+def create_draft(st: AppState, handle: str, text: str | None, *, template: str | None = None,
+                 variables: Mapping[str, str] | None = None) -> DraftView:
+    """A new draft for `handle`, refused (exit 3, audited) when the contact may
+    not be DMed at all. Lint findings come back in the view; they do not stop a draft."""
+    if text is not None and template is not None:
+        raise UsageError("give the text or --template, not both")
+    if variables and template is None:
+        raise UsageError("--var fills a template: add --template NAME")
+    now = clock()
+    conn = st.store.conn
+    contact = check_can_draft(st, handle, now)
+    if template is not None:
+        text = fill(dstore.get_template(conn, template).text, contact, variables or {})
+    body = clean_text(text or "")
+    if not body:
+        raise InputError("the draft is empty", hint="write the message as TEXT, --file F or in the editor")
+    with st.store.tx() as conn:
+        d = dstore.create(conn, contact.id, body, now=fmt(now) or "", template=template)
+    return view(conn, st, d, now)
+
+
+def show(st: AppState, draft_id: int) -> DraftView:
+    conn = st.store.conn
+    return view(conn, st, dstore.get(conn, draft_id))
+
+
+def list_drafts(st: AppState, status: str | None = None) -> list[dstore.Draft]:
+    if status is not None and status not in dstore.STATUSES:
+        raise UsageError(f"--status must be one of {', '.join(dstore.STATUSES)}")
+    return dstore.list_drafts(st.store.conn, [status] if status else None)
+
+
+def _cannot(d: dstore.Draft, verb: str) -> InputError:
+    hints = {
+        "sent": "it was sent; write a new draft",
+        "sending": "a send is in progress or was interrupted; run `dmtool send "
+                   f"{d.id}` to check X",
+        "unknown": f"its send has an unknown outcome; run `dmtool send {d.id}` to check X first",
+        "discarded": "it was discarded; write a new draft",
+    }
+    return InputError(f"cannot {verb} draft {d.id}: it is {d.status}", hint=hints.get(d.status))
+
+
+def edit_draft(st: AppState, draft_id: int, text: str) -> tuple[DraftView, bool]:
+    """New text for a draft. Returns (view, whether an approval was cleared)."""
+    body = clean_text(text)
+    if not body:
+        raise InputError("the new text is empty", hint="to drop the draft use `dmtool drafts discard`")
+    now = clock()
+    with st.store.tx() as conn:
+        d = dstore.get(conn, draft_id)
+        if not dstore.set_text(conn, draft_id, body, now=fmt(now) or ""):
+            raise _cannot(d, "edit")
+        new = dstore.get(conn, draft_id)
+    return view(st.store.conn, st, new, now), d.status == "approved"
+
+
+def discard(st: AppState, draft_id: int) -> dstore.Draft:
+    with st.store.tx() as conn:
+        d = dstore.get(conn, draft_id)
+        if not dstore.discard(conn, draft_id, now=fmt(clock()) or ""):
+            raise _cannot(d, "discard")
+        return dstore.get(conn, draft_id)
+
+
+def approve(st: AppState, draft_id: int, *, ack_warnings: bool) -> DraftView:
+    """Approve the draft's current text. Lint errors or a blocking policy reason
+    refuse (exit 3, audited); unacknowledged warnings need --ack-warnings (exit 2)."""
+    now = clock()
+    conn = st.store.conn
+    d = dstore.get(conn, draft_id)
+    if d.status not in dstore.APPROVABLE:
+        raise _cannot(d, "approve")
+    v = view(conn, st, d, now)
+    blocking = v.blocking(ignore_transient=True)
+    if blocking:
+        raise refuse(st, v.contact, blocking, command="review", draft_id=d.id, what="not approved")
+    codes = sorted(v.warning_codes)
+    if codes and not ack_warnings:
+        raise UsageError(f"draft {d.id} has warnings you must acknowledge: {', '.join(codes)}",
+                         hint=f"read them with `dmtool drafts show {d.id}`, then add --ack-warnings")
+    stamp = fmt(now) or ""
+    with st.store.tx() as conn:
+        if not dstore.approve(conn, d.id, text=d.text, acknowledged=codes, now=stamp):
+            current = dstore.get(conn, d.id)
+            if current.text != d.text:
+                raise InputError(f"draft {d.id} changed while it was checked",
+                                 hint="review it again")
+            raise _cannot(current, "approve")
+        cstore.audit(conn, "approved", now=stamp, contact=v.contact, draft_id=d.id, codes=codes,
+                     text=d.text, first_contact=v.first_contact)
+        approved = dstore.get(conn, d.id)
+    return DraftView(approved, v.contact, v.findings, v.decision)
+
+
+def reject(st: AppState, draft_id: int, reason: str | None) -> dstore.Draft:
+    why = (reason or "").strip() or None
+    now = fmt(clock()) or ""
+    with st.store.tx() as conn:
+        d = dstore.get(conn, draft_id)
+        if not dstore.reject(conn, draft_id, why, now=now):
+            raise _cannot(d, "reject")
+        contact = cstore.by_id(conn, d.contact_id)
+        cstore.audit(conn, "rejected", now=now, contact=contact, draft_id=d.id,
+                     **({"reason": why} if why else {}))
+        return dstore.get(conn, draft_id)
+
+
+def review_queue(st: AppState) -> list[dstore.Draft]:
+    """What waits for a decision, oldest first: new drafts and failed sends."""
+    return dstore.list_drafts(st.store.conn, ["draft", "failed"], oldest_first=True)

@@ -1,0 +1,459 @@
+"""Sending one approved draft: the state machine of x-api.md "Sending safely".
+
+    approved -> sending (committed before the request) -> sent | failed | unknown
+
+X has no idempotency key for DMs, so a DM must never be sent twice:
+
+- an OS lock (flock on the profile's send lock file) is held from the change to
+  `sending` until the outcome is recorded; the kernel drops it if we die, so a
+  draft found `sending` with the lock free is a crashed attempt;
+- `sending` and `unknown` drafts are reconciled by reading the conversation
+  before anything else; only a confirmed absence makes the draft `failed`, and
+  only a new approval by the user lets it be sent again;
+- the policy and the lint run again right before the request, under the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from dmtool.errors import (
+    AuthError,
+    Busy,
+    DMClosed,
+    DmtoolError,
+    InputError,
+    PolicyRefused,
+    RateLimited,
+    Unavailable,
+    UsageError,
+)
+from dmtool.services import consent, drafting
+from dmtool.services.drafting import DraftView
+from dmtool.store import contacts as cstore
+from dmtool.store import drafts as dstore
+from dmtool.store import messages as mstore
+from dmtool.timeutil import fmt, parse, parse_opt
+from dmtool.timeutil import now as clock
+from dmtool.x.errors import SendOutcomeUnknown
+
+if TYPE_CHECKING:
+    from dmtool.cli.context import AppState
+    from dmtool.models import Contact
+    from dmtool.x.types import DMEvent
+
+LOCK_TIMEOUT_S = 10.0
+# X's clock and ours may disagree a little; an outbound event with the same text
+# this much before send_started_at still counts as our send. Safe to be generous:
+# the same text to the same person within 24 hours is refused anyway (E_DUPLICATE).
+RECONCILE_SKEW = timedelta(seconds=30)
+# Every DM event read is billed: start with a small page (our DM is usually the
+# newest event) and grow only while the search has not reached the send's start.
+RECONCILE_PAGE_SIZES = (5, 25, 100)
+DEFAULT_RATE_PAUSE = timedelta(minutes=15)
+NOT_DELIVERED = "not delivered (confirmed absent)"
+
+Confirm = Callable[[DraftView], bool]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    draft: dstore.Draft
+    first_contact: bool
+    dry_run: bool = False
+    reconciled: bool = False  # an earlier attempt turned out delivered; nothing new was sent
+    sandbox: bool = False
+    needs_confirmation: bool = False  # dry run: a real send would ask on a terminal
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.draft
+        return {"id": d.id, "handle": d.handle, "status": d.status, "dm_event_id": d.dm_event_id,
+                "dm_conversation_id": d.dm_conversation_id, "first_contact": self.first_contact,
+                "dry_run": self.dry_run, "reconciled": self.reconciled, "sandbox": self.sandbox}
+
+
+def _on(st: AppState) -> str:
+    return " on the sandbox" if st.sandbox else ""
+
+
+# --- the lock ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def send_lock(st: AppState, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """The profile's send lock; wait up to `timeout` seconds, else Busy (exit 5)."""
+    path = st.paths.send_lock_file
+    st.paths.ensure()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Busy("another dmtool send is in progress for this profile",
+                               hint="try again in a moment") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+# --- reconciliation ----------------------------------------------------------------
+
+
+def _same_text(a: str, b: str) -> bool:
+    """X may rewrap links (t.co), normalise line ends and trim: compare what survives."""
+    def norm(s: str) -> str:
+        s = unicodedata.normalize("NFC", s.replace("\r\n", "\n"))
+        return " ".join(re.sub(r"https?://\S+", "<link>", s).split())
+    return norm(a) == norm(b)
+
+
+def _record_sent(st: AppState, d: dstore.Draft, contact: Contact, *, event_id: str,
+                 conversation_id: str | None, at: datetime, first_contact: bool,
+                 reconciled: bool) -> None:
+    now = fmt(clock()) or ""
+    stamp = fmt(at) or now
+    with st.store.tx() as conn:
+        if not dstore.mark_sent(conn, d.id, dm_event_id=event_id,
+                                dm_conversation_id=conversation_id or None, sent_at=stamp, now=now):
+            raise DmtoolError(f"draft {d.id} changed state while it was being sent",
+                              code="E_STATE", hint=f"see `dmtool drafts show {d.id}`")
+        mstore.add_message(conn, event_id=event_id, conversation_id=conversation_id or None,
+                           contact_id=contact.id, direction="out", text=d.text, at=stamp,
+                           source="send", now=now, first_contact=first_contact)
+        detail: dict[str, Any] = {"event_id": event_id, "first_contact": first_contact,
+                                  "sandbox": st.sandbox}
+        if reconciled:
+            detail["reconciled"] = True
+        cstore.audit(conn, "sent", now=now, contact=contact, draft_id=d.id, **detail)
+
+
+def _find_in_store(st: AppState, d: dstore.Draft, since: datetime) -> tuple[str, str | None,
+                                                                            datetime] | None:
+    """A sync may already have brought the outbound event home."""
+    for m in reversed(cstore.messages(st.store.conn, d.contact_id, limit=50)):
+        if (m.direction == "out" and m.event_id and parse(m.at) >= since
+                and _same_text(m.text, d.text)):
+            conv = mstore.conversation_of(st.store.conn, d.contact_id)
+            return m.event_id, conv["id"] if conv else None, parse(m.at)
+    return None
+
+
+def _find_on_x(st: AppState, participant_id: str, text: str,
+               since: datetime) -> tuple[DMEvent | None, bool]:
+    """(our event, whether the search covered everything since `since`)."""
+    client = st.client()
+    token: str | None = None
+    for size in RECONCILE_PAGE_SIZES:
+        page = client.conversation_events(participant_id, size, token)
+        for e in page.events:  # newest first
+            if e.created_at is not None and e.created_at < since:
+                return None, True
+            if (e.event_type == "MessageCreate" and e.sender_id != participant_id
+                    and e.text is not None and _same_text(e.text, text)):
+                return e, True
+        token = page.next_token
+        if not page.events or token is None:
+            return None, True
+    return None, False
+
+
+def _reconcile(st: AppState, d: dstore.Draft) -> dstore.Draft:
+    """Settle a `sending` (crashed) or `unknown` draft by looking for it on X.
+    Call with the send lock held."""
+    now = fmt(clock()) or ""
+    if d.status == "sending":
+        with st.store.tx() as conn:  # the attempt died: from now on its outcome is unknown
+            dstore.mark_unknown(conn, d.id, now=now)
+    contact = cstore.by_id(st.store.conn, d.contact_id)
+    started = parse_opt(d.send_started_at)
+    since = (started or datetime.min.replace(tzinfo=UTC)) - RECONCILE_SKEW
+    found = _find_in_store(st, d, since)
+    covered = True
+    if found is None and contact.user_id and started is not None:
+        event, covered = _find_on_x(st, contact.user_id, d.text, since)
+        if event is not None:
+            found = (event.id, event.conversation_id, event.created_at or clock())
+    if found is not None:
+        event_id, conv, at = found
+        _record_sent(st, d, contact, event_id=event_id, conversation_id=conv, at=at,
+                     first_contact=bool(d.first_contact), reconciled=True)
+    elif not covered:
+        raise Unavailable(
+            f"could not confirm whether draft {d.id} reached @{contact.handle}{_on(st)}: "
+            "the conversation is longer than dmtool reads in one go",
+            code="E_SEND_UNKNOWN",
+            hint="check the conversation on X; run `dmtool sync` and `dmtool send` again")
+    else:
+        with st.store.tx() as conn:
+            dstore.mark_failed(conn, d.id, NOT_DELIVERED, now=now)
+            cstore.audit(conn, "send_failed", now=now, contact=contact, draft_id=d.id,
+                         reason=NOT_DELIVERED, sandbox=st.sandbox)
+    return dstore.get(st.store.conn, d.id)
+
+
+# --- checks ------------------------------------------------------------------------
+
+
+def _not_sendable(st: AppState, d: dstore.Draft) -> DmtoolError:
+    if d.status == "sent":
+        return InputError(f"draft {d.id} was already sent{_on(st)} ({d.sent_at}, event "
+                          f"{d.dm_event_id})", code="E_ALREADY_SENT", hint="nothing was sent again")
+    if d.status == "failed":
+        return InputError(f"draft {d.id} was not delivered{_on(st)}: {d.reason}",
+                          code="E_NOT_APPROVED",
+                          hint=f"approve it again to retry: `dmtool review {d.id} --approve`")
+    return InputError(f"draft {d.id} is not approved (it is {d.status}); nothing was sent{_on(st)}",
+                      code="E_NOT_APPROVED",
+                      hint=f"review it first: `dmtool review {d.id} --approve`")
+
+
+def _resolve_user_id(st: AppState, contact: Contact) -> Contact:
+    """X addresses DMs by user id; look it up once and keep it (handles change)."""
+    if contact.user_id:
+        return contact
+    user = st.client().user_by_handle(contact.handle)
+    with st.store.tx() as conn:
+        other = cstore.find_by_user_id(conn, user.id)
+        if other is not None and other.id != contact.id:
+            raise InputError(f"@{contact.handle} is X user {user.id}, already known as "
+                             f"@{other.handle}", hint="forget one of the two contacts first")
+        return cstore.set_user_id(conn, contact, user.id, now=fmt(clock()) or "")
+
+
+def _gate_error(st: AppState, v: DraftView) -> DmtoolError | None:
+    """The refusal for this view at send time, audited; None when it may go."""
+    d = v.draft
+    if d.approved_text != d.text:
+        return PolicyRefused(f"not sent{_on(st)}: draft {d.id} changed after it was approved",
+                             code="E_NOT_APPROVED",
+                             hint=f"review it again: `dmtool review {d.id} --approve`")
+    blocking = v.blocking(ignore_transient=False)
+    if blocking:
+        if v.decision.temporary:
+            until = consent.rate_limited_until(st.store.conn)
+            return RateLimited(f"not sent{_on(st)}: {blocking[0].message}",
+                               reset_at=int(until.timestamp()) if until else None)
+        return drafting.refuse(st, v.contact, blocking, command="send", draft_id=d.id,
+                               what=f"not sent{_on(st)}")
+    new = sorted(v.warning_codes - d.acknowledged_codes)
+    if new:
+        return _refused(
+            st, v, "E_UNACKNOWLEDGED",
+            f"not sent{_on(st)}: draft {d.id} has warnings that were not acknowledged at approval: "
+            f"{', '.join(new)}",
+            hint=f"read them with `dmtool drafts show {d.id}`, then "
+                 f"`dmtool review {d.id} --approve --ack-warnings`")
+    return None
+
+
+def _refused(st: AppState, v: DraftView, code: str, message: str, *, hint: str) -> PolicyRefused:
+    """A send-time refusal that is not one of the policy's reasons, audited like them."""
+    with st.store.tx() as conn:
+        cstore.audit(conn, "refused", now=fmt(clock()) or "", contact=v.contact,
+                     draft_id=v.draft.id, codes=[code], command="send")
+    return PolicyRefused(message, code=code, hint=hint,
+                         reasons=[{"code": code, "message": message}])
+
+
+def _ask(st: AppState, v: DraftView, confirm: Confirm | None, yes: bool) -> None:
+    """A human confirms: always on a terminal for a first contact, else --yes will do."""
+    if v.first_contact:
+        if confirm is None:
+            raise _refused(
+                st, v, "E_FIRST_CONTACT_CONFIRM",
+                f"not sent{_on(st)}: draft {v.draft.id} is a first message to @{v.contact.handle}, and first "
+                "messages need your own confirmation on a terminal; --yes is not enough",
+                hint=f"run `dmtool send {v.draft.id}` in a terminal")
+    elif yes:
+        return
+    elif confirm is None:
+        raise UsageError(f"sending draft {v.draft.id}{_on(st)} needs confirmation",
+                         hint="add --yes (this terminal cannot ask)")
+    if not confirm(v):
+        raise DmtoolError(f"not sent{_on(st)}: you did not confirm", code="E_CANCELLED")
+
+
+# --- the send ----------------------------------------------------------------------
+
+
+def send_draft(st: AppState, draft_id: int, *, confirm: Confirm | None, yes: bool,
+               dry_run: bool) -> SendResult:
+    """Send exactly one approved draft, or settle an earlier attempt. Never twice."""
+    d = dstore.get(st.store.conn, draft_id)
+    if d.status in ("sending", "unknown"):
+        if dry_run:
+            raise InputError(
+                f"the outcome of draft {d.id}'s last send is not known yet",
+                code="E_SEND_UNKNOWN",
+                hint=f"run `dmtool send {d.id}` (without --dry-run): it checks X first")
+        # 1. An earlier attempt that crashed or timed out is settled before anything else.
+        # Under the lock: `sending` may also be a send in flight in another process.
+        with send_lock(st), _noting_rate_limits(st):
+            d = dstore.get(st.store.conn, draft_id)
+            if d.status in ("sending", "unknown"):
+                d = _reconcile(st, d)
+                if d.status == "sent":
+                    return SendResult(d, bool(d.first_contact), reconciled=True,
+                                      sandbox=st.sandbox)
+                raise DmtoolError(
+                    f"draft {d.id} was not delivered{_on(st)}: X shows no such DM after the "
+                    "attempt", code="E_NOT_DELIVERED",
+                    hint=f"to try again, approve it again (`dmtool review {d.id} --approve`) "
+                         f"and run `dmtool send {d.id}`")
+    if d.status != "approved":
+        raise _not_sendable(st, d)
+
+    # 2. Check and confirm without the lock: a person may take their time at the prompt.
+    v = drafting.view(st.store.conn, st, d)
+    err = _gate_error(st, v)
+    if err is not None:
+        raise err
+    if not v.contact.user_id:
+        # The id can bring back a suppression kept by user id: check again with it.
+        with _noting_rate_limits(st):
+            _resolve_user_id(st, v.contact)
+        v = drafting.view(st.store.conn, st, d)
+        err = _gate_error(st, v)
+        if err is not None:
+            raise err
+    contact = v.contact
+    if dry_run:
+        needs = v.first_contact or not yes
+        return SendResult(d, v.first_contact, dry_run=True, sandbox=st.sandbox,
+                          needs_confirmation=needs)
+    _ask(st, v, confirm, yes)
+
+    # 3. Under the lock: the same draft, the same text, the gate again, then one request.
+    with send_lock(st):
+        return _send_approved(st, d.id, confirmed_text=d.text, contact_id=contact.id)
+
+
+def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
+                   contact_id: int) -> SendResult:
+    """The only place a DM leaves dmtool. Call with the send lock held."""
+    conn = st.store.conn
+    d = dstore.get(conn, draft_id)
+    if d.status != "approved":
+        raise _not_sendable(st, d)
+    if d.text != confirmed_text or d.contact_id != contact_id:
+        raise InputError(f"draft {d.id} changed while you were confirming it",
+                         hint=f"see `dmtool drafts show {d.id}`")
+    contact = cstore.by_id(conn, d.contact_id)
+    findings = drafting.lint_for(conn, st, contact, d.text)
+    now = clock()
+    decision = consent.decide(conn, contact, d.text, st.config.policy(), now, findings)
+    err = _gate_error(st, DraftView(d, contact, tuple(findings), decision))
+    if err is not None:
+        raise err
+    if not contact.user_id:  # resolved before the lock; a forget/re-add could undo it
+        raise InputError(f"@{contact.handle} has no X user id yet", hint="run the send again")
+
+    client = st.client()  # credentials problems show up before anything is committed
+    stamp = fmt(now) or ""
+    with st.store.tx() as tx:
+        if not dstore.start_send(tx, d.id, text=d.text, first_contact=decision.first_contact,
+                                 now=stamp):
+            raise _not_sendable(st, dstore.get(tx, d.id))
+    # `sending` is committed: from here a crash leaves a draft the next send reconciles.
+    try:
+        sent = client.send_dm(contact.user_id, d.text)
+    except DMClosed:
+        _settle_failed(st, d, contact, "X refused the DM (403): they do not accept your DMs",
+                       code="E_DM_CLOSED", dm_closed=True)
+        raise DMClosed(f"X refused the DM to @{contact.handle}{_on(st)} (403): they do not "
+                       "accept DMs from you; draft marked failed",
+                       hint="reply publicly, or wait until they message you") from None
+    except RateLimited as e:
+        _back_to_approved(st, d, contact, "rate_limited", reset_at=e.reset_at)
+        raise RateLimited(f"not sent{_on(st)}: {e.message}; the draft stays approved",
+                          reset_at=e.reset_at, hint=e.hint) from None
+    except SendOutcomeUnknown as e:
+        _settle_unknown(st, d, contact, e.message)
+        raise SendOutcomeUnknown(
+            f"no clear answer from X{_on(st)} for draft {d.id}: the DM may or may not have "
+            "been delivered",
+            hint=f"the next `dmtool send {d.id}` will check X before anything else") from None
+    except (Unavailable, AuthError) as e:
+        # Raised before X acted (no connection, refused credentials): nothing was sent.
+        _back_to_approved(st, d, contact, "send_not_attempted", error=e.code)
+        raise
+    except DmtoolError as e:
+        # X answered with an error (400, 404, ...): it did not deliver the DM.
+        _settle_failed(st, d, contact, f"X refused the DM: {e.message}", code=e.code)
+        raise
+    except BaseException:
+        # Interrupted or broken mid-request: the DM may have left. Reconcile later.
+        with contextlib.suppress(Exception):
+            _settle_unknown(st, d, contact, "interrupted")
+        raise
+    _record_sent(st, d, contact, event_id=sent.dm_event_id, conversation_id=sent.dm_conversation_id,
+                 at=now, first_contact=decision.first_contact, reconciled=False)
+    return SendResult(dstore.get(conn, d.id), decision.first_contact, sandbox=st.sandbox)
+
+
+@contextlib.contextmanager
+def _noting_rate_limits(st: AppState) -> Iterator[None]:
+    """A 429 on any X call stops sending until the reset time (policy.md §3)."""
+    try:
+        yield
+    except RateLimited as e:
+        with st.store.tx():
+            _save_rate_limit(st, e.reset_at, clock())
+        raise
+
+
+def _save_rate_limit(st: AppState, reset_at: int | None, now: datetime) -> str:
+    until = datetime.fromtimestamp(reset_at, UTC) if reset_at else now + DEFAULT_RATE_PAUSE
+    stamp = fmt(until) or ""
+    st.store.set_state("rate_limited_until", stamp)
+    return stamp
+
+
+def _settle_failed(st: AppState, d: dstore.Draft, contact: Contact, reason: str, *, code: str,
+                   dm_closed: bool = False) -> None:
+    now = fmt(clock()) or ""
+    with st.store.tx() as conn:
+        dstore.mark_failed(conn, d.id, reason, now=now)
+        if dm_closed:
+            cstore.set_dm_closed(conn, contact.id, now)
+        cstore.audit(conn, "send_failed", now=now, contact=contact, draft_id=d.id, codes=[code],
+                     reason=reason, sandbox=st.sandbox)
+
+
+def _settle_unknown(st: AppState, d: dstore.Draft, contact: Contact, why: str) -> None:
+    now = fmt(clock()) or ""
+    with st.store.tx() as conn:
+        dstore.mark_unknown(conn, d.id, now=now)
+        cstore.audit(conn, "send_unknown", now=now, contact=contact, draft_id=d.id,
+                     codes=["E_SEND_UNKNOWN"], reason=why, sandbox=st.sandbox)
+
+
+def _back_to_approved(st: AppState, d: dstore.Draft, contact: Contact, action: str, *,
+                      reset_at: int | None = None, error: str | None = None) -> None:
+    now = clock()
+    with st.store.tx() as conn:
+        dstore.back_to_approved(conn, d.id, now=fmt(now) or "")
+        detail: dict[str, Any] = {"sandbox": st.sandbox}
+        codes: list[str] = []
+        if action == "rate_limited":
+            detail["until"] = _save_rate_limit(st, reset_at, now)
+            codes = ["E_RATE_LIMITED"]
+        elif error:
+            codes = [error]
+        cstore.audit(conn, action, now=fmt(now) or "", contact=contact, draft_id=d.id,
+                     codes=codes, **detail)
+
