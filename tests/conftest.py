@@ -74,3 +74,19 @@ def run() -> Callable[..., Result]:
         return Result(p.returncode, p.stdout, p.stderr)
 
     return go
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A pinned clock (DMTOOL_NOW) shared by dmtool and the sandbox X."""
+    from tests.xworld import Clock
+
+    return Clock(monkeypatch)
+
+
+@pytest.fixture
+def world(cli: Callable[..., Result], clock: Any) -> Any:
+    """A sandbox profile with an empty X world: you and six people."""
+    from tests.xworld import make_world
+
+    return make_world(cli, clock)

@@ -1,9 +1,104 @@
-"""Placeholder: commands arrive with their issue."""
+"""`dmtool sync`."""
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from dmtool import output
+from dmtool.cli.context import state
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from dmtool.models import Contact
+    from dmtool.services.sync import Progress, SyncResult
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def summary(r: SyncResult, sandbox: bool) -> str:
+    """The one line a human (or a cron mail) reads."""
+    prefix = "sandbox: " if sandbox else ""
+    parts = [_plural(r.dm_events_new, "new DM"), _plural(r.mentions_new, "new mention"),
+             _plural(r.replies_new, "new reply", "new replies"),
+             _plural(r.contacts_new, "new contact")]
+    cost = (f"{_plural(r.dm_events_read, 'DM event')} read, {_plural(r.requests, 'request')}")
+    line = f"{prefix}synced: {', '.join(parts)} ({cost})"
+    if r.opted_out:
+        line += "; opted out: " + ", ".join("@" + h for h in r.opted_out)
+    if r.autoacks_sent:
+        line += f"; {_plural(r.autoacks_sent, 'acknowledgement')} sent"
+    return line
+
+
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    """A spinner on a terminal; off one, only the lines worth keeping (a rate-limit wait)."""
+    if not sys.stderr.isatty():
+        def note(text: str, *, transient: bool = True) -> None:
+            if not transient:
+                output.info(text)
+
+        yield note
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False, no_color=bool(os.environ.get("NO_COLOR")))
+    with console.status("syncing with X") as status:
+        def show(text: str, *, transient: bool = True) -> None:
+            if transient:
+                status.update(text)
+            else:
+                console.print(text)
+
+        yield show
+
+
+def sync_cmd(
+    ctx: typer.Context,
+    json_: JsonOpt = False,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="On a rate limit, wait for the reset (with a countdown) instead of exit 5.")]
+    = False,
+    public: Annotated[bool, typer.Option(
+        "--public", help="Check mentions and your public replies now, even if checked within "
+                         "sync.public_every_minutes.")] = False,
+) -> None:
+    """Pull DMs, mentions of you and your public replies; update contacts,
+    consent evidence and opt-outs.
+
+    Incremental and cost-aware: it stops at the first DM event it already has,
+    and a sync with nothing new costs one request. On a rate limit it stops
+    with exit 5 and the reset time (nothing read is lost), unless --wait.
+    """
+    from dmtool.services.sync import run_sync
+
+    st = state(ctx)
+    hook = None
+    if st.config.get("autoack.enabled"):
+        from dmtool.services.send import send_autoack
+
+        def hook(conn: object, contact: Contact, at: datetime) -> object:
+            return send_autoack(st, contact.id, at)
+
+    with _progress() as progress:
+        result = run_sync(st, wait=wait, progress=progress, autoack_hook=hook, public=public)
+    if json_:
+        output.print_json(result.to_dict())
+    else:
+        output.print_text(summary(result, st.sandbox))
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("sync")(sync_cmd)

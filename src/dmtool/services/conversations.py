@@ -16,7 +16,7 @@ def inbox(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> list[d
     rows = conn.execute(
         f"""
         SELECT * FROM (
-          SELECT c.handle, c.name, cv.state, cv.id AS conversation_id,
+          SELECT c.handle, c.name, cv.state, cv.id AS conversation_id, c.opted_out_at,
             (SELECT at FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
               AS last_at,
             (SELECT direction FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC
@@ -33,7 +33,9 @@ def inbox(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> list[d
     return [{"handle": r["handle"], "name": r["name"], "last_at": r["last_at"],
              "last_direction": r["last_direction"], "last_text": r["last_text"],
              "unread": r["unread"],
-             "needs_reply": r["state"] == "open" and r["last_direction"] == "in",
+             # Someone who opted out is never waiting for a DM from you.
+             "needs_reply": r["state"] == "open" and r["last_direction"] == "in"
+             and r["opted_out_at"] is None,
              "status": r["state"]} for r in rows if r["last_at"] is not None]
 
 

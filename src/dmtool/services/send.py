@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from dmtool import policy
 from dmtool.errors import (
     AuthError,
     Busy,
@@ -37,6 +38,7 @@ from dmtool.errors import (
     Unavailable,
     UsageError,
 )
+from dmtool.lint import lint
 from dmtool.services import consent, drafting
 from dmtool.services.drafting import DraftView
 from dmtool.store import contacts as cstore
@@ -457,3 +459,41 @@ def _back_to_approved(st: AppState, d: dstore.Draft, contact: Contact, action: s
         cstore.audit(conn, action, now=fmt(now) or "", contact=contact, draft_id=d.id,
                      codes=codes, **detail)
 
+
+
+# --- auto-acknowledgement (policy.md §6) ------------------------------------------
+
+
+def send_autoack(st: AppState, contact_id: int, inbound_at: datetime) -> SendResult | None:
+    """Acknowledge a DM that opened a new conversation, when the policy allows.
+
+    The acknowledgement goes through the same state machine as every send: an
+    approved draft (template "autoack"), the gate again, `sending` committed
+    before the request. Returns None when the policy says no (audited).
+    """
+    text = str(st.config.get("autoack.text")).strip()
+    if not text:
+        return None
+    with send_lock(st):
+        conn = st.store.conn
+        contact = cstore.by_id(conn, contact_id)
+        now = clock()
+        findings = lint(text, drafting.lint_context(st, contact, False), st.config.lint())
+        decision = policy.decide_autoack(
+            consent.snapshot(conn, contact), inbound_at, consent.recent_sends(conn, now),
+            st.config.policy(), text, now, findings,
+            rate_limited_until=consent.rate_limited_until(conn))
+        stamp = fmt(now) or ""
+        if not decision.allowed:
+            with st.store.tx() as tx:
+                cstore.audit(tx, "autoack_skipped", now=stamp, contact=contact,
+                             codes=[r.code for r in decision.blocking])
+            return None
+        with st.store.tx() as tx:
+            d = dstore.create(tx, contact.id, text, now=stamp, template="autoack")
+            dstore.approve(tx, d.id, text=text, acknowledged=[f.code for f in findings], now=stamp)
+            cstore.audit(tx, "approved", now=stamp, contact=contact, draft_id=d.id, by="autoack")
+        try:
+            return _send_approved(st, d.id, confirmed_text=text, contact_id=contact.id)
+        except (DMClosed, SendOutcomeUnknown, PolicyRefused):
+            return None  # settled and audited; the digest lists failed sends

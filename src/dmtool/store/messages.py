@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 
 
 def conversation_id_for(me_id: str, other_id: str) -> str:
@@ -55,3 +56,20 @@ def add_post(conn: sqlite3.Connection, *, post_id: str, kind: str, author_id: st
 def conversation_of(conn: sqlite3.Connection, contact_id: int) -> sqlite3.Row | None:
     return conn.execute("SELECT * FROM conversations WHERE contact_id = ? ORDER BY last_at DESC "
                         "LIMIT 1", (contact_id,)).fetchone()
+
+
+def public_exchanges(conn: sqlite3.Connection, user_ids: Iterable[str]) -> list[sqlite3.Row]:
+    """Your public replies to these users that answer something they said to you:
+    they have a stored mention earlier than the reply, or the reply answers it.
+    Rows: id, at, text, user_id (the person replied to)."""
+    ids = list(dict.fromkeys(user_ids))
+    rows: list[sqlite3.Row] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows += conn.execute(
+            f"SELECT o.id, o.at, o.text, o.in_reply_to_user_id AS user_id FROM posts o "
+            f"WHERE o.kind = 'own' AND o.in_reply_to_user_id IN ({marks}) AND EXISTS ("
+            "SELECT 1 FROM posts m WHERE m.kind = 'mention' AND m.author_id = o.in_reply_to_user_id "
+            "AND (m.at <= o.at OR m.id = o.replied_to_id)) ORDER BY o.at", chunk).fetchall()
+    return rows

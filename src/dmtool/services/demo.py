@@ -1,0 +1,115 @@
+"""`dmtool demo`: a narrated walk through the whole flow on the sandbox X.
+
+Each step runs the real command in a subprocess, exactly as a user would type
+it, so the demo shows true output and exit codes and proves the flow end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dmtool.errors import DmtoolError
+from dmtool.paths import Paths
+
+PROFILE = "demo"
+SIGNATURE = "Alex at Demo Studio"
+
+REPLY = ("Hi Maya, yes: the printed workbook ships to Canada (about a week). For three people "
+         "there is a group rate; I'll send it with the schedule this week. – Alex at Demo Studio")
+COLD = "Hi Quinn! Thanks for following. Our spring workshop is open, want the details?"
+
+
+@dataclass
+class Step:
+    say: str
+    args: list[str]
+    expect: tuple[int, ...] = (0,)
+    capture_json: bool = False
+
+
+def reset_profile(environ: dict[str, str]) -> Paths:
+    """Remove the demo profile's files and seed a fresh sandbox world."""
+    from dmtool.config import Config
+    from dmtool.x.sandbox import seed_demo_world
+
+    paths = Paths.resolve(PROFILE, environ)
+    for d in (paths.config_dir, paths.data_dir, paths.state_dir):
+        shutil.rmtree(d, ignore_errors=True)
+    paths.ensure()
+    cfg = Config.load(paths.config_file)
+    cfg.set("backend", "sandbox")
+    cfg.set("identity.names", SIGNATURE)
+    seed_demo_world(paths.sandbox_file)
+    return paths
+
+
+def run_demo(*, interactive: bool, write: Callable[[str], None],
+             environ: dict[str, str] | None = None) -> None:
+    env = dict(os.environ if environ is None else environ)
+    env.pop("DMTOOL_PROFILE", None)
+    env.pop("DMTOOL_NOW", None)
+    reset_profile(env)
+    base = [sys.executable, "-m", "dmtool", "--profile", PROFILE]
+
+    def step(s: Step) -> str:
+        write(f"\n{s.say}\n$ dmtool --profile demo {' '.join(_quote(a) for a in s.args)}")
+        if s.capture_json:
+            p = subprocess.run(base + s.args, env=env, capture_output=True, text=True,
+                               stdin=subprocess.DEVNULL)
+            sys.stderr.write(p.stderr)
+            out = p.stdout
+        else:
+            p = subprocess.run(base + s.args, env=env,
+                               stdin=None if interactive else subprocess.DEVNULL)
+            out = ""
+        if p.returncode not in s.expect:
+            raise DmtoolError(f"demo step failed: dmtool {' '.join(s.args)} exited {p.returncode}")
+        return out
+
+    write("This is the dmtool demo, on the built-in sandbox X: no account, no network.\n"
+          "The sandbox has five people: Maya (a customer who DMed you), Theo (you had a public\n"
+          "exchange), Quinn (follows you, never engaged), Sam (wrote STOP) and Carla (DMs closed).")
+    step(Step("1. Sync pulls DMs, mentions and your replies, and records consent evidence.",
+              ["sync"]))
+    step(Step("2. The inbox shows who is waiting for a reply.", ["inbox"]))
+    step(Step("3. May I DM Maya? She wrote to you, so yes.", ["check", "@maya_builds"]))
+    step(Step("   Theo? You answered his mention publicly: yes, as a first contact.",
+              ["check", "@theo_writes"]))
+    step(Step("   Sam wrote STOP: dmtool will not DM him again until he writes START.",
+              ["check", "@sam_stops"], expect=(3,)))
+    step(Step("   Quinn only follows you. Add him to your contacts: adding is not consent either.",
+              ["contacts", "add", "@quiet_quinn", "--name", "Quinn Park", "--tag", "follower"]))
+    step(Step("   So dmtool says no, and says what would change that.",
+              ["check", "@quiet_quinn"], expect=(3,)))
+    step(Step("4. Read Maya's conversation.", ["thread", "@maya_builds"]))
+    out = step(Step("5. Draft one reply, for one person. dmtool lints it as you go.",
+                    ["draft", "@maya_builds", REPLY, "--json"], capture_json=True))
+    draft = json.loads(out)
+    draft_id = str(draft["id"])
+    findings = ", ".join(f["code"] for f in draft["findings"]) or "none"
+    write(f"draft {draft_id} for @{draft['handle']}: {draft['status']}; lint findings: {findings}")
+    step(Step("6. Review it: approving records what you approved and when.",
+              ["review", draft_id, "--approve"]))
+    send_args = ["send", draft_id] if interactive else ["send", draft_id, "--yes"]
+    step(Step("7. Send it: the policy and lint run again, then exactly one DM goes out."
+              + (" Answer y to send." if interactive else ""), send_args,
+              expect=(0, 2) if interactive else (0,)))
+    step(Step("8. A cold DM to Quinn is refused before you even get to review it.",
+              ["draft", "@quiet_quinn", COLD], expect=(3,)))
+    step(Step("9. The digest: what came in since last time (cron mails it only when non-empty).",
+              ["digest", "--peek"]))
+    step(Step("10. Everything is in the audit log.", ["log", "--limit", "8"]))
+    write("\nThat's the flow. The demo profile stays on the sandbox: try\n"
+          "  dmtool --profile demo inbox\n"
+          "  dmtool --profile demo draft @theo_writes \"Hi Theo, ...\"\n"
+          "and `dmtool demo` again resets it.")
+
+
+def _quote(a: str) -> str:
+    return a if a and all(ch.isalnum() or ch in "@-_./=" for ch in a) else json.dumps(a)

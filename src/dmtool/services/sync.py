@@ -1,0 +1,572 @@
+"""`dmtool sync`: pull DM events, mentions of you and your replies into the store.
+
+Cost model (shared/spec/x-api.md): X bills every DM event read and
+GET /2/dm_events has no since_id. So the DM walk reads newest first, stops at
+the first event it already knows, and sizes each page to what is probably
+still new. Each page is committed as it arrives, together with where the walk
+stands, so a sync that is killed or rate-limited halfway loses nothing and the
+next one neither duplicates nor skips.
+
+sync_state keys used here:
+- me_id, me_username: who we are (one /2/users/me per profile, ever).
+- dm_hwm: the newest event id up to which every event is stored; dm_hwm_at:
+  the time up to which that is known (the start of the walk that set it).
+- dm_walk: JSON list of segments left by unfinished walks, newest first. Each
+  says "events from `top` down to `bottom_at` are stored; continue below with
+  `token`". A new walk stops at a segment's top and jumps to its token.
+- mentions_since, posts_since: since_id cursors; public_synced_at.
+- rate_limited_until: RFC 3339; nothing reads or sends before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from dmtool import optout, timeutil
+from dmtool.errors import Busy, InputError, RateLimited
+from dmtool.models import Contact
+from dmtool.store import contacts as cstore
+from dmtool.store import messages as mstore
+from dmtool.timeutil import fmt, parse_opt
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from dmtool.cli.context import AppState
+    from dmtool.store import Store
+    from dmtool.x.types import DMEvent, Post, PostPage, XClient, XUser
+
+K_ME_ID = "me_id"
+K_ME_USERNAME = "me_username"
+K_HWM = "dm_hwm"
+K_HWM_AT = "dm_hwm_at"
+K_WALK = "dm_walk"
+K_MENTIONS = "mentions_since"
+K_POSTS = "posts_since"
+K_PUBLIC_AT = "public_synced_at"
+K_LIMITED = "rate_limited_until"
+
+DM_WINDOW = timedelta(days=30)  # X serves DM events of the last 30 days only
+# Mentions and own posts cost a request each even when nothing is new, so a
+# sync checks them at most this often: a quiet cron sync stays one request.
+FIRST_PUBLIC_PAGES = 2  # no cursor yet: the newest 200 are plenty of history
+MAX_PUBLIC_PAGES = 5  # with a cursor: bound a backlog, then move the cursor on
+DEFAULT_RESET = timedelta(minutes=15)  # a 429 without x-rate-limit-reset
+MAX_RATE_WAITS = 3  # --wait: give up after this many rate-limit pauses
+
+# Page sizing (see page_size). Tuned by simulation over uniform, Poisson and
+# bursty arrivals: with these, reads stay within new + 5 for smooth traffic
+# while a burst of 250 takes about 10 requests.
+SHADE_Z = 2.5
+PAGE_MARGIN = 4
+GROWTH = 4
+
+Hook = Callable[["sqlite3.Connection", Contact, datetime], object]  # truthy: an autoack went out
+
+
+class Progress(Protocol):
+    """Where sync reports what it is doing. Transient lines may be overwritten
+    (a spinner); the others are worth keeping in a log."""
+
+    def __call__(self, text: str, *, transient: bool = True) -> None: ...
+
+
+@dataclass
+class SyncResult:
+    backend: str
+    dm_events_new: int = 0
+    dm_events_read: int = 0
+    mentions_new: int = 0
+    replies_new: int = 0
+    contacts_new: int = 0
+    opted_out: list[str] = field(default_factory=list)
+    requests: int = 0
+    autoacks_sent: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dm_events_new": self.dm_events_new,
+            "dm_events_read": self.dm_events_read,
+            "mentions_new": self.mentions_new,
+            "replies_new": self.replies_new,
+            "contacts_new": self.contacts_new,
+            "opted_out": list(self.opted_out),
+            "requests": self.requests,
+            "autoacks_sent": self.autoacks_sent,
+            "backend": self.backend,
+        }
+
+
+def page_size(*, seen: int, oldest_at: datetime | None, floor_at: datetime | None, now: datetime,
+              max_size: int) -> int:
+    """How many DM events to ask for in the next page (after the first).
+
+    `seen` events newer than the floor arrived between `oldest_at` and `now`;
+    at that density, about `est` more lie between the floor and `oldest_at`.
+    Only the page that reaches the floor reads old (wasted) events, so aim well
+    below the estimate (SHADE_Z standard deviations of Poisson noise plus the
+    rate's own uncertainty) and add a small margin: another small request is
+    cheaper than a page of events we already have.
+    """
+    if floor_at is None or floor_at <= now - DM_WINDOW:
+        return max_size  # nothing stored within X's window: every event is new
+    if seen <= 0 or oldest_at is None:
+        return max(1, min(PAGE_MARGIN, max_size))
+    elapsed = max((now - oldest_at).total_seconds(), 1.0)
+    gap = max((oldest_at - floor_at).total_seconds(), 0.0)
+    est = seen * gap / elapsed
+    sd = math.sqrt(est + est * est / seen)
+    want = max(0, math.floor(est - SHADE_Z * sd)) + PAGE_MARGIN
+    return max(1, min(want, GROWTH * seen, max_size))
+
+
+@contextlib.contextmanager
+def sync_lock(path: Path, what: str = "") -> Iterator[None]:
+    """One sync per profile at a time (the kernel frees the lock if we die)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"{what}another dmtool sync is running for this profile",
+                       hint="try again when it has finished") from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _local_time(at: datetime) -> str:
+    local = at.astimezone()
+    text = f"{local:%H:%M}"
+    if local.date() != datetime.now().astimezone().date():
+        text += f" on {local:%Y-%m-%d}"
+    return f"{text} ({fmt(at)})"
+
+
+def run_sync(st: AppState, *, wait: bool, progress: Progress | None = None,
+             autoack_hook: Hook | None = None, public: bool = False,
+             sleep: Callable[[float], None] = time.sleep) -> SyncResult:
+    """Sync the profile's store with X. Raises Busy, RateLimited and the X errors.
+
+    With `wait`, a rate limit (stored or met on the way) is waited out with a
+    countdown through `progress`, then the sync goes on where it stopped.
+    `autoack_hook(conn, contact, message_at)` runs for each new inbound DM,
+    after the page holding it is committed.
+    """
+    prefix = "sandbox: " if st.sandbox else ""
+    st.paths.ensure()
+    with sync_lock(st.paths.sync_lock_file, prefix):
+        store = st.store
+        waits = 0
+        syncer: _Sync | None = None
+        while True:
+            until = parse_opt(store.get_state(K_LIMITED))
+            now = timeutil.now()
+            if until is not None and until > now:
+                if not wait or waits >= MAX_RATE_WAITS:
+                    raise RateLimited(
+                        f"{prefix}X rate limit: sync is paused until {_local_time(until)}",
+                        reset_at=int(until.timestamp()),
+                        hint="run `dmtool sync` after that time, or `dmtool sync --wait`")
+                waits += 1
+                _countdown(until - now, until, progress, sleep)
+                with store.tx():
+                    store.set_state(K_LIMITED, None)
+            if syncer is None:  # the client (and so no request) only once the gate is passed
+                syncer = _Sync(st, progress, autoack_hook, public)
+            try:
+                syncer.run()
+                return syncer.finish()
+            except RateLimited as e:
+                until = _record_limit(store, e)
+                if wait and waits < MAX_RATE_WAITS:
+                    continue
+                kept = syncer.result
+                raise RateLimited(
+                    f"{prefix}X rate limit reached during sync; what was read is kept "
+                    f"({kept.dm_events_new} new DMs, {kept.mentions_new} mentions). "
+                    f"Sync can go on at {_local_time(until)}",
+                    reset_at=int(until.timestamp()),
+                    hint="run `dmtool sync` again after that time, or `dmtool sync --wait`") from None
+
+
+def _record_limit(store: Store, e: RateLimited) -> datetime:
+    if e.reset_at is not None:
+        until = datetime.fromtimestamp(e.reset_at, UTC)
+    else:
+        until = timeutil.now() + DEFAULT_RESET
+    with store.tx():
+        store.set_state(K_LIMITED, fmt(until))
+    return until
+
+
+def _countdown(left: timedelta, until: datetime, progress: Progress | None,
+               sleep: Callable[[float], None]) -> None:
+    # Counted down rather than re-read from the clock, so a pinned clock
+    # (DMTOOL_NOW in tests and demos) cannot make it wait forever.
+    remaining = math.ceil(left.total_seconds()) + 1  # x-rate-limit-reset has 1 s resolution
+    if progress:
+        progress(f"rate limited by X: waiting until {_local_time(until)}", transient=False)
+    while remaining > 0:
+        if progress:
+            progress(f"rate limited by X: resuming in {remaining // 60}:{remaining % 60:02d}")
+        sleep(1.0)
+        remaining -= 1
+
+
+class _Sync:
+    """One sync pass; may be run again after a rate-limit wait (everything it
+    does is idempotent and resumes from the store)."""
+
+    def __init__(self, st: AppState, progress: Progress | None, hook: Hook | None,
+                 public: bool = False) -> None:
+        self.st = st
+        self.public = public
+        self.store = st.store
+        self.client: XClient = st.client()
+        self.start_requests = self.client.requests_made
+        self.progress = progress
+        self.hook = hook
+        self.result = SyncResult(backend="sandbox" if st.sandbox else "x")
+        self.first_size = int(st.config.get("sync.first_page_size"))
+        self.max_size = int(st.config.get("sync.max_page_size"))
+        self.now = timeutil.now()
+        self.now_s = fmt(self.now) or ""
+
+    def say(self, text: str) -> None:
+        if self.progress:
+            self.progress(text)
+
+    def finish(self) -> SyncResult:
+        self.result.requests = self.client.requests_made - self.start_requests
+        return self.result
+
+    def run(self) -> None:
+        self.now = timeutil.now()
+        self.now_s = fmt(self.now) or ""
+        me = self.me()
+        self.walk_dms(me)
+        # Mentions and own posts cost a request each even when empty; a quiet
+        # sync costs one request unless the public check is due (or forced).
+        every = timedelta(minutes=int(self.st.config.get("sync.public_every_minutes")))
+        last = parse_opt(self.store.get_state(K_PUBLIC_AT))
+        if self.public or last is None or self.now - last >= every:
+            self.sync_public(me)
+
+    # --- who am I ---------------------------------------------------------------------
+
+    def me(self) -> str:
+        me_id = self.store.get_state(K_ME_ID)
+        if me_id:
+            return me_id
+        self.say("asking X who you are")
+        user = self.client.me()
+        with self.store.tx():
+            self.store.set_state(K_ME_ID, user.id)
+            self.store.set_state(K_ME_USERNAME, user.username)
+        return user.id
+
+    # --- contacts -----------------------------------------------------------------------
+
+    def lookup_missing(self, ids: set[str], users: dict[str, XUser]) -> dict[str, XUser]:
+        """Names for ids that are neither in the page's includes nor contacts yet.
+        Runs before the page's transaction: no write lock is held over the network."""
+        conn = self.store.conn
+        missing = sorted(i for i in ids if i not in users and cstore.find_by_user_id(conn, i) is None)
+        if not missing:
+            return users
+        users = dict(users)
+        for u in self.client.users_by_ids(missing):
+            users[u.id] = u
+        return users
+
+    def contact(self, conn: sqlite3.Connection, user_id: str, users: dict[str, XUser]) -> Contact:
+        user = users.get(user_id)
+        if user is None:
+            known = cstore.find_by_user_id(conn, user_id)
+            if known is not None:
+                return known
+            # X no longer knows the account (deleted, suspended): keep the record by id.
+            user_name, name = f"user_{user_id}", None
+        else:
+            user_name, name = user.username, user.name
+        c, created = cstore.upsert_x_user(conn, user_id, user_name, name, now=self.now_s)
+        if created:
+            self.result.contacts_new += 1
+        return c
+
+    # --- DM events ------------------------------------------------------------------------
+
+    def walk_dms(self, me: str) -> None:
+        try:
+            self._walk(me)
+        except InputError:
+            # X refused a pagination token saved by an unfinished walk (it may
+            # have expired): forget the shortcut and walk down to the mark.
+            if not self.store.get_state(K_WALK):
+                raise
+            with self.store.tx():
+                self.store.set_state(K_WALK, None)
+            self._walk(me)
+
+    def _walk(self, me: str) -> None:
+        store = self.store
+        hwm = int(store.get_state(K_HWM) or 0)
+        hwm_at = parse_opt(store.get_state(K_HWM_AT))
+        segments: list[dict[str, Any]] = json.loads(store.get_state(K_WALK) or "[]")
+        walk_at = self.now
+        top_id: str | None = None
+        top_at: datetime | None = None
+        seen = 0
+        oldest_at: datetime | None = None
+        token: str | None = None
+        pages = 0
+        while True:
+            floor_id, floor_at = _floor(segments, hwm, hwm_at)
+            if pages == 0:
+                size = max(1, min(self.first_size, self.max_size))
+            else:
+                size = page_size(seen=seen, oldest_at=oldest_at, floor_at=floor_at, now=walk_at,
+                                 max_size=self.max_size)
+            self.say(f"reading DM events (page {pages + 1}, {self.result.dm_events_read} read so far)")
+            page = self.client.dm_events(size, token)
+            pages += 1
+            self.result.dm_events_read += len(page.events)
+
+            fresh: list[DMEvent] = []
+            hit = False
+            for ev in page.events:  # newest first
+                if int(ev.id) <= floor_id:
+                    hit = True
+                    break
+                fresh.append(ev)
+            if fresh:
+                if top_id is None:
+                    top_id, top_at = fresh[0].id, fresh[0].created_at
+                seen += len(fresh)
+                oldest_at = fresh[-1].created_at or oldest_at
+            next_token = page.next_token
+            jump: dict[str, Any] | None = None
+            if hit and segments:
+                # Reached what an unfinished walk already stored: skip it.
+                jump = segments.pop(0)
+                if top_id is None:
+                    # Nothing new above it: this walk vouches for it up to walk_at.
+                    top_id, top_at = jump["top"], parse_opt(jump["top_at"])
+                seen += int(jump["count"])
+                oldest_at = parse_opt(jump["bottom_at"]) or oldest_at
+                next_token = jump["token"]
+            done = (hit and jump is None) or (not hit and (not page.events or not next_token))
+
+            users = self.lookup_missing(_dm_others(fresh, me), page.users)
+            with store.tx() as conn:
+                inbound = self.store_dms(conn, me, fresh, users)
+                if done:
+                    if top_id is not None and int(top_id) > hwm:
+                        store.set_state(K_HWM, top_id)
+                    # Everything up to this walk's start is now known to be stored.
+                    store.set_state(K_HWM_AT, fmt(max(walk_at, top_at or walk_at)))
+                    store.set_state(K_WALK, None)
+                else:
+                    seg = {"top": top_id, "top_at": fmt(top_at), "walk_at": fmt(walk_at),
+                           "token": next_token, "bottom_at": fmt(oldest_at), "count": seen}
+                    store.set_state(K_WALK, json.dumps([seg, *segments]))
+            self.after_commit(inbound)
+            if done:
+                return
+            token = next_token
+
+    def store_dms(self, conn: sqlite3.Connection, me: str, events: list[DMEvent],
+                  users: dict[str, XUser]) -> list[tuple[int, datetime]]:
+        """Store a page's new events; returns (contact id, time) of new inbound ones."""
+        inbound: list[tuple[int, datetime]] = []
+        for ev in reversed(events):  # oldest first: opt-out words apply in time order
+            other = _dm_other(ev, me)
+            if other is None:
+                continue
+            contact = self.contact(conn, other, users)
+            at = ev.created_at or self.now
+            at_s = fmt(at) or self.now_s
+            direction = "in" if ev.sender_id != me else "out"
+            if not mstore.add_message(conn, event_id=ev.id, conversation_id=ev.conversation_id,
+                                      contact_id=contact.id, direction=direction, text=ev.text or "",
+                                      at=at_s, source="sync", now=self.now_s):
+                continue
+            self.result.dm_events_new += 1
+            if direction == "in":
+                cstore.add_evidence(conn, contact.id, "inbound_dm", at_s, ev.id, None, now=self.now_s)
+                self.apply_words(conn, contact.id, ev.text or "", at_s)
+                inbound.append((contact.id, at))
+        return inbound
+
+    def after_commit(self, inbound: list[tuple[int, datetime]]) -> None:
+        if self.hook is None:
+            return
+        conn = self.store.conn
+        for contact_id, at in inbound:
+            if self.hook(conn, cstore.by_id(conn, contact_id), at):
+                self.result.autoacks_sent += 1
+
+    # --- opt-out words --------------------------------------------------------------------
+
+    def apply_words(self, conn: sqlite3.Connection, contact_id: int, text: str, at: str) -> None:
+        """Apply STOP / START / "please stop" as if messages were read in time
+        order, although a walk reads pages newest first: a STOP counts unless a
+        later START or STOP is already stored; a START lifts only an earlier opt-out."""
+        match = optout.classify_detail(text)
+        if match is None:
+            return
+        c = cstore.by_id(conn, contact_id)
+        words = " ".join(text.split())[:200]
+        if match.kind == "optout":
+            if c.opted_out_at and c.opted_out_at >= at:
+                return
+            if any(m.direction == "in" and m.at > at and optout.classify(m.text) == "optin"
+                   for m in cstore.messages(conn, c.id)):
+                return
+            cstore.set_opted_out(conn, c, at, words)
+            cstore.audit(conn, "opted_out", now=self.now_s, contact=c, codes=["E_OPTED_OUT"],
+                         words=words, at=at, by="contact")
+            if c.handle not in self.result.opted_out:
+                self.result.opted_out.append(c.handle)
+        elif match.kind == "optin":
+            if not c.opted_out_at or c.opted_out_at >= at:
+                return
+            cstore.set_opted_out(conn, c, None, None)
+            if c.optout_review_at and c.optout_review_at > at:
+                # set_opted_out clears the review; a later "please stop" still needs a human.
+                cstore.set_review(conn, c, c.optout_review_text, c.optout_review_at)
+            cstore.audit(conn, "opted_in", now=self.now_s, contact=c, words=words, at=at,
+                         lifted=c.opted_out_at)
+            if c.handle in self.result.opted_out:
+                self.result.opted_out.remove(c.handle)
+        else:
+            if c.opted_out_at and c.opted_out_at >= at:
+                return
+            if c.optout_review_at and c.optout_review_at >= at:
+                return
+            cstore.set_review(conn, c, words, at)
+            cstore.audit(conn, "optout_review", now=self.now_s, contact=c, codes=["E_OPTOUT_REVIEW"],
+                         words=words, matched=match.word, at=at)
+
+    # --- mentions and your replies ----------------------------------------------------------
+
+    def sync_public(self, me: str) -> None:
+        touched: set[str] = set()
+        self.poll("mention", K_MENTIONS, me, touched)
+        self.poll("own", K_POSTS, me, touched)
+        self.public_exchanges(touched)
+        with self.store.tx():
+            self.store.set_state(K_PUBLIC_AT, self.now_s)
+
+    def poll(self, kind: str, key: str, me: str, touched: set[str]) -> None:
+        fetch = self.client.mentions if kind == "mention" else self.client.own_posts
+        what = "mentions" if kind == "mention" else "your posts"
+        since = self.store.get_state(key)
+        limit = FIRST_PUBLIC_PAGES if since is None else MAX_PUBLIC_PAGES
+        token: str | None = None
+        newest: int | None = None
+        for n in range(1, limit + 1):
+            self.say(f"reading {what} (page {n})")
+            page = fetch(me, since_id=since, pagination_token=token)
+            ids = [int(p.id) for p in page.posts]
+            if page.newest_id:
+                ids.append(int(page.newest_id))
+            if ids:
+                newest = max(ids + ([newest] if newest is not None else []))
+            if kind == "mention":
+                authors = {p.author_id for p in page.posts if p.author_id and p.author_id != me}
+                users = self.lookup_missing(authors, page.users)
+                with self.store.tx() as conn:
+                    self.store_mentions(conn, me, page, users, touched)
+            else:
+                with self.store.tx() as conn:
+                    self.store_replies(conn, me, page, touched)
+            if not page.next_token or not page.posts:
+                break
+            token = page.next_token
+        if newest is not None:
+            with self.store.tx():
+                self.store.set_state(key, str(newest))
+
+    def store_mentions(self, conn: sqlite3.Connection, me: str, page: PostPage,
+                       users: dict[str, XUser], touched: set[str]) -> None:
+        for p in reversed(page.posts):
+            if not p.author_id or p.author_id == me:
+                continue
+            at = self._post_at(p)
+            if not self._add_post(conn, p, "mention", at):
+                continue
+            self.result.mentions_new += 1
+            c = self.contact(conn, p.author_id, users)
+            cstore.add_evidence(conn, c.id, "mention", at, p.id, p.text, now=self.now_s)
+            touched.add(p.author_id)
+
+    def store_replies(self, conn: sqlite3.Connection, me: str, page: PostPage,
+                      touched: set[str]) -> None:
+        for p in reversed(page.posts):
+            target = p.in_reply_to_user_id
+            if not target or target == me:  # not a reply, or a thread of your own
+                continue
+            if self._add_post(conn, p, "own", self._post_at(p)):
+                self.result.replies_new += 1
+                touched.add(target)
+
+    def _post_at(self, p: Post) -> str:
+        return fmt(p.created_at) or self.now_s
+
+    @staticmethod
+    def _add_post(conn: sqlite3.Connection, p: Post, kind: str, at: str) -> bool:
+        return mstore.add_post(conn, post_id=p.id, kind=kind, author_id=p.author_id, text=p.text,
+                               at=at, in_reply_to_user_id=p.in_reply_to_user_id,
+                               replied_to_id=p.replied_to_id, conversation_id=p.conversation_id)
+
+    def public_exchanges(self, user_ids: set[str]) -> None:
+        """Your public reply to someone who had mentioned or replied to you is a
+        consent basis (policy §1). Only people seen in this sync are looked at,
+        so a contact you forgot is not brought back from old posts."""
+        if not user_ids:
+            return
+        rows = mstore.public_exchanges(self.store.conn, user_ids)
+        users = self.lookup_missing({r["user_id"] for r in rows}, {})
+        with self.store.tx() as conn:
+            for r in rows:
+                c = self.contact(conn, r["user_id"], users)
+                cstore.add_evidence(conn, c.id, "public_exchange", r["at"], r["id"], r["text"],
+                                    now=self.now_s)
+
+
+def _floor(segments: list[dict[str, Any]], hwm: int, hwm_at: datetime | None
+           ) -> tuple[int, datetime | None]:
+    """The id the walk stops at next, and the time up to which events are known."""
+    if not segments:
+        return hwm, hwm_at
+    seg = segments[0]
+    times = [t for t in (parse_opt(seg["top_at"]), parse_opt(seg["walk_at"])) if t is not None]
+    return int(seg["top"]), max(times) if times else None
+
+
+def _dm_other(ev: DMEvent, me: str) -> str | None:
+    """The other person of a 1:1 message event; None for anything else."""
+    conv = ev.conversation_id
+    if ev.event_type != "MessageCreate" or not conv or "-" not in conv or not ev.sender_id:
+        return None  # group conversations have ids without '-'
+    if ev.sender_id != me:
+        return ev.sender_id
+    others = [p for p in ev.participant_ids if p != me] or [p for p in conv.split("-") if p != me]
+    return others[0] if len(others) == 1 else None
+
+
+def _dm_others(events: list[DMEvent], me: str) -> set[str]:
+    return {o for o in (_dm_other(ev, me) for ev in events) if o is not None}

@@ -1,0 +1,65 @@
+"""Auto-acknowledgement during sync (policy.md §6), end to end on the sandbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dmtool.x.sandbox import SandboxWorld
+from tests.xworld import ALICE, BOB, SAM, Cli, Clock, sync
+
+ACK = "Thanks for your message! We read every DM and will reply within a day. – Alex"
+
+
+def outbound(world: SandboxWorld, user_id: str) -> list[dict[str, Any]]:
+    return [e for e in world.dms_with(user_id) if e.get("sender_id") != user_id]
+
+
+def enable(cli: Cli, text: str = ACK) -> None:
+    assert cli("config", "set", "autoack.text", text).exit_code == 0
+    assert cli("config", "set", "autoack.enabled", "true").exit_code == 0
+
+
+def test_off_by_default(cli: Cli, world: SandboxWorld, clock: Clock) -> None:
+    world.incoming_dm(ALICE, "hello, question about pricing", at=clock.ago(minutes=5))
+    assert sync(cli)["autoacks_sent"] == 0
+    assert outbound(world, ALICE) == []
+
+
+def test_new_conversation_gets_one_ack_once(cli: Cli, world: SandboxWorld, clock: Clock) -> None:
+    enable(cli)
+    world.incoming_dm(ALICE, "hello, question about pricing", at=clock.ago(minutes=5))
+    data = sync(cli)
+    assert data["autoacks_sent"] == 1
+    sent = outbound(world, ALICE)
+    assert [e["text"] for e in sent] == [ACK]
+    # recorded like any send: a sent draft, an outbound message, an audit entry
+    drafts = cli("drafts", "list", "--json").json()
+    assert [(d["status"], d["text"]) for d in drafts] == [("sent", ACK)]
+    assert "sent" in [e["action"] for e in cli("log", "--json").json()]
+    # a second message in the same conversation: no second ack
+    clock.advance(minutes=30)
+    world.incoming_dm(ALICE, "also, do you ship to Canada?", at=clock.ago(minutes=1))
+    assert sync(cli)["autoacks_sent"] == 0
+    assert len(outbound(world, ALICE)) == 1
+
+
+def test_existing_conversation_and_opt_out_get_none(cli: Cli, world: SandboxWorld,
+                                                     clock: Clock) -> None:
+    world.incoming_dm(BOB, "hi", at=clock.ago(days=3))
+    world.outgoing_dm(BOB, "hello Bob", at=clock.ago(days=3, minutes=-5))
+    sync(cli)
+    enable(cli)
+    world.incoming_dm(BOB, "follow-up question", at=clock.ago(minutes=2))
+    world.incoming_dm(SAM, "STOP", at=clock.ago(minutes=1))
+    assert sync(cli)["autoacks_sent"] == 0
+    assert len(outbound(world, BOB)) == 1  # only the old manual reply
+    assert outbound(world, SAM) == []
+    skipped = [e for e in cli("log", "--json").json() if e["action"] == "autoack_skipped"]
+    assert {e["handle"] for e in skipped} == {"bob", "sam"}
+
+
+def test_promotional_ack_text_is_never_sent(cli: Cli, world: SandboxWorld, clock: Clock) -> None:
+    enable(cli, "Thanks! Buy now: limited time discount, 50% off, act now!")
+    world.incoming_dm(ALICE, "hello", at=clock.ago(minutes=5))
+    assert sync(cli)["autoacks_sent"] == 0
+    assert outbound(world, ALICE) == []
