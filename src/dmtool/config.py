@@ -54,7 +54,7 @@ def _from_dataclass(section: str, cls: type, ceilings: dict[str, float]) -> list
         default = f.default
         typ = type(default)
         out.append(
-            Setting(f"{section}.{f.name}", typ, default, (f.metadata or {}).get("help", ""),
+            Setting(f"{section}.{f.name}", typ, default, str(f.metadata.get("help", "")),
                     minimum=0, maximum=ceilings.get(f.name))
         )
     return out

@@ -59,17 +59,17 @@ def run_demo(*, interactive: bool, write: Callable[[str], None],
 
     def step(s: Step) -> str:
         write(f"\n{s.say}\n$ dmtool --profile demo {' '.join(_quote(a) for a in s.args)}")
+        out = ""
         if s.capture_json:
             p = subprocess.run(base + s.args, env=env, capture_output=True, text=True,
                                stdin=subprocess.DEVNULL)
             sys.stderr.write(p.stderr)
-            out = p.stdout
+            out, code = p.stdout, p.returncode
         else:
-            p = subprocess.run(base + s.args, env=env,
-                               stdin=None if interactive else subprocess.DEVNULL)
-            out = ""
-        if p.returncode not in s.expect:
-            raise DmtoolError(f"demo step failed: dmtool {' '.join(s.args)} exited {p.returncode}")
+            code = subprocess.run(base + s.args, env=env,
+                                  stdin=None if interactive else subprocess.DEVNULL).returncode
+        if code not in s.expect:
+            raise DmtoolError(f"demo step failed: dmtool {' '.join(s.args)} exited {code}")
         return out
 
     write("This is the dmtool demo, on the built-in sandbox X: no account, no network.\n"

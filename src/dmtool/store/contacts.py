@@ -241,7 +241,7 @@ def summaries(conn: sqlite3.Connection, tag: str | None = None) -> list[dict[str
     """One record per contact with what `contacts list` shows: Contact's fields,
     tag_list, last_inbound_at and last_outbound_at. Three flat queries, not one
     correlated query per row: this runs on every `contacts list`."""
-    where, params = "", ()
+    where, params = "", tuple[str, ...]()
     if tag:
         where, params = ("WHERE id IN (SELECT contact_id FROM contact_tags WHERE tag = ?)", (tag,))
     tags: dict[int, list[str]] = {}

@@ -1,0 +1,25 @@
+"""The code stays ruff clean and mypy clean: checked here so CI enforces it."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff not installed")
+def test_ruff_clean():
+    p = subprocess.run([sys.executable, "-m", "ruff", "check", "src", "tests", "benchmarks"],
+                       cwd=REPO, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy not installed")
+def test_mypy_clean():
+    p = subprocess.run([sys.executable, "-m", "mypy", "src"], cwd=REPO, capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
