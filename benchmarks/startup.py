@@ -48,6 +48,10 @@ def main() -> None:
         home = Path(tmp)
         seed(home, args.contacts)
         env = dict(os.environ, DMTOOL_HOME=str(home), NO_COLOR="1")
+        # Measure what users run: compiled bytecode cached after the first start.
+        # (Some CI images set PYTHONDONTWRITEBYTECODE, which recompiles every
+        # module on every start and hides the real cost.)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         cases = {
             'python -c "import typer"': [sys.executable, "-c", "import typer"],
             "dmtool --help": [*dmtool, "--help"],

@@ -24,9 +24,45 @@ def _wants_json(args: list[str]) -> bool:
     return any(a == "--format" and b == "json" for a, b in zip(args, args[1:], strict=False))
 
 
+# Which module defines each top-level command. A command's module is imported
+# (and its Typer parameters built) only when that command runs: a cron
+# `dmtool digest` pays for one module, not for all of them. Help lists them all.
+COMMAND_MODULES: dict[str, str] = {
+    "auth": "auth", "config": "config_cmd", "paths": "config_cmd", "sync": "sync_cmd",
+    "contacts": "contacts", "check": "contacts",
+    "inbox": "conversations", "thread": "conversations", "done": "conversations",
+    "reopen": "conversations", "digest": "conversations",
+    "draft": "drafts", "drafts": "drafts", "review": "drafts", "send": "drafts",
+    "templates": "drafts", "log": "drafts",
+    "demo": "demo", "db": "db_cmd",
+}
+
+
+def load_module_commands(module_name: str) -> dict[str, Any]:
+    """Build the click commands one cli module registers, by name."""
+    import importlib
+
+    module = importlib.import_module(f"dmtool.cli.{module_name}")
+    holder = typer.Typer()
+    module.register(holder)
+    return dict(typer.main.get_group(holder).commands)
+
+
 class DmtoolGroup(TyperGroup):
-    """Turns every DmtoolError into one line on stderr (or a JSON error) and its
-    exit code. Commands never catch errors to print them."""
+    """The root group: loads commands lazily, and turns every DmtoolError into
+    one line on stderr (or a JSON error) and its exit code. Commands never
+    catch errors to print them."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and cmd_name in COMMAND_MODULES:
+            for name, loaded in load_module_commands(COMMAND_MODULES[cmd_name]).items():
+                self.commands.setdefault(name, loaded)
+            cmd = self.commands.get(cmd_name)
+        return cmd
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         ctx.meta["dmtool.json"] = _wants_json(args)
@@ -127,16 +163,6 @@ def root(
         from dmtool.logs import setup_logging
 
         setup_logging(logging.DEBUG)
-
-
-def _register() -> None:
-    from dmtool.cli import auth, config_cmd, contacts, conversations, db_cmd, demo, drafts, sync_cmd
-
-    for module in (auth, config_cmd, sync_cmd, contacts, conversations, drafts, demo, db_cmd):
-        module.register(app)
-
-
-_register()
 
 
 def main() -> None:

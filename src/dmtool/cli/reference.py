@@ -49,7 +49,10 @@ def _walk(cmd: Any, path: str, out: list[str], level: int) -> None:
     out.append(f"{'#' * level} `{path}`\n")
     if doc:
         out.append(doc + "\n")
-    commands = getattr(cmd, "commands", None)
+    commands = None
+    if hasattr(cmd, "list_commands"):  # a group: ask it, so lazily loaded commands appear
+        ctx = typer.Context(cmd)
+        commands = {n: cmd.get_command(ctx, n) for n in cmd.list_commands(ctx)}
     if commands is None:
         out.append(f"```\n{_usage(path, cmd)}\n```\n")
     rows = [r for r in (_param_row(p) for p in cmd.params) if r]
