@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import stat
 import traceback
 from pathlib import Path
@@ -35,15 +34,6 @@ ACCESS = "AAAA-access-token-very-secret-0001"
 REFRESH = "RRRR-refresh-token-very-secret-0002"
 CLIENT_SECRET = "CCCC-client-secret-very-secret-0003"
 SECRETS = (ACCESS, REFRESH, CLIENT_SECRET)
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("a test tried to reach the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def oauth2(**kw: Any) -> Credentials:

