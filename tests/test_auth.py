@@ -116,8 +116,8 @@ def test_status_masks_secrets_and_names_the_source(cli: Cli, world: SandboxWorld
     data = r.json()
     assert {"backend", "user_id", "username", "kind", "source", "expires_at"} <= set(data)
     assert data["source"] == "file" and data["expires_at"] is None
-    assert data["api_key"] == "apik…Z0aa"
-    assert data["access_token_secret"].endswith("k3l2") and "…" in data["access_token_secret"]
+    assert data["api_key"] == "****Z0aa"
+    assert data["access_token_secret"] == "****k3l2"
     assert_no_secret(r.stdout, r.stderr)
 
     r = cli("auth", "status")

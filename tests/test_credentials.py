@@ -152,7 +152,7 @@ def test_malformed_file_is_config_error_naming_file_not_contents(
 def test_mask() -> None:
     assert mask(None) == ""
     assert mask("short") == "****"
-    assert mask("abcdefghijklmnopqrstuvwxyz") == "abcd…wxyz"
+    assert mask("abcdefghijklmnopqrstuvwxyz") == "****wxyz"
 
 
 def test_repr_str_and_describe_never_show_secrets() -> None:

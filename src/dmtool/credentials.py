@@ -70,7 +70,7 @@ def mask(secret: str | None) -> str:
         return ""
     if len(secret) < 16:
         return "****"
-    return f"{secret[:4]}…{secret[-4:]}"
+    return f"****{secret[-4:]}"  # the tail only: a known prefix would narrow a guess
 
 
 @dataclass
