@@ -27,6 +27,7 @@ def test_off_by_default(cli: Cli, world: SandboxWorld, clock: Clock) -> None:
 
 def test_new_conversation_gets_one_ack_once(cli: Cli, world: SandboxWorld, clock: Clock) -> None:
     enable(cli)
+    sync(cli)
     world.incoming_dm(ALICE, "hello, question about pricing", at=clock.ago(minutes=5))
     data = sync(cli)
     assert data["autoacks_sent"] == 1
@@ -60,6 +61,34 @@ def test_existing_conversation_and_opt_out_get_none(cli: Cli, world: SandboxWorl
 
 def test_promotional_ack_text_is_never_sent(cli: Cli, world: SandboxWorld, clock: Clock) -> None:
     enable(cli, "Thanks! Buy now: limited time discount, 50% off, act now!")
+    sync(cli)
     world.incoming_dm(ALICE, "hello", at=clock.ago(minutes=5))
     assert sync(cli)["autoacks_sent"] == 0
     assert outbound(world, ALICE) == []
+
+
+def test_first_sync_acknowledges_nothing(cli: Cli, world: SandboxWorld, clock: Clock) -> None:
+    enable(cli)
+    world.incoming_dm(ALICE, "hello, question about pricing", at=clock.ago(minutes=5))
+    assert sync(cli)["autoacks_sent"] == 0  # history, not news
+    assert outbound(world, ALICE) == []
+
+
+def test_backlog_over_several_pages_sees_older_stop_and_history(
+        cli: Cli, world: SandboxWorld, clock: Clock) -> None:
+    """Pages arrive newest first: the decision must wait for the whole walk."""
+    enable(cli)
+    assert cli("config", "set", "sync.first_page_size", "1").exit_code == 0
+    sync(cli)
+    world.incoming_dm(SAM, "STOP", at=clock.ago(days=5))
+    world.incoming_dm(BOB, "hi, quick question", at=clock.ago(hours=5))
+    world.outgoing_dm(BOB, "sure, go ahead", at=clock.ago(hours=4))
+    for i in range(4):  # a backlog: several pages before the older events
+        world.incoming_dm(ALICE, f"filler {i}", at=clock.ago(hours=3, minutes=-i))
+    world.incoming_dm(SAM, "thanks, bye", at=clock.ago(hours=2))
+    world.incoming_dm(BOB, "and one more thing", at=clock.ago(hours=1))
+    data = sync(cli)
+    assert outbound(world, SAM) == []            # opted out days ago
+    assert len(outbound(world, BOB)) == 1        # mid-conversation: only our manual reply
+    assert len(outbound(world, ALICE)) == 1      # a new conversation: one ack, not four
+    assert data["autoacks_sent"] == 1

@@ -463,8 +463,10 @@ def test_autoack_hook_runs_once_per_new_inbound_message(cli: Cli, world: Sandbox
     from dmtool.cli.context import AppState
     from dmtool.services.sync import run_sync
 
+    sync(cli)  # the first sync is history: no hook calls
     world.incoming_dm(ALICE, "hi", at=clock.ago(hours=2))
     world.outgoing_dm(ALICE, "hello", at=clock.ago(hours=1))
+    world.incoming_dm(ALICE, "and another", at=clock.ago(minutes=30))
     seen: list[tuple[str, str | None]] = []
     for _ in range(2):
         st = AppState()

@@ -238,6 +238,7 @@ class _Sync:
         self.start_requests = self.client.requests_made
         self.progress = progress
         self.hook = hook
+        self.inbound: list[tuple[int, datetime]] = []  # new inbound DMs, for autoack
         self.result = SyncResult(backend="sandbox" if st.sandbox else "x")
         self.first_size = int(st.config.get("sync.first_page_size"))
         self.max_size = int(st.config.get("sync.max_page_size"))
@@ -256,7 +257,11 @@ class _Sync:
         self.now = timeutil.now()
         self.now_s = fmt(self.now) or ""
         me = self.me()
+        # The first sync brings in history, not news: nothing to acknowledge.
+        first_sync = not self.store.get_state(K_HWM_AT)  # set when a walk completes
         self.walk_dms(me)
+        if not first_sync:
+            self.acknowledge()
         # Mentions and own posts cost a request each even when empty; a quiet
         # sync costs one request unless the public check is due (or forced).
         every = timedelta(minutes=int(self.st.config.get("sync.public_every_minutes")))
@@ -382,7 +387,7 @@ class _Sync:
                     seg = {"top": top_id, "top_at": fmt(top_at), "walk_at": fmt(walk_at),
                            "token": next_token, "bottom_at": fmt(oldest_at), "count": seen}
                     store.set_state(K_WALK, json.dumps([seg, *segments]))
-            self.after_commit(inbound)
+            self.inbound.extend(inbound)
             if done:
                 return
             token = next_token
@@ -410,11 +415,19 @@ class _Sync:
                 inbound.append((contact.id, at))
         return inbound
 
-    def after_commit(self, inbound: list[tuple[int, datetime]]) -> None:
+    def acknowledge(self) -> None:
+        """Run the autoack hook once per contact, for their oldest new message.
+
+        Only after the whole walk is stored: pages come newest first, so before
+        that the policy could not see an older STOP or the conversation so far.
+        """
         if self.hook is None:
             return
         conn = self.store.conn
-        for contact_id, at in inbound:
+        first: dict[int, datetime] = {}
+        for contact_id, at in self.inbound:
+            first[contact_id] = min(at, first.get(contact_id, at))
+        for contact_id, at in sorted(first.items(), key=lambda kv: kv[1]):
             if self.hook(conn, cstore.by_id(conn, contact_id), at):
                 self.result.autoacks_sent += 1
 
