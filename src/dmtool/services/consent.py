@@ -46,13 +46,11 @@ def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapsh
 
 
 def recent_sends(conn: sqlite3.Connection, now: datetime) -> list[policy.Send]:
-    """dmtool's own sends (and autoacks) of the last 30 days, across all contacts."""
+    """dmtool's own sends (and autoacks) of the last 30 days, across all contacts,
+    from the send ledger (it survives `contacts forget`)."""
     since = fmt(now - timedelta(days=30))
-    rows = conn.execute(
-        "SELECT m.at, COALESCE(c.user_id, 'local:' || c.id), m.text, m.first_contact "
-        "FROM messages m JOIN contacts c ON c.id = m.contact_id "
-        "WHERE m.direction = 'out' AND m.source IN ('send', 'autoack') AND m.at >= ?", (since,))
-    return [policy.Send(at=parse(at), user_id=uid, text=text, first_contact=bool(fc))
+    rows = conn.execute("SELECT at, user_id, text, first_contact FROM sends WHERE at >= ?", (since,))
+    return [policy.Send(at=parse(at), user_id=uid, text=text or "", first_contact=bool(fc))
             for at, uid, text, fc in rows]
 
 

@@ -133,9 +133,14 @@ def _record_sent(st: AppState, d: dstore.Draft, contact: Contact, *, event_id: s
                                 dm_conversation_id=conversation_id or None, sent_at=stamp, now=now):
             raise DmtoolError(f"draft {d.id} changed state while it was being sent",
                               code="E_STATE", hint=f"see `dmtool drafts show {d.id}`")
-        mstore.add_message(conn, event_id=event_id, conversation_id=conversation_id or None,
-                           contact_id=contact.id, direction="out", text=d.text, at=stamp,
-                           source="send", now=now, first_contact=first_contact)
+        source = "autoack" if d.template == "autoack" else "send"
+        if not mstore.add_message(conn, event_id=event_id, conversation_id=conversation_id or None,
+                                  contact_id=contact.id, direction="out", text=d.text, at=stamp,
+                                  source=source, now=now, first_contact=first_contact):
+            mstore.mark_own_send(conn, event_id, source=source, first_contact=first_contact)
+        mstore.record_send(conn, user_id=contact.user_id or f"local:{contact.id}", at=stamp,
+                           text=d.text, first_contact=first_contact, kind=source, draft_id=d.id,
+                           event_id=event_id)
         detail: dict[str, Any] = {"event_id": event_id, "first_contact": first_contact,
                                   "sandbox": st.sandbox}
         if reconciled:

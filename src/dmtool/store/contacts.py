@@ -227,6 +227,9 @@ def delete(conn: sqlite3.Connection, contact: Contact) -> None:
         suppress(conn, contact, "blocked", contact.blocked_at)
     if contact.opted_out_at:
         suppress(conn, contact, "opted_out", contact.opted_out_at, contact.opt_out_words)
+    # The send ledger keeps counting toward the caps; only the words go.
+    conn.execute("UPDATE sends SET text = NULL WHERE user_id = ?",
+                 (contact.user_id or f"local:{contact.id}",))
     conn.execute("DELETE FROM contacts WHERE id = ?", (contact.id,))
 
 

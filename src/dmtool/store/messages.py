@@ -73,3 +73,19 @@ def public_exchanges(conn: sqlite3.Connection, user_ids: Iterable[str]) -> list[
             "SELECT 1 FROM posts m WHERE m.kind = 'mention' AND m.author_id = o.in_reply_to_user_id "
             "AND (m.at <= o.at OR m.id = o.replied_to_id)) ORDER BY o.at", chunk).fetchall()
     return rows
+
+
+def record_send(conn: sqlite3.Connection, *, user_id: str, at: str, text: str, first_contact: bool,
+                kind: str, draft_id: int | None, event_id: str | None) -> None:
+    """Add one of dmtool's own sends to the ledger the caps count (once per event)."""
+    conn.execute(
+        "INSERT OR IGNORE INTO sends (user_id, at, text, first_contact, kind, draft_id, event_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)", (user_id, at, text, int(first_contact), kind, draft_id,
+                                         event_id))
+
+
+def mark_own_send(conn: sqlite3.Connection, event_id: str, *, source: str,
+                  first_contact: bool) -> None:
+    """A sync may have stored our DM before the send recorded it: it is still ours."""
+    conn.execute("UPDATE messages SET source = ?, first_contact = ? WHERE event_id = ?",
+                 (source, int(first_contact), event_id))

@@ -156,4 +156,25 @@ MIGRATIONS: list[str] = [
         value   TEXT
     );
     """,
+    # 3: a ledger of dmtool's own sends. Caps and the mass-DM check count it;
+    # it outlives `contacts forget` (which only blanks the text), so forgetting
+    # someone can never reset a daily cap.
+    """
+    CREATE TABLE sends (
+        id              INTEGER PRIMARY KEY,
+        user_id         TEXT NOT NULL,
+        at              TEXT NOT NULL,
+        text            TEXT,                 -- NULL once the contact is forgotten
+        first_contact   INTEGER NOT NULL DEFAULT 0,
+        kind            TEXT NOT NULL,        -- send, autoack
+        draft_id        INTEGER,
+        event_id        TEXT UNIQUE
+    );
+    CREATE INDEX sends_at ON sends (at);
+    INSERT INTO sends (user_id, at, text, first_contact, kind, event_id)
+        SELECT COALESCE(c.user_id, 'local:' || c.id), m.at, m.text, m.first_contact, m.source,
+               m.event_id
+        FROM messages m JOIN contacts c ON c.id = m.contact_id
+        WHERE m.direction = 'out' AND m.source IN ('send', 'autoack');
+    """,
 ]
