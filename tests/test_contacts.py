@@ -179,3 +179,26 @@ def test_export_import_round_trip(cli, tmp_path: Path, fmt: str):
     assert cli("--profile", "copy", "contacts", "import", str(f)).exit_code == 0
     after = cli("--profile", "copy", "contacts", "export", "--format", "json").json()
     assert after == before
+
+
+def test_opted_out_contact_readded_by_handle_stays_opted_out(cli, tmp_path: Path):
+    f = tmp_path / "c.csv"
+    f.write_text("handle,user_id\nsam,104\n")
+    cli("contacts", "import", str(f))
+    assert cli("contacts", "optout", "sam").exit_code == 0
+    assert cli("contacts", "forget", "sam", "--yes").exit_code == 0
+    cli("contacts", "add", "@SAM")  # back by handle only, no user id
+    cli("contacts", "engage", "sam", "--evidence", "asked at the booth")
+    r = cli("check", "sam", "--json")
+    assert r.exit_code == 3
+    assert "E_OPTED_OUT" in {x["code"] for x in r.json()["reasons"]}
+
+
+def test_import_errors_in_json_carry_the_rows(cli, tmp_path: Path):
+    f = tmp_path / "bad.csv"
+    f.write_text("handle\nok\n!!\n")
+    r = cli("contacts", "import", str(f), "--json")
+    assert r.exit_code == 1 and r.stdout == ""
+    err = json.loads(r.stderr)["error"]  # stderr is one JSON document too
+    assert err["code"] == "E_INPUT" and err["details"] == [{"line": 3, "reason": err["details"][0]
+                                                            ["reason"]}]

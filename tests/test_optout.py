@@ -238,3 +238,15 @@ def test_optout_word_inside_an_ordinary_sentence_does_not_opt_out(
     sentence = [*words]
     sentence.insert(min(position, len(sentence)), optout_word)
     assert classify(" ".join(sentence)) != "optout"
+
+
+@pytest.mark.parametrize("text", ["Stop, please", "STOP,please", "Stop it", "I said STOP",
+                                  "停止して", "やめてください"])
+def test_short_clear_requests_go_to_review(text: str) -> None:
+    # Found in review: these read as a request to stop but are not the bare word.
+    assert classify(text) == "review"
+
+
+@pytest.mark.parametrize("text", ["don't stop now, this is great", "Stop by the booth tomorrow?"])
+def test_ordinary_uses_of_stop_stay_ordinary(text: str) -> None:
+    assert classify(text) is None

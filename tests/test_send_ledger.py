@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.xworld import ALICE, BOB, Cli, Clock, sync
-
 from dmtool.store import open_store
 from dmtool.x.sandbox import SandboxWorld
+from tests.xworld import ALICE, BOB, Cli, Clock, sync
 
 
 def approved_draft(cli: Cli, handle: str, text: str) -> int:
@@ -69,3 +68,14 @@ def test_migration_3_backfills_the_ledger(tmp_path: Path) -> None:
     new = open_store(path)
     rows = new.execute("SELECT user_id, text, first_contact, kind, event_id FROM sends").fetchall()
     assert [tuple(r) for r in rows] == [("42", "hi", 1, "send", "e1")]
+
+
+def test_forget_waits_for_an_unsettled_send(cli: Cli, world: SandboxWorld, clock: Clock) -> None:
+    two_customers(cli, world, clock)
+    first = approved_draft(cli, "alice", "Hi Alice, yes we ship to Canada. – Sam")
+    world.timeout_after_send()
+    assert cli("send", str(first), "--yes").exit_code == 5  # unknown: may have gone out
+    r = cli("contacts", "forget", "alice", "--yes")
+    assert r.exit_code == 1 and f"dmtool send {first}" in r.stderr
+    assert cli("send", str(first), "--yes").exit_code == 0  # settles it as sent
+    assert cli("contacts", "forget", "alice", "--yes").exit_code == 0

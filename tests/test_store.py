@@ -92,3 +92,17 @@ def test_db_commands(cli, tmp_path: Path):
     assert copy.execute("SELECT handle FROM contacts").fetchall() == [("alice",)]
     assert cli("db", "backup", str(dest)).exit_code == 1  # never overwrite
     assert cli("db", "path").stdout.strip().endswith("dmtool.db")
+
+
+def test_a_store_from_a_newer_dmtool_is_refused(tmp_path: Path):
+    import pytest
+
+    from dmtool.errors import ConfigError
+
+    path = tmp_path / "db"
+    open_store(path).close()
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    raw.close()
+    with pytest.raises(ConfigError, match="newer dmtool"):
+        open_store(path)

@@ -495,3 +495,22 @@ def test_raw_state_file_is_json(world: SandboxWorld) -> None:
     world.incoming_dm(ALICE, "hi")
     state = json.loads(world.path.read_text())
     assert state["me"] == ME and len(state["dm_events"]) == 1
+
+
+def test_a_cut_off_answer_to_a_send_is_unknown_not_unsent(world: SandboxWorld) -> None:
+    """Found in review: a broken response after X received the POST must not be
+    read as 'not sent', or a retry could send twice."""
+    import requests
+
+    class CutOff(SandboxAdapter):
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            response = super().send(request, **kwargs)
+            if request.method == "POST":
+                raise requests.exceptions.ChunkedEncodingError("connection broken mid-body")
+            return response
+
+    client = TweepyClient(Credentials(kind="oauth2", access_token=SECRET),
+                          adapter=CutOff(world.path), retry_backoff=0)
+    with pytest.raises(SendOutcomeUnknown):
+        client.send_dm(ALICE, "did this arrive?")
+    assert [e["text"] for e in world.dms_with(ALICE)] == ["did this arrive?"]

@@ -13,10 +13,12 @@ class DmtoolError(Exception):
     exit_code = 1
     code = "E_ERROR"
 
-    def __init__(self, message: str, *, code: str | None = None, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, hint: str | None = None,
+                 details: list[dict[str, object]] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = details  # structured specifics for --json (e.g. bad import rows)
         if code is not None:
             self.code = code
 

@@ -94,12 +94,14 @@ def normalise(text: str) -> str:
 
 
 def match_form(text: str) -> str:
-    """Form used for phrase matching: folded, apostrophes dropped, dashes as spaces.
+    """Form used for phrase matching: folded, apostrophes dropped, other
+    punctuation as spaces ("Stop, please" and "stop please" read alike).
 
     Not edge-stripped: phrases are searched inside the text.
     """
     folded = _APOSTROPHES.sub("", _VARIATION_SELECTORS.sub("", fold(text)))
-    spaced = "".join(" " if unicodedata.category(ch) == "Pd" or ch == "_" else ch for ch in folded)
+    spaced = "".join(" " if unicodedata.category(ch).startswith("P") or ch == "_" else ch
+                     for ch in folded)
     return _WHITESPACE.sub(" ", spaced).strip()
 
 

@@ -114,6 +114,8 @@ def _report(ctx: Any, e: DmtoolError) -> None:
         reset_at = getattr(e, "reset_at", None)
         if reset_at:
             extra["reset_at"] = reset_at
+        if e.details:
+            extra["details"] = e.details
         output.error_json(e.code, e.message, e.hint, **extra)
     else:
         output.error_line(e.message, e.hint)

@@ -224,11 +224,13 @@ def contacts_import(
     parsed = contacts_io.parse(data, kind)
     unit = "item" if kind == "json" else "line"
     if parsed.bad and not skip_invalid:
-        for n, reason in parsed.bad:
-            output.info(f"{file}:{n}: {reason}")
+        if not json_:  # with --json the rows travel in the error's details
+            for n, reason in parsed.bad:
+                output.info(f"{file}:{n}: {reason}")
         raise InputError(
             f"{len(parsed.bad)} invalid {unit}{'s' if len(parsed.bad) != 1 else ''} in {file}; "
-            "nothing imported", hint="fix them, or add --skip-invalid to import the valid rows")
+            "nothing imported", hint="fix them, or add --skip-invalid to import the valid rows",
+            details=[{unit: n, "reason": reason} for n, reason in parsed.bad])
     st = state(ctx)
     now = tfmt(_now()) or ""
     with st.store.tx() as conn:
@@ -307,9 +309,19 @@ def contacts_forget(
             raise UsageError(f"forgetting @{c.handle} needs confirmation", hint="add --yes")
         if not typer.confirm(f"Delete @{c.handle} with all messages, drafts and notes?"):
             raise typer.Exit(1)
+    from dmtool.services.send import send_lock
+
     now = fmt(_now()) or ""
-    with st.store.tx() as conn:
+    # Under the send lock: a DM in flight to this contact must be recorded first.
+    with send_lock(st), st.store.tx() as conn:
         c = cstore.get(conn, handle)
+        unsettled = [r[0] for r in conn.execute(
+            "SELECT id FROM drafts WHERE contact_id = ? AND status IN ('sending', 'unknown')",
+            (c.id,))]
+        if unsettled:
+            raise InputError(f"@{c.handle} has a send whose outcome is not known yet "
+                             f"(draft {unsettled[0]})",
+                             hint=f"run `dmtool send {unsettled[0]}` to settle it, then forget")
         kept = [k for k, v in (("blocked", c.blocked_at), ("opted_out", c.opted_out_at)) if v]
         cstore.delete(conn, c)
         cstore.audit(conn, "forgotten", now=now, contact=c, suppressions=kept)
@@ -371,10 +383,10 @@ def contacts_optout(
         if c.opted_out_at:
             output.info(f"@{c.handle} is already opted out")
             return
-        words = c.optout_review_text or "recorded by you"
+        words = c.optout_review_text  # what they wrote, if a message put them in review
         cstore.set_opted_out(conn, c, now, words)
-        cstore.audit(conn, "opted_out", now=now, contact=c, codes=["E_OPTED_OUT"], words=words,
-                     by="user")
+        cstore.audit(conn, "opted_out", now=now, contact=c, codes=["E_OPTED_OUT"],
+                     words=words or "", by="user")
     output.info(f"@{c.handle} is opted out; only a START from them lifts it")
 
 

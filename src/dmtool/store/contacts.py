@@ -56,9 +56,14 @@ def find_by_user_id(conn: sqlite3.Connection, user_id: str) -> Contact | None:
 def _apply_suppressions(conn: sqlite3.Connection, contact_id: int, user_id: str | None,
                         handle: str) -> None:
     """A contact that comes back after `forget` keeps its opt-out or block."""
-    rows = conn.execute(
-        "SELECT kind, at, detail FROM suppressions WHERE (user_id IS NOT NULL AND user_id = ?) "
-        "OR (user_id IS NULL AND handle = ? COLLATE NOCASE)", (user_id, handle)).fetchall()
+    if user_id is None:
+        # Added by handle: any opt-out or block recorded under that handle holds
+        # (erring on the side of not messaging someone who said no).
+        sql, params = "handle = ? COLLATE NOCASE", tuple[str | None, ...]((handle,))
+    else:
+        sql, params = ("(user_id IS NOT NULL AND user_id = ?) OR "
+                       "(user_id IS NULL AND handle = ? COLLATE NOCASE)", (user_id, handle))
+    rows = conn.execute(f"SELECT kind, at, detail FROM suppressions WHERE {sql}", params).fetchall()
     for kind, at, detail in rows:
         if kind == "blocked":
             conn.execute("UPDATE contacts SET blocked_at = ? WHERE id = ?", (at, contact_id))

@@ -73,14 +73,14 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if version >= target:
-                conn.execute("COMMIT")
-                return version
             if version > len(MIGRATIONS):
                 raise ConfigError(
                     f"the store was written by a newer dmtool (schema {version})",
                     hint="upgrade dmtool",
                 )
+            if version >= target:
+                conn.execute("COMMIT")
+                return version
             for stmt in _statements(MIGRATIONS[version]):
                 conn.execute(stmt)
             conn.execute(f"PRAGMA user_version = {version + 1}")
@@ -119,7 +119,8 @@ def open_store(path: Path, *, migrate_to: int | None = None) -> Store:
         migrate(conn, migrate_to)
     except sqlite3.DatabaseError as e:
         raise DmtoolError(f"cannot open the store {path}: {e}",
-                          hint="run `dmtool db check`; restore from `dmtool db backup` if needed") from None
+                          hint="the file may be damaged: restore a copy made with `dmtool db backup`, "
+                               "or move it aside to start a new store") from None
     finally:
         os.umask(old_umask)
     _private(path)

@@ -302,6 +302,11 @@ class TweepyClient:
                     ) from None
                 log.debug("X %s: %s, retrying (attempt %d)", what, type(exc).__name__, attempt)
             except requests.RequestException as exc:
+                if method == "POST" and not _not_sent(exc):
+                    # e.g. a broken response body: X may have acted on the request.
+                    raise SendOutcomeUnknown(
+                        f"the answer from X for {what} was cut off ({type(exc).__name__}); "
+                        "the DM may have been delivered") from None
                 raise Unavailable(f"cannot talk to X for {what} ({type(exc).__name__})") from None
             self._backoff(attempt)
 
