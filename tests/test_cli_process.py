@@ -95,3 +95,9 @@ def test_concurrent_first_open_and_add(run):
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
     assert len(json.loads(run("contacts", "list", "--json").stdout)) == 4
+
+
+def test_usage_errors_are_json_with_json(run):
+    r = run("inbox", "--limit", "0", "--json")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert json.loads(r.stderr)["error"]["code"] == "E_USAGE"

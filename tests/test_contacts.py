@@ -202,3 +202,8 @@ def test_import_errors_in_json_carry_the_rows(cli, tmp_path: Path):
     err = json.loads(r.stderr)["error"]  # stderr is one JSON document too
     assert err["code"] == "E_INPUT" and err["details"] == [{"line": 3, "reason": err["details"][0]
                                                             ["reason"]}]
+
+
+def test_block_someone_not_yet_a_contact(cli):
+    assert cli("contacts", "block", "@spammy").exit_code == 0
+    assert handles(cli, "--status", "blocked") == ["spammy"]

@@ -85,8 +85,15 @@ class DmtoolGroup(TyperGroup):
             sys.stderr.write("interrupted\n")
             raise typer.Exit(130) from None
         except Exception as e:
-            # Typer's own exits and usage errors carry their exit codes.
+            # Typer's own exits and usage errors carry their exit codes; with
+            # --json a usage error is a JSON error too.
             if type(e).__module__.startswith(("typer", "click")):
+                fmt_message = getattr(e, "format_message", None)
+                if ctx.meta.get("dmtool.json") and callable(fmt_message):
+                    from dmtool import output
+
+                    output.error_json("E_USAGE", str(fmt_message()))
+                    raise typer.Exit(int(getattr(e, "exit_code", 2))) from None
                 raise
             if os.environ.get("DMTOOL_DEBUG"):
                 raise

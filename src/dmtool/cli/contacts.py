@@ -266,13 +266,13 @@ def contacts_export(
 
 @contacts_app.command("block")
 def contacts_block(ctx: typer.Context, handle: HandleArg) -> None:
-    """Put a contact on your do-not-contact list."""
+    """Put someone on your do-not-contact list (added as a contact if new)."""
     from dmtool.store import contacts as cstore
     from dmtool.timeutil import fmt
 
     now = fmt(_now()) or ""
     with state(ctx).store.tx() as conn:
-        c = cstore.get(conn, handle)
+        c = cstore.find(conn, handle) or cstore.create(conn, handle, now=now)
         cstore.set_blocked(conn, c, now)
         cstore.audit(conn, "blocked", now=now, contact=c, codes=["E_BLOCKED"])
     output.info(f"blocked @{c.handle}: dmtool will not DM them")
