@@ -57,7 +57,7 @@ def contacts_list(
         if status_ and s != status_:
             continue
         items.append({"handle": r["handle"], "user_id": r["user_id"], "name": r["name"],
-                      "tags": r["tag_list"], "status": s, "can_dm": d.allowed,
+                      "tags": cstore.tags_of(r), "status": s, "can_dm": d.allowed,
                       "last_inbound_at": r["last_inbound_at"],
                       "last_outbound_at": r["last_outbound_at"]})
     if json_:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dmtool import policy
 from dmtool.models import Contact, EvidenceRow
@@ -79,7 +79,7 @@ def status(contact: Contact, decision: policy.Decision, blocked: bool) -> str:
     return "can-dm"
 
 
-def list_statuses(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]],
+def list_statuses(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
                   settings: policy.PolicySettings, now: datetime
                   ) -> list[tuple[policy.Decision, str]]:
     """(decision, status) for each summaries() record, with a constant number of
@@ -112,7 +112,7 @@ def list_statuses(conn: sqlite3.Connection, rows: Sequence[dict[str, Any]],
                r["dm_closed_at"])
         hit = memo.get(key)
         if hit is None:
-            c = Contact(*list(r.values())[:_CONTACT_FIELDS])
+            c = Contact(*r[:_CONTACT_FIELDS])
             msgs: list[policy.Msg] = []
             if r["last_inbound_at"]:
                 msgs.append(policy.Msg(at=parse(r["last_inbound_at"]), direction="in", text=""))

@@ -174,7 +174,7 @@ def export_records(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     for row in cstore.summaries(conn):
         notes = [n["text"] for n in cstore.notes(conn, row["id"])]
         out.append({"handle": row["handle"], "user_id": row["user_id"], "name": row["name"],
-                    "tags": row["tag_list"],
+                    "tags": cstore.tags_of(row),
                     "notes": notes})
     return out
 

@@ -245,34 +245,34 @@ def suppressed(conn: sqlite3.Connection, contact: Contact) -> set[str]:
     return {r[0] for r in rows}
 
 
-def summaries(conn: sqlite3.Connection, tag: str | None = None) -> list[dict[str, Any]]:
-    """One record per contact with what `contacts list` shows: Contact's fields,
-    tag_list, last_inbound_at and last_outbound_at. Three flat queries, not one
-    correlated query per row: this runs on every `contacts list`."""
+def summaries(conn: sqlite3.Connection, tag: str | None = None) -> list[sqlite3.Row]:
+    """One row per contact with what `contacts list` shows: Contact's fields (in
+    order), then tag_list (see `tags_of`), last_inbound_at and last_outbound_at.
+    One query with grouped joins, no per-row subqueries: it runs on every list."""
     where, params = "", tuple[str, ...]()
     if tag:
-        where, params = ("WHERE id IN (SELECT contact_id FROM contact_tags WHERE tag = ?)", (tag,))
-    tags: dict[int, list[str]] = {}
-    for cid, t in conn.execute("SELECT contact_id, tag FROM contact_tags ORDER BY contact_id, tag"):
-        tags.setdefault(cid, []).append(t)
-    last = {cid: (i, o) for cid, i, o in conn.execute(
-        "SELECT contact_id, max(CASE WHEN direction = 'in' THEN at END), "
-        "max(CASE WHEN direction = 'out' THEN at END) FROM messages GROUP BY contact_id")}
-    conn_rf = conn.row_factory
-    conn.row_factory = None  # plain tuples: 10,000 rows build faster
-    try:
-        rows = conn.execute(f"SELECT {_CONTACT_COLS} FROM contacts {where} "
-                            "ORDER BY handle COLLATE NOCASE", params).fetchall()
-    finally:
-        conn.row_factory = conn_rf
-    names = [c.strip() for c in _CONTACT_COLS.split(",")]
-    out = []
-    for r in rows:
-        rec = dict(zip(names, r, strict=True))
-        rec["tag_list"] = tags.get(r[0], [])
-        rec["last_inbound_at"], rec["last_outbound_at"] = last.get(r[0], (None, None))
-        out.append(rec)
-    return out
+        where, params = ("WHERE c.id IN (SELECT contact_id FROM contact_tags WHERE tag = ?)", (tag,))
+    cols = ", ".join("c." + col.strip() for col in _CONTACT_COLS.split(","))
+    return conn.execute(
+        f"""
+        SELECT {cols}, t.tags AS tag_list, m.last_in AS last_inbound_at,
+               m.last_out AS last_outbound_at
+        FROM contacts c
+        LEFT JOIN (SELECT contact_id, group_concat(tag, char(31)) AS tags
+                   FROM (SELECT contact_id, tag FROM contact_tags ORDER BY contact_id, tag)
+                   GROUP BY contact_id) t ON t.contact_id = c.id
+        LEFT JOIN (SELECT contact_id, max(CASE WHEN direction = 'in' THEN at END) AS last_in,
+                          max(CASE WHEN direction = 'out' THEN at END) AS last_out
+                   FROM messages GROUP BY contact_id) m ON m.contact_id = c.id
+        {where}
+        ORDER BY c.handle COLLATE NOCASE
+        """, params).fetchall()
+
+
+def tags_of(row: sqlite3.Row) -> list[str]:
+    """The tags of a summaries() row, sorted."""
+    raw = row["tag_list"]
+    return raw.split("\x1f") if raw else []
 
 
 def all_evidence(conn: sqlite3.Connection) -> dict[int, list[EvidenceRow]]:
