@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -97,7 +98,9 @@ def build_digest(conn: sqlite3.Connection, since: datetime, now: datetime) -> Di
     for r in conn.execute(
             "SELECT handle, at, detail FROM audit WHERE action = 'opted_out' AND at > ? AND at <= ? "
             "ORDER BY at", (s, n)):
-        d.opted_out.append({"handle": r["handle"], "at": r["at"]})
+        # When they opted out (the audit entry's own time is when we learnt it).
+        detail = json.loads(r["detail"]) if r["detail"] else {}
+        d.opted_out.append({"handle": r["handle"], "at": detail.get("at") or r["at"]})
     for r in conn.execute(
         "SELECT d.id, c.handle, d.status, d.reason, d.updated_at FROM drafts d "
         "JOIN contacts c ON c.id = d.contact_id WHERE d.status IN ('failed', 'unknown') "

@@ -112,4 +112,6 @@ def run_demo(*, interactive: bool, write: Callable[[str], None],
 
 
 def _quote(a: str) -> str:
-    return a if a and all(ch.isalnum() or ch in "@-_./=" for ch in a) else json.dumps(a)
+    if a and all(ch.isalnum() or ch in "@-_./=" for ch in a):
+        return a
+    return json.dumps(a, ensure_ascii=False)
