@@ -101,3 +101,17 @@ def test_usage_errors_are_json_with_json(run):
     r = run("inbox", "--limit", "0", "--json")
     assert r.exit_code == 2 and r.stdout == ""
     assert json.loads(r.stderr)["error"]["code"] == "E_USAGE"
+
+
+def test_an_argument_that_is_not_utf8_is_bad_input(run):
+    import os
+    import subprocess
+
+    from tests.conftest import dmtool_command
+
+    run("contacts", "add", "bob")
+    p = subprocess.run([os.fsencode(a) for a in dmtool_command()]
+                       + [b"contacts", b"note", b"bob", b"\xff\xfe bad"],
+                       capture_output=True, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1
+    assert b"UTF-8" in p.stderr and b"Traceback" not in p.stderr

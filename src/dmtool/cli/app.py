@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 
 from dmtool import __version__
 from dmtool.cli.context import AppState, state
-from dmtool.errors import Busy, DmtoolError
+from dmtool.errors import Busy, DmtoolError, InputError
 
 _JSON_FLAG = "--json"
 
@@ -97,6 +97,11 @@ class DmtoolGroup(TyperGroup):
                 raise
             if os.environ.get("DMTOOL_DEBUG"):
                 raise
+            if isinstance(e, UnicodeError):  # e.g. an argument that is not valid UTF-8
+                err = InputError("text that is not valid UTF-8 (check the terminal's or file's "
+                                 "encoding)")
+                _report(ctx, err)
+                raise typer.Exit(err.exit_code) from None
             from dmtool.logs import redact
 
             err = DmtoolError(redact(f"unexpected {type(e).__name__}: {e}"),
