@@ -434,44 +434,7 @@ class _Sync:
     # --- opt-out words --------------------------------------------------------------------
 
     def apply_words(self, conn: sqlite3.Connection, contact_id: int, text: str, at: str) -> None:
-        """Apply STOP / START / "please stop" as if messages were read in time
-        order, although a walk reads pages newest first: a STOP counts unless a
-        later START or STOP is already stored; a START lifts only an earlier opt-out."""
-        match = optout.classify_detail(text)
-        if match is None:
-            return
-        c = cstore.by_id(conn, contact_id)
-        words = " ".join(text.split())[:200]
-        if match.kind == "optout":
-            if c.opted_out_at and c.opted_out_at >= at:
-                return
-            if any(m.direction == "in" and m.at > at and optout.classify(m.text) == "optin"
-                   for m in cstore.messages(conn, c.id)):
-                return
-            cstore.set_opted_out(conn, c, at, words)
-            cstore.audit(conn, "opted_out", now=self.now_s, contact=c, codes=["E_OPTED_OUT"],
-                         words=words, at=at, by="contact")
-            if c.handle not in self.result.opted_out:
-                self.result.opted_out.append(c.handle)
-        elif match.kind == "optin":
-            if not c.opted_out_at or c.opted_out_at >= at:
-                return
-            cstore.set_opted_out(conn, c, None, None)
-            if c.optout_review_at and c.optout_review_at > at:
-                # set_opted_out clears the review; a later "please stop" still needs a human.
-                cstore.set_review(conn, c, c.optout_review_text, c.optout_review_at)
-            cstore.audit(conn, "opted_in", now=self.now_s, contact=c, words=words, at=at,
-                         lifted=c.opted_out_at)
-            if c.handle in self.result.opted_out:
-                self.result.opted_out.remove(c.handle)
-        else:
-            if c.opted_out_at and c.opted_out_at >= at:
-                return
-            if c.optout_review_at and c.optout_review_at >= at:
-                return
-            cstore.set_review(conn, c, words, at)
-            cstore.audit(conn, "optout_review", now=self.now_s, contact=c, codes=["E_OPTOUT_REVIEW"],
-                         words=words, matched=match.word, at=at)
+        apply_optout_words(conn, contact_id, text, at, now=self.now_s, opted_out=self.result.opted_out)
 
     # --- mentions and your replies ----------------------------------------------------------
 
@@ -558,6 +521,53 @@ class _Sync:
                 c = self.contact(conn, r["user_id"], users)
                 cstore.add_evidence(conn, c.id, "public_exchange", r["at"], r["id"], r["text"],
                                     now=self.now_s)
+
+
+def apply_optout_words(conn: sqlite3.Connection, contact_id: int, text: str, at: str, *,
+                       now: str, opted_out: list[str]) -> None:
+    """Apply STOP / START / "please stop" in one inbound message (policy §2).
+
+    Works as if messages were read in time order, whatever order they are
+    stored in (a sync walk reads pages newest first; an archive is history):
+    a STOP counts unless a later START or STOP is already stored; a START
+    lifts only an earlier opt-out. `opted_out` collects the handles opted out
+    (and drops those a later START lifted) for the caller's report. Shared by
+    sync and the archive import so both apply the same rules."""
+    match = optout.classify_detail(text)
+    if match is None:
+        return
+    c = cstore.by_id(conn, contact_id)
+    words = " ".join(text.split())[:200]
+    if match.kind == "optout":
+        if c.opted_out_at and c.opted_out_at >= at:
+            return
+        if any(m.direction == "in" and m.at > at and optout.classify(m.text) == "optin"
+               for m in cstore.messages(conn, c.id)):
+            return
+        cstore.set_opted_out(conn, c, at, words)
+        cstore.audit(conn, "opted_out", now=now, contact=c, codes=["E_OPTED_OUT"],
+                     words=words, at=at, by="contact")
+        if c.handle not in opted_out:
+            opted_out.append(c.handle)
+    elif match.kind == "optin":
+        if not c.opted_out_at or c.opted_out_at >= at:
+            return
+        cstore.set_opted_out(conn, c, None, None)
+        if c.optout_review_at and c.optout_review_at > at:
+            # set_opted_out clears the review; a later "please stop" still needs a human.
+            cstore.set_review(conn, c, c.optout_review_text, c.optout_review_at)
+        cstore.audit(conn, "opted_in", now=now, contact=c, words=words, at=at,
+                     lifted=c.opted_out_at)
+        if c.handle in opted_out:
+            opted_out.remove(c.handle)
+    else:
+        if c.opted_out_at and c.opted_out_at >= at:
+            return
+        if c.optout_review_at and c.optout_review_at >= at:
+            return
+        cstore.set_review(conn, c, words, at)
+        cstore.audit(conn, "optout_review", now=now, contact=c, codes=["E_OPTOUT_REVIEW"],
+                     words=words, matched=match.word, at=at)
 
 
 def _floor(segments: list[dict[str, Any]], hwm: int, hwm_at: datetime | None

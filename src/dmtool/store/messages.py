@@ -89,3 +89,12 @@ def mark_own_send(conn: sqlite3.Connection, event_id: str, *, source: str,
     """A sync may have stored our DM before the send recorded it: it is still ours."""
     conn.execute("UPDATE messages SET source = ?, first_contact = ? WHERE event_id = ?",
                  (source, int(first_contact), event_id))
+
+
+def settle_old_archive_conversations(conn: sqlite3.Connection, *, before: str) -> int:
+    """Mark done the conversations that only an archive import knows and that
+    have been quiet since `before`: old history, not something to answer."""
+    return conn.execute(
+        "UPDATE conversations SET state = 'done' WHERE state = 'open' AND last_at < ? "
+        "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = conversations.id "
+        "AND m.source != 'archive')", (before,)).rowcount

@@ -1,0 +1,600 @@
+"""`dmtool import archive`: X's "download your data" archive into the store.
+
+The archive (a zip, or the folder it unpacks to) holds `data/account.js`,
+`data/direct-messages.js` (+ `-part1.js`, ...) and `data/tweets.js` (+ parts),
+each a JSON list behind a `window.YTD.<name>.partN = ` prefix (x-api.md). It
+brings DM history older than the API's 30 days, and your public replies.
+
+Two phases, so a refused archive changes nothing: `read_archive` parses and
+validates every file (any problem is an InputError naming the file), then
+`import_archive` writes in batched transactions. Writing is idempotent: DMs
+are keyed by their event id, posts by their id, evidence by (kind, ref).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, NoReturn
+
+from dmtool import timeutil
+from dmtool.errors import InputError
+from dmtool.services.sync import K_ME_ID, apply_optout_words, sync_lock
+from dmtool.store import contacts as cstore
+from dmtool.store import messages as mstore
+from dmtool.timeutil import fmt, parse
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from dmtool.cli.context import AppState
+    from dmtool.models import Contact
+    from dmtool.store import Store
+
+# A guard against zip bombs and wrong files, not a normal limit: X splits big
+# archives into -partN files well below this.
+MAX_MEMBER_BYTES = 1 << 30
+READ_BYTES = 1 << 20  # read files in 1 MiB pieces: memory holds about one item at a time
+BATCH = 1000  # rows per write transaction: a long import does not starve a sync or send
+
+_PREFIX = re.compile(r"window\.YTD\.[A-Za-z0-9_]+\.part[0-9]+[ \t]*=[ \t\r\n]*")
+_WS = re.compile(r"[ \t\r\n]*")
+_DM_FILE = re.compile(r"direct-messages(?:-part([0-9]+))?\.js")
+_GROUP_FILE = re.compile(r"direct-messages-group(?:-part[0-9]+)?\.js")
+# Archives before 2020 name it tweet.js (window.YTD.tweet.part0).
+_TWEET_FILE = re.compile(r"tweets?(?:-part([0-9]+))?\.js")
+_ID = re.compile(r"[0-9]{1,25}")
+_TWEET_TIME = re.compile(
+    r"[A-Za-z]{3} ([A-Za-z]{3}) ([0-9]{1,2}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2}) "
+    r"([0-9]{4})")
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+
+
+# --- what an archive holds ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DM:
+    id: str
+    conversation_id: str
+    at: str  # RFC 3339, as the store keeps times
+    sender_id: str
+    recipient_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One of your posts that replies to someone else."""
+
+    id: str
+    at: str
+    text: str
+    in_reply_to_user_id: str
+    replied_to_id: str | None
+
+
+@dataclass
+class Archive:
+    user_id: str
+    username: str
+    dms: list[DM] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+    conversations: int = 0
+    messages_read: int = 0  # every messageCreate, including those not importable
+    skipped_files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImportResult:
+    account: str
+    conversations: int = 0
+    messages_read: int = 0
+    messages_new: int = 0
+    evidence_new: int = 0
+    contacts_new: int = 0
+    replies_new: int = 0
+    opted_out: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)
+
+    @property
+    def messages_skipped(self) -> int:
+        """Already stored, or not part of a 1:1 conversation with you."""
+        return self.messages_read - self.messages_new
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "conversations": self.conversations,
+            "messages_new": self.messages_new,
+            "messages_skipped": self.messages_skipped,
+            "evidence_new": self.evidence_new,
+            "contacts_new": self.contacts_new,
+            "opted_out": list(self.opted_out),
+            "messages_read": self.messages_read,
+            "replies_new": self.replies_new,
+            "skipped_files": list(self.skipped_files),
+            "account": self.account,
+        }
+
+
+# --- where the files come from: a zip or a folder -------------------------------------------
+
+
+class _Source:
+    """The files of the archive's data/ folder."""
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def label(self, name: str) -> str:
+        raise NotImplementedError
+
+    def open(self, name: str) -> AbstractContextManager[IO[bytes]]:
+        raise NotImplementedError
+
+
+class _DirSource(_Source):
+    def __init__(self, data: Path) -> None:
+        self.data = data
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.data.iterdir() if p.is_file())
+
+    def label(self, name: str) -> str:
+        return str(self.data / name)
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[IO[bytes]]:
+        path = self.data / name
+        try:
+            size = path.stat().st_size
+            f = path.open("rb")
+        except OSError as e:
+            raise InputError(f"{self.label(name)}: cannot read it: {e.strerror or e}") from None
+        with f:
+            if size > MAX_MEMBER_BYTES:
+                raise _too_large(self.label(name), size)
+            yield f
+
+
+class _ZipSource(_Source):
+    def __init__(self, path: Path, zf: zipfile.ZipFile, prefix: str) -> None:
+        self.path = path
+        self.zf = zf
+        self.data = prefix + "data/"
+        self.infos = {i.filename[len(self.data):]: i for i in zf.infolist()
+                      if i.filename.startswith(self.data) and not i.is_dir()
+                      and "/" not in i.filename[len(self.data):]}
+
+    def names(self) -> list[str]:
+        return sorted(self.infos)
+
+    def label(self, name: str) -> str:
+        return f"{self.data}{name} in {self.path}"
+
+    @contextmanager
+    def open(self, name: str) -> Iterator[IO[bytes]]:
+        info = self.infos[name]
+        # file_size bounds what ZipExtFile will return, so checking it stops a bomb.
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise _too_large(self.label(name), info.file_size)
+        if info.flag_bits & 0x1:
+            raise InputError(f"{self.label(name)}: the file is encrypted",
+                             hint="download the archive again from X, or unzip it and import the folder")
+        try:
+            f = self.zf.open(info)
+        except (NotImplementedError, RuntimeError, OSError, zipfile.BadZipFile) as e:
+            raise InputError(f"{self.label(name)}: cannot read it: {e}") from None
+        with f:
+            yield f
+
+
+def _too_large(label: str, size: int) -> InputError:
+    return InputError(f"{label}: {size:,} bytes is larger than an archive file can be "
+                      f"({MAX_MEMBER_BYTES:,}); refusing it",
+                      hint="is this X's own archive? Its DM and post files are split into parts")
+
+
+def _unsafe_member(name: str) -> bool:
+    """A member that would land outside the folder if the zip were unpacked."""
+    n = name.replace("\\", "/")
+    return n.startswith("/") or re.match(r"[A-Za-z]:", n) is not None or ".." in n.split("/")
+
+
+@contextmanager
+def _open_source(path: Path) -> Iterator[_Source]:
+    if path.is_dir():
+        for data in (path / "data", path):  # the unpacked archive, or its data/ folder
+            if (data / "account.js").is_file():
+                yield _DirSource(data)
+                return
+        raise InputError(f"{path}: no data/account.js here: is this X's archive?",
+                         hint="point at the zip from X, or the folder that holds its data/ folder")
+    if not path.exists():
+        raise InputError(f"no such file or folder: {path}")
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise InputError(f"{path}: not a zip file X could have made ({e})",
+                         hint="point at the zip from X, or the folder it unpacks to") from None
+    with zf:
+        # Nothing is ever unpacked, but an archive with such a member was not
+        # made by X: refuse it whole rather than guess what else was altered.
+        bad = [i.filename for i in zf.infolist() if _unsafe_member(i.filename)]
+        if bad:
+            raise InputError(f"{path}: refusing the archive: member {bad[0]!r} points outside it",
+                             hint="X's own archives have no such paths")
+        names = {i.filename for i in zf.infolist()}
+        # At the root, or under one folder (a re-zipped unpacked archive).
+        found = sorted((n for n in names if n == "data/account.js"
+                        or (n.endswith("/data/account.js") and n.count("/") == 2)), key=len)
+        if not found:
+            raise InputError(f"{path}: no data/account.js in the zip: is this X's archive?",
+                             hint="X's archive zip holds data/account.js, data/direct-messages.js, ...")
+        yield _ZipSource(path, zf, found[0][: -len("data/account.js")])
+
+
+# --- reading one window.YTD file ---------------------------------------------------------------
+
+
+class _JsList:
+    """The items of the JSON list in one archive file, decoded piece by piece:
+    memory holds a piece of text and one item, never the whole file."""
+
+    def __init__(self, raw: IO[bytes], label: str) -> None:
+        self.raw = raw
+        self.label = label
+        self.text = codecs.getincrementaldecoder("utf-8")()
+        self.json = json.JSONDecoder()
+        self.buf = ""
+        self.pos = 0
+        self.line = 1  # the line number of buf[0]
+        self.nbytes = 0
+        self.eof = False
+
+    def fail(self, problem: str, at: int | None = None) -> NoReturn:
+        line = self.line + self.buf.count("\n", 0, self.pos if at is None else at)
+        raise InputError(f"{self.label}: line {line}: {problem}",
+                         hint="is the archive complete? Download it again from X if it is damaged")
+
+    def more(self, want: int = READ_BYTES) -> bool:
+        """Append at least `want` more characters (fewer at the end). False at the end."""
+        if self.eof:
+            return False
+        self.line += self.buf.count("\n", 0, self.pos)
+        parts = [self.buf[self.pos:]]
+        self.pos = 0
+        got = 0
+        try:
+            while got < want:
+                data = self.raw.read(READ_BYTES)
+                if not data:
+                    self.eof = True
+                    parts.append(self.text.decode(b"", final=True))
+                    break
+                self.nbytes += len(data)
+                if self.nbytes > MAX_MEMBER_BYTES:
+                    raise _too_large(self.label, self.nbytes)
+                piece = self.text.decode(data)
+                parts.append(piece)
+                got += len(piece)
+        except UnicodeDecodeError:
+            raise InputError(f"{self.label}: not UTF-8 text: is this X's archive?") from None
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise InputError(f"{self.label}: cannot read it: {e}",
+                             hint="the archive may be damaged; download it again from X") from None
+        self.buf = "".join(parts)
+        return True
+
+    def peek(self) -> str:
+        """The next character that is not whitespace ('' at the end)."""
+        while True:
+            m = _WS.match(self.buf, self.pos)
+            if m is not None:
+                self.pos = m.end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.more():
+                return ""
+
+    def items(self) -> Iterator[Any]:
+        while len(self.buf) < 256 and self.more():
+            pass  # enough text to hold the prefix
+        if self.buf.startswith("\ufeff"):
+            self.buf = self.buf[1:]
+        ch = self.peek()
+        m = _PREFIX.match(self.buf, self.pos)
+        if m is not None:
+            self.pos = m.end()
+            ch = self.peek()
+        elif ch != "[":
+            self.fail("does not start with `window.YTD.<name>.partN = [`: is this X's archive?")
+        if ch != "[":
+            self.fail("expected a JSON list after `window.YTD.<name>.partN =`")
+        self.pos += 1
+        n = 0
+        if self.peek() == "]":
+            self.pos += 1
+        else:
+            while True:
+                n += 1
+                yield self.item(n)
+                ch = self.peek()
+                self.pos += 1
+                if ch == "]":
+                    break
+                if ch != ",":
+                    self.fail(f"expected ',' or ']' after item {n}" if ch else
+                              "the file ends in the middle of the list", self.pos - 1)
+        if self.peek() == ";":
+            self.pos += 1
+        if self.peek():
+            self.fail("unexpected text after the list")
+
+    def item(self, n: int) -> Any:
+        self.peek()
+        while True:
+            try:
+                value, end = self.json.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as e:
+                # Probably an item cut by the end of the piece read: read more
+                # (doubling, so a big item is not parsed over and over).
+                if self.more(max(READ_BYTES, len(self.buf) - self.pos)):
+                    continue
+                self.fail(f"item {n} is not valid JSON ({e.msg})", e.pos)
+            except RecursionError:
+                self.fail(f"item {n} is nested too deeply")
+            # A number or word that ends exactly where the text read ends may go on.
+            if end == len(self.buf) and self.more():
+                continue
+            self.pos = end
+            return value
+
+
+def _items(source: _Source, name: str) -> Iterator[Any]:
+    with source.open(name) as raw:
+        yield from _JsList(raw, source.label(name)).items()
+
+
+# --- validating items -----------------------------------------------------------------------
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return value if isinstance(value, str) and _ID.fullmatch(value) else None
+
+
+def _tweet_time(text: str) -> datetime:
+    """'Tue Jul 27 10:00:00 +0000 2021' (parsed by hand: %a/%b follow the locale)."""
+    m = _TWEET_TIME.fullmatch(text.strip())
+    if m is None or m.group(1).lower() not in _MONTHS:
+        raise ValueError(text)
+    mon, day, hh, mm, ss, sign, oh, om, year = m.groups()
+    offset = timedelta(hours=int(oh), minutes=int(om)) * (-1 if sign == "-" else 1)
+    return datetime(int(year), _MONTHS[mon.lower()], int(day), int(hh), int(mm), int(ss),
+                    tzinfo=timezone(offset))
+
+
+def _read_account(source: _Source) -> tuple[str, str]:
+    label = source.label("account.js")
+    for item in _items(source, "account.js"):
+        acc = item.get("account") if isinstance(item, dict) else None
+        if not isinstance(acc, dict):
+            raise InputError(f"{label}: expected items like {{\"account\": {{\"accountId\", ...}}}}")
+        user_id, username = _id(acc.get("accountId")), acc.get("username")
+        if user_id is None or not isinstance(username, str) or not username:
+            raise InputError(f"{label}: the account has no numeric accountId and username")
+        return user_id, username
+    raise InputError(f"{label}: no account in it: is the archive complete?")
+
+
+def _read_dms(source: _Source, name: str, arc: Archive, seen: set[str]) -> None:
+    label = source.label(name)
+    for n, item in enumerate(_items(source, name), 1):
+        conv = item.get("dmConversation") if isinstance(item, dict) else None
+        if not isinstance(conv, dict):
+            raise InputError(f"{label}: item {n}: expected {{\"dmConversation\": {{...}}}}")
+        conv_id, msgs = conv.get("conversationId"), conv.get("messages")
+        if not isinstance(conv_id, str) or not conv_id or not isinstance(msgs, list):
+            raise InputError(f"{label}: item {n}: a conversation needs a conversationId "
+                             "and a list of messages")
+        # 1:1 conversation ids are the two user ids joined by '-'; groups have others.
+        one_to_one = arc.user_id in conv_id.split("-") and conv_id.count("-") == 1
+        for k, entry in enumerate(msgs, 1):
+            if not isinstance(entry, dict):
+                raise InputError(f"{label}: item {n}, message {k}: expected an object")
+            mc = entry.get("messageCreate")
+            if mc is None:
+                continue  # reactions, joins and other events carry no message
+            where = f"{label}: item {n}, message {k}"
+            if not isinstance(mc, dict):
+                raise InputError(f"{where}: messageCreate is not an object")
+            msg_id, sender, recipient = _id(mc.get("id")), _id(mc.get("senderId")), \
+                _id(mc.get("recipientId"))
+            if msg_id is None or sender is None or recipient is None:
+                raise InputError(f"{where}: id, senderId and recipientId must be numeric ids")
+            text, created = mc.get("text", ""), mc.get("createdAt")
+            if not isinstance(text, str):
+                raise InputError(f"{where}: text is not a string")
+            try:
+                at = fmt(parse(created)) if isinstance(created, str) else None
+            except ValueError:
+                at = None
+            if at is None:
+                raise InputError(f"{where}: createdAt {created!r} is not a time like "
+                                 "2021-07-27T10:00:00.000Z")
+            arc.messages_read += 1
+            if one_to_one and sender != recipient and arc.user_id in (sender, recipient):
+                arc.dms.append(DM(msg_id, conv_id, at, sender, recipient, text))
+                seen.add(conv_id)
+
+
+def _read_tweets(source: _Source, name: str, arc: Archive) -> None:
+    label = source.label(name)
+    for n, item in enumerate(_items(source, name), 1):
+        tw = item.get("tweet", item) if isinstance(item, dict) else None
+        if not isinstance(tw, dict):
+            raise InputError(f"{label}: item {n}: expected {{\"tweet\": {{...}}}}")
+        tweet_id, created = _id(tw.get("id_str")), tw.get("created_at")
+        if tweet_id is None:
+            raise InputError(f"{label}: item {n}: id_str must be a numeric id")
+        target = tw.get("in_reply_to_user_id_str")
+        if target is None or target == arc.user_id:
+            continue  # not a reply, or a thread of your own
+        if _id(target) is None:
+            raise InputError(f"{label}: item {n}: in_reply_to_user_id_str must be a numeric id")
+        replied_to = tw.get("in_reply_to_status_id_str")
+        if replied_to is not None and _id(replied_to) is None:
+            raise InputError(f"{label}: item {n}: in_reply_to_status_id_str must be a numeric id")
+        text = tw.get("full_text", tw.get("text", ""))
+        if not isinstance(text, str):
+            raise InputError(f"{label}: item {n}: full_text is not a string")
+        try:
+            at = fmt(_tweet_time(created)) if isinstance(created, str) else None
+        except ValueError:
+            at = None
+        if at is None:
+            raise InputError(f"{label}: item {n}: created_at {created!r} is not a time like "
+                             "'Tue Jul 27 10:00:00 +0000 2021'")
+        arc.replies.append(Reply(tweet_id, at, text, target, replied_to))
+
+
+def _parts(names: list[str], pattern: re.Pattern[str]) -> list[str]:
+    """The files of one kind, the unnumbered one first, then by part number."""
+    found = [(int(m.group(1) or -1), n) for n in names if (m := pattern.fullmatch(n))]
+    return [n for _, n in sorted(found)]
+
+
+def read_archive(path: Path) -> Archive:
+    """Parse and validate the whole archive. Raises InputError naming the file."""
+    with _open_source(path) as source:
+        names = source.names()  # _open_source made sure account.js is among them
+        user_id, username = _read_account(source)
+        arc = Archive(user_id=user_id, username=username)
+        arc.skipped_files = [source.label(n) for n in names if _GROUP_FILE.fullmatch(n)]
+        seen: set[str] = set()
+        for name in _parts(names, _DM_FILE):
+            _read_dms(source, name, arc, seen)
+        for name in _parts(names, _TWEET_FILE):
+            _read_tweets(source, name, arc)
+    arc.conversations = len(seen)
+    # Oldest first, so opt-out words apply in the order they were written.
+    arc.dms.sort(key=lambda d: (d.at, int(d.id)))
+    arc.replies.sort(key=lambda r: (r.at, int(r.id)))
+    return arc
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+# Conversations known only from the archive and quiet for this long are history:
+# they are marked done so the inbox does not ask you to answer them (`reopen` brings one back).
+HISTORY = timedelta(days=30)
+
+
+def _batches(rows: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(rows), BATCH):
+        yield rows[start:start + BATCH]
+
+
+def _contact(conn: sqlite3.Connection, user_id: str, now: str, result: ImportResult) -> Contact:
+    """The contact for an X user id. The archive has no handles for other people:
+    a new contact is named user_<id> until a sync sees them (and renames it);
+    an existing one keeps its handle."""
+    c = cstore.find_by_user_id(conn, user_id)
+    if c is not None:
+        return c
+    c, created = cstore.upsert_x_user(conn, user_id, f"user_{user_id}", None, now=now)
+    result.contacts_new += int(created)
+    return c
+
+
+def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> ImportResult:
+    """Write a validated archive into the store. Idempotent."""
+    known = store.get_state(K_ME_ID)
+    if known and known != arc.user_id:
+        raise InputError(f"this archive is @{arc.username}'s (user {arc.user_id}), but this profile "
+                         f"syncs as user {known}; nothing imported",
+                         hint="import it into that account's profile: `dmtool --profile NAME import "
+                              "archive ...`")
+    result = ImportResult(account=arc.username, conversations=arc.conversations,
+                          messages_read=arc.messages_read, skipped_files=list(arc.skipped_files))
+    me = arc.user_id
+    ids: dict[str, int] = {}  # user id -> contact id, to look each person up once
+    for batch in _batches(arc.dms):
+        with store.tx() as conn:
+            for dm in batch:
+                inbound = dm.sender_id != me
+                other = dm.sender_id if inbound else dm.recipient_id
+                if other not in ids:
+                    ids[other] = _contact(conn, other, now, result).id
+                contact_id = ids[other]
+                # recorded_at is the message's own time: history is not news for
+                # the digest, which reports messages recorded since it last ran.
+                if not mstore.add_message(conn, event_id=dm.id, conversation_id=dm.conversation_id,
+                                          contact_id=contact_id, direction="in" if inbound else "out",
+                                          text=dm.text, at=dm.at, source="archive",
+                                          now=min(dm.at, now)):
+                    continue
+                result.messages_new += 1
+                if inbound:
+                    result.evidence_new += cstore.add_evidence(conn, contact_id, "inbound_dm", dm.at,
+                                                               dm.id, None, now=now)
+                    apply_optout_words(conn, contact_id, dm.text, dm.at, now=now,
+                                       opted_out=result.opted_out)
+    touched: set[str] = set()
+    for batch in _batches(arc.replies):
+        with store.tx() as conn:
+            for r in batch:
+                # Kept as posts so that a sync can pair them with mentions later.
+                if mstore.add_post(conn, post_id=r.id, kind="own", author_id=me, text=r.text, at=r.at,
+                                   in_reply_to_user_id=r.in_reply_to_user_id,
+                                   replied_to_id=r.replied_to_id, conversation_id=None):
+                    result.replies_new += 1
+                    touched.add(r.in_reply_to_user_id)
+    _public_exchanges(store, touched, now, result)
+    with store.tx() as conn:
+        mstore.settle_old_archive_conversations(conn, before=fmt(parse(now) - HISTORY) or now)
+        cstore.audit(conn, "archive_imported", now=now, archive=label, account=arc.username,
+                     **{k: v for k, v in result.to_dict().items()
+                        if k not in ("account", "opted_out", "skipped_files")})
+    return result
+
+
+def _public_exchanges(store: Store, user_ids: set[str], now: str, result: ImportResult) -> None:
+    """A reply of yours is consent only as half of an exchange (policy §1): the
+    person must have mentioned or replied to you, which the archive cannot show
+    (it holds only your posts). So count only replies that pair with a mention
+    a sync stored, by the same rule sync uses. A reply to someone who only DMed
+    you adds nothing: the DM is its own evidence, and your own post must not
+    renew their consent."""
+    if not user_ids:
+        return
+    rows = mstore.public_exchanges(store.conn, user_ids)
+    with store.tx() as conn:
+        for r in rows:
+            c = _contact(conn, r["user_id"], now, result)
+            result.evidence_new += cstore.add_evidence(conn, c.id, "public_exchange", r["at"], r["id"],
+                                                       r["text"], now=now)
+
+
+def run_import(st: AppState, path: Path) -> ImportResult:
+    """Read, validate, then import `path` into the profile's store.
+
+    The store is opened only once the archive has been read whole, so a
+    refused archive leaves no trace. Holds the sync lock while writing: one
+    writer of X history at a time."""
+    arc = read_archive(path)
+    st.paths.ensure()
+    with sync_lock(st.paths.sync_lock_file, "import: "):
+        return import_archive(st.store, arc, now=fmt(timeutil.now()) or "", label=str(path))
