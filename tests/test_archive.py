@@ -508,3 +508,18 @@ def test_old_archive_conversations_are_history_not_inbox(cli: Cli, tmp_path: Pat
     everything = {i["handle"]: i["status"] for i in cli("inbox", "--all", "--json").json()}
     assert everything[f"user_{EVE}"] == "done"
     assert cli("reopen", f"user_{EVE}").exit_code == 0
+
+
+def test_sync_names_contacts_known_only_from_the_archive(cli: Cli, tmp_path: Path, world: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The archive has no handles for other people; the next public check asks X."""
+    monkeypatch.setenv("DMTOOL_NOW", fmt(world.now()) or "")
+    me = SANDBOX_ME[0]
+    data = files(me)
+    data["direct-messages.js"] = js("direct_messages", [conversation(
+        me, ALICE, dm("1001", ALICE, me, "hello from long ago", "2021-07-20T10:00:00.000Z"))])
+    imported(cli, folder(tmp_path / "a", data))
+    assert cli("contacts", "show", f"user_{ALICE}").exit_code == 0
+    sync(cli)
+    assert cli("contacts", "show", "alice", "--json").json()["user_id"] == ALICE
+    assert cli("contacts", "show", f"user_{ALICE}").exit_code == 1

@@ -268,6 +268,22 @@ class _Sync:
         last = parse_opt(self.store.get_state(K_PUBLIC_AT))
         if self.public or last is None or self.now - last >= every:
             self.sync_public(me)
+            self.name_placeholders()
+
+    def name_placeholders(self) -> None:
+        """Contacts known only by id (from an archive import, or an account X
+        could not name) get their handle once X names them. One users lookup,
+        only when there are such contacts, and only with the public check so a
+        quiet sync stays at one request."""
+        rows = self.store.execute(
+            "SELECT user_id FROM contacts WHERE user_id IS NOT NULL AND handle = 'user_' || user_id "
+            "LIMIT 100").fetchall()
+        if not rows:
+            return
+        users = self.client.users_by_ids([r[0] for r in rows])
+        with self.store.tx() as conn:
+            for u in users:
+                cstore.upsert_x_user(conn, u.id, u.username, u.name, now=self.now_s)
 
     # --- who am I ---------------------------------------------------------------------
 
