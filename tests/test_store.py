@@ -106,3 +106,15 @@ def test_a_store_from_a_newer_dmtool_is_refused(tmp_path: Path):
     raw.close()
     with pytest.raises(ConfigError, match="newer dmtool"):
         open_store(path)
+
+
+def test_db_check_reports_a_missing_table(cli):
+    from dmtool.paths import Paths
+
+    assert cli("contacts", "add", "alice").exit_code == 0
+    raw = sqlite3.connect(Paths.resolve("default").db_file)
+    raw.execute("DROP TABLE templates")
+    raw.close()
+    r = cli("db", "check", "--json")
+    assert r.exit_code == 1
+    assert "missing table: templates" in r.json()["problems"]

@@ -90,6 +90,19 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
             raise
 
 
+def missing_schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """Tables and indexes the migrations create that this store lacks."""
+    fresh = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        migrate(fresh)
+        want = set(fresh.execute("SELECT type, name FROM sqlite_master WHERE type IN "
+                                 "('table', 'index') AND name NOT LIKE 'sqlite_%'"))
+    finally:
+        fresh.close()
+    have = {(r[0], r[1]) for r in conn.execute("SELECT type, name FROM sqlite_master")}
+    return sorted(want - have)
+
+
 def _statements(script: str) -> list[str]:
     """Split a migration into statements (executescript would commit implicitly)."""
     out, buf = [], ""
