@@ -6,9 +6,12 @@ Runs `dmtool sync --json` on the sandbox X in a throwaway DMTOOL_HOME (no
 network, no account). A history of ~300 DM events at random times over the
 last 10 days is synced first; then three scenarios, each on top of the last:
 
-- "no new events" (15 minutes later): target 1 request, at most 2 events read;
+- "no new events" (10 minutes later, within sync.public_every_minutes):
+  target 1 request, at most 2 events read;
 - "3 new events" at random times in the next 15 minutes: target reads <= new + 5;
-- "250 new events" at random times over the next 6 hours: target reads <= new + 5.
+- "250 new events" at random times over the next 6 hours: target reads <= new + 5;
+- "no new, public due" (20 minutes later): the mentions and own-posts check is
+  due, so target 3 requests (DMs, mentions, posts), at most 2 events read.
 
 Each line shows the new events, the DM events read, the requests and whether
 the targets are met; every scenario also checks that the store holds exactly
@@ -96,8 +99,8 @@ def run(seed: int, history: int, verbose: bool) -> list[bool]:
                   f"({first['dm_events_read']} read, {first['requests']} requests)")
 
         results = []
-        for name, n, minutes in (("no new events", 0, 15), ("3 new events", 3, 15),
-                                 ("250 new events", 250, 360)):
+        for name, n, minutes in (("no new events", 0, 10), ("3 new events", 3, 15),
+                                 ("250 new events", 250, 360), ("no new, public due", 0, 20)):
             later = now + timedelta(minutes=minutes)
             add_events(world, rng, people, n, now, later)
             now = later
@@ -106,8 +109,9 @@ def run(seed: int, history: int, verbose: bool) -> list[bool]:
             r = sync(env)
             ok_store = stored_ok(paths, world)
             if n == 0:
-                met = r["requests"] == 1 and r["dm_events_read"] <= 2
-                target = "1 request, <= 2 read"
+                want = 3 if "public" in name else 1
+                met = r["requests"] == want and r["dm_events_read"] <= 2
+                target = f"{want} request{'s' if want > 1 else ''}, <= 2 read"
             else:
                 met = r["dm_events_read"] <= n + 5
                 target = f"<= {n + 5} read"
@@ -115,7 +119,7 @@ def run(seed: int, history: int, verbose: bool) -> list[bool]:
             met = met and r["dm_events_read"] == world.dm_events_read()
             results.append(met)
             if verbose:
-                print(f"  {name:<15} new {r['dm_events_new']:>3}  dm_events_read "
+                print(f"  {name:<19} new {r['dm_events_new']:>3}  dm_events_read "
                       f"{r['dm_events_read']:>3}  requests {r['requests']:>2}  "
                       f"target {target:<21} {'met' if met else 'MISSED'}"
                       f"{'' if ok_store else '  (store does not match the sandbox!)'}")
