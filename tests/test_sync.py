@@ -416,7 +416,8 @@ def test_public_exchange_counts_and_a_mention_alone_does_not(cli: Cli, world: Sa
     carol_post = world.add_post(CAROL, f"@{SANDBOX_ME[1]} loved your talk", at=clock.ago(hours=5))
     reply = world.add_post(ME, "@carol thank you!", at=clock.ago(hours=4),
                            reply_to_post_id=carol_post)
-    world.add_post(DAVE, f"hey @{SANDBOX_ME[1]} what do you think?", at=clock.ago(hours=3))
+    dave_post = world.add_post(DAVE, f"hey @{SANDBOX_ME[1]} what do you think?",
+                               at=clock.ago(hours=3))
     world.add_post(ME, "@erin nice photo", at=clock.ago(hours=2), in_reply_to_user_id=ERIN)
     world.add_post(ME, "just a post", at=clock.ago(hours=1))
 
@@ -436,12 +437,22 @@ def test_public_exchange_counts_and_a_mention_alone_does_not(cli: Cli, world: Sa
         ["E_MENTION_ONLY"]
     assert cli("contacts", "show", "erin").exit_code == 1
 
-    # Later you answer Dave publicly: the next public check records the exchange.
+    # A reply to some other post of Dave's is not an answer to him: still mention-only.
     clock.advance(hours=2)
-    world.add_post(ME, "@dave I think it's great", at=clock.ago(minutes=5), in_reply_to_user_id=DAVE)
-    data = sync(cli)
+    other = world.add_post(DAVE, "just had a great coffee", at=clock.ago(minutes=30))
+    world.add_post(ME, "@dave where from?", at=clock.ago(minutes=20), reply_to_post_id=other)
+    assert sync(cli, "--public")["replies_new"] == 1
+    assert cli("check", "dave").exit_code == 3
+
+    # Later you answer his mention publicly: the next public check records the exchange,
+    # dated from his side (your own post never renews consent).
+    world.add_post(ME, "@dave I think it's great", at=clock.ago(minutes=5),
+                   reply_to_post_id=dave_post)
+    data = sync(cli, "--public")
     assert data["replies_new"] == 1 and data["mentions_new"] == 0
     assert cli("check", "dave").exit_code == 0
+    ev = [e for e in show(cli, "dave")["evidence"] if e["kind"] == "public_exchange"]
+    assert [e["at"] for e in ev] == [fmt(clock.ago(hours=5))]
 
 
 def test_public_timelines_are_checked_every_interval_or_when_asked(

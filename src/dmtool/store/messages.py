@@ -60,18 +60,25 @@ def conversation_of(conn: sqlite3.Connection, contact_id: int) -> sqlite3.Row | 
 
 def public_exchanges(conn: sqlite3.Connection, user_ids: Iterable[str]) -> list[sqlite3.Row]:
     """Your public replies to these users that answer something they said to you:
-    they have a stored mention earlier than the reply, or the reply answers it.
-    Rows: id, at, text, user_id (the person replied to)."""
+    the reply answers their stored mention, or sits in the same thread after it.
+    A reply to an unrelated post of theirs is not an exchange.
+
+    Rows: id (your reply), at, text, user_id. `at` is THEIR side of the exchange
+    (the latest mention answered): your own post must never renew their consent."""
     ids = list(dict.fromkeys(user_ids))
     rows: list[sqlite3.Row] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         marks = ",".join("?" * len(chunk))
         rows += conn.execute(
-            f"SELECT o.id, o.at, o.text, o.in_reply_to_user_id AS user_id FROM posts o "
-            f"WHERE o.kind = 'own' AND o.in_reply_to_user_id IN ({marks}) AND EXISTS ("
-            "SELECT 1 FROM posts m WHERE m.kind = 'mention' AND m.author_id = o.in_reply_to_user_id "
-            "AND (m.at <= o.at OR m.id = o.replied_to_id)) ORDER BY o.at", chunk).fetchall()
+            f"""SELECT o.id, max(m.at) AS at, o.text, o.in_reply_to_user_id AS user_id
+                FROM posts o JOIN posts m
+                  ON m.kind = 'mention' AND m.author_id = o.in_reply_to_user_id
+                 AND (m.id = o.replied_to_id
+                      OR (o.conversation_id IS NOT NULL AND m.conversation_id = o.conversation_id
+                          AND m.at <= o.at))
+                WHERE o.kind = 'own' AND o.in_reply_to_user_id IN ({marks})
+                GROUP BY o.id ORDER BY at""", chunk).fetchall()
     return rows
 
 
