@@ -523,3 +523,16 @@ def test_sync_names_contacts_known_only_from_the_archive(cli: Cli, tmp_path: Pat
     sync(cli)
     assert cli("contacts", "show", "alice", "--json").json()["user_id"] == ALICE
     assert cli("contacts", "show", f"user_{ALICE}").exit_code == 1
+
+
+def test_another_accounts_archive_never_becomes_this_accounts_consent(
+        cli: Cli, tmp_path: Path, world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: an archive imported before the first sync, then a sync as
+    another account, turned the archive's DMs into consent for that account."""
+    monkeypatch.setenv("DMTOOL_NOW", fmt(world.now()) or "")
+    imported(cli, folder(tmp_path / "a", files("999")))  # not the sandbox account
+    r = cli("sync", "--json")
+    assert r.exit_code == 4
+    assert "archive" in json.loads(r.stderr)["error"]["message"]
+    r = cli("import", "archive", str(folder(tmp_path / "b", files(SANDBOX_ME[0]))))
+    assert r.exit_code == 1  # and no second account's archive either

@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from dmtool import timeutil
 from dmtool.errors import InputError
-from dmtool.services.sync import K_ME_ID, apply_optout_words, sync_lock
+from dmtool.services.sync import K_ARCHIVE_ACCOUNT, K_ME_ID, apply_optout_words, sync_lock
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
 from dmtool.timeutil import fmt, parse
@@ -521,12 +521,17 @@ def _contact(conn: sqlite3.Connection, user_id: str, now: str, result: ImportRes
 
 def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> ImportResult:
     """Write a validated archive into the store. Idempotent."""
-    known = store.get_state(K_ME_ID)
+    known = store.get_state(K_ME_ID) or store.get_state(K_ARCHIVE_ACCOUNT)
     if known and known != arc.user_id:
         raise InputError(f"this archive is @{arc.username}'s (user {arc.user_id}), but this profile "
-                         f"syncs as user {known}; nothing imported",
+                         f"belongs to user {known}; nothing imported",
                          hint="import it into that account's profile: `dmtool --profile NAME import "
                               "archive ...`")
+    if not known:
+        # Sync checks this before it adopts an account: another account's history
+        # must never become consent evidence for this one.
+        with store.tx():
+            store.set_state(K_ARCHIVE_ACCOUNT, arc.user_id)
     result = ImportResult(account=arc.username, conversations=arc.conversations,
                           messages_read=arc.messages_read, skipped_files=list(arc.skipped_files))
     me = arc.user_id

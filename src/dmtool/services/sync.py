@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dmtool import optout, timeutil
-from dmtool.errors import Busy, InputError, RateLimited
+from dmtool.errors import Busy, ConfigError, InputError, RateLimited
 from dmtool.models import Contact
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 K_ME_ID = "me_id"
 K_ME_USERNAME = "me_username"
 K_HWM = "dm_hwm"
+K_ARCHIVE_ACCOUNT = "archive_account_id"  # set by `import archive` before any sync
 K_HWM_AT = "dm_hwm_at"
 K_WALK = "dm_walk"
 K_MENTIONS = "mentions_since"
@@ -293,6 +294,12 @@ class _Sync:
             return me_id
         self.say("asking X who you are")
         user = self.client.me()
+        archived = self.store.get_state(K_ARCHIVE_ACCOUNT)
+        if archived and archived != user.id:
+            raise ConfigError(
+                f"this profile holds the X archive of user {archived}, but the credentials are "
+                f"@{user.username}'s (user {user.id}); nothing synced",
+                hint="log in as the archive's account, or use another profile (--profile NAME)")
         with self.store.tx():
             self.store.set_state(K_ME_ID, user.id)
             self.store.set_state(K_ME_USERNAME, user.username)
