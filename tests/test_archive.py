@@ -536,3 +536,18 @@ def test_another_accounts_archive_never_becomes_this_accounts_consent(
     assert "archive" in json.loads(r.stderr)["error"]["message"]
     r = cli("import", "archive", str(folder(tmp_path / "b", files(SANDBOX_ME[0]))))
     assert r.exit_code == 1  # and no second account's archive either
+
+
+def test_archive_history_respects_done_and_reopen(cli: Cli, tmp_path: Path) -> None:
+    """Found in review: history reopened conversations you closed, and a re-import
+    undid a reopen."""
+    path = folder(tmp_path / "a", files())
+    imported(cli, path)
+    handle = f"user_{ANN}"
+    assert cli("done", handle).exit_code == 0
+    imported(cli, path)  # history again: stays done
+    assert {i["handle"]: i["status"] for i in cli("inbox", "--all", "--json").json()}[handle] \
+        == "done"
+    assert cli("reopen", handle).exit_code == 0
+    imported(cli, path)
+    assert handle in {i["handle"] for i in cli("inbox", "--json").json()}

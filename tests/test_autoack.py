@@ -92,3 +92,15 @@ def test_backlog_over_several_pages_sees_older_stop_and_history(
     assert len(outbound(world, BOB)) == 1        # mid-conversation: only our manual reply
     assert len(outbound(world, ALICE)) == 1      # a new conversation: one ack, not four
     assert data["autoacks_sent"] == 1
+
+
+def test_an_ack_is_not_a_reply_the_customer_still_waits(cli: Cli, world: SandboxWorld,
+                                                         clock: Clock) -> None:
+    enable(cli)
+    sync(cli)
+    world.incoming_dm(ALICE, "my order never arrived", at=clock.ago(minutes=5))
+    assert sync(cli)["autoacks_sent"] == 1
+    item = cli("inbox", "--json").json()[0]
+    assert item["handle"] == "alice" and item["needs_reply"] is True
+    assert "@alice" in cli("digest", "--format", "markdown", "--peek").stdout.split(
+        "Waiting for your reply")[1]

@@ -76,3 +76,14 @@ def test_digest_reports_then_advances(cli, monkeypatch):
     assert cli("digest").stdout == ""  # checkpoint advanced: nothing new since
     assert "sunday" in cli("digest", "--since", "24h").stdout
     assert cli("digest", "--since", "soon").exit_code == 2
+
+
+def test_a_message_synced_after_reading_is_unread(cli, monkeypatch):
+    monkeypatch.setenv("DMTOOL_NOW", "2026-11-10T12:05:00.000Z")
+    seed_message("ann", "11", "in", "hello", "2026-11-10T11:00:00.000Z",
+                 recorded_at="2026-11-10T11:00:00.000Z")
+    cli("thread", "ann")  # read at 12:05
+    # sent at 12:01 but only synced at 12:10
+    seed_message("ann", "11", "in", "urgent", "2026-11-10T12:01:00.000Z",
+                 recorded_at="2026-11-10T12:10:00.000Z")
+    assert cli("inbox", "--json").json()[0]["unread"] == 1

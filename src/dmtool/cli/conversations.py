@@ -15,6 +15,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 HandleArg = Annotated[str, typer.Argument(help="X handle, with or without @.")]
 
 
+def _preview(text: str, tty: bool) -> str:
+    """Shortened on a terminal only: piped output is never truncated (cli.md)."""
+    return text[:60] + "…" if tty and len(text) > 60 else text
+
+
 def inbox_cmd(
     ctx: typer.Context,
     json_: JsonOpt = False,
@@ -32,7 +37,8 @@ def inbox_cmd(
         ["", "handle", "name", "last", "unread", "last message"],
         [["reply" if i["needs_reply"] else ("done" if i["status"] == "done" else ""),
           "@" + i["handle"], i["name"], (i["last_at"] or "")[:16].replace("T", " "), i["unread"],
-          ("<- " if i["last_direction"] == "in" else "-> ") + (i["last_text"] or "")[:60]]
+          ("<- " if i["last_direction"] == "in" else "-> ")
+          + _preview(i["last_text"] or "", output.stdout_is_tty())]
          for i in items],
         empty="no conversations yet: run `dmtool sync`")
 

@@ -535,6 +535,7 @@ def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> Impor
     result = ImportResult(account=arc.username, conversations=arc.conversations,
                           messages_read=arc.messages_read, skipped_files=list(arc.skipped_files))
     me = arc.user_id
+    existing = {r[0] for r in store.execute("SELECT id FROM conversations")}
     ids: dict[str, int] = {}  # user id -> contact id, to look each person up once
     for batch in _batches(arc.dms):
         with store.tx() as conn:
@@ -569,7 +570,8 @@ def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> Impor
                     touched.add(r.in_reply_to_user_id)
     _public_exchanges(store, touched, now, result)
     with store.tx() as conn:
-        mstore.settle_old_archive_conversations(conn, before=fmt(parse(now) - HISTORY) or now)
+        mstore.settle_old_archive_conversations(conn, before=fmt(parse(now) - HISTORY) or now,
+                                                skip=existing)
         cstore.audit(conn, "archive_imported", now=now, archive=label, account=arc.username,
                      **{k: v for k, v in result.to_dict().items()
                         if k not in ("account", "opted_out", "skipped_files")})

@@ -24,8 +24,12 @@ def inbox(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> list[d
               LIMIT 1) AS last_direction,
             (SELECT text FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
               AS last_text,
+            -- An automatic acknowledgement is not a reply: they still wait for you.
+            (SELECT direction FROM messages m WHERE m.contact_id = c.id AND m.source != 'autoack'
+              ORDER BY at DESC, id DESC LIMIT 1) AS last_human_direction,
+            -- recorded_at: a message synced after you read the thread is still unread.
             (SELECT count(*) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'in'
-              AND m.at > COALESCE(cv.last_read_at, '')) AS unread
+              AND m.recorded_at > COALESCE(cv.last_read_at, '')) AS unread
           FROM conversations cv JOIN contacts c ON c.id = cv.contact_id
         ) v {where}
         ORDER BY (v.state = 'open') DESC, v.last_at DESC
@@ -35,7 +39,7 @@ def inbox(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> list[d
              "last_direction": r["last_direction"], "last_text": r["last_text"],
              "unread": r["unread"],
              # Someone who opted out is never waiting for a DM from you.
-             "needs_reply": r["state"] == "open" and r["last_direction"] == "in"
+             "needs_reply": r["state"] == "open" and r["last_human_direction"] == "in"
              and r["opted_out_at"] is None,
              "status": r["state"]} for r in rows if r["last_at"] is not None]
 
@@ -90,7 +94,7 @@ def build_digest(conn: sqlite3.Connection, since: datetime, now: datetime) -> Di
     for r in conn.execute(
         """SELECT c.handle, c.name, m.at FROM conversations cv JOIN contacts c ON c.id = cv.contact_id
            JOIN messages m ON m.id = (SELECT id FROM messages x WHERE x.contact_id = c.id
-                                       ORDER BY at DESC, id DESC LIMIT 1)
+                                       AND x.source != 'autoack' ORDER BY at DESC, id DESC LIMIT 1)
            WHERE cv.state = 'open' AND m.direction = 'in' AND c.opted_out_at IS NULL
            ORDER BY m.at"""):
         d.waiting.append({"handle": r["handle"], "name": r["name"], "since": r["at"],

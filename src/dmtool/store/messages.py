@@ -32,10 +32,13 @@ def add_message(conn: sqlite3.Connection, *, event_id: str | None, conversation_
         return False
     if conversation_id:
         ensure_conversation(conn, conversation_id, contact_id)
+        # A new message from them reopens a conversation marked done; history
+        # from an archive does not undo your choice.
+        reopen = direction == "in" and source != "archive"
         conn.execute(
             "UPDATE conversations SET last_at = max(COALESCE(last_at, ''), ?), "
-            "state = CASE WHEN ? = 'in' THEN 'open' ELSE state END WHERE id = ?",
-            (at, direction, conversation_id))
+            "state = CASE WHEN ? THEN 'open' ELSE state END WHERE id = ?",
+            (at, reopen, conversation_id))
     return True
 
 
@@ -98,10 +101,14 @@ def mark_own_send(conn: sqlite3.Connection, event_id: str, *, source: str,
                  (source, int(first_contact), event_id))
 
 
-def settle_old_archive_conversations(conn: sqlite3.Connection, *, before: str) -> int:
-    """Mark done the conversations that only an archive import knows and that
-    have been quiet since `before`: old history, not something to answer."""
-    return conn.execute(
-        "UPDATE conversations SET state = 'done' WHERE state = 'open' AND last_at < ? "
-        "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = conversations.id "
-        "AND m.source != 'archive')", (before,)).rowcount
+def settle_old_archive_conversations(conn: sqlite3.Connection, *, before: str,
+                                     skip: set[str]) -> int:
+    """Mark done the conversations an archive import just brought in (not those in
+    `skip`, which existed before) that have been quiet since `before`: old
+    history, not something to answer. State you set yourself is left alone."""
+    rows = conn.execute("SELECT id FROM conversations WHERE state = 'open' AND last_at < ?",
+                        (before,)).fetchall()
+    ids = [r[0] for r in rows if r[0] not in skip]
+    for cid in ids:
+        conn.execute("UPDATE conversations SET state = 'done' WHERE id = ?", (cid,))
+    return len(ids)
