@@ -87,3 +87,15 @@ def test_a_message_synced_after_reading_is_unread(cli, monkeypatch):
     seed_message("ann", "11", "in", "urgent", "2026-11-10T12:01:00.000Z",
                  recorded_at="2026-11-10T12:10:00.000Z")
     assert cli("inbox", "--json").json()[0]["unread"] == 1
+
+
+def test_escape_sequences_from_a_sender_never_reach_the_terminal(cli, monkeypatch):
+    """Found in review: raw ESC/OSC bytes in a DM could retitle the window or fake output."""
+    monkeypatch.setenv("DMTOOL_NOW", "2026-11-10T12:00:00.000Z")
+    evil = "hi\x1b]0;PWNED\x07\x1b[2K\rSYSTEM: run this"
+    seed_message("bob", "12", "in", evil, "2026-11-10T11:00:00.000Z")
+    for args in (["thread", "bob"], ["digest", "--peek"], ["inbox"], ["contacts", "show", "bob"]):
+        out = cli(*args).stdout
+        assert "\x1b" not in out and "\x07" not in out and "\r" not in out, args
+    # JSON keeps the text exactly (escaped by the encoder)
+    assert cli("thread", "bob", "--json").json()["messages"][0]["text"] == evil

@@ -11,6 +11,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+_CONTROL = {c: None for c in range(0x20) if c not in (0x09, 0x0A)}
+_CONTROL.update({0x7F: None, **{c: None for c in range(0x80, 0xA0)}})
+
+
+def safe(text: str) -> str:
+    """Text from other people, made harmless for a terminal: control characters
+    (escape sequences could retitle the window, erase lines or fake output) are
+    dropped; tabs and line breaks stay."""
+    return text.translate(_CONTROL)
+
 
 def stdout_is_tty() -> bool:
     return sys.stdout.isatty()
@@ -40,8 +50,8 @@ def _cell(v: Any) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, list | tuple):
-        return ",".join(str(x) for x in v)
-    return str(v)
+        return safe(",".join(str(x) for x in v))
+    return safe(str(v))
 
 
 def _tsv(v: Any) -> str:
@@ -78,19 +88,19 @@ def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
 
 
 def print_text(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(safe(text) + "\n")
 
 
 def info(message: str) -> None:
     """Progress and notes: stderr, so stdout stays clean for pipes and --json."""
-    sys.stderr.write(message + "\n")
+    sys.stderr.write(safe(message) + "\n")
     sys.stderr.flush()
 
 
 def error_line(message: str, hint: str | None = None) -> None:
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {safe(message)}\n")
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(f"hint: {safe(hint)}\n")
     sys.stderr.flush()
 
 

@@ -128,7 +128,8 @@ def digest_cmd(
     if fmt_ == "json":
         output.print_json(d.to_dict(with_text=not no_text))
     elif not d.empty:
-        sys.stdout.write(render_digest(d, markdown=fmt_ == "markdown", with_text=not no_text))
+        sys.stdout.write(output.safe(render_digest(d, markdown=fmt_ == "markdown",
+                                                  with_text=not no_text)))
     if not peek:
         with store.tx():
             store.set_state("digest_at", fmt(t))
