@@ -551,3 +551,21 @@ def test_archive_history_respects_done_and_reopen(cli: Cli, tmp_path: Path) -> N
     assert cli("reopen", handle).exit_code == 0
     imported(cli, path)
     assert handle in {i["handle"] for i in cli("inbox", "--json").json()}
+
+
+@pytest.mark.parametrize("change", ["future", "ancient", "surrogate"])
+def test_implausible_times_and_broken_text_refuse_the_whole_archive(
+        cli: Cli, tmp_path: Path, change: str) -> None:
+    """Found in review: a 2099 date kept consent alive for ever, and a broken
+    character in tweets.js failed after the DMs were already written."""
+    data = files()
+    if change == "surrogate":
+        data["tweets.js"] = data["tweets.js"].replace("@dan nice post", "bad \\ud800")
+    else:
+        when = "2099-01-01T10:00:00.000Z" if change == "future" else "0001-01-01T10:00:00.000Z"
+        data["direct-messages.js"] = data["direct-messages.js"].replace(
+            "2021-07-20T10:00:00.000Z", when)
+    r = cli("import", "archive", str(folder(tmp_path / "a", data)))
+    assert r.exit_code == 1, r
+    assert ("tweets.js" if change == "surrogate" else "direct-messages.js") in r.stderr
+    nothing_stored(cli)

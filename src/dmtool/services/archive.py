@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
@@ -385,6 +385,27 @@ def _tweet_time(text: str) -> datetime:
                     tzinfo=timezone(offset))
 
 
+# X (then Twitter) opened in March 2006: an archive time outside [then, now + a
+# day] is damage, and a future time would keep consent alive for ever.
+_EARLIEST = datetime(2006, 3, 1, tzinfo=UTC)
+
+
+def _plausible(at: datetime, where: str, what: str) -> str:
+    if not _EARLIEST <= at <= timeutil.now() + timedelta(days=1):
+        raise InputError(f"{where}: {what} {fmt(at)} is not a plausible time for an X archive")
+    return fmt(at) or ""
+
+
+def _utf8(text: str, where: str) -> str:
+    """Refuse text JSON can carry but UTF-8 cannot (lone surrogates), here in the
+    read phase, so that a refused archive changes nothing."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{where}: text that is not valid Unicode (a broken character)") from None
+    return text
+
+
 def _read_account(source: _Source) -> tuple[str, str]:
     label = source.label("account.js")
     for item in _items(source, "account.js"):
@@ -427,12 +448,14 @@ def _read_dms(source: _Source, name: str, arc: Archive, seen: set[str]) -> None:
             if not isinstance(text, str):
                 raise InputError(f"{where}: text is not a string")
             try:
-                at = fmt(parse(created)) if isinstance(created, str) else None
+                when = parse(created) if isinstance(created, str) else None
             except ValueError:
-                at = None
-            if at is None:
+                when = None
+            if when is None:
                 raise InputError(f"{where}: createdAt {created!r} is not a time like "
                                  "2021-07-27T10:00:00.000Z")
+            at = _plausible(when, where, "createdAt")
+            text = _utf8(text, where)
             arc.messages_read += 1
             if one_to_one and sender != recipient and arc.user_id in (sender, recipient):
                 arc.dms.append(DM(msg_id, conv_id, at, sender, recipient, text))
@@ -460,12 +483,14 @@ def _read_tweets(source: _Source, name: str, arc: Archive) -> None:
         if not isinstance(text, str):
             raise InputError(f"{label}: item {n}: full_text is not a string")
         try:
-            at = fmt(_tweet_time(created)) if isinstance(created, str) else None
+            when = _tweet_time(created) if isinstance(created, str) else None
         except ValueError:
-            at = None
-        if at is None:
+            when = None
+        if when is None:
             raise InputError(f"{label}: item {n}: created_at {created!r} is not a time like "
                              "'Tue Jul 27 10:00:00 +0000 2021'")
+        at = _plausible(when, f"{label}: item {n}", "created_at")
+        text = _utf8(text, f"{label}: item {n}")
         arc.replies.append(Reply(tweet_id, at, text, target, replied_to))
 
 
