@@ -569,3 +569,23 @@ def test_implausible_times_and_broken_text_refuse_the_whole_archive(
     assert r.exit_code == 1, r
     assert ("tweets.js" if change == "surrogate" else "direct-messages.js") in r.stderr
     nothing_stored(cli)
+
+
+def test_a_contact_added_by_handle_is_merged_when_sync_names_the_archive_contact(
+        cli: Cli, tmp_path: Path, world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: the handle-only record and the archive's user_<id> record
+    became two @alice contacts, splitting notes, tags and evidence."""
+    monkeypatch.setenv("DMTOOL_NOW", fmt(world.now()) or "")
+    cli("contacts", "add", "@alice", "--tag", "vip", "--note", "met at conf")
+    me = SANDBOX_ME[0]
+    data = files(me)
+    data["direct-messages.js"] = js("direct_messages", [conversation(
+        me, ALICE, dm("1001", ALICE, me, "hello from long ago", "2021-07-20T10:00:00.000Z"))])
+    imported(cli, folder(tmp_path / "a", data))
+    sync(cli)
+    alices = [c for c in cli("contacts", "list", "--json").json() if c["handle"] == "alice"]
+    assert len(alices) == 1
+    shown = cli("contacts", "show", "alice", "--json").json()
+    assert shown["user_id"] == ALICE and shown["tags"] == ["vip"]
+    assert shown["notes"][0]["text"] == "met at conf"
+    assert any(e["kind"] == "inbound_dm" for e in shown["evidence"])

@@ -93,6 +93,10 @@ def upsert_x_user(conn: sqlite3.Connection, user_id: str, username: str, name: s
             conn.execute("UPDATE contacts SET handle = ?, name = COALESCE(?, name), updated_at = ? "
                          "WHERE id = ?", (username, name, now, c.id))
             c = by_id(conn, c.id)
+            twin = conn.execute("SELECT id FROM contacts WHERE user_id IS NULL AND id != ? AND "
+                                "handle = ? COLLATE NOCASE", (c.id, username)).fetchone()
+            if twin is not None:  # added by handle before X named this id (e.g. an archive)
+                c = merge_into(conn, c, by_id(conn, twin[0]), now=now)
         return c, False
     # A contact added by handle before we knew its id: adopt it.
     row = conn.execute(
@@ -104,6 +108,29 @@ def upsert_x_user(conn: sqlite3.Connection, user_id: str, username: str, name: s
         _apply_suppressions(conn, row["id"], user_id, username)
         return by_id(conn, row["id"]), False
     return create(conn, username, now=now, user_id=user_id, name=name), True
+
+
+def merge_into(conn: sqlite3.Connection, keep: Contact, drop: Contact, *, now: str) -> Contact:
+    """Fold a contact added by handle into the record X knows by id: tags, notes,
+    evidence, drafts and messages move over; a block or opt-out on either holds."""
+    for table in ("notes", "evidence", "drafts", "messages", "conversations"):
+        conn.execute(f"UPDATE {table} SET contact_id = ? WHERE contact_id = ?", (keep.id, drop.id))
+    conn.execute("UPDATE OR IGNORE contact_tags SET contact_id = ? WHERE contact_id = ?",
+                 (keep.id, drop.id))
+    conn.execute(
+        "UPDATE contacts SET name = COALESCE(name, ?), blocked_at = COALESCE(blocked_at, ?), "
+        "opted_out_at = COALESCE(opted_out_at, ?), opt_out_words = COALESCE(opt_out_words, ?), "
+        "optout_review_text = COALESCE(optout_review_text, ?), "
+        "optout_review_at = COALESCE(optout_review_at, ?), updated_at = ? WHERE id = ?",
+        (drop.name, drop.blocked_at, drop.opted_out_at, drop.opt_out_words,
+         drop.optout_review_text, drop.optout_review_at, now, keep.id))
+    conn.execute("DELETE FROM contacts WHERE id = ?", (drop.id,))
+    merged = by_id(conn, keep.id)
+    if merged.blocked_at:
+        suppress(conn, merged, "blocked", merged.blocked_at)
+    if merged.opted_out_at:
+        suppress(conn, merged, "opted_out", merged.opted_out_at, merged.opt_out_words)
+    return merged
 
 
 def set_user_id(conn: sqlite3.Connection, contact: Contact, user_id: str, *, now: str) -> Contact:
