@@ -30,7 +30,6 @@ class Step:
     say: str
     args: list[str]
     expect: tuple[int, ...] = (0,)
-    capture_json: bool = False
 
 
 def reset_profile(environ: dict[str, str]) -> Paths:
@@ -57,24 +56,16 @@ def run_demo(*, interactive: bool, write: Callable[[str], None],
     reset_profile(env)
     base = [sys.executable, "-m", "dmtool", "--profile", PROFILE]
 
-    def step(s: Step) -> str:
+    def step(s: Step) -> None:
         write(f"\n{s.say}\n$ dmtool --profile demo {' '.join(_quote(a) for a in s.args)}")
-        out = ""
-        if s.capture_json:
-            p = subprocess.run(base + s.args, env=env, capture_output=True, text=True,
-                               stdin=subprocess.DEVNULL)
-            sys.stderr.write(p.stderr)
-            out, code = p.stdout, p.returncode
-        else:
-            code = subprocess.run(base + s.args, env=env,
-                                  stdin=None if interactive else subprocess.DEVNULL).returncode
+        code = subprocess.run(base + s.args, env=env,
+                              stdin=None if interactive else subprocess.DEVNULL).returncode
         if code not in s.expect:
             raise DmtoolError(f"demo step failed: dmtool {' '.join(s.args)} exited {code}")
-        return out
 
     write("This is the dmtool demo, on the built-in sandbox X: no account, no network.\n"
-          "The sandbox has five people: Maya (a customer who DMed you), Theo (you had a public\n"
-          "exchange), Quinn (follows you, never engaged), Sam (wrote STOP) and Carla (DMs closed).")
+          "In it: Maya (a customer who DMed you), Theo (you had a public exchange), Quinn\n"
+          "(follows you, never engaged) and Sam (wrote STOP).")
     step(Step("1. Sync pulls DMs, mentions and your replies, and records consent evidence.",
               ["sync"]))
     step(Step("2. The inbox shows who is waiting for a reply.", ["inbox"]))
@@ -88,12 +79,11 @@ def run_demo(*, interactive: bool, write: Callable[[str], None],
     step(Step("   So dmtool says no, and says what would change that.",
               ["check", "@quiet_quinn"], expect=(3,)))
     step(Step("4. Read Maya's conversation.", ["thread", "@maya_builds"]))
-    out = step(Step("5. Draft one reply, for one person. dmtool lints it as you go.",
-                    ["draft", "@maya_builds", REPLY, "--json"], capture_json=True))
-    draft = json.loads(out)
-    draft_id = str(draft["id"])
-    findings = ", ".join(f["code"] for f in draft["findings"]) or "none"
-    write(f"draft {draft_id} for @{draft['handle']}: {draft['status']}; lint findings: {findings}")
+    step(Step("5. Draft one reply, for one person. dmtool lints it as you go.",
+              ["draft", "@maya_builds", REPLY]))
+    listed = subprocess.run(base + ["drafts", "list", "--status", "draft", "--json"], env=env,
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    draft_id = str(json.loads(listed.stdout)[-1]["id"])
     step(Step("6. Review it: approving records what you approved and when.",
               ["review", draft_id, "--approve"]))
     send_args = ["send", draft_id] if interactive else ["send", draft_id, "--yes"]
