@@ -12,7 +12,7 @@ import typer
 
 from dmtool import output
 from dmtool.cli.context import AppState, state
-from dmtool.errors import InputError, UsageError
+from dmtool.errors import DmtoolError, InputError, UsageError
 
 if TYPE_CHECKING:
     from dmtool.services.drafting import DraftView
@@ -50,7 +50,7 @@ def _edit(environ: Mapping[str, str], initial: str = "", what: str = "the text")
     import tempfile
 
     if not output.interactive():
-        raise UsageError(f"no {what} given, and no terminal to open an editor on",
+        raise UsageError(f"nothing given for {what}, and no terminal to open an editor on",
                          hint="give it as an argument, or with --file F (--file - for stdin)")
     editor = environ.get("VISUAL") or environ.get("EDITOR")
     if not editor:
@@ -356,9 +356,14 @@ def _review_loop(st: AppState, ids: list[int] | None) -> None:
                 counts["skipped"] += 1
                 break
             if key == "e":
-                text = _edit(st.environ, v.draft.text, what="the new text")
-                if drafting.clean_text(text) != v.draft.text:
-                    drafting.edit_draft(st, did, text)
+                # In the interactive queue a bad edit (empty, too long, editor
+                # failed) is shown and the queue goes on, instead of ending it.
+                try:
+                    text = _edit(st.environ, v.draft.text, what="the new text")
+                    if drafting.clean_text(text) != v.draft.text:
+                        drafting.edit_draft(st, did, text)
+                except DmtoolError as e:
+                    console.print(f"not changed: {e.message}")
                 continue
             if key == "r":
                 why = typer.prompt("reason (optional)", default="", show_default=False)
