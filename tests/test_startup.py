@@ -35,6 +35,12 @@ def loaded(*args: str) -> set[str]:
     ["contacts", "add", "alice"],
     ["check", "alice", "--json"],
     ["config", "show", "--json"],
+    ["inbox", "--json"],
+    ["digest", "--format", "json"],
+    ["drafts", "list", "--json"],
+    ["log", "--json"],
+    ["templates", "list"],
+    ["db", "check", "--json"],
 ])
 def test_local_commands_import_nothing_heavy(args):
     heavy = loaded(*args)
