@@ -478,19 +478,7 @@ class TweepyClient:
     def dm_events(self, max_results: int, pagination_token: str | None = None) -> DMPage:
         if not 1 <= max_results <= 100:
             raise ValueError("max_results must be between 1 and 100")
-        response = self._call(
-            "GET",
-            "DM events",
-            lambda c: c.get_direct_message_events(
-                dm_event_fields=DM_EVENT_FIELDS,
-                expansions=DM_EXPANSIONS,
-                user_fields=USER_FIELDS,
-                max_results=max_results,
-                pagination_token=pagination_token,
-                user_auth=self._user_auth,
-            ),
-        )
-        return self._dm_page(response)
+        return self._dm_events("DM events", max_results, pagination_token)
 
     def conversation_events(
         self, participant_id: str, max_results: int, pagination_token: str | None = None
@@ -499,11 +487,17 @@ class TweepyClient:
             raise ValueError("max_results must be between 1 and 100")
         if not _ID_RE.match(participant_id):
             raise InputError(f"not an X user id: {_clean(participant_id, 40)!r}")
+        return self._dm_events(f"the conversation with user {participant_id}", max_results,
+                               pagination_token, participant_id=participant_id)
+
+    def _dm_events(self, what: str, max_results: int, pagination_token: str | None,
+                   **scope: str) -> DMPage:
+        """One page of DM events (all, or one conversation's), naming the senders."""
         response = self._call(
             "GET",
-            f"the conversation with user {participant_id}",
+            what,
             lambda c: c.get_direct_message_events(
-                participant_id=participant_id,
+                **scope,
                 dm_event_fields=DM_EVENT_FIELDS,
                 expansions=DM_EXPANSIONS,
                 user_fields=USER_FIELDS,
