@@ -79,3 +79,28 @@ def test_forget_waits_for_an_unsettled_send(cli: Cli, world: SandboxWorld, clock
     assert r.exit_code == 1 and f"dmtool send {first}" in r.stderr
     assert cli("send", str(first), "--yes").exit_code == 0  # settles it as sent
     assert cli("contacts", "forget", "alice", "--yes").exit_code == 0
+
+
+def test_an_unsettled_send_counts_for_duplicates_and_caps(cli: Cli, world: SandboxWorld,
+                                                          clock: Clock) -> None:
+    """Found in review: a send whose outcome was unknown did not count, so the same
+    text could go out again, or a cap be passed, before it was reconciled."""
+    two_customers(cli, world, clock)
+    assert cli("config", "set", "policy.daily_sends", "5").exit_code == 0
+    text = "Hi Alice, yes we ship to Canada. – Sam"
+    first = approved_draft(cli, "alice", text)
+    world.timeout_after_send()
+    assert cli("send", str(first), "--yes").exit_code == 5  # unknown: it did reach X
+    second = cli("draft", "alice", text, "--json").json()["id"]
+    r = cli("review", str(second), "--approve", "--json")  # the gate refuses it already
+    assert r.exit_code == 3 and "E_DUPLICATE" in r.stderr
+    assert len([e for e in world.dms_with(ALICE) if e.get("sender_id") != ALICE]) == 1
+    # and it counts for the daily cap
+    assert cli("config", "set", "policy.daily_sends", "1").exit_code == 0
+    bob = approved_draft(cli, "bob", "Hi Bob, two seats are left. – Sam")
+    r = cli("send", str(bob), "--yes", "--json")
+    assert r.exit_code == 3 and "E_DAILY_CAP" in r.stderr
+    # settling it records exactly that one DM
+    assert cli("send", str(first), "--yes").exit_code == 0
+    drafts = {d["id"]: d for d in cli("drafts", "list", "--json").json()}
+    assert drafts[first]["status"] == "sent"

@@ -46,10 +46,17 @@ def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapsh
 
 
 def recent_sends(conn: sqlite3.Connection, now: datetime) -> list[policy.Send]:
-    """dmtool's own sends (and autoacks) of the last 30 days, across all contacts,
-    from the send ledger (it survives `contacts forget`)."""
+    """dmtool's own sends (and autoacks) of the last 30 days, across all contacts:
+    the send ledger (it survives `contacts forget`), plus attempts whose outcome
+    is not settled yet (`sending`, `unknown`): each may have gone out, so until
+    it is reconciled it counts for the caps and the duplicate check."""
     since = fmt(now - timedelta(days=30))
-    rows = conn.execute("SELECT at, user_id, text, first_contact FROM sends WHERE at >= ?", (since,))
+    rows = conn.execute(
+        "SELECT at, user_id, text, first_contact FROM sends WHERE at >= ? "
+        "UNION ALL "
+        "SELECT d.send_started_at, COALESCE(c.user_id, 'local:' || c.id), d.text, d.first_contact "
+        "FROM drafts d JOIN contacts c ON c.id = d.contact_id "
+        "WHERE d.status IN ('sending', 'unknown') AND d.send_started_at >= ?", (since, since))
     return [policy.Send(at=parse(at), user_id=uid, text=text or "", first_contact=bool(fc))
             for at, uid, text, fc in rows]
 

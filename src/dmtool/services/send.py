@@ -148,34 +148,44 @@ def _record_sent(st: AppState, d: dstore.Draft, contact: Contact, *, event_id: s
         cstore.audit(conn, "sent", now=now, contact=contact, draft_id=d.id, **detail)
 
 
+def _claimed(st: AppState, event_id: str, draft_id: int) -> bool:
+    """Is this DM already the recorded outcome of another draft?"""
+    return st.store.execute("SELECT 1 FROM drafts WHERE dm_event_id = ? AND id != ?",
+                            (event_id, draft_id)).fetchone() is not None
+
+
 def _find_in_store(st: AppState, d: dstore.Draft, since: datetime) -> tuple[str, str | None,
                                                                             datetime] | None:
-    """A sync may already have brought the outbound event home."""
-    for m in reversed(cstore.messages(st.store.conn, d.contact_id, limit=50)):
+    """A sync may already have brought the outbound event home. The oldest
+    match not claimed by another draft: ours was the first to leave."""
+    for m in cstore.messages(st.store.conn, d.contact_id, limit=50):  # oldest first
         if (m.direction == "out" and m.event_id and parse(m.at) >= since
-                and _same_text(m.text, d.text)):
+                and _same_text(m.text, d.text) and not _claimed(st, m.event_id, d.id)):
             conv = mstore.conversation_of(st.store.conn, d.contact_id)
             return m.event_id, conv["id"] if conv else None, parse(m.at)
     return None
 
 
-def _find_on_x(st: AppState, participant_id: str, text: str,
+def _find_on_x(st: AppState, d: dstore.Draft, participant_id: str,
                since: datetime) -> tuple[DMEvent | None, bool]:
-    """(our event, whether the search covered everything since `since`)."""
+    """(our event, whether the search covered everything since `since`): the
+    oldest unclaimed match after the attempt began."""
     client = st.client()
     token: str | None = None
+    oldest: DMEvent | None = None
     for size in RECONCILE_PAGE_SIZES:
         page = client.conversation_events(participant_id, size, token)
         for e in page.events:  # newest first
             if e.created_at is not None and e.created_at < since:
-                return None, True
+                return oldest, True
             if (e.event_type == "MessageCreate" and e.sender_id != participant_id
-                    and e.text is not None and _same_text(e.text, text)):
-                return e, True
+                    and e.text is not None and _same_text(e.text, d.text)
+                    and not _claimed(st, e.id, d.id)):
+                oldest = e
         token = page.next_token
         if not page.events or token is None:
-            return None, True
-    return None, False
+            return oldest, True
+    return oldest, oldest is not None
 
 
 def _reconcile(st: AppState, d: dstore.Draft) -> dstore.Draft:
@@ -191,7 +201,7 @@ def _reconcile(st: AppState, d: dstore.Draft) -> dstore.Draft:
     found = _find_in_store(st, d, since)
     covered = True
     if found is None and contact.user_id and started is not None:
-        event, covered = _find_on_x(st, contact.user_id, d.text, since)
+        event, covered = _find_on_x(st, d, contact.user_id, since)
         if event is not None:
             found = (event.id, event.conversation_id, event.created_at or clock())
     if found is not None:
