@@ -104,3 +104,32 @@ def test_an_ack_is_not_a_reply_the_customer_still_waits(cli: Cli, world: Sandbox
     assert item["handle"] == "alice" and item["needs_reply"] is True
     assert "@alice" in cli("digest", "--format", "markdown", "--peek").stdout.split(
         "Waiting for your reply")[1]
+
+
+def test_the_same_ack_text_goes_to_every_new_conversation(cli: Cli, world: SandboxWorld,
+                                                          clock: Clock) -> None:
+    """Found in review: after two acks the fixed text tripped the similarity
+    warning, and refused acks were left behind as approved drafts."""
+    from tests.xworld import CAROL, DAVE
+
+    enable(cli)
+    sync(cli)
+    for uid in (ALICE, BOB, CAROL, DAVE):
+        clock.advance(minutes=10)
+        world.incoming_dm(uid, "hello there", at=clock.ago(minutes=1))
+        assert sync(cli)["autoacks_sent"] == 1
+    assert [d["status"] for d in cli("drafts", "list", "--json").json()] == ["sent"] * 4
+
+
+def test_an_ack_cut_short_is_settled_by_the_next_sync(cli: Cli, world: SandboxWorld,
+                                                      clock: Clock) -> None:
+    enable(cli)
+    sync(cli)
+    world.incoming_dm(ALICE, "hello", at=clock.ago(minutes=5))
+    world.timeout_after_send()
+    r = cli("sync", "--json")
+    assert [d["status"] for d in cli("drafts", "list", "--json").json()] == ["unknown"], r
+    clock.advance(minutes=5)
+    sync(cli)
+    assert [d["status"] for d in cli("drafts", "list", "--json").json()] == ["sent"]
+    assert len(outbound(world, ALICE)) == 1

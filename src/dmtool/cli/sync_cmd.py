@@ -86,7 +86,9 @@ def sync_cmd(
     st = state(ctx)
     hook = None
     if st.config.get("autoack.enabled"):
-        from dmtool.services.send import send_autoack
+        from dmtool.services.send import send_autoack, settle_autoacks
+
+        settle_autoacks(st)
 
         def hook(conn: object, contact: Contact, at: datetime) -> object:
             return send_autoack(st, contact.id, at)

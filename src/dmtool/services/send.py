@@ -504,11 +504,35 @@ def send_autoack(st: AppState, contact_id: int, inbound_at: datetime) -> SendRes
                 cstore.audit(tx, "autoack_skipped", now=stamp, contact=contact,
                              codes=[r.code for r in decision.blocking])
             return None
+        # The text is fixed by design: that it resembles earlier acks (W_SIMILAR)
+        # is expected, not a warning for anyone to read.
+        acknowledged = [f.code for f in findings] + ["W_SIMILAR"]
         with st.store.tx() as tx:
             d = dstore.create(tx, contact.id, text, now=stamp, template="autoack")
-            dstore.approve(tx, d.id, text=text, acknowledged=[f.code for f in findings], now=stamp)
+            dstore.approve(tx, d.id, text=text, acknowledged=acknowledged, now=stamp)
             cstore.audit(tx, "approved", now=stamp, contact=contact, draft_id=d.id, by="autoack")
         try:
             return _send_approved(st, d.id, confirmed_text=text, contact_id=contact.id)
-        except (DMClosed, SendOutcomeUnknown, PolicyRefused):
+        except PolicyRefused:
+            # Refused at the gate: nothing was sent. No approved ack may linger
+            # for someone to send by hand later.
+            with st.store.tx() as tx:
+                dstore.discard(tx, d.id, now=fmt(clock()) or "")
+            return None
+        except (DMClosed, SendOutcomeUnknown):
             return None  # settled and audited; the digest lists failed sends
+
+
+def settle_autoacks(st: AppState) -> None:
+    """Reconcile acknowledgements whose send was cut short (a sync killed
+    mid-request), so they are recorded as sent or failed, not left pending."""
+    pending = [d for d in dstore.list_drafts(st.store.conn, ("sending", "unknown"))
+               if d.template == "autoack"]
+    if not pending:
+        return
+    with send_lock(st):
+        for d in pending:
+            d = dstore.get(st.store.conn, d.id)
+            if d.status in ("sending", "unknown"):
+                with contextlib.suppress(Unavailable):  # try again at the next sync
+                    _reconcile(st, d)
