@@ -349,3 +349,21 @@ def test_pkce_login_missing_scope_is_refused() -> None:
     mount(handler, TokenEndpoint((200, {**NEW_TOKEN, "scope": "tweet.read users.read"})))
     with pytest.raises(AuthError, match="dm.read"):
         finish_oauth2_login(handler, f"http://127.0.0.1/cb?code=c&state={state}")
+
+
+def test_a_refresh_done_by_another_process_is_reused_not_repeated(tmp_path: Path) -> None:
+    """Found in review: two processes with the same expired token both refreshed;
+    X retires a refresh token once used, so the second got 'run dmtool auth login'."""
+    path = tmp_path / "credentials.toml"
+    stale = oauth2(expires_at=10_000)
+    save_credentials(path, stale)
+    # process A refreshes and saves
+    first = TokenEndpoint((200, NEW_TOKEN))
+    fresh = refresh_if_needed(stale, 10_000 - 10, lambda c: save_credentials(path, c),
+                              adapter=first, path=path)
+    assert fresh.access_token == NEW_TOKEN["access_token"]
+    # process B still holds the stale token in memory: it takes A's, asks X nothing
+    second = TokenEndpoint()  # any request would fail: no answers queued
+    again = refresh_if_needed(stale, 10_000 - 5, lambda c: save_credentials(path, c),
+                              adapter=second, path=path)
+    assert again.access_token == NEW_TOKEN["access_token"] and second.requests == []

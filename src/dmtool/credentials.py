@@ -309,17 +309,31 @@ def refresh_if_needed(
     *,
     force: bool = False,
     adapter: requests.adapters.BaseAdapter | None = None,
+    path: Path | None = None,
 ) -> Credentials:
     """Return fresh OAuth 2.0 credentials, refreshing (and saving) when expiring within 5 minutes.
 
     `force=True` refreshes regardless of expiry (the client does this once after a 401).
     Other kinds are returned unchanged. `adapter` is mounted on the token session (tests).
+    With `path` (the credentials file), the refresh holds a lock on it and first
+    re-reads it: X retires a refresh token once used, so when another dmtool
+    process has just refreshed, its saved token is taken instead of spending the
+    old one (which X would refuse).
     """
     epoch = _now_epoch(now)
     if creds.kind != "oauth2":
         return creds
     if not force and not creds.expires_within(epoch, REFRESH_MARGIN_S):
         return creds
+    if path is not None and creds.source == "file":
+        with _file_lock(Path(f"{path}.lock")):
+            on_disk = _read_file(Path(path))
+            if on_disk is not None and on_disk.kind == "oauth2":
+                if on_disk.access_token != creds.access_token and \
+                        not on_disk.expires_within(epoch, REFRESH_MARGIN_S):
+                    return on_disk  # refreshed by another process meanwhile
+                creds = replace(creds, refresh_token=on_disk.refresh_token or creds.refresh_token)
+            return refresh_if_needed(creds, now, save, force=True, adapter=adapter)
     if not creds.refresh_token:
         raise AuthError(
             "the X access token has expired and there is no refresh token",
@@ -377,6 +391,25 @@ def refresh_if_needed(
         save(fresh)
     log.debug("refreshed the OAuth 2.0 access token")
     return fresh
+
+
+@contextlib.contextmanager
+def _file_lock(lock_path: Path) -> Any:
+    import fcntl
+
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _read_file(path: Path) -> Credentials | None:
+    try:
+        return _parse(path.read_bytes(), path)
+    except FileNotFoundError:
+        return None
 
 
 def _mount(session: Any, adapter: requests.adapters.BaseAdapter) -> None:

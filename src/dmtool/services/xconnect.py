@@ -32,4 +32,5 @@ def connect(st: AppState) -> XClient:
 
     path = st.paths.credentials_file
     creds = load_credentials(path, st.environ)
-    return open_client(creds, None, save_credentials=lambda c: save_credentials(path, c))
+    return open_client(creds, None, save_credentials=lambda c: save_credentials(path, c),
+                       credentials_path=path)

@@ -172,6 +172,7 @@ class TweepyClient:
         adapter: requests.adapters.BaseAdapter | None = None,
         retry_backoff: float = 0.5,
         save_credentials: Callable[[Credentials], None] | None = None,
+        credentials_path: Path | None = None,
         timeout: Any = TIMEOUT,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -181,6 +182,7 @@ class TweepyClient:
         self._adapter = adapter
         self._retry_backoff = retry_backoff
         self._save = save_credentials
+        self._credentials_path = credentials_path
         self._timeout = timeout
         self._sleep = sleep
         self._refreshed_after_401 = False
@@ -231,7 +233,8 @@ class TweepyClient:
     def _ensure_fresh(self, force: bool = False) -> None:
         if self._creds.kind != "oauth2":
             return
-        fresh = refresh_if_needed(self._creds, time.time(), self._save, force=force, adapter=self._adapter)
+        fresh = refresh_if_needed(self._creds, time.time(), self._save, force=force,
+                                  adapter=self._adapter, path=self._credentials_path)
         if fresh is not self._creds:
             self._creds = fresh
             self._client.bearer_token = fresh.access_token
@@ -576,6 +579,7 @@ def open_client(
     retry_backoff: float = 0.5,
     *,
     save_credentials: Callable[[Credentials], None] | None = None,
+    credentials_path: Path | None = None,
 ) -> XClient:
     """The client a network command uses: the sandbox when a state file is given, else X."""
     if sandbox_state is not None:
@@ -586,4 +590,5 @@ def open_client(
         )
     if credentials is None:
         raise AuthError("no credentials: run dmtool auth login", hint="run dmtool auth login")
-    return TweepyClient(credentials, retry_backoff=retry_backoff, save_credentials=save_credentials)
+    return TweepyClient(credentials, retry_backoff=retry_backoff, save_credentials=save_credentials,
+                        credentials_path=credentials_path)
