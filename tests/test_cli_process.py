@@ -115,3 +115,16 @@ def test_an_argument_that_is_not_utf8_is_bad_input(run):
                        capture_output=True, stdin=subprocess.DEVNULL)
     assert p.returncode == 1
     assert b"UTF-8" in p.stderr and b"Traceback" not in p.stderr
+
+
+def test_a_closed_pipe_is_not_an_error(run):
+    import subprocess
+
+    from tests.conftest import dmtool_command
+
+    rows = "handle,name\n" + "".join(f"user{i},Someone with a long name {i}\n" for i in range(4000))
+    assert run("contacts", "import", "-", "--format", "csv", input=rows).exit_code == 0
+    # more than a pipe buffer of output, and a reader that stops after one line
+    p = subprocess.run(" ".join(dmtool_command()) + " contacts list | head -1", shell=True,
+                       capture_output=True, text=True)
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr

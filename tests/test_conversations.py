@@ -99,3 +99,9 @@ def test_escape_sequences_from_a_sender_never_reach_the_terminal(cli, monkeypatc
         assert "\x1b" not in out and "\x07" not in out and "\r" not in out, args
     # JSON keeps the text exactly (escaped by the encoder)
     assert cli("thread", "bob", "--json").json()["messages"][0]["text"] == evil
+
+
+def test_piped_thread_is_tab_separated(cli):
+    seed_message("ann", "11", "in", "hello\tthere", "2026-11-01T10:00:00.000Z")
+    assert cli("thread", "ann", "--peek").stdout.splitlines() == [
+        "2026-11-01T10:00:00.000Z\tin\thello there"]

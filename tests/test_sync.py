@@ -8,14 +8,14 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from dmtool.paths import Paths
 from dmtool.services.xconnect import SANDBOX_ME
-from dmtool.timeutil import fmt
+from dmtool.timeutil import fmt, parse
 from dmtool.x.sandbox import SandboxWorld
 from tests.conftest import Result
 from tests.xworld import ALICE, BOB, CAROL, DAVE, ERIN, ME, SAM, T0, Cli, Clock, sync
@@ -228,7 +228,7 @@ def test_rate_limit_mid_sync_exits_5_with_reset_time_and_keeps_pages(
     assert r.stdout == ""
     err = json.loads(r.stderr)["error"]
     assert err["code"] == "E_RATE_LIMITED"
-    reset = datetime.fromtimestamp(err["reset_at"], UTC)
+    reset = parse(err["reset_at"])  # RFC 3339, like every time in JSON
     assert reset == clock.now + timedelta(seconds=900)
     assert fmt(reset) in err["message"]
     assert err["message"].startswith("sandbox: ")
@@ -522,3 +522,13 @@ def test_page_size_rules() -> None:
     assert sizes == sorted(sizes) and sizes[-1] == 100
     assert page_size(seen=50, oldest_at=now - timedelta(minutes=50),
                      floor_at=now - timedelta(hours=10), now=now, max_size=20) == 20
+
+
+def test_no_review_for_someone_already_opted_out(cli: Cli, world: SandboxWorld,
+                                                 clock: Clock) -> None:
+    world.incoming_dm(SAM, "STOP", at=clock.ago(hours=2))
+    sync(cli)
+    world.incoming_dm(SAM, "stop please", at=clock.ago(hours=1))
+    sync(cli)
+    shown = show(cli, "sam")
+    assert shown["status"] == "opted-out" and shown["optout_review"] is None

@@ -98,6 +98,10 @@ class DmtoolGroup(TyperGroup):
                 raise
             if os.environ.get("DMTOOL_DEBUG"):
                 raise
+            if isinstance(e, BrokenPipeError):  # `dmtool ... | head`: the reader had enough
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                raise typer.Exit(0) from None
             if isinstance(e, UnicodeError):  # e.g. an argument that is not valid UTF-8
                 err = InputError("text that is not valid UTF-8 (check the terminal's or file's "
                                  "encoding)")
@@ -125,8 +129,12 @@ def _report(ctx: Any, e: DmtoolError) -> None:
         if reasons:
             extra["reasons"] = reasons
         reset_at = getattr(e, "reset_at", None)
-        if reset_at:
-            extra["reset_at"] = reset_at
+        if reset_at:  # epoch seconds from X; JSON times are RFC 3339 (cli.md)
+            from datetime import UTC, datetime
+
+            from dmtool.timeutil import fmt
+
+            extra["reset_at"] = fmt(datetime.fromtimestamp(reset_at, UTC))
         if e.details:
             extra["details"] = e.details
         output.error_json(e.code, e.message, e.hint, **extra)

@@ -71,6 +71,9 @@ def thread_cmd(
         return
     if not msgs:
         output.info(f"no messages with @{c.handle} yet")
+    if not output.stdout_is_tty():  # piped: one tab-separated record a line
+        output.print_table(["at", "direction", "text"], [[m.at, m.direction, m.text] for m in msgs])
+        return
     for m in msgs:
         who = f"@{c.handle}" if m.direction == "in" else "you"
         output.print_text(f"{m.at[:16].replace('T', ' ')}  {who}: {m.text}")

@@ -584,7 +584,7 @@ def apply_optout_words(conn: sqlite3.Connection, contact_id: int, text: str, at:
         if c.handle in opted_out:
             opted_out.remove(c.handle)
     else:
-        if c.opted_out_at and c.opted_out_at >= at:
+        if c.opted_out_at:  # already opted out: nothing left to review
             return
         if c.optout_review_at and c.optout_review_at >= at:
             return
