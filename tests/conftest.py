@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +103,22 @@ def world(cli: Callable[..., Result], clock: Any) -> Any:
     from tests.xworld import make_world
 
     return make_world(cli, clock)
+
+
+@pytest.fixture
+def db() -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
+    """Raw read access to the default profile's store: db(sql, params) -> rows."""
+    import sqlite3
+
+    from dmtool.paths import Paths
+
+    conns: list[sqlite3.Connection] = []
+
+    def query(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if not conns:
+            conns.append(sqlite3.connect(Paths.resolve("default").db_file))
+        return conns[0].execute(sql, params).fetchall()
+
+    yield query
+    for c in conns:
+        c.close()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,20 +111,6 @@ def imported(cli: Cli, path: Path) -> dict[str, Any]:
     r = cli("import", "archive", str(path), "--json")
     assert r.exit_code == 0, r
     return r.json()  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def db() -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
-    conns: list[sqlite3.Connection] = []
-
-    def query(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        if not conns:
-            conns.append(sqlite3.connect(Paths.resolve("default").db_file))
-        return conns[0].execute(sql, params).fetchall()
-
-    yield query
-    for c in conns:
-        c.close()
 
 
 TABLES = {

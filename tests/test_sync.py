@@ -7,7 +7,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,20 +19,6 @@ from dmtool.timeutil import fmt, parse
 from dmtool.x.sandbox import SandboxWorld
 from tests.conftest import Result
 from tests.xworld import ALICE, BOB, CAROL, DAVE, ERIN, ME, SAM, T0, Cli, Clock, sync
-
-
-@pytest.fixture
-def db() -> Iterator[Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]]:
-    conns: list[sqlite3.Connection] = []
-
-    def query(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        if not conns:
-            conns.append(sqlite3.connect(Paths.resolve("default").db_file))
-        return conns[0].execute(sql, params).fetchall()
-
-    yield query
-    for c in conns:
-        c.close()
 
 
 def stored_event_ids(db: Any) -> list[str]:

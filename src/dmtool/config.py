@@ -211,10 +211,6 @@ class Config:
             tomli_w.dump(_nest(self.values), f)
         os.replace(tmp, self.path)
 
-    def section(self, name: str) -> dict[str, Any]:
-        prefix = name + "."
-        return {k[len(prefix):]: v for k, v in self.effective().items() if k.startswith(prefix)}
-
     @property
     def backend(self) -> str:
         return str(self.get("backend"))

@@ -37,10 +37,6 @@ class Contact:
     dm_closed_at: str | None = None
     tags: list[str] = field(default_factory=list)
 
-    @property
-    def at_handle(self) -> str:
-        return f"@{self.handle}"
-
 
 @dataclass
 class EvidenceRow:

@@ -26,13 +26,33 @@ def _now() -> Any:
     return now()
 
 
-def contact_object(c: Any, decision: Any, blocked: bool, last_in: str | None,
-                   last_out: str | None) -> dict[str, Any]:
-    from dmtool.services.consent import status
+def _stamp() -> str:
+    """Now, as the store writes times."""
+    from dmtool.timeutil import fmt
 
-    return {"handle": c.handle, "user_id": c.user_id, "name": c.name, "tags": c.tags,
-            "status": status(c, decision, blocked), "can_dm": decision.allowed,
-            "last_inbound_at": last_in, "last_outbound_at": last_out}
+    return fmt(_now()) or ""
+
+
+def contact_object(*, handle: str, user_id: str | None, name: str | None, tags: list[str],
+                   status: str, can_dm: bool, last_in: str | None,
+                   last_out: str | None) -> dict[str, Any]:
+    """The contact object of the JSON contract (cli.md), wherever a contact is shown."""
+    return {"handle": handle, "user_id": user_id, "name": name, "tags": tags, "status": status,
+            "can_dm": can_dm, "last_inbound_at": last_in, "last_outbound_at": last_out}
+
+
+def contact_view(st: AppState, c: Any) -> tuple[dict[str, Any], Any]:
+    """One contact's contract object, and the policy decision behind it."""
+    from dmtool.services import consent
+    from dmtool.store import contacts as cstore
+
+    conn = st.store.conn
+    d = consent.decide(conn, c, None, st.config.policy(), _now())
+    last_in, last_out = cstore.last_message_times(conn, c.id)
+    obj = contact_object(handle=c.handle, user_id=c.user_id, name=c.name, tags=c.tags,
+                         status=consent.status(c, d), can_dm=d.allowed, last_in=last_in,
+                         last_out=last_out)
+    return obj, d
 
 
 @contacts_app.command("list")
@@ -56,10 +76,9 @@ def contacts_list(
     for r, (d, s) in zip(rows, list_statuses(conn, rows, st.config.policy(), _now()), strict=True):
         if status_ and s != status_:
             continue
-        items.append({"handle": r["handle"], "user_id": r["user_id"], "name": r["name"],
-                      "tags": cstore.tags_of(r), "status": s, "can_dm": d.allowed,
-                      "last_inbound_at": r["last_inbound_at"],
-                      "last_outbound_at": r["last_outbound_at"]})
+        items.append(contact_object(handle=r["handle"], user_id=r["user_id"], name=r["name"],
+                                    tags=cstore.tags_of(r), status=s, can_dm=d.allowed,
+                                    last_in=r["last_inbound_at"], last_out=r["last_outbound_at"]))
     if json_:
         output.print_json(items)
         return
@@ -81,11 +100,10 @@ def contacts_add(
 ) -> None:
     """Add a contact. Adding someone is not consent to DM them."""
     from dmtool.store import contacts as cstore
-    from dmtool.timeutil import fmt
 
     st = state(ctx)
     tags = [cstore.check_tag(t) for t in tag or []]
-    now = fmt(_now()) or ""
+    now = _stamp()
     with st.store.tx() as conn:
         if cstore.find(conn, handle) is not None:
             raise InputError(f"@{handle.lstrip('@')} is already a contact",
@@ -102,18 +120,12 @@ def contacts_add(
 
 
 def _show_data(st: AppState, handle: str) -> dict[str, Any]:
-    from dmtool.services import consent
     from dmtool.store import contacts as cstore
 
     conn = st.store.conn
     c = cstore.get(conn, handle)
-    now = _now()
-    d = consent.decide(conn, c, None, st.config.policy(), now)
-    msgs = cstore.messages(conn, c.id)
-    last_in = max((m.at for m in msgs if m.direction == "in"), default=None)
-    last_out = max((m.at for m in msgs if m.direction == "out"), default=None)
-    blocked = bool(c.blocked_at) or "blocked" in cstore.suppressed(conn, c)
-    obj = contact_object(c, d, blocked, last_in, last_out)
+    obj, d = contact_view(st, c)
+    msgs = cstore.messages(conn, c.id, limit=5)
     obj.update({
         "first_contact": d.first_contact,
         "reasons": [r.to_dict() for r in d.reasons],
@@ -122,7 +134,7 @@ def _show_data(st: AppState, handle: str) -> dict[str, Any]:
         "optout_review": c.optout_review_text, "blocked_at": c.blocked_at,
         "dm_closed_at": c.dm_closed_at,
         "notes": cstore.notes(conn, c.id),
-        "messages": [m.to_dict() for m in msgs[-5:]],
+        "messages": [m.to_dict() for m in msgs],
     })
     return obj
 
@@ -161,13 +173,12 @@ def contacts_note(ctx: typer.Context, handle: HandleArg,
                   text: Annotated[str, typer.Argument(help="The note.")]) -> None:
     """Add a note to a contact."""
     from dmtool.store import contacts as cstore
-    from dmtool.timeutil import fmt
 
     if not text.strip():
         raise InputError("the note is empty")
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
-        cstore.add_note(conn, c.id, text, now=fmt(_now()) or "")
+        cstore.add_note(conn, c.id, text, now=_stamp())
     output.info(f"noted on @{c.handle}")
 
 
@@ -268,9 +279,8 @@ def contacts_export(
 def contacts_block(ctx: typer.Context, handle: HandleArg) -> None:
     """Put someone on your do-not-contact list (added as a contact if new)."""
     from dmtool.store import contacts as cstore
-    from dmtool.timeutil import fmt
 
-    now = fmt(_now()) or ""
+    now = _stamp()
     with state(ctx).store.tx() as conn:
         c = cstore.find(conn, handle) or cstore.create(conn, handle, now=now)
         cstore.set_blocked(conn, c, now)
@@ -282,9 +292,8 @@ def contacts_block(ctx: typer.Context, handle: HandleArg) -> None:
 def contacts_unblock(ctx: typer.Context, handle: HandleArg) -> None:
     """Take a contact off your do-not-contact list."""
     from dmtool.store import contacts as cstore
-    from dmtool.timeutil import fmt
 
-    now = fmt(_now()) or ""
+    now = _stamp()
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
         cstore.set_blocked(conn, c, None)
@@ -300,7 +309,6 @@ def contacts_forget(
     """Delete a contact with its messages, drafts and notes. An opt-out or a
     block survives as a suppression entry."""
     from dmtool.store import contacts as cstore
-    from dmtool.timeutil import fmt
 
     st = state(ctx)
     c = cstore.get(st.store.conn, handle)
@@ -310,14 +318,13 @@ def contacts_forget(
         if not typer.confirm(f"Delete @{c.handle} with all messages, drafts and notes?"):
             raise typer.Exit(1)
     from dmtool.services.send import send_lock
+    from dmtool.store import drafts as dstore
 
-    now = fmt(_now()) or ""
+    now = _stamp()
     # Under the send lock: a DM in flight to this contact must be recorded first.
     with send_lock(st), st.store.tx() as conn:
         c = cstore.get(conn, handle)
-        unsettled = [r[0] for r in conn.execute(
-            "SELECT id FROM drafts WHERE contact_id = ? AND status IN ('sending', 'unknown')",
-            (c.id,))]
+        unsettled = dstore.unsettled_ids(conn, c.id)
         if unsettled:
             raise InputError(f"@{c.handle} has a send whose outcome is not known yet "
                              f"(draft {unsettled[0]})",
@@ -338,14 +345,13 @@ def contacts_engage(
 ) -> None:
     """Record consent you obtained: they asked to be DMed, or opted in off X."""
     from dmtool.store import contacts as cstore
-    from dmtool.timeutil import fmt
 
     if kind not in ("request", "offline"):
         raise UsageError("--kind must be request or offline")
     if not evidence.strip():
         raise InputError("--evidence must say what happened", hint='e.g. --evidence "asked at '
                          'the booth to be DMed the beta link"')
-    now = fmt(_now()) or ""
+    now = _stamp()
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
         cstore.add_evidence(conn, c.id, kind, now, f"manual:{kind}:{now}", evidence.strip(), now=now)
@@ -363,9 +369,8 @@ def contacts_optout(
 ) -> None:
     """Settle an opt-out review: confirm the opt-out, or dismiss it with a reason."""
     from dmtool.store import contacts as cstore
-    from dmtool.timeutil import fmt
 
-    now = fmt(_now()) or ""
+    now = _stamp()
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
         if dismiss:

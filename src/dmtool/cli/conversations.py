@@ -51,9 +51,9 @@ def thread_cmd(
     peek: Annotated[bool, typer.Option("--peek", help="Do not mark as read.")] = False,
 ) -> None:
     """The conversation with one contact, oldest first. Marks it read unless --peek."""
-    from dmtool.cli.contacts import _show_data
-    from dmtool.services.conversations import mark_read
+    from dmtool.cli.contacts import contact_view
     from dmtool.store import contacts as cstore
+    from dmtool.store.conversations import mark_read
     from dmtool.timeutil import fmt, now
 
     st = state(ctx)
@@ -64,9 +64,7 @@ def thread_cmd(
         with st.store.tx() as tx:
             mark_read(tx, c.id, fmt(now()) or "")
     if json_:
-        data = _show_data(st, handle)
-        contact = {k: data[k] for k in ("handle", "user_id", "name", "tags", "status", "can_dm",
-                                        "last_inbound_at", "last_outbound_at")}
+        contact, _ = contact_view(st, c)
         output.print_json({"contact": contact, "messages": [m.to_dict() for m in msgs]})
         return
     if not msgs:
@@ -80,8 +78,8 @@ def thread_cmd(
 
 
 def _set_state(ctx: typer.Context, handle: str, new: str) -> None:
-    from dmtool.services.conversations import set_state
     from dmtool.store import contacts as cstore
+    from dmtool.store.conversations import set_state
 
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)

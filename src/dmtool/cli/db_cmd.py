@@ -47,12 +47,10 @@ def db_backup(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Whe
 def db_check(ctx: typer.Context,
              json_: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Run SQLite's integrity and foreign-key checks."""
-    from dmtool.store.db import missing_schema
+    from dmtool.store.db import problems_of
 
     store = state(ctx).store
-    problems = [r[0] for r in store.execute("PRAGMA integrity_check") if r[0] != "ok"]
-    problems += [f"foreign key: {tuple(r)}" for r in store.execute("PRAGMA foreign_key_check")]
-    problems += [f"missing {kind}: {name}" for kind, name in missing_schema(store.conn)]
+    problems = problems_of(store.conn)
     result = {"ok": not problems, "problems": problems, "schema_version": store.schema_version()}
     if json_:
         output.print_json(result)

@@ -29,6 +29,7 @@ from dmtool import timeutil
 from dmtool.errors import InputError
 from dmtool.services.sync import K_ARCHIVE_ACCOUNT, K_ME_ID, apply_optout_words, sync_lock
 from dmtool.store import contacts as cstore
+from dmtool.store import conversations as cvstore
 from dmtool.store import messages as mstore
 from dmtool.timeutil import fmt, parse
 
@@ -560,7 +561,7 @@ def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> Impor
     result = ImportResult(account=arc.username, conversations=arc.conversations,
                           messages_read=arc.messages_read, skipped_files=list(arc.skipped_files))
     me = arc.user_id
-    existing = {r[0] for r in store.execute("SELECT id FROM conversations")}
+    existing = cvstore.conversation_ids(store.conn)
     ids: dict[str, int] = {}  # user id -> contact id, to look each person up once
     for batch in _batches(arc.dms):
         with store.tx() as conn:

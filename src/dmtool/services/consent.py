@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from dmtool import policy
 from dmtool.models import Contact, EvidenceRow
 from dmtool.store import contacts as cstore
+from dmtool.store import messages as mstore
+from dmtool.store.db import state_value
 from dmtool.timeutil import fmt, parse, parse_opt
 
 if TYPE_CHECKING:
@@ -17,8 +19,6 @@ if TYPE_CHECKING:
 
 # Enough history for every rule: unanswered runs, 24h duplicates, 30-day autoack.
 _SNAPSHOT_MESSAGES = 200
-
-_CONTACT_FIELDS = 12  # Contact's fields lead each summaries() record, in order
 
 CONSENT_CODES = {"E_NO_CONSENT", "E_MENTION_ONLY", "E_CONSENT_EXPIRED"}
 
@@ -50,20 +50,13 @@ def recent_sends(conn: sqlite3.Connection, now: datetime) -> list[policy.Send]:
     the send ledger (it survives `contacts forget`), plus attempts whose outcome
     is not settled yet (`sending`, `unknown`): each may have gone out, so until
     it is reconciled it counts for the caps and the duplicate check."""
-    since = fmt(now - timedelta(days=30))
-    rows = conn.execute(
-        "SELECT at, user_id, text, first_contact FROM sends WHERE at >= ? "
-        "UNION ALL "
-        "SELECT d.send_started_at, COALESCE(c.user_id, 'local:' || c.id), d.text, d.first_contact "
-        "FROM drafts d JOIN contacts c ON c.id = d.contact_id "
-        "WHERE d.status IN ('sending', 'unknown') AND d.send_started_at >= ?", (since, since))
+    rows = mstore.send_rows(conn, since=fmt(now - timedelta(days=30)) or "")
     return [policy.Send(at=parse(at), user_id=uid, text=text or "", first_contact=bool(fc))
             for at, uid, text, fc in rows]
 
 
 def rate_limited_until(conn: sqlite3.Connection) -> datetime | None:
-    row = conn.execute("SELECT value FROM sync_state WHERE key = 'rate_limited_until'").fetchone()
-    return parse_opt(row[0]) if row else None
+    return parse_opt(state_value(conn, "rate_limited_until"))
 
 
 def decide(conn: sqlite3.Connection, contact: Contact, text: str | None,
@@ -73,15 +66,16 @@ def decide(conn: sqlite3.Connection, contact: Contact, text: str | None,
                          findings=findings, rate_limited_until=rate_limited_until(conn))
 
 
-def status(contact: Contact, decision: policy.Decision, blocked: bool) -> str:
+def status(contact: Contact, decision: policy.Decision) -> str:
     """One word for lists: blocked, opted-out, review, needs-consent or can-dm."""
-    if blocked:
+    codes = {r.code for r in decision.blocking}
+    if "E_BLOCKED" in codes:
         return "blocked"
     if contact.opted_out_at:
         return "opted-out"
     if contact.optout_review_text:
         return "review"
-    if any(r.code in CONSENT_CODES for r in decision.reasons if r.severity == "block"):
+    if codes & CONSENT_CODES:
         return "needs-consent"
     return "can-dm"
 
@@ -99,10 +93,7 @@ def list_statuses(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
     and name only change the wording of reasons, never allowed or status.
     """
     ev = cstore.all_evidence(conn)
-    unanswered = dict(conn.execute(
-        "SELECT m.contact_id, count(*) FROM messages m WHERE m.direction = 'out' AND m.at > "
-        "COALESCE((SELECT max(at) FROM messages i WHERE i.contact_id = m.contact_id "
-        "AND i.direction = 'in'), '') GROUP BY m.contact_id").fetchall())
+    unanswered = mstore.unanswered_counts(conn)
     blocked_ids, blocked_handles = cstore.suppressed_keys(conn)
     sends = recent_sends(conn, now)
     limited = rate_limited_until(conn)
@@ -119,7 +110,7 @@ def list_statuses(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
                r["dm_closed_at"])
         hit = memo.get(key)
         if hit is None:
-            c = Contact(*r[:_CONTACT_FIELDS])
+            c = Contact(*r[:len(cstore.CONTACT_COLUMNS)])  # summaries() leads with them
             msgs: list[policy.Msg] = []
             if r["last_inbound_at"]:
                 msgs.append(policy.Msg(at=parse(r["last_inbound_at"]), direction="in", text=""))
@@ -132,6 +123,6 @@ def list_statuses(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
                 optout_review=c.optout_review_text, blocked=blocked,
                 dm_closed_at=parse_opt(c.dm_closed_at))
             d = policy.decide(snap, None, sends, settings, now, rate_limited_until=limited)
-            hit = memo[key] = (d, status(c, d, blocked))
+            hit = memo[key] = (d, status(c, d))
         out.append(hit)
     return out

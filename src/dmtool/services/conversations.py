@@ -8,33 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from dmtool.store import conversations as cvstore
 from dmtool.timeutil import ago, fmt, parse
 
 
 def inbox(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> list[dict[str, Any]]:
     """Conversations by last activity, open ones first, with what needs a reply."""
-    where = "" if include_done else "WHERE v.state = 'open'"
-    rows = conn.execute(
-        f"""
-        SELECT * FROM (
-          SELECT c.handle, c.name, cv.state, cv.id AS conversation_id, c.opted_out_at,
-            (SELECT at FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
-              AS last_at,
-            (SELECT direction FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC
-              LIMIT 1) AS last_direction,
-            (SELECT text FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
-              AS last_text,
-            -- An automatic acknowledgement is not a reply: they still wait for you.
-            (SELECT direction FROM messages m WHERE m.contact_id = c.id AND m.source != 'autoack'
-              ORDER BY at DESC, id DESC LIMIT 1) AS last_human_direction,
-            -- recorded_at: a message synced after you read the thread is still unread.
-            (SELECT count(*) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'in'
-              AND m.recorded_at > COALESCE(cv.last_read_at, '')) AS unread
-          FROM conversations cv JOIN contacts c ON c.id = cv.contact_id
-        ) v {where}
-        ORDER BY (v.state = 'open') DESC, v.last_at DESC
-        LIMIT ?
-        """, (limit,)).fetchall()
+    rows = cvstore.inbox_rows(conn, include_done=include_done, limit=limit)
     return [{"handle": r["handle"], "name": r["name"], "last_at": r["last_at"],
              "last_direction": r["last_direction"], "last_text": r["last_text"],
              "unread": r["unread"],
@@ -42,15 +22,6 @@ def inbox(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> list[d
              "needs_reply": r["state"] == "open" and r["last_human_direction"] == "in"
              and r["opted_out_at"] is None,
              "status": r["state"]} for r in rows if r["last_at"] is not None]
-
-
-def mark_read(conn: sqlite3.Connection, contact_id: int, now: str) -> None:
-    conn.execute("UPDATE conversations SET last_read_at = ? WHERE contact_id = ?", (now, contact_id))
-
-
-def set_state(conn: sqlite3.Connection, contact_id: int, state: str) -> int:
-    return conn.execute("UPDATE conversations SET state = ? WHERE contact_id = ?",
-                        (state, contact_id)).rowcount
 
 
 @dataclass
@@ -82,35 +53,20 @@ def build_digest(conn: sqlite3.Connection, since: datetime, now: datetime) -> Di
     s, n = fmt(since) or "", fmt(now) or ""
     d = Digest(since=s, until=n)
     by_contact: dict[str, dict[str, Any]] = {}
-    # recorded_at, not at: a message synced late is still news the first time we see it.
-    for r in conn.execute(
-        "SELECT c.handle, c.name, m.at, m.text FROM messages m JOIN contacts c ON c.id = m.contact_id "
-        "WHERE m.direction = 'in' AND m.recorded_at > ? AND m.recorded_at <= ? ORDER BY m.at",
-            (s, n)):
+    for r in cvstore.inbound_recorded_between(conn, s, n):
         item = by_contact.setdefault(r["handle"], {"handle": r["handle"], "name": r["name"],
                                                   "messages": []})
         item["messages"].append({"at": r["at"], "text": r["text"]})
     d.inbound = list(by_contact.values())
-    for r in conn.execute(
-        """SELECT c.handle, c.name, m.at FROM conversations cv JOIN contacts c ON c.id = cv.contact_id
-           JOIN messages m ON m.id = (SELECT id FROM messages x WHERE x.contact_id = c.id
-                                       AND x.source != 'autoack' ORDER BY at DESC, id DESC LIMIT 1)
-           WHERE cv.state = 'open' AND m.direction = 'in' AND c.opted_out_at IS NULL
-           ORDER BY m.at"""):
-        d.waiting.append({"handle": r["handle"], "name": r["name"], "since": r["at"],
-                          "waiting": ago(parse(r["at"]), now)})
-    for r in conn.execute(
-            "SELECT handle, at, detail FROM audit WHERE action = 'opted_out' AND at > ? AND at <= ? "
-            "ORDER BY at", (s, n)):
+    d.waiting = [{"handle": r["handle"], "name": r["name"], "since": r["at"],
+                  "waiting": ago(parse(r["at"]), now)} for r in cvstore.waiting_for_reply(conn)]
+    for r in cvstore.opt_outs_between(conn, s, n):
         # When they opted out (the audit entry's own time is when we learnt it).
         detail = json.loads(r["detail"]) if r["detail"] else {}
         d.opted_out.append({"handle": r["handle"], "at": detail.get("at") or r["at"]})
-    for r in conn.execute(
-        "SELECT d.id, c.handle, d.status, d.reason, d.updated_at FROM drafts d "
-        "JOIN contacts c ON c.id = d.contact_id WHERE d.status IN ('failed', 'unknown') "
-            "AND d.updated_at > ? AND d.updated_at <= ? ORDER BY d.updated_at", (s, n)):
-        d.failed_sends.append({"id": r["id"], "handle": r["handle"], "status": r["status"],
-                               "reason": r["reason"], "at": r["updated_at"]})
+    d.failed_sends = [{"id": r["id"], "handle": r["handle"], "status": r["status"],
+                       "reason": r["reason"], "at": r["updated_at"]}
+                      for r in cvstore.failed_sends_between(conn, s, n)]
     return d
 
 

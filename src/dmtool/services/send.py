@@ -148,19 +148,14 @@ def _record_sent(st: AppState, d: dstore.Draft, contact: Contact, *, event_id: s
         cstore.audit(conn, "sent", now=now, contact=contact, draft_id=d.id, **detail)
 
 
-def _claimed(st: AppState, event_id: str, draft_id: int) -> bool:
-    """Is this DM already the recorded outcome of another draft?"""
-    return st.store.execute("SELECT 1 FROM drafts WHERE dm_event_id = ? AND id != ?",
-                            (event_id, draft_id)).fetchone() is not None
-
-
 def _find_in_store(st: AppState, d: dstore.Draft, since: datetime) -> tuple[str, str | None,
                                                                             datetime] | None:
     """A sync may already have brought the outbound event home. The oldest
     match not claimed by another draft: ours was the first to leave."""
     for m in cstore.messages(st.store.conn, d.contact_id, limit=50):  # oldest first
         if (m.direction == "out" and m.event_id and parse(m.at) >= since
-                and _same_text(m.text, d.text) and not _claimed(st, m.event_id, d.id)):
+                and _same_text(m.text, d.text)
+                and not dstore.event_claimed(st.store.conn, m.event_id, other_than=d.id)):
             conv = mstore.conversation_of(st.store.conn, d.contact_id)
             return m.event_id, conv["id"] if conv else None, parse(m.at)
     return None
@@ -180,7 +175,7 @@ def _find_on_x(st: AppState, d: dstore.Draft, participant_id: str,
                 return oldest, True
             if (e.event_type == "MessageCreate" and e.sender_id != participant_id
                     and e.text is not None and _same_text(e.text, d.text)
-                    and not _claimed(st, e.id, d.id)):
+                    and not dstore.event_claimed(st.store.conn, e.id, other_than=d.id)):
                 oldest = e
         token = page.next_token
         if not page.events or token is None:
@@ -311,7 +306,7 @@ def send_draft(st: AppState, draft_id: int, *, confirm: Confirm | None, yes: boo
                dry_run: bool) -> SendResult:
     """Send exactly one approved draft, or settle an earlier attempt. Never twice."""
     d = dstore.get(st.store.conn, draft_id)
-    if d.status in ("sending", "unknown"):
+    if d.status in dstore.UNSETTLED:
         if dry_run:
             raise InputError(
                 f"the outcome of draft {d.id}'s last send is not known yet",
@@ -321,7 +316,7 @@ def send_draft(st: AppState, draft_id: int, *, confirm: Confirm | None, yes: boo
         # Under the lock: `sending` may also be a send in flight in another process.
         with send_lock(st), _noting_rate_limits(st):
             d = dstore.get(st.store.conn, draft_id)
-            if d.status in ("sending", "unknown"):
+            if d.status in dstore.UNSETTLED:
                 d = _reconcile(st, d)
                 if d.status == "sent":
                     return SendResult(d, bool(d.first_contact), reconciled=True,
@@ -526,13 +521,13 @@ def send_autoack(st: AppState, contact_id: int, inbound_at: datetime) -> SendRes
 def settle_autoacks(st: AppState) -> None:
     """Reconcile acknowledgements whose send was cut short (a sync killed
     mid-request), so they are recorded as sent or failed, not left pending."""
-    pending = [d for d in dstore.list_drafts(st.store.conn, ("sending", "unknown"))
+    pending = [d for d in dstore.list_drafts(st.store.conn, dstore.UNSETTLED)
                if d.template == "autoack"]
     if not pending:
         return
     with send_lock(st):
         for d in pending:
             d = dstore.get(st.store.conn, d.id)
-            if d.status in ("sending", "unknown"):
+            if d.status in dstore.UNSETTLED:
                 with contextlib.suppress(Unavailable):  # try again at the next sync
                     _reconcile(st, d)

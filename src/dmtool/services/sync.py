@@ -276,12 +276,10 @@ class _Sync:
         could not name) get their handle once X names them. One users lookup,
         only when there are such contacts, and only with the public check so a
         quiet sync stays at one request."""
-        rows = self.store.execute(
-            "SELECT user_id FROM contacts WHERE user_id IS NOT NULL AND handle = 'user_' || user_id "
-            "LIMIT 100").fetchall()
-        if not rows:
+        ids = cstore.placeholder_user_ids(self.store.conn, limit=100)
+        if not ids:
             return
-        users = self.client.users_by_ids([r[0] for r in rows])
+        users = self.client.users_by_ids(ids)
         with self.store.tx() as conn:
             for u in users:
                 cstore.upsert_x_user(conn, u.id, u.username, u.name, now=self.now_s)

@@ -10,10 +10,11 @@ from typing import Any
 from dmtool.errors import InputError, NotFound
 from dmtool.models import Contact, EvidenceRow, Message, clean_handle
 
-_CONTACT_COLS = (
-    "id, user_id, handle, name, created_at, updated_at, blocked_at, opted_out_at, "
-    "opt_out_words, optout_review_text, optout_review_at, dm_closed_at"
-)
+# Contact's fields, in order (tags aside).
+CONTACT_COLUMNS = ("id", "user_id", "handle", "name", "created_at", "updated_at", "blocked_at",
+                   "opted_out_at", "opt_out_words", "optout_review_text", "optout_review_at",
+                   "dm_closed_at")
+_CONTACT_COLS = ", ".join(CONTACT_COLUMNS)
 
 
 def _row_to_contact(conn: sqlite3.Connection, row: sqlite3.Row) -> Contact:
@@ -133,6 +134,13 @@ def merge_into(conn: sqlite3.Connection, keep: Contact, drop: Contact, *, now: s
     return merged
 
 
+def placeholder_user_ids(conn: sqlite3.Connection, *, limit: int) -> list[str]:
+    """Ids of contacts X has not named yet (handle `user_<id>`, e.g. from an archive)."""
+    return [r[0] for r in conn.execute(
+        "SELECT user_id FROM contacts WHERE user_id IS NOT NULL AND handle = 'user_' || user_id "
+        "LIMIT ?", (limit,))]
+
+
 def set_user_id(conn: sqlite3.Connection, contact: Contact, user_id: str, *, now: str) -> Contact:
     conn.execute("UPDATE contacts SET user_id = ?, updated_at = ? WHERE id = ?",
                  (user_id, now, contact.id))
@@ -188,6 +196,15 @@ def evidence(conn: sqlite3.Connection, contact_id: int) -> list[EvidenceRow]:
     return [EvidenceRow(*r) for r in conn.execute(
         "SELECT id, kind, at, ref, text FROM evidence WHERE contact_id = ? ORDER BY at, id",
         (contact_id,))]
+
+
+def last_message_times(conn: sqlite3.Connection, contact_id: int) -> tuple[str | None, str | None]:
+    """(last inbound, last outbound) message times of one contact."""
+    row = conn.execute(
+        "SELECT max(CASE WHEN direction = 'in' THEN at END), "
+        "max(CASE WHEN direction = 'out' THEN at END) FROM messages WHERE contact_id = ?",
+        (contact_id,)).fetchone()
+    return row[0], row[1]
 
 
 def messages(conn: sqlite3.Connection, contact_id: int, limit: int | None = None) -> list[Message]:
@@ -279,7 +296,7 @@ def summaries(conn: sqlite3.Connection, tag: str | None = None) -> list[sqlite3.
     where, params = "", tuple[str, ...]()
     if tag:
         where, params = ("WHERE c.id IN (SELECT contact_id FROM contact_tags WHERE tag = ?)", (tag,))
-    cols = ", ".join("c." + col.strip() for col in _CONTACT_COLS.split(","))
+    cols = ", ".join("c." + col for col in CONTACT_COLUMNS)
     return conn.execute(
         f"""
         SELECT {cols}, t.tags AS tag_list, m.last_in AS last_inbound_at,

@@ -14,6 +14,12 @@ from dmtool.store.migrations import MIGRATIONS
 BUSY_TIMEOUT_MS = 15_000
 
 
+def state_value(conn: sqlite3.Connection, key: str) -> str | None:
+    """One value from sync_state (cursors, checkpoints, the rate-limit pause)."""
+    row = conn.execute("SELECT value FROM sync_state WHERE key = ?", (key,)).fetchone()
+    return None if row is None else row[0]
+
+
 class Store:
     """One profile's SQLite database. Use `tx()` around every multi-row change."""
 
@@ -41,8 +47,7 @@ class Store:
         return self.conn.execute(sql, params)
 
     def get_state(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM sync_state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+        return state_value(self.conn, key)
 
     def set_state(self, key: str, value: str | None) -> None:
         self.conn.execute(
@@ -101,6 +106,14 @@ def missing_schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
         fresh.close()
     have = {(r[0], r[1]) for r in conn.execute("SELECT type, name FROM sqlite_master")}
     return sorted(want - have)
+
+
+def problems_of(conn: sqlite3.Connection) -> list[str]:
+    """Everything `db check` reports: integrity, foreign keys, missing schema."""
+    problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
+    problems += [f"foreign key: {tuple(r)}" for r in conn.execute("PRAGMA foreign_key_check")]
+    problems += [f"missing {kind}: {name}" for kind, name in missing_schema(conn)]
+    return problems
 
 
 def _statements(script: str) -> list[str]:

@@ -95,6 +95,8 @@ def _transition(conn: sqlite3.Connection, draft_id: int, to: str, from_: Iterabl
 
 
 _CLEAR_APPROVAL: dict[str, Any] = {"approved_at": None, "approved_text": None, "acknowledged": None}
+# A send that may have reached X: it counts as sent until reconciled.
+UNSETTLED = ("sending", "unknown")
 EDITABLE = ("draft", "approved", "rejected", "failed")
 APPROVABLE = ("draft", "approved", "rejected", "failed")
 REJECTABLE = ("draft", "approved", "failed")
@@ -137,13 +139,13 @@ def start_send(conn: sqlite3.Connection, draft_id: int, *, text: str, first_cont
 
 def mark_sent(conn: sqlite3.Connection, draft_id: int, *, dm_event_id: str,
               dm_conversation_id: str | None, sent_at: str, now: str) -> bool:
-    return _transition(conn, draft_id, "sent", ("sending", "unknown"), now=now, sent_at=sent_at,
+    return _transition(conn, draft_id, "sent", UNSETTLED, now=now, sent_at=sent_at,
                        dm_event_id=dm_event_id, dm_conversation_id=dm_conversation_id, reason=None)
 
 
 def mark_failed(conn: sqlite3.Connection, draft_id: int, reason: str, *, now: str) -> bool:
     """X refused it, or it is confirmed absent: nothing was delivered."""
-    return _transition(conn, draft_id, "failed", ("sending", "unknown"), now=now, reason=reason,
+    return _transition(conn, draft_id, "failed", UNSETTLED, now=now, reason=reason,
                        **_CLEAR_APPROVAL)
 
 
@@ -210,3 +212,16 @@ def save_template(conn: sqlite3.Connection, name: str, text: str, *, now: str,
 
 def remove_template(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute("DELETE FROM templates WHERE name = ?", (name,)).rowcount == 1
+
+
+def unsettled_ids(conn: sqlite3.Connection, contact_id: int) -> list[int]:
+    """Drafts to this contact whose send outcome is not known yet."""
+    return [r[0] for r in conn.execute(
+        "SELECT id FROM drafts WHERE contact_id = ? AND status IN (?, ?) ORDER BY id",
+        (contact_id, *UNSETTLED))]
+
+
+def event_claimed(conn: sqlite3.Connection, event_id: str, *, other_than: int) -> bool:
+    """Is this DM already the recorded outcome of another draft?"""
+    return conn.execute("SELECT 1 FROM drafts WHERE dm_event_id = ? AND id != ?",
+                        (event_id, other_than)).fetchone() is not None

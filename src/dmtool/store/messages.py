@@ -42,10 +42,6 @@ def add_message(conn: sqlite3.Connection, *, event_id: str | None, conversation_
     return True
 
 
-def has_event(conn: sqlite3.Connection, event_id: str) -> bool:
-    return conn.execute("SELECT 1 FROM messages WHERE event_id = ?", (event_id,)).fetchone() is not None
-
-
 def add_post(conn: sqlite3.Connection, *, post_id: str, kind: str, author_id: str | None,
              text: str | None, at: str | None, in_reply_to_user_id: str | None,
              replied_to_id: str | None, conversation_id: str | None) -> bool:
@@ -112,3 +108,24 @@ def settle_old_archive_conversations(conn: sqlite3.Connection, *, before: str,
     for cid in ids:
         conn.execute("UPDATE conversations SET state = 'done' WHERE id = ?", (cid,))
     return len(ids)
+
+
+def send_rows(conn: sqlite3.Connection, *, since: str) -> list[tuple[str, str, str | None, int]]:
+    """(at, user id, text, first_contact) of dmtool's sends since `since`: the
+    ledger, plus drafts whose send is unsettled (they may have gone out)."""
+    from dmtool.store.drafts import UNSETTLED
+
+    return conn.execute(
+        "SELECT at, user_id, text, first_contact FROM sends WHERE at >= ? "
+        "UNION ALL "
+        "SELECT d.send_started_at, COALESCE(c.user_id, 'local:' || c.id), d.text, d.first_contact "
+        "FROM drafts d JOIN contacts c ON c.id = d.contact_id "
+        "WHERE d.status IN (?, ?) AND d.send_started_at >= ?", (since, *UNSETTLED, since)).fetchall()
+
+
+def unanswered_counts(conn: sqlite3.Connection) -> dict[int, int]:
+    """contact id -> outbound messages since their last inbound one."""
+    return dict(conn.execute(
+        "SELECT m.contact_id, count(*) FROM messages m WHERE m.direction = 'out' AND m.at > "
+        "COALESCE((SELECT max(at) FROM messages i WHERE i.contact_id = m.contact_id "
+        "AND i.direction = 'in'), '') GROUP BY m.contact_id").fetchall())
