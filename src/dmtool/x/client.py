@@ -532,39 +532,31 @@ class TweepyClient:
     def mentions(
         self, user_id: str, since_id: str | None = None, pagination_token: str | None = None
     ) -> PostPage:
-        response = self._call(
-            "GET",
-            "mentions",
-            lambda c: c.get_users_mentions(
-                user_id,
-                since_id=since_id,
-                pagination_token=pagination_token,
-                max_results=POSTS_PAGE_SIZE,
-                tweet_fields=TWEET_FIELDS,
-                expansions=POST_EXPANSIONS,
-                user_fields=USER_FIELDS,
-                user_auth=self._user_auth,
-            ),
-        )
-        return self._post_page(response)
+        return self._posts("mentions", "get_users_mentions", user_id, since_id, pagination_token)
 
     def own_posts(
         self, user_id: str, since_id: str | None = None, pagination_token: str | None = None
     ) -> PostPage:
         # Retweets are never consent evidence; skip them so they cost nothing.
+        return self._posts("your posts", "get_users_tweets", user_id, since_id, pagination_token,
+                           exclude=["retweets"])
+
+    def _posts(self, what: str, method: str, user_id: str, since_id: str | None,
+               pagination_token: str | None, **extra: Any) -> PostPage:
+        """One page of a user's timeline (mentions or own posts), naming the authors."""
         response = self._call(
             "GET",
-            "your posts",
-            lambda c: c.get_users_tweets(
+            what,
+            lambda c: getattr(c, method)(
                 user_id,
                 since_id=since_id,
                 pagination_token=pagination_token,
                 max_results=POSTS_PAGE_SIZE,
-                exclude=["retweets"],
                 tweet_fields=TWEET_FIELDS,
                 expansions=POST_EXPANSIONS,
                 user_fields=USER_FIELDS,
                 user_auth=self._user_auth,
+                **extra,
             ),
         )
         return self._post_page(response)

@@ -29,7 +29,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -707,6 +707,19 @@ def _id_param(name: str, value: str) -> str:
     return value
 
 
+def _after_token(items: list[dict[str, Any]], query: dict[str, str],
+                 decode: Callable[[str], int | None]) -> list[dict[str, Any]]:
+    """Items (newest first) past the query's pagination_token; X's 400 for a bad one."""
+    token = query.get("pagination_token")
+    if token is None:
+        return items
+    before = decode(token)
+    if before is None:
+        raise _BadRequest("pagination_token", token,
+                          f"The `pagination_token` query parameter value [{token}] is not valid")
+    return [i for i in items if int(i["id"]) < before]
+
+
 def _user_json(user: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     out = {"id": user["id"], "name": user["name"], "username": user["username"]}
     if "receives_your_dm" in fields:
@@ -914,16 +927,7 @@ class _Server:
         oldest = self.now - timedelta(days=DM_WINDOW_DAYS)
         visible = [e for e in events if e["event_type"] in types and _parse_time(e["created_at"]) >= oldest]
         visible.sort(key=lambda e: int(e["id"]), reverse=True)
-        token = query.get("pagination_token")
-        if token is not None:
-            before = _dm_token_id(token)
-            if before is None:
-                raise _BadRequest(
-                    "pagination_token",
-                    token,
-                    f"The `pagination_token` query parameter value [{token}] is not valid",
-                )
-            visible = [e for e in visible if int(e["id"]) < before]
+        visible = _after_token(visible, query, _dm_token_id)
         page = visible[:max_results]
         if not page:
             return _Reply(200, {"meta": {"result_count": 0}})
@@ -946,7 +950,7 @@ class _Server:
             # X cannot tell a full last page from a middle one: it hands out a
             # token whose page may be empty. dmtool must cope, so we do the same.
             meta["next_token"] = _dm_token(page[-1]["id"])
-        if token is not None:
+        if query.get("pagination_token") is not None:
             meta["previous_token"] = _dm_token(page[0]["id"])
         out["meta"] = meta
         return _Reply(200, out, dm_events=len(page))
@@ -1049,16 +1053,7 @@ class _Server:
         if "until_id" in query:
             until = int(_id_param("until_id", query["until_id"]))
             posts = [p for p in posts if int(p["id"]) < until]
-        token = query.get("pagination_token")
-        if token is not None:
-            before = _post_token_id(token)
-            if before is None:
-                raise _BadRequest(
-                    "pagination_token",
-                    token,
-                    f"The `pagination_token` query parameter value [{token}] is not valid",
-                )
-            posts = [p for p in posts if int(p["id"]) < before]
+        posts = _after_token(posts, query, _post_token_id)
         page = posts[:max_results]
         if not page:
             return _Reply(200, {"meta": {"result_count": 0}})
