@@ -20,6 +20,7 @@ def test_ruff_clean():
 
 @pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy not installed")
 def test_mypy_clean():
-    p = subprocess.run([sys.executable, "-m", "mypy", "src"], cwd=REPO, capture_output=True,
-                       text=True)
+    # tests/data/vendor_x_api.py is a maintainer's tool (it refreshes the vendored OpenAPI cut)
+    p = subprocess.run([sys.executable, "-m", "mypy", "src", "tests/data/vendor_x_api.py"], cwd=REPO,
+                       capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr

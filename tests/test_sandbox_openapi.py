@@ -1,7 +1,8 @@
 """The sandbox answers like X: every served endpoint, checked against X's OpenAPI document.
 
 Successes, empty pages and errors are validated against the response schemas
-of shared/x-api/openapi.json ($refs resolved within the document); RFC 7807
+of X's OpenAPI document (its DM, users and timeline part, vendored unchanged in
+tests/data/x_api_openapi.json; $refs resolved within the document); RFC 7807
 problems against the schema their `type` maps to. Shapes the schema cannot
 express (no unknown members, `.000Z` timestamps, headers, status codes) are
 asserted directly. Also here: sandbox behaviour other tests rely on (locking
@@ -35,19 +36,12 @@ TWEET_FIELDS = "author_id,created_at,in_reply_to_user_id,conversation_id,referen
 MS_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-def shared_dir() -> Path | None:
-    """The project's shared/ folder: a sibling of the repository root (tests run in a clone)."""
-    candidate = Path(__file__).resolve().parents[1].parent / "shared"
-    return candidate if candidate.is_dir() else None
+OPENAPI = Path(__file__).resolve().parent / "data" / "x_api_openapi.json"
 
 
 @cache
 def openapi() -> dict[str, Any]:
-    shared = shared_dir()
-    spec = shared / "x-api" / "openapi.json" if shared else None
-    if spec is None or not spec.is_file():
-        pytest.skip("shared/x-api/openapi.json not found beside the repository root")
-    doc: dict[str, Any] = json.loads(spec.read_text())
+    doc: dict[str, Any] = json.loads(OPENAPI.read_text(encoding="utf-8"))
     return doc
 
 

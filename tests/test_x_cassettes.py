@@ -2,6 +2,7 @@
 
 The sandbox is our model of X; these cassettes are X itself, so they check
 that the client parses what X really sends, independently of the sandbox.
+They are vendored in tests/data/tweepy_cassettes (see tests/data/README.md).
 """
 
 from __future__ import annotations
@@ -23,24 +24,13 @@ from requests.structures import CaseInsensitiveDict
 from dmtool.credentials import Credentials
 from dmtool.x.client import TweepyClient
 
-
-def shared_dir() -> Path | None:
-    """The project's shared/ folder: a sibling of the repository root."""
-    candidate = Path(__file__).resolve().parents[1].parent / "shared"
-    return candidate if candidate.is_dir() else None
-
-
-def cassettes_dir() -> Path:
-    shared = shared_dir()
-    if shared is None or not (shared / "x-api" / "cassettes").is_dir():
-        pytest.skip("shared/x-api/cassettes not found beside the repository")
-    return shared / "x-api" / "cassettes"
+CASSETTES = Path(__file__).resolve().parent / "data" / "tweepy_cassettes"
 
 
 @pytest.fixture(scope="module")
 def cassettes() -> dict[str, list[dict[str, Any]]]:
     data: dict[str, list[dict[str, Any]]] = json.loads(
-        (cassettes_dir() / "decoded_tweepy_cassettes.json").read_text()
+        (CASSETTES / "decoded_tweepy_cassettes.json").read_text(encoding="utf-8")
     )
     return data
 
@@ -162,7 +152,7 @@ def test_yaml_cassette_matches_the_decoded_copy(
     cassettes: dict[str, list[dict[str, Any]]],
 ) -> None:
     """The decoded JSON is a faithful copy of the raw (gzip) recording."""
-    raw = (cassettes_dir() / "test_manage_and_lookup_direct_messages.yaml").read_text()
+    raw = (CASSETTES / "test_manage_and_lookup_direct_messages.yaml").read_text(encoding="utf-8")
     blocks = re.findall(r"string: !!binary \|\n((?:\s{8}\S+\n)+)", raw)
     bodies = [json.loads(gzip.decompress(base64.b64decode("".join(b.split())))) for b in blocks]
     decoded = [i["response_json"] for i in cassettes["test_manage_and_lookup_direct_messages.yaml"]]
