@@ -136,3 +136,95 @@ def test_without_credentials_the_import_asks_nothing(
     assert data["naming_error"]["code"] == "E_AUTH"
     assert "there are no X credentials" in stderr
     assert "hint: run `dmtool auth login`, then run `dmtool import archive" in stderr
+
+
+# --- resolved when the handle is typed ------------------------------------------------------------
+
+
+WIRED = {
+    "check": ["check", "@alice", "--json"],
+    "draft": ["draft", "@alice", "Glad to hear from you again!", "--json"],
+    "contacts show": ["contacts", "show", "@alice", "--json"],
+    "thread": ["thread", "@alice", "--json"],
+    "contacts engage": ["contacts", "engage", "@alice", "--evidence", "asked at the meetup"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(WIRED))
+def test_a_handle_the_import_could_not_name_is_resolved_when_typed(
+        cli: Cli, clock: Clock, world: Any, tmp_path: Path, command: str) -> None:
+    world.fail_next(503, count=3, method="GET", path_contains=USERS)
+    data, _ = import_json(cli, archive_with(tmp_path / "arc", clock, ALICE, BOB))
+    assert data["contacts_named"] == 0
+    world.reset_requests_log()
+    r = cli(*WIRED[command])
+    assert r.exit_code == 0, r
+    # One lookup by handle, matched to the archive contact by user id.
+    assert [q["path"] for q in world.requests_log()] == [BY_NAME + "alice"]
+    assert contacts(cli) == {"alice": ALICE, f"user_{BOB}": BOB}
+    shown = cli("contacts", "show", "alice", "--json").json()
+    assert shown["name"] == "Alice A" and shown["evidence"][0]["kind"] == "inbound_dm"
+    if command == "check":
+        assert (r.json()["handle"], r.json()["user_id"]) == ("alice", ALICE)
+
+
+def test_a_renamed_contact_is_found_by_the_new_handle(
+        cli: Cli, clock: Clock, world: Any, tmp_path: Path) -> None:
+    import_json(cli, archive_with(tmp_path / "arc", clock, ALICE))
+    world.add_user("alice_new", "Alice A", user_id=ALICE)  # she changed her handle on X
+    r = cli("check", "alice_new", "--json")
+    assert r.exit_code == 0, r
+    assert r.json()["user_id"] == ALICE
+    assert contacts(cli) == {"alice_new": ALICE}
+
+
+def test_offline_the_error_says_there_are_no_credentials(
+        cli: Cli, clock: Clock, tmp_path: Path) -> None:
+    import_json(cli, archive_with(tmp_path / "arc", clock, ALICE))
+    r = cli("check", "@alice")
+    assert r.exit_code == 1
+    assert r.stderr.splitlines()[0] == (
+        "error: no contact @alice in the local record, and dmtool could not ask X who @alice "
+        "is: there are no X credentials")
+    assert "dmtool auth login" in r.stderr and "dmtool sync" in r.stderr
+    r = cli("draft", "@alice", "hello", "--json")
+    assert r.exit_code == 1 and error(r)["code"] == "E_NOT_FOUND"
+    assert "no X credentials" in error(r)["message"]
+
+
+def test_a_handle_x_does_not_know_is_not_found(cli: Cli, world: Any) -> None:
+    r = cli("check", "@nobody_here", "--json")
+    assert r.exit_code == 1
+    assert error(r) | {"hint": None} == {
+        "code": "E_NOT_FOUND", "message": "no contact @nobody_here, and X has no user @nobody_here",
+        "hint": None}
+    assert [q["path"] for q in world.requests_log()] == [BY_NAME + "nobody_here"]
+
+
+def test_a_handle_x_knows_that_is_not_a_contact_is_not_found_and_not_added(
+        cli: Cli, clock: Clock, world: Any, tmp_path: Path) -> None:
+    import_json(cli, archive_with(tmp_path / "arc", clock, ALICE))
+    before = contacts(cli)
+    for args in (["check", "@bob", "--json"], ["draft", "@bob", "hello", "--json"]):
+        r = cli(*args)
+        assert r.exit_code == 1, r
+        err = error(r)
+        assert err["code"] == "E_NOT_FOUND"
+        assert err["message"].startswith(f"no contact @bob: X knows @bob (user {BOB}), but you "
+                                         "have no record of them")
+    assert contacts(cli) == before
+    assert cli("drafts", "list", "--json").json() == []
+
+
+@pytest.mark.parametrize(("status", "count", "code"), [(429, 1, "E_RATE_LIMITED"),
+                                                       (503, 3, "E_UNAVAILABLE")])
+def test_x_trouble_during_the_lookup_keeps_its_exit_code(
+        cli: Cli, clock: Clock, world: Any, tmp_path: Path, status: int, count: int,
+        code: str) -> None:
+    world.fail_next(503, count=3, method="GET", path_contains=USERS)
+    import_json(cli, archive_with(tmp_path / "arc", clock, ALICE))
+    world.fail_next(status, count=count, method="GET", path_contains=BY_NAME)
+    r = cli("check", "@alice", "--json")
+    assert r.exit_code == 5, r
+    assert error(r)["code"] == code
+    assert contacts(cli) == {f"user_{ALICE}": ALICE}
