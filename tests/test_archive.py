@@ -497,13 +497,16 @@ def test_old_archive_conversations_are_history_not_inbox(cli: Cli, tmp_path: Pat
 
 def test_sync_names_contacts_known_only_from_the_archive(cli: Cli, tmp_path: Path, world: Any,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The archive has no handles for other people; the next public check asks X."""
+    """The archive has no handles for other people. When X cannot name them at
+    import time (here: three 503s, all the client's attempts), the next public
+    check of a sync asks X."""
     monkeypatch.setenv("DMTOOL_NOW", fmt(world.now()) or "")
     me = SANDBOX_ME[0]
     data = files(me)
     data["direct-messages.js"] = js("direct_messages", [conversation(
         me, ALICE, dm("1001", ALICE, me, "hello from long ago", "2021-07-20T10:00:00.000Z"))])
-    imported(cli, folder(tmp_path / "a", data))
+    world.fail_next(503, count=3, method="GET", path_contains="/2/users")
+    assert imported(cli, folder(tmp_path / "a", data))["contacts_named"] == 0
     assert cli("contacts", "show", f"user_{ALICE}").exit_code == 0
     sync(cli)
     assert cli("contacts", "show", "alice", "--json").json()["user_id"] == ALICE

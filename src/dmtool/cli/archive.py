@@ -30,6 +30,8 @@ def summary(r: ImportResult) -> str:
              _plural(r.replies_new, "new reply", "new replies"),
              _plural(r.evidence_new, "new consent record"),
              _plural(r.contacts_new, "new contact")]
+    if r.contacts_named:
+        parts.append(f"{_plural(r.contacts_named, 'contact')} named by X")
     line = f"imported the archive of @{r.account}: {', '.join(parts)}"
     if r.opted_out:
         line += "; opted out: " + ", ".join("@" + h for h in r.opted_out)
@@ -51,19 +53,44 @@ def import_archive_cmd(
     reply of yours counts as consent only with a mention from that person
     already synced. Idempotent: importing again adds nothing. A damaged archive
     is refused whole, naming the file.
+
+    The archive has user ids, not handles: once the import is saved, dmtool
+    asks X for the handles of contacts known only by id (one request per 100;
+    never without credentials). If that fails, the import still stands: a
+    warning says so and the contacts stay user_<id> until you import again
+    or sync.
     """
     from dmtool.services.archive import run_import
 
     result = run_import(state(ctx), path)
     if json_:
         output.print_json(result.to_dict())
-        return
-    output.print_text(summary(result))
-    for skipped in result.skipped_files:
-        output.info(f"skipped group chats: {skipped}")
-    if result.contacts_new:
-        output.info("new contacts are named user_<id> (the archive has no handles) until "
-                    "`dmtool sync` sees them")
+    else:
+        output.print_text(summary(result))
+        for skipped in result.skipped_files:
+            output.info(f"skipped group chats: {skipped}")
+        if result.contacts_unnamed and result.naming_error is None:
+            n = result.contacts_unnamed
+            output.info(f"{_plural(n, 'contact')} {'stays' if n == 1 else 'stay'} user_<id>: X "
+                        "does not know those accounts any more (deleted or suspended)")
+    if result.naming_error is not None:  # a warning, not a failure: the import is complete
+        for line in naming_warning(result, path):
+            output.info(line)
+
+
+def naming_warning(r: ImportResult, path: Path) -> list[str]:
+    """What went wrong with the naming step, and what to run later."""
+    import shlex
+
+    e = r.naming_error
+    assert e is not None
+    later = f"run `dmtool import archive {shlex.quote(str(path))}` again to name them " \
+            "(nothing is imported twice)"
+    hint = f"{e.hint.rstrip('.')}, then {later}" if e.hint else f"later, {later}"
+    return [f"warning: imported, but {_plural(r.contacts_unnamed, 'contact')} "
+            f"{'stays' if r.contacts_unnamed == 1 else 'stay'} user_<id> for now "
+            f"(the archive has no handles): {e.message}",
+            f"hint: {hint}"]
 
 
 def register(app: typer.Typer) -> None:

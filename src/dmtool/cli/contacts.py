@@ -120,10 +120,11 @@ def contacts_add(
 
 
 def _show_data(st: AppState, handle: str) -> dict[str, Any]:
+    from dmtool.services.identity import contact_for
     from dmtool.store import contacts as cstore
 
     conn = st.store.conn
-    c = cstore.get(conn, handle)
+    c = contact_for(st, handle)
     obj, d = contact_view(st, c)
     msgs = cstore.messages(conn, c.id, limit=5)
     obj.update({
@@ -344,6 +345,7 @@ def contacts_engage(
     = "request",
 ) -> None:
     """Record consent you obtained: they asked to be DMed, or opted in off X."""
+    from dmtool.services.identity import contact_for
     from dmtool.store import contacts as cstore
 
     if kind not in ("request", "offline"):
@@ -351,9 +353,11 @@ def contacts_engage(
     if not evidence.strip():
         raise InputError("--evidence must say what happened", hint='e.g. --evidence "asked at '
                          'the booth to be DMed the beta link"')
+    st = state(ctx)
+    found = contact_for(st, handle)  # before the transaction: it may ask X
     now = _stamp()
-    with state(ctx).store.tx() as conn:
-        c = cstore.get(conn, handle)
+    with st.store.tx() as conn:
+        c = cstore.by_id(conn, found.id)
         cstore.add_evidence(conn, c.id, kind, now, f"manual:{kind}:{now}", evidence.strip(), now=now)
         cstore.audit(conn, "consent_recorded", now=now, contact=c, kind=kind,
                      evidence=evidence.strip())
@@ -396,15 +400,21 @@ def contacts_optout(
 
 
 def check_cmd(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False) -> None:
-    """May I DM this person now? Exit 0 yes, 3 no, with the reasons."""
+    """May I DM this person now? Exit 0 yes, 3 no, with the reasons.
+
+    A handle not in your record is looked up on X once, to find a contact
+    known only by user id (as an archive import leaves them); anyone else is
+    not found (exit 1). A check never adds a contact."""
     from dmtool.services import consent
+    from dmtool.services.identity import contact_for
     from dmtool.store import contacts as cstore
     from dmtool.timeutil import fmt
 
     st = state(ctx)
+    found = contact_for(st, handle)  # before the transaction: it may ask X
     now = _now()
     with st.store.tx() as conn:
-        c = cstore.get(conn, handle)
+        c = cstore.by_id(conn, found.id)
         d = consent.decide(conn, c, None, st.config.policy(), now)
         if not d.allowed:
             cstore.audit(conn, "refused", now=fmt(now) or "", contact=c,

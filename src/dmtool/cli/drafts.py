@@ -133,7 +133,8 @@ def draft_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Write a draft DM to one contact. Refused (exit 3) when they may not be DMed;
-    lint findings are shown. Nothing is sent: review and send it next."""
+    lint findings are shown. Nothing is sent: review and send it next. A handle
+    not in your record is looked up on X once, as `check` does."""
     from dmtool.services import drafting
 
     st = state(ctx)

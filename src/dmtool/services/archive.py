@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from dmtool import timeutil
-from dmtool.errors import InputError
+from dmtool.errors import AuthError, DmtoolError, InputError
+from dmtool.services.identity import name_placeholders
 from dmtool.services.sync import K_ARCHIVE_ACCOUNT, K_ME_ID, apply_optout_words, sync_lock
+from dmtool.services.xconnect import can_reach_x
 from dmtool.store import contacts as cstore
 from dmtool.store import conversations as cvstore
 from dmtool.store import messages as mstore
@@ -106,6 +108,11 @@ class ImportResult:
     replies_new: int = 0
     opted_out: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)
+    # The naming step after the import (see name_contacts).
+    contacts_named: int = 0
+    contacts_unnamed: int = 0
+    requests: int = 0
+    naming_error: DmtoolError | None = None
 
     @property
     def messages_skipped(self) -> int:
@@ -124,6 +131,11 @@ class ImportResult:
             "replies_new": self.replies_new,
             "skipped_files": list(self.skipped_files),
             "account": self.account,
+            "contacts_named": self.contacts_named,
+            "contacts_unnamed": self.contacts_unnamed,
+            "requests": self.requests,
+            "naming_error": None if self.naming_error is None else {
+                "code": self.naming_error.code, "message": self.naming_error.message},
         }
 
 
@@ -599,9 +611,13 @@ def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> Impor
         mstore.settle_old_archive_conversations(conn, before=fmt(parse(now) - HISTORY) or now,
                                                 skip=existing)
         cstore.audit(conn, "archive_imported", now=now, archive=label, account=arc.username,
-                     **{k: v for k, v in result.to_dict().items()
-                        if k not in ("account", "opted_out", "skipped_files")})
+                     **{k: v for k, v in result.to_dict().items() if k not in _NOT_AUDITED})
     return result
+
+
+# Not in the archive_imported audit entry: known only after the naming step.
+_NOT_AUDITED = frozenset({"account", "opted_out", "skipped_files", "contacts_named",
+                          "contacts_unnamed", "requests", "naming_error"})
 
 
 def _public_exchanges(store: Store, user_ids: set[str], now: str, result: ImportResult) -> None:
@@ -630,4 +646,44 @@ def run_import(st: AppState, path: Path) -> ImportResult:
     arc = read_archive(path)
     st.paths.ensure()
     with sync_lock(st.paths.sync_lock_file, "import: "):
-        return import_archive(st.store, arc, now=fmt(timeutil.now()) or "", label=str(path))
+        result = import_archive(st.store, arc, now=fmt(timeutil.now()) or "", label=str(path))
+        name_contacts(st, result)
+    return result
+
+
+def name_contacts(st: AppState, result: ImportResult) -> None:
+    """The archive has user ids, not handles: ask X for the handles of contacts
+    known only by id (`user_<id>`), so that a person can be found by the handle
+    you type. One users lookup per 100 of them.
+
+    Best effort, after the import is committed: without credentials nothing is
+    asked; a failure (rate limit, X or the network down, credentials refused)
+    is kept in `result.naming_error` for the caller to warn about, never raised.
+    Importing again (it adds nothing twice) or a sync names them later."""
+    store = st.store
+    if cstore.placeholder_count(store.conn) == 0:
+        return
+    try:
+        if not can_reach_x(st):
+            raise AuthError("there are no X credentials, so dmtool could not ask X for their "
+                            "handles", hint="run `dmtool auth login`")
+        client = st.client()
+        before = client.requests_made
+        try:
+            result.contacts_named = name_placeholders(store, client, now=fmt(timeutil.now()) or "")
+        finally:
+            result.requests = client.requests_made - before
+    except DmtoolError as e:
+        result.naming_error = e
+    result.contacts_unnamed = cstore.placeholder_count(store.conn)
+    if result.contacts_named:
+        # Report opt-outs under the handles X just gave.
+        result.opted_out = [_current_handle(store, h) for h in result.opted_out]
+
+
+def _current_handle(store: Store, handle: str) -> str:
+    if cstore.find(store.conn, handle) is None and handle.startswith("user_"):
+        c = cstore.find_by_user_id(store.conn, handle.removeprefix("user_"))
+        if c is not None:
+            return c.handle
+    return handle

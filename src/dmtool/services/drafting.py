@@ -19,7 +19,7 @@ from dmtool import policy
 from dmtool.errors import InputError, PolicyRefused, UsageError
 from dmtool.lint import Finding, LintContext, lint
 from dmtool.models import Contact
-from dmtool.services import consent
+from dmtool.services import consent, identity
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
 from dmtool.timeutil import fmt
@@ -190,8 +190,8 @@ def clean_text(text: str) -> str:
 
 def check_can_draft(st: AppState, handle: str, now: datetime | None = None) -> Contact:
     """The contact, or a refusal (audited) when they may not be DMed at all."""
+    contact = identity.contact_for(st, handle)  # a handle not in the record: one X lookup
     conn = st.store.conn
-    contact = cstore.get(conn, handle)
     gate = consent.decide(conn, contact, None, st.config.policy(), now or clock())
     blocking = [r for r in gate.blocking if r.code not in TRANSIENT_CODES]
     if blocking:

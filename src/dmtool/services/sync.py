@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dmtool import optout, timeutil
 from dmtool.errors import Busy, ConfigError, InputError, RateLimited
 from dmtool.models import Contact
+from dmtool.services.identity import name_placeholders
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
 from dmtool.timeutil import fmt, parse_opt
@@ -64,6 +65,7 @@ FIRST_PUBLIC_PAGES = 2  # no cursor yet: the newest 200 are plenty of history
 MAX_PUBLIC_PAGES = 5  # with a cursor: bound a backlog, then move the cursor on
 DEFAULT_RESET = timedelta(minutes=15)  # a 429 without x-rate-limit-reset
 MAX_RATE_WAITS = 3  # --wait: give up after this many rate-limit pauses
+SYNC_NAMING_BATCH = 100  # contacts known only by id named per sync: one users lookup
 
 # Page sizing (see page_size). Tuned by simulation over uniform, Poisson and
 # bursty arrivals: with these, reads stay within new + 5 for smooth traffic
@@ -276,13 +278,7 @@ class _Sync:
         could not name) get their handle once X names them. One users lookup,
         only when there are such contacts, and only with the public check so a
         quiet sync stays at one request."""
-        ids = cstore.placeholder_user_ids(self.store.conn, limit=100)
-        if not ids:
-            return
-        users = self.client.users_by_ids(ids)
-        with self.store.tx() as conn:
-            for u in users:
-                cstore.upsert_x_user(conn, u.id, u.username, u.name, now=self.now_s)
+        name_placeholders(self.store, self.client, now=self.now_s, limit=SYNC_NAMING_BATCH)
 
     # --- who am I ---------------------------------------------------------------------
 

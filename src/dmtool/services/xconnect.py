@@ -22,6 +22,17 @@ def ensure_sandbox_world(st: AppState) -> None:
         world.set_me(*SANDBOX_ME)
 
 
+def can_reach_x(st: AppState) -> bool:
+    """Whether this profile has a way to ask X at all: the sandbox, or credentials
+    in the environment or the credentials file. Reads files only, no network;
+    a broken credentials file is a ConfigError, as everywhere."""
+    if st.sandbox:
+        return True
+    from dmtool.credentials import load_credentials
+
+    return load_credentials(st.paths.credentials_file, st.environ) is not None
+
+
 def connect(st: AppState) -> XClient:
     from dmtool.x.client import open_client
 

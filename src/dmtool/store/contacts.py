@@ -134,11 +134,19 @@ def merge_into(conn: sqlite3.Connection, keep: Contact, drop: Contact, *, now: s
     return merged
 
 
-def placeholder_user_ids(conn: sqlite3.Connection, *, limit: int) -> list[str]:
-    """Ids of contacts X has not named yet (handle `user_<id>`, e.g. from an archive)."""
+_PLACEHOLDER = "user_id IS NOT NULL AND handle = 'user_' || user_id"
+
+
+def placeholder_user_ids(conn: sqlite3.Connection, *, limit: int | None = None) -> list[str]:
+    """Ids of contacts X has not named yet (handle `user_<id>`, e.g. from an archive),
+    oldest first; all of them unless `limit`."""
     return [r[0] for r in conn.execute(
-        "SELECT user_id FROM contacts WHERE user_id IS NOT NULL AND handle = 'user_' || user_id "
-        "LIMIT ?", (limit,))]
+        f"SELECT user_id FROM contacts WHERE {_PLACEHOLDER} ORDER BY id LIMIT ?",
+        (-1 if limit is None else limit,))]
+
+
+def placeholder_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute(f"SELECT count(*) FROM contacts WHERE {_PLACEHOLDER}").fetchone()[0])
 
 
 def set_user_id(conn: sqlite3.Connection, contact: Contact, user_id: str, *, now: str) -> Contact:

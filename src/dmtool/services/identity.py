@@ -1,0 +1,100 @@
+"""Who an X user is: naming contacts known only by user id, and finding the
+contact behind a handle the local record does not know.
+
+An archive import (and, rarely, a sync) leaves contacts named `user_<id>`:
+the archive has user ids, not handles. People type handles, so this module
+bridges the two, at most one lookup per question:
+
+- `name_placeholders`: one `GET /2/users?ids=` per 100 such contacts.
+- `contact_for`: a typed handle, from the store, else one
+  `GET /2/users/by/username/{u}` matched to a contact known by user id.
+
+Neither ever creates a contact: a contact is the record of someone you have
+dealt with, and a lookup is not an exchange (policy.md §1).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from dmtool import timeutil
+from dmtool.errors import NotFound
+from dmtool.models import Contact, clean_handle
+from dmtool.store import contacts as cstore
+
+if TYPE_CHECKING:
+    from dmtool.cli.context import AppState
+    from dmtool.store import Store
+    from dmtool.x.types import XClient
+
+# X's own rule for handles: a handle outside it cannot be on X, so never ask.
+X_HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
+
+
+def _stamp() -> str:
+    return timeutil.fmt(timeutil.now()) or ""
+
+
+def name_placeholders(store: Store, client: XClient, *, now: str, limit: int | None = None) -> int:
+    """Ask X for the handles of contacts known only by id (`user_<id>`), up to
+    `limit` of them (all by default), and record them; returns how many got
+    one. X answers users it no longer knows (deleted, suspended) with only an
+    `errors` entry: those stay by id. The lookup runs before the write
+    transaction, so no lock is held over the network. Raises what the client
+    raises (RateLimited, Unavailable, AuthError, ...); nothing is written then."""
+    ids = cstore.placeholder_user_ids(store.conn, limit=limit)
+    if not ids:
+        return 0
+    users = client.users_by_ids(ids)  # one request per 100 ids
+    wanted = set(ids)
+    named = 0
+    with store.tx() as conn:
+        for u in users:
+            if u.id in wanted:
+                cstore.upsert_x_user(conn, u.id, u.username, u.name, now=now)
+                named += 1
+    return named
+
+
+def contact_for(st: AppState, handle: str) -> Contact:
+    """The contact a handle typed by a user means.
+
+    The local record first (no request). Otherwise, when dmtool can reach X,
+    one handle lookup: if X's user is a contact known by user id (say an
+    archive contact still named `user_<id>`, or someone who has since changed
+    handle), that contact takes the handle and name X gives and is returned.
+    Anyone else is not found (exit 1), whatever X knows: a lookup adds no
+    record. RateLimited, Unavailable and AuthError from the lookup propagate
+    with their own exit codes."""
+    conn = st.store.conn
+    c = cstore.find(conn, handle)
+    if c is not None:
+        return c
+    h = clean_handle(handle)
+    if not X_HANDLE.fullmatch(h):
+        return cstore.get(conn, h)  # cannot be anyone's handle on X: not found, without asking
+    from dmtool.services.xconnect import can_reach_x
+
+    if not can_reach_x(st):
+        raise NotFound(
+            f"no contact @{h} in the local record, and dmtool could not ask X who @{h} is: "
+            "there are no X credentials",
+            hint="run `dmtool auth login`, then try again (or `dmtool sync`, which also names "
+                 "contacts known only by id)")
+    try:
+        user = st.client().user_by_handle(h)
+    except NotFound as e:
+        raise NotFound(f"no contact @{h}, and X has no user @{h}",
+                       hint=e.hint or "check the spelling; `dmtool contacts list` shows your "
+                                      "contacts") from None
+    with st.store.tx() as conn:
+        known = cstore.find_by_user_id(conn, user.id)
+        if known is None:
+            raise NotFound(
+                f"no contact @{user.username}: X knows @{user.username} (user {user.id}), but "
+                "you have no record of them, so no consent to DM them",
+                hint="people become contacts when they DM or mention you (`dmtool sync`); "
+                     "`dmtool contacts add` records someone, which is not consent")
+        c, _ = cstore.upsert_x_user(conn, user.id, user.username, user.name, now=_stamp())
+    return c
