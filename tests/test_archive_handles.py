@@ -118,6 +118,13 @@ def test_a_failed_lookup_is_a_warning_and_the_import_is_complete(
     assert f"run `dmtool import archive {path}` again to name them" in stderr
     assert set(contacts(cli)) == {f"user_{ALICE}", f"user_{BOB}"}
     assert [e["action"] for e in cli("log", "--json").json()].count("archive_imported") == 1
+    if status == 429:
+        # The users lookup is paused until X's reset: importing again before
+        # it asks nothing; after it, the import names them.
+        again, stderr = import_json(cli, path)
+        assert again["requests"] == 0 and again["naming_error"]["code"] == code
+        assert "X rate limit on looking up users" in stderr
+        clock.advance(minutes=16)
     # Importing again later names them, and imports nothing twice.
     again, stderr = import_json(cli, path)
     assert again["messages_new"] == 0 and again["contacts_named"] == 2 and stderr == ""
@@ -228,3 +235,21 @@ def test_x_trouble_during_the_lookup_keeps_its_exit_code(
     assert r.exit_code == 5, r
     assert error(r)["code"] == code
     assert contacts(cli) == {f"user_{ALICE}": ALICE}
+
+
+def test_a_429_on_the_lookup_pauses_user_lookups_until_the_reset(
+        cli: Cli, clock: Clock, world: Any, tmp_path: Path) -> None:
+    world.fail_next(503, count=3, method="GET", path_contains=USERS)
+    import_json(cli, archive_with(tmp_path / "arc", clock, ALICE))
+    world.fail_next(429, method="GET", path_contains=BY_NAME, reset_in=600)
+    assert cli("check", "@alice", "--json").exit_code == 5
+    # Before X's reset nothing is asked; sending and reading DMs are not paused.
+    world.reset_requests_log()
+    r = cli("check", "@alice", "--json")
+    assert r.exit_code == 5 and error(r)["family"] == "users"
+    assert "looking up users" in error(r)["message"]
+    assert world.requests_count() == 0
+    clock.advance(minutes=11)
+    r = cli("check", "@alice", "--json")
+    assert r.exit_code in (0, 3), r
+    assert r.json()["user_id"] == ALICE and world.requests_count() == 1

@@ -109,7 +109,7 @@ def test_draft_refused_early_when_contact_may_not_be_dmed(cli):
 
 def test_caps_do_not_stop_a_draft(cli):
     add_talking_contact("alice", "Alice", "2001")
-    set_state("rate_limited_until", fmt(now() + timedelta(hours=1)) or "")
+    set_state("rate_limited_until.dm_send", fmt(now() + timedelta(hours=1)) or "")
     assert cli("check", "alice").exit_code == 5  # X asked us to pause...
     d = draft_json(cli, "alice", "Thanks for writing, Alice.")  # ...but writing is fine
     assert d["status"] == "draft"

@@ -58,7 +58,9 @@ def test_first_sync_stores_contacts_messages_and_evidence(cli: Cli, world: Sandb
 
     data = sync(cli)
     assert set(data) == {"dm_events_new", "dm_events_read", "mentions_new", "replies_new",
-                         "contacts_new", "opted_out", "requests", "autoacks_sent", "backend"}
+                         "contacts_new", "opted_out", "requests", "autoacks_sent", "deferred",
+                         "backend"}
+    assert data["deferred"] == []
     assert data["backend"] == "sandbox"
     assert data["dm_events_new"] == 4
     assert data["dm_events_read"] == 6  # the group message and the join are paid for too
@@ -224,17 +226,28 @@ def test_rate_limit_mid_sync_exits_5_with_reset_time_and_keeps_pages(
     assert r.exit_code == 5
     local = reset.astimezone().strftime("%H:%M")
     assert local in r.stderr and r.stderr.startswith("error: ")
-    assert db("SELECT value FROM sync_state WHERE key = 'rate_limited_until'") == [(fmt(reset),)]
+    assert db("SELECT value FROM sync_state WHERE key = 'rate_limited_until.dm_read'") == [
+        (fmt(reset),)]
 
 
-def test_check_refuses_while_rate_limited(cli: Cli, world: SandboxWorld, clock: Clock,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_refuses_only_while_sending_is_rate_limited(cli: Cli, world: SandboxWorld,
+                                                          clock: Clock) -> None:
     world.incoming_dm(ALICE, "hi", at=clock.ago(hours=1))
     sync(cli)
     clock.advance(minutes=1)
     world.incoming_dm(ALICE, "again", at=clock.ago(seconds=5))
     world.fail_next(429, path_contains="/2/dm_events")
     assert cli("sync").exit_code == 5
+    # A limit on reading DMs does not stop sending: check says yes.
+    r = cli("check", "alice", "--json")
+    assert r.exit_code == 0, r
+    assert "E_RATE_LIMITED" not in {x["code"] for x in r.json()["reasons"]}
+    # A limit on sending does.
+    conn = sqlite3.connect(Paths.resolve("default").db_file)
+    with conn:
+        conn.execute("INSERT INTO sync_state (key, value) VALUES ('rate_limited_until.dm_send', ?)",
+                     (fmt(clock.now + timedelta(minutes=5)),))
+    conn.close()
     r = cli("check", "alice", "--json")
     assert r.exit_code == 5
     assert "E_RATE_LIMITED" in {x["code"] for x in r.json()["reasons"]}
@@ -282,7 +295,7 @@ def test_wait_counts_down_then_syncs(cli: Cli, world: SandboxWorld, clock: Clock
     world.incoming_dm(ALICE, "hi", at=clock.ago(hours=1))
     st = AppState()
     with st.store.tx():
-        st.store.set_state("rate_limited_until", fmt(clock.now + timedelta(seconds=5)))
+        st.store.set_state("rate_limited_until.dm_read", fmt(clock.now + timedelta(seconds=5)))
     lines: list[tuple[str, bool]] = []
     sleeps: list[float] = []
     try:

@@ -308,6 +308,26 @@ def test_429_is_rate_limited_with_reset_time(client: TweepyClient, world: Sandbo
     assert client.requests_made == 1  # no waiting, no retry
 
 
+@pytest.mark.parametrize(("call", "family"), [
+    (lambda c: c.dm_events(5), "dm_read"),
+    (lambda c: c.conversation_events(ALICE, 5), "dm_read"),
+    (lambda c: c.send_dm(ALICE, "hello"), "dm_send"),
+    (lambda c: c.mentions(ME), "timelines"),
+    (lambda c: c.own_posts(ME), "timelines"),
+    (lambda c: c.me(), "users"),
+    (lambda c: c.users_by_ids([ALICE]), "users"),
+    (lambda c: c.user_by_handle("alice"), "users"),
+])
+def test_429_names_the_endpoint_family(client: TweepyClient, world: SandboxWorld,
+                                       call: Any, family: str) -> None:
+    """X limits each family separately: the error says which one paused."""
+    world.fail_next(429, reset_in=600)
+    with pytest.raises(RateLimited) as info:
+        call(client)
+    assert info.value.family == family
+    assert info.value.reset_at is not None
+
+
 def test_usage_cap_is_an_auth_error(client: TweepyClient, world: SandboxWorld) -> None:
     world.fail_next(429, usage_capped=True)
     with pytest.raises(AuthError) as info:
@@ -376,6 +396,17 @@ def test_oauth2_token_near_expiry_is_refreshed_before_the_request(world: Sandbox
     assert [r["path"] for r in world.requests_log()] == ["/2/oauth2/token", "/2/users/me"]
     assert saved and saved[0].expires_at is not None
     assert saved[0].expires_at > datetime.now(UTC).timestamp() + 7000
+
+
+def test_a_rate_limited_token_refresh_pauses_the_family_that_needed_it(world: SandboxWorld) -> None:
+    creds = Credentials(kind="oauth2", client_id="cid", access_token=SECRET, refresh_token="r",
+                        expires_at=int(datetime.now(UTC).timestamp()) + 60)
+    client = client_for(world, creds)
+    world.fail_next(429, path_contains="/2/oauth2/token")
+    with pytest.raises(RateLimited) as info:
+        client.dm_events(5)
+    assert info.value.family == "dm_read"
+    assert [r["path"] for r in world.requests_log()] == ["/2/oauth2/token"]
 
 
 def test_oauth1_requests_are_signed_and_parsed(world: SandboxWorld) -> None:

@@ -81,14 +81,28 @@ class TemporaryError(DmtoolError):
     code = "E_TEMPORARY"
 
 
+# X limits each family of endpoints in its own window (x-api.md "Limits and
+# cost"), so a 429 pauses only its family. The names are stable: sync_state
+# keys and JSON use them.
+RATE_FAMILIES: dict[str, str] = {
+    "dm_read": "reading DMs",  # GET /2/dm_events, /2/dm_conversations/with/{id}/dm_events
+    "dm_send": "sending DMs",  # POST /2/dm_conversations/with/{id}/messages
+    "timelines": "reading mentions and posts",  # /2/users/{id}/mentions, /2/users/{id}/tweets
+    "users": "looking up users",  # /2/users/me, /2/users, /2/users/by/username/{name}
+}
+
+
 class RateLimited(TemporaryError):
-    """X answered 429; nothing more is sent or read until reset_at (epoch seconds)."""
+    """X answered 429 for one family of endpoints (RATE_FAMILIES); dmtool makes
+    no request of that family until reset_at (epoch seconds)."""
 
     code = "E_RATE_LIMITED"
 
-    def __init__(self, message: str, *, reset_at: int | None = None, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, reset_at: int | None = None, hint: str | None = None,
+                 family: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.reset_at = reset_at
+        self.family = family
 
 
 class Unavailable(TemporaryError):

@@ -349,7 +349,8 @@ def _common_reasons(
         reasons.append(
             Reason(
                 "E_RATE_LIMITED",
-                f"X asked dmtool to pause until {_moment(rate_limited_until)} (rate limit). "
+                f"X asked dmtool to pause sending DMs until {_moment(rate_limited_until)} "
+                "(rate limit). "
                 "Try again after that; dmtool does not retry by itself.",
             )
         )
@@ -417,7 +418,8 @@ def decide(
 
     `text=None` asks "may I DM this contact at all" (the check command): the
     duplicate and lint rules are skipped. `findings` are lint's findings for
-    `text`; `recent_sends` are dmtool's sends to anyone in the last 30 days.
+    `text`; `recent_sends` are dmtool's sends to anyone in the last 30 days;
+    `rate_limited_until` is X's pause on sending DMs (the dm_send family only).
     """
     who = _who(contact)
     first_contact = is_first_contact(contact)

@@ -135,6 +135,9 @@ def _report(ctx: Any, e: DmtoolError) -> None:
             from dmtool.timeutil import fmt
 
             extra["reset_at"] = fmt(datetime.fromtimestamp(reset_at, UTC))
+        family = getattr(e, "family", None)
+        if family:  # which endpoint family X paused (errors.RATE_FAMILIES)
+            extra["family"] = family
         if e.details:
             extra["details"] = e.details
         output.error_json(e.code, e.message, e.hint, **extra)

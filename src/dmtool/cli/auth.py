@@ -15,6 +15,8 @@ from dmtool.cli.context import AppState, state
 from dmtool.errors import AuthError, ConfigError, UsageError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from dmtool.credentials import Credentials
     from dmtool.x.types import XClient, XUser
 
@@ -169,6 +171,16 @@ def auth_login(
                     "this login until you unset them")
 
 
+def _rate_limits(st: AppState) -> dict[str, datetime | None]:
+    """X's pauses per endpoint family that are still ahead (none without a store)."""
+    from dmtool import timeutil
+    from dmtool.services import ratelimits
+
+    if not st.paths.db_file.exists():
+        return dict.fromkeys(ratelimits.FAMILIES)
+    return ratelimits.active(st.store.conn, timeutil.now())
+
+
 def _sandbox_status(st: AppState) -> dict[str, Any]:
     from dmtool.services.xconnect import ensure_sandbox_world
     from dmtool.x.sandbox import SandboxWorld
@@ -190,6 +202,14 @@ def _cached_account(st: AppState) -> tuple[str | None, str | None]:
 
 
 def _status(st: AppState) -> dict[str, Any]:
+    from dmtool.timeutil import fmt
+
+    data = _account_status(st)
+    data["rate_limits"] = {f: fmt(until) for f, until in _rate_limits(st).items()}
+    return data
+
+
+def _account_status(st: AppState) -> dict[str, Any]:
     from dmtool.credentials import load_credentials
 
     if st.sandbox:
@@ -214,7 +234,8 @@ def _status(st: AppState) -> dict[str, Any]:
 @auth_app.command("status")
 def auth_status(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Which X account this profile uses, where its credentials come from and
-    when they expire (secrets masked). Exit 4 when there are none."""
+    when they expire (secrets masked), and which rate-limit pauses X asked for
+    are still ahead, per endpoint family. Exit 4 when there are no credentials."""
     st = state(ctx)
     data = _status(st)
     if json_:
@@ -235,7 +256,17 @@ def auth_status(ctx: typer.Context, json_: JsonOpt = False) -> None:
     if expires:
         pairs.append(("expires", expires))
     pairs += [(k.replace("_", " "), data[k]) for k in _SHOWN_FIELDS if k in data]
+    pairs.append(("rate limits", _limits_text(data["rate_limits"])))
     output.print_fields(pairs)
+
+
+def _limits_text(limits: dict[str, str | None]) -> str:
+    from dmtool.services import ratelimits
+    from dmtool.timeutil import parse
+
+    active = [f"{ratelimits.label(f)} paused until {ratelimits.local_time(parse(at))}"
+              for f, at in limits.items() if at]
+    return "; ".join(active) if active else "none"
 
 
 @auth_app.command("logout")

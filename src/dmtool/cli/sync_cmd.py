@@ -38,6 +38,9 @@ def summary(r: SyncResult, sandbox: bool) -> str:
         line += "; opted out: " + ", ".join("@" + h for h in r.opted_out)
     if r.autoacks_sent:
         line += f"; {_plural(r.autoacks_sent, 'acknowledgement')} sent"
+    if r.deferred:  # the stderr note says until when
+        line += "; held back by X rate limits: " + ", ".join(
+            str(d["what"]).replace("_", " ") for d in r.deferred)
     return line
 
 
@@ -68,7 +71,8 @@ def sync_cmd(
     ctx: typer.Context,
     json_: JsonOpt = False,
     wait: Annotated[bool, typer.Option(
-        "--wait", help="On a rate limit, wait for the reset (with a countdown) instead of exit 5.")]
+        "--wait", help="On a rate limit on reading DMs (or on what --public needs), wait for "
+                       "the reset (with a countdown) instead of exit 5.")]
     = False,
     public: Annotated[bool, typer.Option(
         "--public", help="Check mentions and your public replies now, even if checked within "
@@ -78,8 +82,10 @@ def sync_cmd(
     consent evidence and opt-outs.
 
     Incremental and cost-aware: it stops at the first DM event it already has,
-    and a sync with nothing new costs one request. On a rate limit it stops
-    with exit 5 and the reset time (nothing read is lost), unless --wait.
+    and a sync with nothing new costs one request. A rate limit on reading DMs
+    stops it with exit 5 and the reset time (nothing read is lost), unless
+    --wait. A limit on mentions, user lookups or sending only defers that part
+    (said on stderr and in the JSON `deferred` list); the DMs are still read.
     """
     from dmtool.services.sync import run_sync
 

@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from dmtool import timeutil
 from dmtool.errors import AuthError, DmtoolError, InputError
+from dmtool.services import ratelimits
 from dmtool.services.identity import name_placeholders
 from dmtool.services.sync import K_ARCHIVE_ACCOUNT, K_ME_ID, apply_optout_words, sync_lock
 from dmtool.services.xconnect import can_reach_x
@@ -670,7 +671,10 @@ def name_contacts(st: AppState, result: ImportResult) -> None:
         client = st.client()
         before = client.requests_made
         try:
-            result.contacts_named = name_placeholders(store, client, now=fmt(timeutil.now()) or "")
+            with ratelimits.guarded(store, "users", "dmtool could not ask X for their handles",
+                                    hint="wait until then"):
+                result.contacts_named = name_placeholders(store, client.users_by_ids,
+                                                          now=fmt(timeutil.now()) or "")
         finally:
             result.requests = client.requests_made - before
     except DmtoolError as e:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from dmtool import policy
 from dmtool.models import Contact, EvidenceRow
+from dmtool.services import ratelimits
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
 from dmtool.store.db import state_value
@@ -56,7 +57,9 @@ def recent_sends(conn: sqlite3.Connection, now: datetime) -> list[policy.Send]:
 
 
 def rate_limited_until(conn: sqlite3.Connection) -> datetime | None:
-    return parse_opt(state_value(conn, "rate_limited_until"))
+    """The pause on sending DMs (policy E_RATE_LIMITED): only the dm_send family
+    stops a send; a limit on reading or lookups does not."""
+    return parse_opt(state_value(conn, ratelimits.key("dm_send")))
 
 
 def decide(conn: sqlite3.Connection, contact: Contact, text: str | None,

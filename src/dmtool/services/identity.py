@@ -16,17 +16,19 @@ dealt with, and a lookup is not an exchange (policy.md §1).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dmtool import timeutil
 from dmtool.errors import NotFound
 from dmtool.models import Contact, clean_handle
+from dmtool.services import ratelimits
 from dmtool.store import contacts as cstore
 
 if TYPE_CHECKING:
     from dmtool.cli.context import AppState
     from dmtool.store import Store
-    from dmtool.x.types import XClient
+    from dmtool.x.types import XUser
 
 # X's own rule for handles: a handle outside it cannot be on X, so never ask.
 X_HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
@@ -36,17 +38,18 @@ def _stamp() -> str:
     return timeutil.fmt(timeutil.now()) or ""
 
 
-def name_placeholders(store: Store, client: XClient, *, now: str, limit: int | None = None) -> int:
+def name_placeholders(store: Store, users_by_ids: Callable[[list[str]], list[XUser]], *, now: str,
+                      limit: int | None = None) -> int:
     """Ask X for the handles of contacts known only by id (`user_<id>`), up to
     `limit` of them (all by default), and record them; returns how many got
     one. X answers users it no longer knows (deleted, suspended) with only an
     `errors` entry: those stay by id. The lookup runs before the write
-    transaction, so no lock is held over the network. Raises what the client
+    transaction, so no lock is held over the network. Raises what the lookup
     raises (RateLimited, Unavailable, AuthError, ...); nothing is written then."""
     ids = cstore.placeholder_user_ids(store.conn, limit=limit)
     if not ids:
         return 0
-    users = client.users_by_ids(ids)  # one request per 100 ids
+    users = users_by_ids(ids)  # one request per 100 ids
     wanted = set(ids)
     named = 0
     with store.tx() as conn:
@@ -83,7 +86,9 @@ def contact_for(st: AppState, handle: str) -> Contact:
             hint="run `dmtool auth login`, then try again (or `dmtool sync`, which also names "
                  "contacts known only by id)")
     try:
-        user = st.client().user_by_handle(h)
+        with ratelimits.guarded(st.store, "users", f"no contact @{h} in the local record, and "
+                                f"dmtool could not ask X who @{h} is", hint="try again after that time"):
+            user = st.client().user_by_handle(h)
     except NotFound as e:
         raise NotFound(f"no contact @{h}, and X has no user @{h}",
                        hint=e.hint or "check the spelling; `dmtool contacts list` shows your "

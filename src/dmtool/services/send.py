@@ -39,7 +39,7 @@ from dmtool.errors import (
     UsageError,
 )
 from dmtool.lint import lint
-from dmtool.services import consent, drafting
+from dmtool.services import consent, drafting, ratelimits
 from dmtool.services.drafting import DraftView
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
@@ -61,7 +61,6 @@ RECONCILE_SKEW = timedelta(seconds=30)
 # Every DM event read is billed: start with a small page (our DM is usually the
 # newest event) and grow only while the search has not reached the send's start.
 RECONCILE_PAGE_SIZES = (5, 25, 100)
-DEFAULT_RATE_PAUSE = timedelta(minutes=15)
 NOT_DELIVERED = "not delivered (confirmed absent)"
 
 Confirm = Callable[[DraftView], bool]
@@ -196,7 +195,11 @@ def _reconcile(st: AppState, d: dstore.Draft) -> dstore.Draft:
     found = _find_in_store(st, d, since)
     covered = True
     if found is None and contact.user_id and started is not None:
-        event, covered = _find_on_x(st, d, contact.user_id, since)
+        what = (f"could not check whether draft {d.id} reached @{contact.handle}{_on(st)} "
+                "(nothing was sent)")
+        hint = f"run `dmtool send {d.id}` after that time: it checks X first"
+        with ratelimits.guarded(st.store, "dm_read", what, hint=hint):
+            event, covered = _find_on_x(st, d, contact.user_id, since)
         if event is not None:
             found = (event.id, event.conversation_id, event.created_at or clock())
     if found is not None:
@@ -237,7 +240,9 @@ def _resolve_user_id(st: AppState, contact: Contact) -> Contact:
     """X addresses DMs by user id; look it up once and keep it (handles change)."""
     if contact.user_id:
         return contact
-    user = st.client().user_by_handle(contact.handle)
+    with ratelimits.guarded(st.store, "users", f"not sent{_on(st)}: @{contact.handle}'s X user "
+                            "id is not known yet", hint="send it after that time"):
+        user = st.client().user_by_handle(contact.handle)
     with st.store.tx() as conn:
         other = cstore.find_by_user_id(conn, user.id)
         if other is not None and other.id != contact.id:
@@ -258,7 +263,8 @@ def _gate_error(st: AppState, v: DraftView) -> DmtoolError | None:
         if v.decision.temporary:
             until = consent.rate_limited_until(st.store.conn)
             return RateLimited(f"not sent{_on(st)}: {blocking[0].message}",
-                               reset_at=int(until.timestamp()) if until else None)
+                               reset_at=int(until.timestamp()) if until else None,
+                               family="dm_send")
         return drafting.refuse(st, v.contact, blocking, command="send", draft_id=d.id,
                                what=f"not sent{_on(st)}")
     new = sorted(v.warning_codes - d.acknowledged_codes)
@@ -314,7 +320,7 @@ def send_draft(st: AppState, draft_id: int, *, confirm: Confirm | None, yes: boo
                 hint=f"run `dmtool send {d.id}` (without --dry-run): it checks X first")
         # 1. An earlier attempt that crashed or timed out is settled before anything else.
         # Under the lock: `sending` may also be a send in flight in another process.
-        with send_lock(st), _noting_rate_limits(st):
+        with send_lock(st):
             d = dstore.get(st.store.conn, draft_id)
             if d.status in dstore.UNSETTLED:
                 d = _reconcile(st, d)
@@ -336,8 +342,7 @@ def send_draft(st: AppState, draft_id: int, *, confirm: Confirm | None, yes: boo
         raise err
     if not v.contact.user_id:
         # The id can bring back a suppression kept by user id: check again with it.
-        with _noting_rate_limits(st):
-            _resolve_user_id(st, v.contact)
+        _resolve_user_id(st, v.contact)
         v = drafting.view(st.store.conn, st, d)
         err = _gate_error(st, v)
         if err is not None:
@@ -390,9 +395,9 @@ def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
                        "accept DMs from you; draft marked failed",
                        hint="reply publicly, or wait until they message you") from None
     except RateLimited as e:
-        _back_to_approved(st, d, contact, "rate_limited", reset_at=e.reset_at)
+        _back_to_approved(st, d, contact, "rate_limited", limit=e)
         raise RateLimited(f"not sent{_on(st)}: {e.message}; the draft stays approved",
-                          reset_at=e.reset_at, hint=e.hint) from None
+                          reset_at=e.reset_at, hint=e.hint, family=e.family or "dm_send") from None
     except SendOutcomeUnknown as e:
         _settle_unknown(st, d, contact, e.message)
         raise SendOutcomeUnknown(
@@ -417,24 +422,6 @@ def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
     return SendResult(dstore.get(conn, d.id), decision.first_contact, sandbox=st.sandbox)
 
 
-@contextlib.contextmanager
-def _noting_rate_limits(st: AppState) -> Iterator[None]:
-    """A 429 on any X call stops sending until the reset time (policy.md §3)."""
-    try:
-        yield
-    except RateLimited as e:
-        with st.store.tx():
-            _save_rate_limit(st, e.reset_at, clock())
-        raise
-
-
-def _save_rate_limit(st: AppState, reset_at: int | None, now: datetime) -> str:
-    until = datetime.fromtimestamp(reset_at, UTC) if reset_at else now + DEFAULT_RATE_PAUSE
-    stamp = fmt(until) or ""
-    st.store.set_state("rate_limited_until", stamp)
-    return stamp
-
-
 def _settle_failed(st: AppState, d: dstore.Draft, contact: Contact, reason: str, *, code: str,
                    dm_closed: bool = False) -> None:
     now = fmt(clock()) or ""
@@ -455,14 +442,14 @@ def _settle_unknown(st: AppState, d: dstore.Draft, contact: Contact, why: str) -
 
 
 def _back_to_approved(st: AppState, d: dstore.Draft, contact: Contact, action: str, *,
-                      reset_at: int | None = None, error: str | None = None) -> None:
+                      limit: RateLimited | None = None, error: str | None = None) -> None:
     now = clock()
     with st.store.tx() as conn:
         dstore.back_to_approved(conn, d.id, now=fmt(now) or "")
         detail: dict[str, Any] = {"sandbox": st.sandbox}
         codes: list[str] = []
-        if action == "rate_limited":
-            detail["until"] = _save_rate_limit(st, reset_at, now)
+        if limit is not None:
+            detail["until"] = fmt(ratelimits.record(st.store, limit, now, family="dm_send"))
             codes = ["E_RATE_LIMITED"]
         elif error:
             codes = [error]
@@ -508,11 +495,13 @@ def send_autoack(st: AppState, contact_id: int, inbound_at: datetime) -> SendRes
             cstore.audit(tx, "approved", now=stamp, contact=contact, draft_id=d.id, by="autoack")
         try:
             return _send_approved(st, d.id, confirmed_text=text, contact_id=contact.id)
-        except PolicyRefused:
-            # Refused at the gate: nothing was sent. No approved ack may linger
-            # for someone to send by hand later.
+        except (PolicyRefused, RateLimited) as e:
+            # Refused at the gate, or X's sending limit: nothing was sent. No
+            # approved ack may linger for someone to send by hand later.
             with st.store.tx() as tx:
                 dstore.discard(tx, d.id, now=fmt(clock()) or "")
+            if isinstance(e, RateLimited):
+                raise
             return None
         except (DMClosed, SendOutcomeUnknown):
             return None  # settled and audited; the digest lists failed sends
@@ -529,5 +518,7 @@ def settle_autoacks(st: AppState) -> None:
         for d in pending:
             d = dstore.get(st.store.conn, d.id)
             if d.status in dstore.UNSETTLED:
-                with contextlib.suppress(Unavailable):  # try again at the next sync
+                # Try again at the next sync (a dm_read limit is recorded, and the
+                # sync itself then says when it can read again).
+                with contextlib.suppress(Unavailable, RateLimited):
                     _reconcile(st, d)

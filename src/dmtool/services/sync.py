@@ -15,7 +15,14 @@ sync_state keys used here:
   says "events from `top` down to `bottom_at` are stored; continue below with
   `token`". A new walk stops at a segment's top and jumps to its token.
 - mentions_since, posts_since: since_id cursors; public_synced_at.
-- rate_limited_until: RFC 3339; nothing reads or sends before it.
+- rate_limited_until.<family>: X's pauses (services/ratelimits.py).
+
+Rate limits are per endpoint family. Sync cannot do without reading DMs
+(dm_read), nor, before it knows whose account it is, without users/me: a pause
+on those refuses the sync (exit 5) or, with --wait, is waited out. A pause on
+timelines defers the public check, one on users stores new people by id
+(`user_<id>`, named at a later sync), one on sending skips acknowledgements:
+the sync goes on and reports what it held back (SyncResult.deferred).
 """
 
 from __future__ import annotations
@@ -28,13 +35,14 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dmtool import optout, timeutil
 from dmtool.errors import Busy, ConfigError, InputError, RateLimited
 from dmtool.models import Contact
+from dmtool.services import ratelimits
 from dmtool.services.identity import name_placeholders
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
@@ -56,14 +64,12 @@ K_WALK = "dm_walk"
 K_MENTIONS = "mentions_since"
 K_POSTS = "posts_since"
 K_PUBLIC_AT = "public_synced_at"
-K_LIMITED = "rate_limited_until"
 
 DM_WINDOW = timedelta(days=30)  # X serves DM events of the last 30 days only
 # Mentions and own posts cost a request each even when nothing is new, so a
 # sync checks them at most this often: a quiet cron sync stays one request.
 FIRST_PUBLIC_PAGES = 2  # no cursor yet: the newest 200 are plenty of history
 MAX_PUBLIC_PAGES = 5  # with a cursor: bound a backlog, then move the cursor on
-DEFAULT_RESET = timedelta(minutes=15)  # a 429 without x-rate-limit-reset
 MAX_RATE_WAITS = 3  # --wait: give up after this many rate-limit pauses
 SYNC_NAMING_BATCH = 100  # contacts known only by id named per sync: one users lookup
 
@@ -95,6 +101,9 @@ class SyncResult:
     opted_out: list[str] = field(default_factory=list)
     requests: int = 0
     autoacks_sent: int = 0
+    # What a rate limit held back: {"what": public_check | user_names | autoacks,
+    # "family": ..., "until": RFC 3339}.
+    deferred: list[dict[str, str | None]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +115,7 @@ class SyncResult:
             "opted_out": list(self.opted_out),
             "requests": self.requests,
             "autoacks_sent": self.autoacks_sent,
+            "deferred": [dict(d) for d in self.deferred],
             "backend": self.backend,
         }
 
@@ -149,12 +159,15 @@ def sync_lock(path: Path, what: str = "") -> Iterator[None]:
         os.close(fd)  # closing releases the flock
 
 
-def _local_time(at: datetime) -> str:
-    local = at.astimezone()
-    text = f"{local:%H:%M}"
-    if local.date() != datetime.now().astimezone().date():
-        text += f" on {local:%Y-%m-%d}"
-    return f"{text} ({fmt(at)})"
+def _needed(store: Store, public: bool) -> list[str]:
+    """The families a sync cannot do without: DM reads; user lookups while it
+    does not know whose account it is; timelines when --public asks for them."""
+    families = ["dm_read"]
+    if not store.get_state(K_ME_ID):
+        families.append("users")
+    if public:
+        families.append("timelines")
+    return families
 
 
 def run_sync(st: AppState, *, wait: bool, progress: Progress | None = None,
@@ -162,56 +175,53 @@ def run_sync(st: AppState, *, wait: bool, progress: Progress | None = None,
              sleep: Callable[[float], None] = time.sleep) -> SyncResult:
     """Sync the profile's store with X. Raises Busy, RateLimited and the X errors.
 
-    With `wait`, a rate limit (stored or met on the way) is waited out with a
-    countdown through `progress`, then the sync goes on where it stopped.
+    With `wait`, a rate limit on a family the sync needs (stored or met on the
+    way) is waited out with a countdown through `progress`, then the sync goes
+    on where it stopped. Other families' limits only defer their part.
     `autoack_hook(conn, contact, message_at)` runs for each new inbound DM,
     after the page holding it is committed.
     """
     prefix = "sandbox: " if st.sandbox else ""
+    hint = "run `dmtool sync` after that time, or `dmtool sync --wait`"
     st.paths.ensure()
     with sync_lock(st.paths.sync_lock_file, prefix):
         store = st.store
         waits = 0
         syncer: _Sync | None = None
         while True:
-            until = parse_opt(store.get_state(K_LIMITED))
             now = timeutil.now()
-            if until is not None and until > now:
+            paused = [(f, u) for f in _needed(store, public)
+                      if (u := ratelimits.paused_until(store.conn, f, now)) is not None]
+            if paused:
+                family, until = max(paused, key=lambda p: p[1])
                 if not wait or waits >= MAX_RATE_WAITS:
-                    raise RateLimited(
-                        f"{prefix}X rate limit: sync is paused until {_local_time(until)}",
-                        reset_at=int(until.timestamp()),
-                        hint="run `dmtool sync` after that time, or `dmtool sync --wait`")
+                    if family == "timelines":  # only --public needs it now
+                        hint = ("without --public, `dmtool sync` reads your DMs now and checks "
+                                "mentions later; or run `dmtool sync --public --wait`")
+                    raise ratelimits.refusal(family, until, f"{prefix}sync is paused", hint=hint)
                 waits += 1
                 _countdown(until - now, until, progress, sleep)
-                with store.tx():
-                    store.set_state(K_LIMITED, None)
+                for f, _ in paused:
+                    ratelimits.clear(store, f)
             if syncer is None:  # the client (and so no request) only once the gate is passed
                 syncer = _Sync(st, progress, autoack_hook, public)
             try:
                 syncer.run()
                 return syncer.finish()
             except RateLimited as e:
-                until = _record_limit(store, e)
-                if wait and waits < MAX_RATE_WAITS:
-                    continue
-                kept = syncer.result
-                raise RateLimited(
-                    f"{prefix}X rate limit reached during sync; what was read is kept "
-                    f"({kept.dm_events_new} new DMs, {kept.mentions_new} mentions). "
-                    f"Sync can go on at {_local_time(until)}",
-                    reset_at=int(until.timestamp()),
-                    hint="run `dmtool sync` again after that time, or `dmtool sync --wait`") from None
-
-
-def _record_limit(store: Store, e: RateLimited) -> datetime:
-    if e.reset_at is not None:
-        until = datetime.fromtimestamp(e.reset_at, UTC)
-    else:
-        until = timeutil.now() + DEFAULT_RESET
-    with store.tx():
-        store.set_state(K_LIMITED, fmt(until))
-    return until
+                family = e.family or "dm_read"
+                until = ratelimits.record(store, e, timeutil.now(), family=family)
+                if not wait or waits >= MAX_RATE_WAITS:
+                    kept = syncer.result
+                    raise RateLimited(
+                        f"{prefix}X rate limit on {ratelimits.label(family)} reached during sync; "
+                        f"what was read is kept ({kept.dm_events_new} new DMs, "
+                        f"{kept.mentions_new} mentions). Sync can go on at "
+                        f"{ratelimits.local_time(until)}",
+                        reset_at=int(until.timestamp()), family=family, hint=hint) from None
+                waits += 1
+                _countdown(until - timeutil.now(), until, progress, sleep)
+                ratelimits.clear(store, family)
 
 
 def _countdown(left: timedelta, until: datetime, progress: Progress | None,
@@ -220,7 +230,8 @@ def _countdown(left: timedelta, until: datetime, progress: Progress | None,
     # (DMTOOL_NOW in tests and demos) cannot make it wait forever.
     remaining = math.ceil(left.total_seconds()) + 1  # x-rate-limit-reset has 1 s resolution
     if progress:
-        progress(f"rate limited by X: waiting until {_local_time(until)}", transient=False)
+        progress(f"rate limited by X: waiting until {ratelimits.local_time(until)}",
+                 transient=False)
     while remaining > 0:
         if progress:
             progress(f"rate limited by X: resuming in {remaining // 60}:{remaining % 60:02d}")
@@ -252,6 +263,40 @@ class _Sync:
         if self.progress:
             self.progress(text)
 
+    # --- rate limits on the parts a sync can do without ------------------------------------
+
+    def paused(self, family: str) -> datetime | None:
+        return ratelimits.paused_until(self.store.conn, family, self.now)
+
+    def noted(self, e: RateLimited, family: str) -> datetime:
+        """Record a 429 of a family the sync can do without; re-raise any other."""
+        if (e.family or family) != family:
+            raise e
+        return ratelimits.record(self.store, e, timeutil.now(), family=family)
+
+    def defer(self, what: str, family: str, until: datetime, note: str) -> None:
+        """Hold back one part of the sync until `family`'s reset, saying so once."""
+        if any(d["what"] == what for d in self.result.deferred):
+            return
+        self.result.deferred.append({"what": what, "family": family, "until": fmt(until)})
+        if self.progress:
+            prefix = "sandbox: " if self.st.sandbox else ""
+            self.progress(f"{prefix}X rate limit on {ratelimits.label(family)} until "
+                          f"{ratelimits.local_time(until)}: {note}", transient=False)
+
+    def users_by_ids(self, ids: list[str]) -> list[XUser]:
+        """A users lookup that a users limit turns into none at all: the people
+        are then stored by id (`user_<id>`) and named at a later sync."""
+        until = self.paused("users")
+        if until is None:
+            try:
+                return self.client.users_by_ids(ids)
+            except RateLimited as e:
+                until = self.noted(e, "users")
+        self.defer("user_names", "users", until,
+                   "new people are stored by id (user_<id>) and named at a later sync")
+        return []
+
     def finish(self) -> SyncResult:
         self.result.requests = self.client.requests_made - self.start_requests
         return self.result
@@ -270,7 +315,19 @@ class _Sync:
         every = timedelta(minutes=int(self.st.config.get("sync.public_every_minutes")))
         last = parse_opt(self.store.get_state(K_PUBLIC_AT))
         if self.public or last is None or self.now - last >= every:
-            self.sync_public(me)
+            # --public makes the check needed: run_sync refuses or waits instead.
+            until = None if self.public else self.paused("timelines")
+            if until is None:
+                try:
+                    self.sync_public(me)
+                except RateLimited as e:
+                    if self.public:
+                        raise
+                    until = self.noted(e, "timelines")
+            if until is not None:
+                self.defer("public_check", "timelines", until,
+                           "mentions and your public replies are checked at a later sync")
+                return
             self.name_placeholders()
 
     def name_placeholders(self) -> None:
@@ -278,7 +335,7 @@ class _Sync:
         could not name) get their handle once X names them. One users lookup,
         only when there are such contacts, and only with the public check so a
         quiet sync stays at one request."""
-        name_placeholders(self.store, self.client, now=self.now_s, limit=SYNC_NAMING_BATCH)
+        name_placeholders(self.store, self.users_by_ids, now=self.now_s, limit=SYNC_NAMING_BATCH)
 
     # --- who am I ---------------------------------------------------------------------
 
@@ -309,7 +366,7 @@ class _Sync:
         if not missing:
             return users
         users = dict(users)
-        for u in self.client.users_by_ids(missing):
+        for u in self.users_by_ids(missing):
             users[u.id] = u
         return users
 
@@ -445,7 +502,15 @@ class _Sync:
         for contact_id, at in self.inbound:
             first[contact_id] = min(at, first.get(contact_id, at))
         for contact_id, at in sorted(first.items(), key=lambda kv: kv[1]):
-            if self.hook(conn, cstore.by_id(conn, contact_id), at):
+            try:
+                sent = self.hook(conn, cstore.by_id(conn, contact_id), at)
+            except RateLimited as e:
+                # X's sending limit: this ack and the rest are skipped (and
+                # audited by the policy); the DMs themselves are stored.
+                self.defer("autoacks", "dm_send", self.noted(e, "dm_send"),
+                           "acknowledgements are not sent")
+                continue
+            if sent:
                 self.result.autoacks_sent += 1
 
     # --- opt-out words --------------------------------------------------------------------

@@ -177,4 +177,16 @@ MIGRATIONS: list[str] = [
         FROM messages m JOIN contacts c ON c.id = m.contact_id
         WHERE m.direction = 'out' AND m.source IN ('send', 'autoack');
     """,
+    # 4: rate-limit pauses per endpoint family (services/ratelimits.py). The one
+    # pause of earlier versions stopped everything: it carries over to every
+    # family, so an upgrade in the middle of a pause still honours it.
+    """
+    INSERT OR IGNORE INTO sync_state (key, value)
+        SELECT 'rate_limited_until.' || f.family, s.value
+        FROM sync_state s,
+             (SELECT 'dm_read' AS family UNION ALL SELECT 'dm_send'
+              UNION ALL SELECT 'timelines' UNION ALL SELECT 'users') f
+        WHERE s.key = 'rate_limited_until' AND s.value IS NOT NULL;
+    DELETE FROM sync_state WHERE key = 'rate_limited_until';
+    """,
 ]

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from dmtool.credentials import Credentials, quiet_secret_loggers, refresh_if_needed
 from dmtool.errors import (
+    RATE_FAMILIES,
     AuthError,
     DMClosed,
     DmtoolError,
@@ -230,11 +231,16 @@ class TweepyClient:
 
     # --- plumbing ------------------------------------------------------------------
 
-    def _ensure_fresh(self, force: bool = False) -> None:
+    def _ensure_fresh(self, family: str, force: bool = False) -> None:
         if self._creds.kind != "oauth2":
             return
-        fresh = refresh_if_needed(self._creds, time.time(), self._save, force=force,
-                                  adapter=self._adapter, path=self._credentials_path)
+        try:
+            fresh = refresh_if_needed(self._creds, time.time(), self._save, force=force,
+                                      adapter=self._adapter, path=self._credentials_path)
+        except RateLimited as exc:
+            # The token endpoint has no family of its own: pause the one that needed it.
+            exc.family = exc.family or family
+            raise
         if fresh is not self._creds:
             self._creds = fresh
             self._client.bearer_token = fresh.access_token
@@ -244,10 +250,12 @@ class TweepyClient:
         if delay > 0:
             self._sleep(delay)
 
-    def _call(self, method: str, what: str, fn: Callable[[Any], Any]) -> Any:
+    def _call(self, method: str, what: str, family: str, fn: Callable[[Any], Any]) -> Any:
         """Run one tweepy call with retries (GET only) and dmtool error mapping.
 
-        `what` names the operation in messages (no secrets ever go in it).
+        `what` names the operation in messages (no secrets ever go in it);
+        `family` is the endpoint's rate-limit family (errors.RATE_FAMILIES),
+        carried by the RateLimited a 429 becomes.
         """
         import requests
         import tweepy
@@ -256,17 +264,17 @@ class TweepyClient:
         attempt = 0
         while True:
             attempt += 1
-            self._ensure_fresh()
+            self._ensure_fresh(family)
             try:
                 return fn(self._client)
             except tweepy.TooManyRequests as exc:
-                raise self._rate_limited(exc) from None
+                raise self._rate_limited(exc, family) from None
             except tweepy.Unauthorized:
                 if self._can_refresh():
                     # An expired or revoked token: refresh once and try again. X
                     # did not act on a 401, so this is safe for a send too.
                     self._refreshed_after_401 = True
-                    self._ensure_fresh(force=True)
+                    self._ensure_fresh(family, force=True)
                     attempt -= 1
                     continue
                 raise AuthError(
@@ -318,9 +326,9 @@ class TweepyClient:
             self._creds.kind == "oauth2" and bool(self._creds.refresh_token) and not self._refreshed_after_401
         )
 
-    def _rate_limited(self, exc: Any) -> DmtoolError:
+    def _rate_limited(self, exc: Any, family: str) -> DmtoolError:
         problem = _problem_of(exc)
-        if str(problem.get("type", "")).endswith("usage-capped"):
+        if str(problem.get("type", "")).endswith("usage-capped"):  # account-wide, not a family
             return AuthError(
                 f"X usage cap reached: {_detail(problem, 'usage capped')}",
                 code="E_USAGE_CAP",
@@ -332,13 +340,16 @@ class TweepyClient:
                 reset_at = int(exc.response.headers["x-rate-limit-reset"])
             except (AttributeError, KeyError, TypeError, ValueError):
                 reset_at = None
+        label = RATE_FAMILIES[family]
         if reset_at is None:
-            return RateLimited("X rate limit reached; try again in 15 minutes")
+            return RateLimited(f"X rate limit reached for {label}; try again in 15 minutes",
+                               family=family)
         when = _reset_text(reset_at)
         return RateLimited(
-            f"X rate limit reached: nothing more is sent or read {when}",
+            f"X rate limit reached for {label}: paused {when}",
             reset_at=reset_at,
             hint=f"try again after {datetime.fromtimestamp(reset_at):%H:%M}",
+            family=family,
         )
 
     def _http_error(self, exc: Any, method: str, what: str) -> DmtoolError:
@@ -434,6 +445,7 @@ class TweepyClient:
         response = self._call(
             "GET",
             "your account",
+            "users",
             lambda c: c.get_me(user_fields=USER_FIELDS, user_auth=self._user_auth),
         )
         if response.data is None:
@@ -451,6 +463,7 @@ class TweepyClient:
         response = self._call(
             "GET",
             f"user @{name}",
+            "users",
             lambda c: c.get_user(username=name, user_fields=USER_FIELDS, user_auth=self._user_auth),
         )
         if response.data is None:
@@ -471,6 +484,7 @@ class TweepyClient:
             response = self._call(
                 "GET",
                 "user lookup",
+                "users",
                 functools.partial(_get_users, ids=chunk, user_fields=USER_FIELDS, user_auth=self._user_auth),
             )
             for user in response.data or []:
@@ -499,6 +513,7 @@ class TweepyClient:
         response = self._call(
             "GET",
             what,
+            "dm_read",
             lambda c: c.get_direct_message_events(
                 **scope,
                 dm_event_fields=DM_EVENT_FIELDS,
@@ -517,6 +532,7 @@ class TweepyClient:
         response = self._call(
             "POST",
             f"send to user {participant_id}",
+            "dm_send",
             lambda c: c.create_direct_message(
                 participant_id=participant_id, text=text, user_auth=self._user_auth
             ),
@@ -547,6 +563,7 @@ class TweepyClient:
         response = self._call(
             "GET",
             what,
+            "timelines",
             lambda c: getattr(c, method)(
                 user_id,
                 since_id=since_id,
