@@ -4,8 +4,10 @@
 
 Creates a throwaway DMTOOL_HOME with N contacts, then times, side by side and
 interleaved (so machine noise hits all equally), the median wall time of:
-`python -c "import typer"` (the floor any Typer CLI pays), `dmtool --help`, and
-`dmtool contacts list --json`. Prints each and its ratio to the floor.
+`python -c "import typer"` (the floor any Typer CLI pays), `dmtool --help`,
+`dmtool contacts list --json`, and two shell completions (a TAB after
+`dmtool thread ` in bash: handles from the store; a TAB after `dmtool ` in zsh:
+every command with its help). Prints each and its ratio to the floor.
 Target (issue 2): contacts list --json on 10,000 contacts within 1.5x.
 """
 
@@ -29,9 +31,10 @@ def seed(home: Path, n: int) -> None:
                    input=csv, text=True, check=True, env=env, capture_output=True)
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
+def timed(cmd: list[str], env: dict[str, str], extra: dict[str, str]) -> float:
     t = time.perf_counter()
-    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(cmd, env={**env, **extra}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=True)
     return time.perf_counter() - t
 
 
@@ -52,18 +55,25 @@ def main() -> None:
         # (Some CI images set PYTHONDONTWRITEBYTECODE, which recompiles every
         # module on every start and hides the real cost.)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        cases = {
-            'python -c "import typer"': [sys.executable, "-c", "import typer"],
-            "dmtool --help": [*dmtool, "--help"],
+        # The shells' completion protocol as Typer speaks it (complete_bash, not
+        # Click's bash_complete): see the scripts `dmtool --show-completion` prints.
+        bash_tab = {"_DMTOOL_COMPLETE": "complete_bash", "COMP_WORDS": "dmtool thread ",
+                    "COMP_CWORD": "2"}
+        zsh_tab = {"_DMTOOL_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "dmtool "}
+        cases: dict[str, tuple[list[str], dict[str, str]]] = {
+            'python -c "import typer"': ([sys.executable, "-c", "import typer"], {}),
+            "dmtool --help": ([*dmtool, "--help"], {}),
             f"dmtool contacts list --json ({args.contacts} contacts)":
-                [*dmtool, "contacts", "list", "--json"],
+                ([*dmtool, "contacts", "list", "--json"], {}),
+            "TAB: dmtool thread <TAB> (bash, handles)": (dmtool, bash_tab),
+            "TAB: dmtool <TAB> (zsh, commands and help)": (dmtool, zsh_tab),
         }
-        for cmd in cases.values():  # warm the page cache and .pyc files
-            timed(cmd, env)
+        for cmd, extra in cases.values():  # warm the page cache and .pyc files
+            timed(cmd, env, extra)
         samples: dict[str, list[float]] = {k: [] for k in cases}
         for _ in range(args.runs):
-            for name, cmd in cases.items():
-                samples[name].append(timed(cmd, env))
+            for name, (cmd, extra) in cases.items():
+                samples[name].append(timed(cmd, env, extra))
     floor = statistics.median(samples['python -c "import typer"'])
     print(f"median of {args.runs} runs each")
     for name, s in samples.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -21,11 +22,17 @@ sys.stderr.write("HEAVY=" + ",".join(heavy) + "\\n")
 """
 
 
-def loaded(*args: str) -> set[str]:
+def probe(*args: str, env: dict[str, str] | None = None) -> tuple[set[str], str]:
+    """The heavy modules a run of dmtool imported, and its stdout."""
     p = subprocess.run([sys.executable, "-c", PROBE.format(args=list(args))],
-                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       env={**os.environ, **(env or {})})
     line = [x for x in p.stderr.splitlines() if x.startswith("HEAVY=")][-1]
-    return set(filter(None, line[6:].split(",")))
+    return set(filter(None, line[6:].split(","))), p.stdout
+
+
+def loaded(*args: str) -> set[str]:
+    return probe(*args)[0]
 
 
 @pytest.mark.parametrize("args", [
@@ -47,3 +54,23 @@ def test_local_commands_import_nothing_heavy(args):
     assert "tweepy" not in heavy and "requests" not in heavy
     if "--help" not in args:
         assert "rich" not in heavy  # piped output never needs rich
+
+
+@pytest.mark.parametrize("shell,line,offered", [
+    ("bash", "dmtool thread ", "alice"),
+    ("bash", "dmtool ", "contacts"),
+    ("zsh", "dmtool ", "Your contact record"),  # every command, with its help
+    ("zsh", "dmtool contacts show ", '"alice":"Alice"'),
+    ("fish", "dmtool draft alice --template ", "hello\tHi first_name"),
+])
+def test_completion_imports_nothing_heavy(cli, shell, line, offered):
+    """A TAB runs a whole dmtool: it must cost no more than a local command."""
+    assert cli("contacts", "add", "alice", "--name", "Alice").exit_code == 0
+    assert cli("templates", "add", "hello", "Hi {first_name}").exit_code == 0
+    words = line.split() + [""]
+    env = {"_DMTOOL_COMPLETE": f"complete_{shell}", "COMP_WORDS": "\n".join(words),
+           "COMP_CWORD": str(len(words) - 1), "_TYPER_COMPLETE_ARGS": line,
+           "_TYPER_COMPLETE_FISH_ACTION": "get-args"}
+    heavy, out = probe(env=env)
+    assert offered in out
+    assert heavy == set()

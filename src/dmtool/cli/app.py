@@ -65,6 +65,15 @@ class DmtoolGroup(TyperGroup):
             cmd = self.commands.get(cmd_name)
         return cmd
 
+    def _main_shell_completion(self, ctx_args: Any, prog_name: str,
+                               complete_var: str | None = None) -> None:
+        var = complete_var or f"_{prog_name}_COMPLETE".replace("-", "_").upper()
+        if os.environ.get(var):  # a TAB, not a command: answer in our shells' formats
+            from dmtool.cli.completion import use_dmtool_shells
+
+            use_dmtool_shells()
+        super()._main_shell_completion(ctx_args, prog_name, complete_var)
+
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         ctx.meta["dmtool.json"] = _wants_json(args)
         return super().parse_args(ctx, args)
@@ -151,13 +160,12 @@ app = typer.Typer(
     help="Personal DM outreach on X: one consented conversation at a time.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
-def _version(value: bool) -> None:
-    if value:
+def _version(ctx: typer.Context, value: bool) -> None:
+    if value and not ctx.resilient_parsing:  # not while completing
         sys.stdout.write(f"dmtool {__version__}\n")
         raise typer.Exit()
 

@@ -10,10 +10,10 @@ import typer
 
 from dmtool import output
 from dmtool.cli.context import AppState, state
+from dmtool.cli.params import HandleArg
 from dmtool.errors import InputError, UsageError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-HandleArg = Annotated[str, typer.Argument(help="X handle, with or without @.")]
 STATUSES = ("can-dm", "needs-consent", "opted-out", "blocked", "review")
 
 contacts_app = typer.Typer(help="Your contact record: people, tags, notes and consent.",
@@ -92,7 +92,8 @@ def contacts_list(
 @contacts_app.command("add")
 def contacts_add(
     ctx: typer.Context,
-    handle: HandleArg,
+    handle: Annotated[str, typer.Argument(  # a new handle: nothing to complete
+        help="X handle, with or without @.")],
     name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
     note: Annotated[str | None, typer.Option("--note", help="A first note.")] = None,

@@ -9,10 +9,10 @@ import typer
 
 from dmtool import output
 from dmtool.cli.context import state
+from dmtool.cli.params import HandleArg
 from dmtool.errors import InputError, UsageError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-HandleArg = Annotated[str, typer.Argument(help="X handle, with or without @.")]
 
 
 def _preview(text: str, tty: bool) -> str:

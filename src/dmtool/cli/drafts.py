@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dmtool import output
+from dmtool.cli import completion
 from dmtool.cli.context import AppState, state
+from dmtool.cli.params import HandleArg, TemplateArg
 from dmtool.errors import DmtoolError, InputError, UsageError
 
 if TYPE_CHECKING:
@@ -19,8 +21,14 @@ if TYPE_CHECKING:
     from dmtool.store.drafts import Draft
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-HandleArg = Annotated[str, typer.Argument(help="X handle, with or without @.")]
-IdArg = Annotated[int, typer.Argument(help="Draft id (see `dmtool drafts list`).", min=1)]
+_ID_HELP = "Draft id (see `dmtool drafts list`)."
+IdArg = Annotated[int, typer.Argument(help=_ID_HELP, min=1, autocompletion=completion.complete_draft)]
+EditableIdArg = Annotated[int, typer.Argument(
+    help=_ID_HELP, min=1, autocompletion=completion.complete_editable_draft)]
+DiscardableIdArg = Annotated[int, typer.Argument(
+    help=_ID_HELP, min=1, autocompletion=completion.complete_discardable_draft)]
+SendableIdArg = Annotated[int, typer.Argument(
+    help=_ID_HELP, min=1, autocompletion=completion.complete_sendable_draft)]
 FileOpt = Annotated[str | None, typer.Option(
     "--file", "-f", help="Read the text from this file ('-' for stdin).")]
 
@@ -126,8 +134,9 @@ def draft_cmd(
         help="The message. Without it (and without --file or --template) $VISUAL/$EDITOR opens.")]
     = None,
     file: FileOpt = None,
-    template: Annotated[str | None, typer.Option("--template", "-t", help="Start from a template.")]
-    = None,
+    template: Annotated[str | None, typer.Option(
+        "--template", "-t", help="Start from a template.",
+        autocompletion=completion.complete_template)] = None,
     var: Annotated[list[str] | None, typer.Option(
         "--var", help="KEY=VALUE to fill {KEY} in the template (repeatable).")] = None,
     json_: JsonOpt = False,
@@ -193,7 +202,7 @@ def drafts_show(ctx: typer.Context, draft_id: IdArg, json_: JsonOpt = False) -> 
 @drafts_app.command("edit")
 def drafts_edit(
     ctx: typer.Context,
-    draft_id: IdArg,
+    draft_id: EditableIdArg,
     text: Annotated[str | None, typer.Option("--text", help="The new text.")] = None,
     file: FileOpt = None,
     json_: JsonOpt = False,
@@ -221,7 +230,7 @@ def drafts_edit(
 
 
 @drafts_app.command("discard")
-def drafts_discard(ctx: typer.Context, draft_id: IdArg, json_: JsonOpt = False) -> None:
+def drafts_discard(ctx: typer.Context, draft_id: DiscardableIdArg, json_: JsonOpt = False) -> None:
     """Drop a draft (kept in the list as `discarded`)."""
     from dmtool.services import drafting
 
@@ -239,7 +248,7 @@ def review_cmd(
     ctx: typer.Context,
     draft_id: Annotated[int | None, typer.Argument(
         help="Review this draft only; with --approve or --reject, decide without a prompt.",
-        min=1)] = None,
+        min=1, autocompletion=completion.complete_reviewable_draft)] = None,
     approve: Annotated[bool, typer.Option("--approve", help="Approve the draft.")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Reject the draft.")] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why it is rejected.")] = None,
@@ -433,7 +442,7 @@ def _confirm_send(st: AppState) -> Callable[[DraftView], bool]:
 
 def send_cmd(
     ctx: typer.Context,
-    draft_id: IdArg,
+    draft_id: SendableIdArg,
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", help="Do not ask (not enough for a first contact).")] = False,
     dry_run: Annotated[bool, typer.Option(
@@ -512,8 +521,7 @@ def templates_add(
 
 
 @templates_app.command("show")
-def templates_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Template name.")],
-                   json_: JsonOpt = False) -> None:
+def templates_show(ctx: typer.Context, name: TemplateArg, json_: JsonOpt = False) -> None:
     """Print a template's text."""
     from dmtool.store import drafts as dstore
 
@@ -525,8 +533,7 @@ def templates_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help=
 
 
 @templates_app.command("remove")
-def templates_remove(ctx: typer.Context,
-                     name: Annotated[str, typer.Argument(help="Template name.")]) -> None:
+def templates_remove(ctx: typer.Context, name: TemplateArg) -> None:
     """Delete a template (drafts made from it are unchanged)."""
     from dmtool.errors import NotFound
     from dmtool.store import drafts as dstore
