@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dmtool.services.xconnect import SANDBOX_ME
+from dmtool.x.sandbox import SANDBOX_ME
 from tests.conftest import Result
 from tests.test_archive import conversation, dm, files, folder, imported, js
 from tests.xworld import ALICE, Cli, Clock, sync

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dmtool import output
-from dmtool.cli.context import AppState, state
+from dmtool.appstate import AppState
+from dmtool.cli.context import state
 from dmtool.errors import DmtoolError, InputError, UsageError
 
 if TYPE_CHECKING:

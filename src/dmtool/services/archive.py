@@ -36,7 +36,7 @@ from dmtool.timeutil import fmt, parse
 if TYPE_CHECKING:
     import sqlite3
 
-    from dmtool.cli.context import AppState
+    from dmtool.appstate import AppState
     from dmtool.models import Contact
     from dmtool.store import Store
 

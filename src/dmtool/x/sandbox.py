@@ -1236,7 +1236,10 @@ def mount_sandbox(session: requests.Session, state_path: Path | str) -> SandboxA
     return adapter
 
 
-# --- the demo cast -------------------------------------------------------------------------
+# --- the cast -------------------------------------------------------------------------------
+
+# The account a new sandbox profile logs in as (dmtool.appstate.ensure_sandbox_world).
+SANDBOX_ME = ("1000000000000000001", "you", "You (sandbox)")
 
 DEMO_ME = {"user_id": "1490000000000000001", "username": "dmtool_demo", "name": "Demo Studio"}
 
