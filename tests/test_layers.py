@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,3 +103,17 @@ def test_imports_only_point_down(who: str, applies: Callable[[str], bool],
         # `from dmtool.cli.context import state` reads both names: report the module
         wrong += [f"{m} imports {dep}" for dep in sorted(bad) if dep.rsplit(".", 1)[0] not in bad]
     assert not wrong, "\n".join(wrong)
+
+
+def test_building_a_sandbox_world_does_not_load_requests() -> None:
+    """Only the sandbox's transport adapter needs requests: setting a world up
+    (`auth status` on a sandbox profile, `demo`'s reset) and the fake server's
+    logic load without it, and the adapter still comes from the package."""
+    code = ("import sys\n"
+            "from dmtool.x.sandbox import SANDBOX_ME, SandboxWorld, seed_demo_world\n"
+            "import dmtool.x.sandbox.server\n"
+            "assert 'requests' not in sys.modules, 'requests was loaded'\n"
+            "from dmtool.x.sandbox import SandboxAdapter, mount_sandbox\n"
+            "assert 'requests' in sys.modules and SandboxAdapter.__module__.endswith('.adapter')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
