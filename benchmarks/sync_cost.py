@@ -36,9 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from dmtool.paths import Paths  # noqa: E402
-from dmtool.services.xconnect import SANDBOX_ME  # noqa: E402
 from dmtool.timeutil import fmt  # noqa: E402
-from dmtool.x.sandbox import SandboxWorld  # noqa: E402
+from dmtool.x.sandbox import SANDBOX_ME, SandboxWorld  # noqa: E402
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 PEOPLE = 25

@@ -12,11 +12,11 @@ import pytest
 
 from dmtool.paths import Paths
 from dmtool.services import archive
-from dmtool.services.xconnect import SANDBOX_ME
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
 from dmtool.store import open_store
 from dmtool.timeutil import fmt, parse
+from dmtool.x.sandbox import SANDBOX_ME
 from tests.conftest import Result
 from tests.xworld import ALICE, DAVE, ME, Cli, Clock, sync
 

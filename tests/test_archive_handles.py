@@ -136,7 +136,7 @@ def test_without_credentials_the_import_asks_nothing(
     def no_connection(*args: Any) -> Any:
         raise AssertionError("no credentials: dmtool must not try to reach X")
 
-    monkeypatch.setattr("dmtool.services.xconnect.connect", no_connection)
+    monkeypatch.setattr("dmtool.appstate.connect", no_connection)
     data, stderr = import_json(cli, archive_with(tmp_path / "arc", clock, ALICE, BOB))
     assert data["messages_new"] == 2 and data["requests"] == 0
     assert data["contacts_named"] == 0 and data["contacts_unnamed"] == 2

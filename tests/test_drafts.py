@@ -18,7 +18,7 @@ from dmtool.store import open_store
 from dmtool.store.migrations import MIGRATIONS
 from dmtool.timeutil import fmt, now
 
-ME = "1000000000000000001"  # services/xconnect.SANDBOX_ME
+ME = "1000000000000000001"  # dmtool.x.sandbox.SANDBOX_ME
 
 
 def add_talking_contact(handle: str, name: str | None, user_id: str, *,

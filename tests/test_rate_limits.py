@@ -177,7 +177,7 @@ def test_a_timelines_limit_defers_the_public_check_but_dms_are_read(
 
 def test_wait_waits_only_for_the_families_the_sync_needs(cli: Cli, world: SandboxWorld,
                                                          clock: Clock) -> None:
-    from dmtool.cli.context import AppState
+    from dmtool.appstate import AppState
     from dmtool.services.sync import run_sync
 
     sync(cli)

@@ -283,7 +283,7 @@ def test_lock_held_elsewhere_is_busy(cli, world):
     import fcntl
     import os
 
-    from dmtool.cli.context import AppState
+    from dmtool.appstate import AppState
     from dmtool.errors import Busy
     from dmtool.services.send import send_lock
 

@@ -118,3 +118,49 @@ def test_db_check_reports_a_missing_table(cli):
     r = cli("db", "check", "--json")
     assert r.exit_code == 1
     assert "missing table: templates" in r.json()["problems"]
+
+
+def test_upgrade_copies_suppressions_onto_the_contact_rows(cli):
+    """Before schema 4 the gate also looked blocks up in suppressions; from 4 on
+    it reads only the contact row, so the upgrade copies them over and nobody
+    blocked or opted out before it can be messaged after it."""
+    from dmtool.paths import Paths
+
+    def when(day: int) -> str:
+        return f"2026-01-{day + 1:02d}T00:00:00.000Z"
+
+    path = Paths.resolve("default").db_file
+    old = open_store(path, migrate_to=3)  # the schema before the backfill
+    with old.tx() as c:
+        for uid, handle, blocked_at in (("1", "ann", None), ("2", "bea", None), (None, "cat", None),
+                                        ("3", "dan", None), ("5", "eve", None), ("6", "fay", when(1)),
+                                        ("7", "gus", None)):
+            c.execute("INSERT INTO contacts (user_id, handle, created_at, updated_at, blocked_at) "
+                      "VALUES (?, ?, ?, ?, ?)", (uid, handle, when(0), when(0), blocked_at))
+        for uid, handle, kind, at, detail in (
+                ("1", "ann_before", "blocked", when(2), None),  # by id, under an old handle
+                (None, "BEA", "blocked", when(3), None),        # by handle, id unknown then
+                ("9", "cat", "blocked", when(4), None),         # by id; cat is known by handle only
+                ("4", "dan", "blocked", when(5), None),         # another person who had dan's handle
+                ("5", "eve", "opted_out", when(6), "stop"),
+                ("6", "fay", "blocked", when(7), None)):        # the row's own block wins
+            c.execute("INSERT INTO suppressions (user_id, handle, kind, at, detail) "
+                      "VALUES (?, ?, ?, ?, ?)", (uid, handle, kind, at, detail))
+    old.close()
+
+    new = open_store(path)
+    assert new.schema_version() == len(MIGRATIONS)
+    rows = {r[0]: tuple(r[1:]) for r in new.execute(
+        "SELECT handle, blocked_at, opted_out_at, opt_out_words FROM contacts")}
+    new.close()
+    assert rows == {"ann": (when(2), None, None), "bea": (when(3), None, None),
+                    "cat": (when(4), None, None), "dan": (None, None, None),
+                    "eve": (None, when(6), "stop"), "fay": (when(1), None, None),
+                    "gus": (None, None, None)}
+    listed = cli("contacts", "list", "--status", "blocked", "--json").json()
+    assert [c["handle"] for c in listed] == ["ann", "bea", "cat", "fay"]
+    for handle in ("ann", "bea", "cat"):
+        r = cli("check", handle, "--json")
+        assert r.exit_code == 3 and "E_BLOCKED" in {x["code"] for x in r.json()["reasons"]}
+    r = cli("check", "eve", "--json")
+    assert r.exit_code == 3 and "E_OPTED_OUT" in {x["code"] for x in r.json()["reasons"]}

@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from dmtool.paths import Paths
-from dmtool.services.xconnect import SANDBOX_ME
 from dmtool.timeutil import fmt, parse
-from dmtool.x.sandbox import SandboxWorld
+from dmtool.x.sandbox import SANDBOX_ME, SandboxWorld
 from tests.conftest import Result
 from tests.xworld import ALICE, BOB, CAROL, DAVE, ERIN, ME, SAM, T0, Cli, Clock, sync
 
@@ -289,7 +288,7 @@ def test_a_second_sync_at_the_same_time_is_refused(cli: Cli, world: SandboxWorld
 
 
 def test_wait_counts_down_then_syncs(cli: Cli, world: SandboxWorld, clock: Clock) -> None:
-    from dmtool.cli.context import AppState
+    from dmtool.appstate import AppState
     from dmtool.services.sync import run_sync
 
     world.incoming_dm(ALICE, "hi", at=clock.ago(hours=1))
@@ -311,7 +310,7 @@ def test_wait_counts_down_then_syncs(cli: Cli, world: SandboxWorld, clock: Clock
 
 def test_wait_through_a_rate_limit_met_mid_sync(cli: Cli, world: SandboxWorld, clock: Clock,
                                                 db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dmtool.cli.context import AppState
+    from dmtool.appstate import AppState
     from dmtool.services.sync import run_sync
 
     for i in range(12):
@@ -470,7 +469,7 @@ def test_public_timelines_are_checked_every_interval_or_when_asked(
 
 def test_autoack_hook_runs_once_per_new_inbound_message(cli: Cli, world: SandboxWorld,
                                                         clock: Clock) -> None:
-    from dmtool.cli.context import AppState
+    from dmtool.appstate import AppState
     from dmtool.services.sync import run_sync
 
     sync(cli)  # the first sync is history: no hook calls

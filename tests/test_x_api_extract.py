@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from dmtool.x.sandbox import _Server
+from dmtool.x.sandbox.server import Server
 from tests.data.vendor_x_api import PROVENANCE_KEY, extract, main
 
 OPENAPI = Path(__file__).resolve().parent / "data" / "x_api_openapi.json"
@@ -77,7 +77,7 @@ def test_the_extract_holds_exactly_what_its_paths_reach(doc: dict[str, Any]) -> 
 def test_every_sandbox_route_is_a_documented_path(doc: dict[str, Any]) -> None:
     """The sandbox serves nothing the extract cannot check, and the extract keeps no unserved path."""
     served: set[tuple[str, str]] = set()
-    for method, pattern, _name in _Server.ROUTES:
+    for method, pattern, _name in Server.ROUTES:
         matches = [
             template
             for template, item in doc["paths"].items()

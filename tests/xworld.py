@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from dmtool.paths import Paths
-from dmtool.services.xconnect import SANDBOX_ME
 from dmtool.timeutil import fmt
-from dmtool.x.sandbox import SandboxWorld
+from dmtool.x.sandbox import SANDBOX_ME, SandboxWorld
 from tests.conftest import Result
 
 ME = SANDBOX_ME[0]

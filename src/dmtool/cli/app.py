@@ -12,7 +12,8 @@ import typer
 from typer.core import TyperGroup
 
 from dmtool import __version__
-from dmtool.cli.context import AppState, state
+from dmtool.appstate import AppState
+from dmtool.cli.context import state
 from dmtool.errors import Busy, DmtoolError, InputError
 
 _JSON_FLAG = "--json"

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dmtool import output
-from dmtool.cli.context import AppState, state
+from dmtool.appstate import AppState
+from dmtool.cli.context import state
 from dmtool.errors import AuthError, ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ def _rate_limits(st: AppState) -> dict[str, datetime | None]:
 
 
 def _sandbox_status(st: AppState) -> dict[str, Any]:
-    from dmtool.services.xconnect import ensure_sandbox_world
+    from dmtool.appstate import ensure_sandbox_world
     from dmtool.x.sandbox import SandboxWorld
 
     ensure_sandbox_world(st)

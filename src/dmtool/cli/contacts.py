@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from dmtool import output
-from dmtool.cli.context import AppState, state
+from dmtool.appstate import AppState
+from dmtool.cli.context import state
 from dmtool.cli.params import HandleArg
 from dmtool.errors import InputError, UsageError
 

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dmtool import output
+from dmtool.appstate import AppState
 from dmtool.cli import completion
-from dmtool.cli.context import AppState, state
+from dmtool.cli.context import state
 from dmtool.cli.params import HandleArg, TemplateArg
 from dmtool.errors import DmtoolError, InputError, UsageError
 

@@ -30,7 +30,6 @@ from dmtool.errors import AuthError, DmtoolError, InputError
 from dmtool.services import ratelimits
 from dmtool.services.identity import name_placeholders
 from dmtool.services.sync import K_ARCHIVE_ACCOUNT, K_ME_ID, apply_optout_words, sync_lock
-from dmtool.services.xconnect import can_reach_x
 from dmtool.store import contacts as cstore
 from dmtool.store import conversations as cvstore
 from dmtool.store import messages as mstore
@@ -39,7 +38,7 @@ from dmtool.timeutil import fmt, parse
 if TYPE_CHECKING:
     import sqlite3
 
-    from dmtool.cli.context import AppState
+    from dmtool.appstate import AppState
     from dmtool.models import Contact
     from dmtool.store import Store
 
@@ -665,7 +664,7 @@ def name_contacts(st: AppState, result: ImportResult) -> None:
     if cstore.placeholder_count(store.conn) == 0:
         return
     try:
-        if not can_reach_x(st):
+        if not st.can_reach_x():
             raise AuthError("there are no X credentials, so dmtool could not ask X for their "
                             "handles", hint="run `dmtool auth login`")
         client = st.client()

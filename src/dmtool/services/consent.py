@@ -30,7 +30,6 @@ def _evidence(rows: Sequence[EvidenceRow]) -> tuple[policy.Evidence, ...]:
 
 def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapshot:
     msgs = cstore.messages(conn, contact.id, limit=_SNAPSHOT_MESSAGES)
-    sup = cstore.suppressed(conn, contact)
     return policy.ContactSnapshot(
         user_id=contact.user_id or "",
         handle=contact.handle,
@@ -41,7 +40,7 @@ def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapsh
         opted_out_at=parse_opt(contact.opted_out_at),
         opt_out_words=contact.opt_out_words,
         optout_review=contact.optout_review_text,
-        blocked=bool(contact.blocked_at) or "blocked" in sup,
+        blocked=bool(contact.blocked_at),
         dm_closed_at=parse_opt(contact.dm_closed_at),
     )
 
@@ -97,15 +96,13 @@ def list_statuses(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
     """
     ev = cstore.all_evidence(conn)
     unanswered = mstore.unanswered_counts(conn)
-    blocked_ids, blocked_handles = cstore.suppressed_keys(conn)
     sends = recent_sends(conn, now)
     limited = rate_limited_until(conn)
     memo: dict[tuple[object, ...], tuple[policy.Decision, str]] = {}
     out = []
     for r in rows:
         cid = r["id"]
-        blocked = bool(r["blocked_at"]) or (r["user_id"] in blocked_ids) or \
-            (r["handle"].lower() in blocked_handles)
+        blocked = bool(r["blocked_at"])
         evidence = tuple((e.kind, e.at, e.ref, e.text) for e in ev.get(cid, ()))
         n_out = unanswered.get(cid, 0)
         key = (evidence, r["last_inbound_at"], n_out, r["last_outbound_at"] if n_out else None,

@@ -26,7 +26,7 @@ from dmtool.timeutil import fmt
 from dmtool.timeutil import now as clock
 
 if TYPE_CHECKING:
-    from dmtool.cli.context import AppState
+    from dmtool.appstate import AppState
 
 # Caps and X's rate limit may lift by send time, so they do not stop a draft or
 # an approval; send checks them again.

@@ -26,7 +26,7 @@ from dmtool.services import ratelimits
 from dmtool.store import contacts as cstore
 
 if TYPE_CHECKING:
-    from dmtool.cli.context import AppState
+    from dmtool.appstate import AppState
     from dmtool.store import Store
     from dmtool.x.types import XUser
 
@@ -77,9 +77,7 @@ def contact_for(st: AppState, handle: str) -> Contact:
     h = clean_handle(handle)
     if not X_HANDLE.fullmatch(h):
         return cstore.get(conn, h)  # cannot be anyone's handle on X: not found, without asking
-    from dmtool.services.xconnect import can_reach_x
-
-    if not can_reach_x(st):
+    if not st.can_reach_x():
         raise NotFound(
             f"no contact @{h} in the local record, and dmtool could not ask X who @{h} is: "
             "there are no X credentials",

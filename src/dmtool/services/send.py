@@ -49,7 +49,7 @@ from dmtool.timeutil import now as clock
 from dmtool.x.errors import SendOutcomeUnknown
 
 if TYPE_CHECKING:
-    from dmtool.cli.context import AppState
+    from dmtool.appstate import AppState
     from dmtool.models import Contact
     from dmtool.x.types import DMEvent
 

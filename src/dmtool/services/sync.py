@@ -51,7 +51,7 @@ from dmtool.timeutil import fmt, parse_opt
 if TYPE_CHECKING:
     import sqlite3
 
-    from dmtool.cli.context import AppState
+    from dmtool.appstate import AppState
     from dmtool.store import Store
     from dmtool.x.types import DMEvent, Post, PostPage, XClient, XUser
 

@@ -54,17 +54,25 @@ def find_by_user_id(conn: sqlite3.Connection, user_id: str) -> Contact | None:
     return None if row is None else _row_to_contact(conn, row)
 
 
+def _matching_suppressions(user_id: str | None, handle: str) -> tuple[str, tuple[str, ...]]:
+    """Which suppressions hold for a contact: those kept under its user id, and
+    those kept under its handle while no id was known. A contact known only by
+    handle takes every entry under that handle (erring on the side of not
+    messaging someone who said no). The backfill migration uses this rule too."""
+    if user_id is None:
+        return "handle = ? COLLATE NOCASE", (handle,)
+    return ("(user_id IS NOT NULL AND user_id = ?) OR "
+            "(user_id IS NULL AND handle = ? COLLATE NOCASE)", (user_id, handle))
+
+
 def _apply_suppressions(conn: sqlite3.Connection, contact_id: int, user_id: str | None,
                         handle: str) -> None:
-    """A contact that comes back after `forget` keeps its opt-out or block."""
-    if user_id is None:
-        # Added by handle: any opt-out or block recorded under that handle holds
-        # (erring on the side of not messaging someone who said no).
-        sql, params = "handle = ? COLLATE NOCASE", tuple[str | None, ...]((handle,))
-    else:
-        sql, params = ("(user_id IS NOT NULL AND user_id = ?) OR "
-                       "(user_id IS NULL AND handle = ? COLLATE NOCASE)", (user_id, handle))
-    rows = conn.execute(f"SELECT kind, at, detail FROM suppressions WHERE {sql}", params).fetchall()
+    """Copy the suppressions that hold for this contact onto its row, which is
+    what the gate reads: a contact that comes back after `forget`, or whose id
+    or handle becomes known, keeps its opt-out or block."""
+    where, params = _matching_suppressions(user_id, handle)
+    rows = conn.execute(f"SELECT kind, at, detail FROM suppressions WHERE {where} ORDER BY id",
+                        params).fetchall()
     for kind, at, detail in rows:
         if kind == "blocked":
             conn.execute("UPDATE contacts SET blocked_at = ? WHERE id = ?", (at, contact_id))
@@ -93,6 +101,7 @@ def upsert_x_user(conn: sqlite3.Connection, user_id: str, username: str, name: s
         if c.handle != username or (name and c.name != name):
             conn.execute("UPDATE contacts SET handle = ?, name = COALESCE(?, name), updated_at = ? "
                          "WHERE id = ?", (username, name, now, c.id))
+            _apply_suppressions(conn, c.id, user_id, username)  # one kept under the new handle
             c = by_id(conn, c.id)
             twin = conn.execute("SELECT id FROM contacts WHERE user_id IS NULL AND id != ? AND "
                                 "handle = ? COLLATE NOCASE", (c.id, username)).fetchone()
@@ -243,9 +252,9 @@ def suppress(conn: sqlite3.Connection, contact: Contact, kind: str, at: str,
 
 
 def unsuppress(conn: sqlite3.Connection, contact: Contact, kind: str) -> None:
-    conn.execute(
-        "DELETE FROM suppressions WHERE kind = ? AND ((user_id IS NOT NULL AND user_id = ?) "
-        "OR (user_id IS NULL AND handle = ? COLLATE NOCASE))", (kind, contact.user_id, contact.handle))
+    """Drop every entry that would put this kind back on the contact's row."""
+    where, params = _matching_suppressions(contact.user_id, contact.handle)
+    conn.execute(f"DELETE FROM suppressions WHERE kind = ? AND ({where})", (kind, *params))
 
 
 def set_blocked(conn: sqlite3.Connection, contact: Contact, at: str | None) -> None:
@@ -290,13 +299,6 @@ def delete(conn: sqlite3.Connection, contact: Contact) -> None:
     conn.execute("DELETE FROM contacts WHERE id = ?", (contact.id,))
 
 
-def suppressed(conn: sqlite3.Connection, contact: Contact) -> set[str]:
-    rows = conn.execute(
-        "SELECT kind FROM suppressions WHERE (user_id IS NOT NULL AND user_id = ?) "
-        "OR (handle = ? COLLATE NOCASE)", (contact.user_id, contact.handle))
-    return {r[0] for r in rows}
-
-
 def summaries(conn: sqlite3.Connection, tag: str | None = None) -> list[sqlite3.Row]:
     """One row per contact with what `contacts list` shows: Contact's fields (in
     order), then tag_list (see `tags_of`), last_inbound_at and last_outbound_at.
@@ -332,17 +334,6 @@ def all_evidence(conn: sqlite3.Connection) -> dict[int, list[EvidenceRow]]:
     for r in conn.execute("SELECT contact_id, id, kind, at, ref, text FROM evidence ORDER BY at"):
         out.setdefault(r[0], []).append(EvidenceRow(*r[1:]))
     return out
-
-
-def suppressed_keys(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
-    """User ids and lower-cased handles that carry a block (for listing)."""
-    ids, handles = set(), set()
-    for uid, handle in conn.execute("SELECT user_id, handle FROM suppressions WHERE kind = 'blocked'"):
-        if uid:
-            ids.add(uid)
-        elif handle:
-            handles.add(handle.lower())
-    return ids, handles
 
 
 def audit(conn: sqlite3.Connection, action: str, *, now: str, contact: Contact | None = None,

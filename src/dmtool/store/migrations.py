@@ -189,4 +189,28 @@ MIGRATIONS: list[str] = [
         WHERE s.key = 'rate_limited_until' AND s.value IS NOT NULL;
     DELETE FROM sync_state WHERE key = 'rate_limited_until';
     """,
+    # 5: the contact row is the one record the gate reads. Until now the gate
+    # also looked a block up in suppressions; copy every suppression onto the
+    # rows it holds for (the rule of contacts._matching_suppressions: the same
+    # user id, or the same handle when either side has no id; the newest entry
+    # wins), filling only what a row lacks, so that nobody blocked or opted out
+    # before the upgrade can be messaged after it.
+    """
+    CREATE TEMP TABLE held AS
+        SELECT c.id AS contact_id, s.id AS entry, s.kind, s.at, s.detail
+        FROM contacts c JOIN suppressions s
+          ON s.user_id = c.user_id
+          OR (s.handle = c.handle COLLATE NOCASE AND (c.user_id IS NULL OR s.user_id IS NULL));
+    UPDATE contacts SET blocked_at = (
+        SELECT at FROM held WHERE contact_id = contacts.id AND kind = 'blocked'
+        ORDER BY entry DESC LIMIT 1)
+    WHERE blocked_at IS NULL AND id IN (SELECT contact_id FROM held WHERE kind = 'blocked');
+    UPDATE contacts SET
+        opted_out_at = (SELECT at FROM held WHERE contact_id = contacts.id AND kind = 'opted_out'
+                        ORDER BY entry DESC LIMIT 1),
+        opt_out_words = (SELECT detail FROM held WHERE contact_id = contacts.id
+                         AND kind = 'opted_out' ORDER BY entry DESC LIMIT 1)
+    WHERE opted_out_at IS NULL AND id IN (SELECT contact_id FROM held WHERE kind = 'opted_out');
+    DROP TABLE held;
+    """,
 ]

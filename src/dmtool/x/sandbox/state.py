@@ -1,0 +1,150 @@
+"""The sandbox's state file and the helpers every part of it shares.
+
+The state is one JSON document (`State`). Readers and writers lock a sibling
+`.lock` file (fcntl.flock), re-read, change and write back atomically, so several
+processes (a cron sync, a send, the test itself) can share one world.
+
+Ids come from a monotonically increasing snowflake-like counter, so they sort
+like X's and encode their time. Time is the world's fixed clock, else
+DMTOOL_NOW, else real UTC now.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+State = dict[str, Any]
+
+TWITTER_EPOCH_MS = 1288834974657  # snowflake epoch, so ids look like X's
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+NUMERIC_RE = re.compile(r"^[0-9]{1,19}$")
+
+
+# --- time and ids -------------------------------------------------------------
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def fmt(dt: datetime) -> str:
+    # X's created_at always carries milliseconds; tweepy's parser needs them.
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S") + ".000Z"
+
+
+def as_datetime(at: datetime | str | None, now: datetime) -> datetime:
+    if at is None:
+        return now
+    if isinstance(at, str):
+        return parse_time(at)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def world_now(state: State) -> datetime:
+    # The world's fixed clock first; else DMTOOL_NOW, which pins dmtool's own
+    # clock (so both sides agree in tests and demos); else real UTC time.
+    clock = state.get("clock") or os.environ.get("DMTOOL_NOW")
+    return parse_time(clock) if clock else datetime.now(UTC)
+
+
+def new_id(state: State, at: datetime) -> str:
+    snow = (int(at.timestamp() * 1000) - TWITTER_EPOCH_MS) << 22
+    new = max(int(state["last_id"]) + 1, snow)
+    state["last_id"] = new
+    return str(new)
+
+
+def conversation_id(a: str, b: str) -> str:
+    """1:1 conversation ids are "{smaller}-{larger}" (numerically)."""
+    lo, hi = sorted((a, b), key=int)
+    return f"{lo}-{hi}"
+
+
+# --- the file -----------------------------------------------------------------
+
+
+def empty_state() -> State:
+    return {
+        "version": 1,
+        "me": None,
+        "users": {},
+        "dm_events": [],
+        "posts": [],
+        "last_id": 0,
+        "next_user_id": 1500000000000000001,
+        "requests": [],
+        "totals": {"requests": 0, "dm_events": 0, "posts": 0},
+        "faults": [],
+        "send_timeouts": 0,
+        "send_hangs": [],
+        "clock": None,
+        "enforce_rate_limits": False,
+        "rate_windows": {},
+        "tokens_issued": 0,
+    }
+
+
+def read_state(path: Path) -> State:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return empty_state()
+    if not text.strip():
+        return empty_state()
+    state = json.loads(text)
+    for key, value in empty_state().items():
+        state.setdefault(key, value)
+    return state
+
+
+def write_state(path: Path, state: State) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@contextmanager
+def flock(path: Path, exclusive: bool) -> Iterator[None]:
+    lock_path = path.with_name(path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+# --- lookups ------------------------------------------------------------------
+
+
+def user_by_username(state: State, username: str) -> dict[str, Any] | None:
+    low = username.lower()
+    for user in state["users"].values():
+        if str(user["username"]).lower() == low:
+            return user  # type: ignore[no-any-return]
+    return None
+
+
+def require_me(state: State) -> str:
+    if state.get("me") is None:
+        raise ValueError("the sandbox has no account yet: call set_me() first")
+    return str(state["me"])
+
+
+def require_user(state: State, user_id: str) -> dict[str, Any]:
+    user = state["users"].get(user_id)
+    if user is None:
+        raise ValueError(f"no sandbox user {user_id}: add_user() first")
+    return user  # type: ignore[no-any-return]
+
