@@ -48,6 +48,8 @@ def loaded(*args: str) -> set[str]:
     ["log", "--json"],
     ["templates", "list"],
     ["db", "check", "--json"],
+    ["report"],
+    ["report", "--json"],
 ])
 def test_local_commands_import_nothing_heavy(args):
     heavy = loaded(*args)
