@@ -44,6 +44,7 @@ def loaded(*args: str) -> set[str]:
     ["config", "show", "--json"],
     ["inbox", "--json"],
     ["digest", "--format", "json"],
+    ["digest", "--json"],
     ["drafts", "list", "--json"],
     ["log", "--json"],
     ["templates", "list"],
