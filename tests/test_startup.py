@@ -44,10 +44,13 @@ def loaded(*args: str) -> set[str]:
     ["config", "show", "--json"],
     ["inbox", "--json"],
     ["digest", "--format", "json"],
+    ["digest", "--json"],
     ["drafts", "list", "--json"],
     ["log", "--json"],
     ["templates", "list"],
     ["db", "check", "--json"],
+    ["report"],
+    ["report", "--json"],
 ])
 def test_local_commands_import_nothing_heavy(args):
     heavy = loaded(*args)

@@ -36,7 +36,7 @@ COMMAND_MODULES: dict[str, str] = {
     "draft": "drafts", "drafts": "drafts", "review": "drafts", "send": "drafts",
     "templates": "drafts", "log": "drafts",
     "demo": "demo", "db": "db_cmd",
-    "import": "archive",
+    "import": "archive", "report": "report_cmd",
 }
 
 

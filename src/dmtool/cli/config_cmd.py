@@ -59,9 +59,13 @@ def config_set(ctx: typer.Context, key: str, value: str) -> None:
 
 
 @config_app.command("path")
-def config_path(ctx: typer.Context) -> None:
+def config_path(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Print where config.toml lives."""
-    output.print_text(str(state(ctx).paths.config_file))
+    path = str(state(ctx).paths.config_file)
+    if json_:
+        output.print_json({"path": path})
+    else:
+        output.print_text(path)
 
 
 def paths_cmd(ctx: typer.Context, json_: JsonOpt = False) -> None:

@@ -264,11 +264,16 @@ def contacts_import(
 @contacts_app.command("export")
 def contacts_export(
     ctx: typer.Context,
-    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    fmt_: Annotated[str | None, typer.Option("--format", help="csv (the default) or json.")]
+    = None,
+    json_: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON document on stdout (the same as --format json).")] = False,
 ) -> None:
     """Write all contacts (handle, user_id, name, tags, notes) to stdout."""
+    from dmtool.cli.reporting import with_json
     from dmtool.services import contacts_io
 
+    fmt = with_json(fmt_, json_, "csv")
     if fmt not in ("csv", "json"):
         raise UsageError("--format must be csv or json")
     records = contacts_io.export_records(state(ctx).store.conn)

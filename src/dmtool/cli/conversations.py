@@ -104,16 +104,21 @@ def digest_cmd(
     since: Annotated[str | None, typer.Option(
         "--since", help="Look back this far (30m, 24h, 7d) instead of since the last digest.")]
     = None,
-    fmt_: Annotated[str, typer.Option("--format", help="text, markdown or json.")] = "text",
+    fmt_: Annotated[str | None, typer.Option(
+        "--format", help="text (the default), markdown or json.")] = None,
     no_text: Annotated[bool, typer.Option("--no-text", help="Hide message bodies.")] = False,
     peek: Annotated[bool, typer.Option("--peek", help="Do not advance the checkpoint.")] = False,
+    json_: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON document on stdout (the same as --format json).")] = False,
 ) -> None:
     """What came in since the last digest: new messages, conversations waiting
     for a reply, opt-outs, failed sends. Prints nothing when nothing is new
-    (so cron mails only news), unless --format json."""
+    (so cron mails only news), unless --json."""
+    from dmtool.cli.reporting import with_json
     from dmtool.services.conversations import build_digest, default_since, render_digest
     from dmtool.timeutil import fmt, now, parse_duration
 
+    fmt_ = with_json(fmt_, json_, "text")
     if fmt_ not in ("text", "markdown", "json"):
         raise UsageError("--format must be text, markdown or json")
     st = state(ctx)

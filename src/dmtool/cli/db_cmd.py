@@ -16,10 +16,17 @@ db_app = typer.Typer(help="The local store: where it is, a backup, an integrity 
                      no_args_is_help=True)
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
 @db_app.command("path")
-def db_path(ctx: typer.Context) -> None:
+def db_path(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Print the path of this profile's SQLite store."""
-    output.print_text(str(state(ctx).paths.db_file))
+    path = str(state(ctx).paths.db_file)
+    if json_:
+        output.print_json({"path": path})
+    else:
+        output.print_text(path)
 
 
 @db_app.command("backup")
@@ -44,8 +51,7 @@ def db_backup(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Whe
 
 
 @db_app.command("check")
-def db_check(ctx: typer.Context,
-             json_: Annotated[bool, typer.Option("--json")] = False) -> None:
+def db_check(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Run SQLite's integrity and foreign-key checks."""
     from dmtool.store.db import problems_of
 

@@ -8,6 +8,7 @@ tests/test_docs.py fails when the checked-in file drifts from the code.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
 from typing import Any
 
 import typer
@@ -44,15 +45,37 @@ def _usage(path: str, cmd: Any) -> str:
     return " ".join([path] + (["[OPTIONS]"] if opts else []) + pieces)
 
 
+def subcommands(cmd: Any) -> dict[str, Any] | None:
+    """A group's visible commands by name, sorted; None when `cmd` is not a group."""
+    if not hasattr(cmd, "list_commands"):
+        return None
+    ctx = typer.Context(cmd)  # ask the group itself, so lazily loaded commands appear
+    found = {n: cmd.get_command(ctx, n) for n in sorted(cmd.list_commands(ctx))}
+    return {n: c for n, c in found.items() if not getattr(c, "hidden", False)}
+
+
+def leaf_commands(cmd: Any = None, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every command that runs (not the groups), as ("contacts list", command):
+    the walk this reference is generated from, for tests that must cover every
+    command, including ones added later."""
+    if cmd is None:
+        from dmtool.cli.app import app
+
+        cmd = typer.main.get_command(app)
+    children = subcommands(cmd)
+    if children is None:
+        yield path, cmd
+        return
+    for name, sub in children.items():
+        yield from leaf_commands(sub, f"{path} {name}".strip())
+
+
 def _walk(cmd: Any, path: str, out: list[str], level: int) -> None:
     doc = inspect.cleandoc(cmd.help or "")
     out.append(f"{'#' * level} `{path}`\n")
     if doc:
         out.append(doc + "\n")
-    commands = None
-    if hasattr(cmd, "list_commands"):  # a group: ask it, so lazily loaded commands appear
-        ctx = typer.Context(cmd)
-        commands = {n: cmd.get_command(ctx, n) for n in cmd.list_commands(ctx)}
+    commands = subcommands(cmd)
     if commands is None:
         out.append(f"```\n{_usage(path, cmd)}\n```\n")
     rows = [r for r in (_param_row(p) for p in cmd.params) if r]
@@ -60,11 +83,8 @@ def _walk(cmd: Any, path: str, out: list[str], level: int) -> None:
         out.append("| name | kind | meaning |\n|---|---|---|")
         out.extend(rows)
         out.append("")
-    if commands:
-        for name in sorted(commands):
-            sub = commands[name]
-            if not getattr(sub, "hidden", False):
-                _walk(sub, f"{path} {name}", out, min(level + 1, 4))
+    for name, sub in (commands or {}).items():
+        _walk(sub, f"{path} {name}", out, min(level + 1, 4))
 
 
 def render() -> str:

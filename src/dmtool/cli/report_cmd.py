@@ -1,0 +1,152 @@
+"""`dmtool report`: messages per day, time to first reply, open conversations
+by age and opt-outs over the last N days. A local read: no X calls."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from dmtool import output
+from dmtool.cli.context import state
+
+if TYPE_CHECKING:
+    from dmtool.services.report import Report
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+BAR_WIDTH = 24
+WEEKLY_AFTER = 35  # days; longer periods are charted a week a line
+AGE_TITLES = {"<1d": "under 1 day", "1d-3d": "1-3 days", "3d-7d": "3-7 days",
+              "7d-30d": "7-30 days", "30d+": "30+ days"}
+EMPTY = "nothing to report yet: no messages recorded (run `dmtool sync` or `dmtool import archive`)"
+
+
+def report_cmd(
+    ctx: typer.Context,
+    days: Annotated[int, typer.Option(
+        "--days", min=1, max=365, help="The last N days (UTC), today included: 1 to 365.")] = 30,
+    json_: JsonOpt = False,
+) -> None:
+    """Messages in and out per day, time to your first reply, open
+    conversations by age, and opt-outs, over the last N days."""
+    from dmtool.services.report import build_report
+    from dmtool.timeutil import now
+
+    r = build_report(state(ctx).store.conn, days, now())
+    if json_:
+        output.print_json(r.to_dict())
+    elif r.empty:
+        output.info(EMPTY)
+    elif output.stdout_is_tty():
+        _print_rich(r)
+    else:
+        _print_plain(r)
+
+
+def duration(seconds: float | None) -> str:
+    """A short human duration: 45s, 12m, 2h 05m, 3d 4h."""
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def _plain_seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if value == int(value) else f"{value:.3f}"
+
+
+def _print_plain(r: Report) -> None:
+    """Piped: one tab-separated record a line, the key first. Days are
+    `date, in, out`; the rest is named as in the JSON."""
+    fr = r.first_reply.to_dict()
+    t = r.totals()
+    rows: list[list[Any]] = [[d.date, d.inbound, d.outbound] for d in r.by_day]
+    rows += [["total", t.inbound, t.outbound], ["autoack", t.autoack]]
+    rows += [[f"first_reply_{k}", v] for k, v in fr.items() if not k.endswith("_seconds")]
+    rows += [["first_reply_median_seconds", _plain_seconds(fr["median_seconds"])],
+             ["first_reply_p90_seconds", _plain_seconds(fr["p90_seconds"])]]
+    rows += [["open", b.label, b.waiting_for_you, b.waiting_for_them] for b in r.open_by_age]
+    rows += [["opt_outs", r.opt_outs]]
+    output.print_table([], rows)
+
+
+def _bar(n: int, top: int) -> str:
+    if n == 0 or top == 0:
+        return ""
+    return "█" * max(1, round(n * BAR_WIDTH / top))
+
+
+def _chart_rows(r: Report) -> list[tuple[str, int, int]]:
+    """(label, in, out) a day, or a week when a day a line would not fit a screen."""
+    from datetime import date
+
+    def day(d: str, form: str) -> str:
+        return date.fromisoformat(d).strftime(form)
+
+    if r.days <= WEEKLY_AFTER:
+        return [(day(d.date, "%a %d %b"), d.inbound, d.outbound) for d in r.by_day]
+    weeks = [r.by_day[i:i + 7] for i in range(0, len(r.by_day), 7)]
+    return [(f"{day(w[0].date, '%d %b')} - {day(w[-1].date, '%d %b')}",
+             sum(d.inbound for d in w), sum(d.outbound for d in w)) for w in weeks]
+
+
+def _print_rich(r: Report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    t = r.totals()
+    last = r.by_day[-1].date
+    console.print(f"[bold]Last {r.days} day{'s' if r.days != 1 else ''}[/] "
+                  f"({r.by_day[0].date} to {last}, UTC days)")
+    rows = _chart_rows(r)
+    top = max((max(n_in, n_out) for _, n_in, n_out in rows), default=0)
+    chart = Table(show_edge=False, header_style="bold", box=None, pad_edge=False)
+    chart.add_column("day" if r.days <= WEEKLY_AFTER else "week")
+    chart.add_column("in", justify="right")
+    chart.add_column("", style="cyan", no_wrap=True)
+    chart.add_column("out", justify="right")
+    chart.add_column("", style="green", no_wrap=True)
+    for label, n_in, n_out in rows:
+        chart.add_row(label, str(n_in), _bar(n_in, top), str(n_out), _bar(n_out, top))
+    chart.add_row("[bold]total[/]", f"[bold]{t.inbound}[/]", "", f"[bold]{t.outbound}[/]",
+                  f"incl. {t.autoack} automatic" if t.autoack else "")
+    console.print(chart)
+
+    fr = r.first_reply
+    console.print()
+    console.print("[bold]Time to your first reply[/] (waits that started in the period)")
+    if fr.waits == 0:
+        console.print("  nobody wrote to you in the period")
+    else:
+        if fr.answered_seconds:
+            console.print(f"  median {duration(fr.median)}, 90% within {duration(fr.p90)} "
+                          f"({len(fr.answered_seconds)} answered)")
+        console.print(f"  not answered: {fr.unanswered_open} still waiting, "
+                      f"{fr.unanswered_closed} closed (marked done or opted out)")
+
+    console.print()
+    console.print("[bold]Open conversations by age[/] (now)")
+    ages = Table(show_edge=False, header_style="bold", box=None, pad_edge=False)
+    ages.add_column("")
+    for b in r.open_by_age:
+        ages.add_column(AGE_TITLES.get(b.label, b.label), justify="right")
+    ages.add_row("waiting for you", *(str(b.waiting_for_you) for b in r.open_by_age))
+    ages.add_row("waiting for them", *(str(b.waiting_for_them) for b in r.open_by_age))
+    console.print(ages)
+
+    console.print()
+    console.print(f"[bold]Opt-outs[/] in the period: {r.opt_outs}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report_cmd)

@@ -1,0 +1,250 @@
+"""`dmtool report`: activity over the last N days, from the local record only.
+
+What is measured (docs/guide.md says the same in plain words):
+
+- The period is N whole UTC days ending today: from midnight UTC N-1 days ago
+  to now. Messages are counted on the UTC day of their `at` time.
+- Messages in and out per day. "out" is everything sent from your account,
+  automatic acknowledgements included (they are also counted on their own).
+- Time to first reply. A *wait* starts with a message from them that follows
+  one of yours (autoacks do not count as yours) or opens the conversation; it
+  ends with your next message that is not an autoack. Only waits that started
+  in the period are measured. Answered waits give the median and the 90th
+  percentile (linear interpolation between ranks, as spreadsheets' PERCENTILE.INC
+  does); unanswered ones are counted apart: still open (the inbox shows them as
+  needing a reply) or closed (marked done, or they opted out).
+- Open conversations, now, by age: those waiting for you are aged from the
+  first message of theirs you have not answered (how long they have waited,
+  not since their latest nudge); those waiting for them from your last message.
+  Opted-out contacts are not open: nobody may write to them.
+- Opt-outs that happened in the period (from the audit log, by the time of the
+  STOP or of your confirmation, not of the sync that found it).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from dmtool.store import report as rstore
+from dmtool.timeutil import fmt, parse
+
+DAY = 86400
+
+# (label, lower bound in days, upper bound in days or None). Chosen to match
+# how people think about a reply they owe: today, this week, this month, lost.
+AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
+    ("<1d", 0, 1), ("1d-3d", 1, 3), ("3d-7d", 3, 7), ("7d-30d", 7, 30), ("30d+", 30, None))
+
+MAX_DAYS = 365
+
+
+@dataclass
+class DayCount:
+    date: str  # YYYY-MM-DD, UTC
+    inbound: int = 0
+    outbound: int = 0
+    autoack: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"date": self.date, "in": self.inbound, "out": self.outbound,
+                "autoack": self.autoack}
+
+
+@dataclass
+class FirstReply:
+    answered_seconds: list[float] = field(default_factory=list)  # sorted
+    unanswered_open: int = 0
+    unanswered_closed: int = 0
+
+    @property
+    def waits(self) -> int:
+        return len(self.answered_seconds) + self.unanswered
+
+    @property
+    def unanswered(self) -> int:
+        return self.unanswered_open + self.unanswered_closed
+
+    @property
+    def median(self) -> float | None:
+        return percentile(self.answered_seconds, 0.5)
+
+    @property
+    def p90(self) -> float | None:
+        return percentile(self.answered_seconds, 0.9)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"waits": self.waits, "answered": len(self.answered_seconds),
+                "unanswered": self.unanswered, "unanswered_open": self.unanswered_open,
+                "unanswered_closed": self.unanswered_closed,
+                "median_seconds": _seconds(self.median), "p90_seconds": _seconds(self.p90)}
+
+
+@dataclass
+class AgeBucket:
+    label: str
+    min_seconds: int
+    max_seconds: int | None  # exclusive; None: no upper bound
+    waiting_for_you: int = 0
+    waiting_for_them: int = 0
+
+    def holds(self, seconds: float) -> bool:
+        return seconds >= self.min_seconds and (self.max_seconds is None
+                                                or seconds < self.max_seconds)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"age": self.label, "min_seconds": self.min_seconds,
+                "max_seconds": self.max_seconds, "waiting_for_you": self.waiting_for_you,
+                "waiting_for_them": self.waiting_for_them}
+
+
+@dataclass
+class Report:
+    days: int
+    since: datetime
+    until: datetime
+    by_day: list[DayCount]
+    first_reply: FirstReply
+    open_by_age: list[AgeBucket]
+    opt_outs: int
+    has_messages: bool
+
+    @property
+    def empty(self) -> bool:
+        """Nothing recorded at all (not merely a quiet period)."""
+        return not self.has_messages and self.opt_outs == 0
+
+    def totals(self) -> DayCount:
+        return DayCount("total", sum(d.inbound for d in self.by_day),
+                        sum(d.outbound for d in self.by_day), sum(d.autoack for d in self.by_day))
+
+    def to_dict(self) -> dict[str, Any]:
+        t = self.totals()
+        return {
+            "days": self.days, "since": fmt(self.since), "until": fmt(self.until),
+            "messages": {"in": t.inbound, "out": t.outbound, "autoack": t.autoack,
+                         "by_day": [d.to_dict() for d in self.by_day]},
+            "first_reply": self.first_reply.to_dict(),
+            "open_conversations": {
+                "waiting_for_you": sum(b.waiting_for_you for b in self.open_by_age),
+                "waiting_for_them": sum(b.waiting_for_them for b in self.open_by_age),
+                "by_age": [b.to_dict() for b in self.open_by_age]},
+            "opt_outs": self.opt_outs,
+        }
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """The p-quantile (0..1) with linear interpolation between ranks; None when empty."""
+    if not sorted_values:
+        return None
+    rank = p * (len(sorted_values) - 1)
+    lo = int(rank)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (rank - lo)
+
+
+def _seconds(value: float | None) -> float | None:
+    """Durations in JSON: seconds, to the millisecond the store keeps."""
+    return None if value is None else round(value, 3)
+
+
+def period(days: int, now: datetime) -> tuple[datetime, datetime]:
+    """[start, end): midnight UTC `days - 1` days ago, to next midnight UTC."""
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days - 1), today + timedelta(days=1)
+
+
+def build_report(conn: sqlite3.Connection, days: int, now: datetime) -> Report:
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"days must be 1..{MAX_DAYS}")
+    start, end = period(days, now)
+    s, e = fmt(start) or "", fmt(end) or ""
+    dates = [(start + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(days)]
+    by_day = {d: DayCount(d) for d in dates}
+    first_reply = _count_messages_and_waits(conn, s, e, by_day)
+    return Report(days=days, since=start, until=now, by_day=list(by_day.values()),
+                  first_reply=first_reply, open_by_age=_open_by_age(conn, now),
+                  opt_outs=_opt_outs(conn, s, e), has_messages=rstore.has_messages(conn))
+
+
+@dataclass
+class _Wait:
+    contact_id: int
+    at: str
+    reply_at: str | None = None
+    opens_period: bool = False  # their first message in the period: check what came before
+
+
+def _count_messages_and_waits(conn: sqlite3.Connection, since: str, until: str,
+                              by_day: dict[str, DayCount]) -> FirstReply:
+    """One pass over the period's messages: the daily counts, and the waits."""
+    waits: list[_Wait] = []
+    contact: int | None = None
+    prev: str | None = None  # direction of the contact's previous message, autoacks aside
+    current: _Wait | None = None
+    for contact_id, direction, at, source in rstore.messages_between(conn, since, until):
+        day = by_day.get(at[:10])
+        autoack = source == "autoack"
+        if day is not None:
+            if direction == "in":
+                day.inbound += 1
+            else:
+                day.outbound += 1
+                day.autoack += autoack
+        if autoack:  # not a reply: whoever was waiting still is
+            continue
+        if contact_id != contact:
+            contact, prev, current = contact_id, None, None
+        if direction == "in":
+            if prev != "in":
+                current = _Wait(contact_id, at, opens_period=prev is None)
+                waits.append(current)
+        elif current is not None and current.reply_at is None:
+            current.reply_at = at
+        prev = direction
+    # A first message in the period that follows one of theirs before it
+    # continues a wait that started earlier: not this period's.
+    check = [w.contact_id for w in waits if w.opens_period]
+    before = rstore.last_human_direction_before(conn, check, since) if check else {}
+    waits = [w for w in waits if not (w.opens_period and before.get(w.contact_id) == "in")]
+
+    result = FirstReply()
+    # Stored times are RFC 3339 text that fromisoformat reads as is (3.11+);
+    # timeutil.parse's normalising costs more than the rest of a long period.
+    instant = datetime.fromisoformat
+    result.answered_seconds = sorted(
+        (instant(w.reply_at) - instant(w.at)).total_seconds() for w in waits if w.reply_at)
+    unanswered = [w.contact_id for w in waits if w.reply_at is None]
+    still_open = rstore.open_contact_ids(conn, unanswered) if unanswered else set()
+    result.unanswered_open = sum(1 for c in unanswered if c in still_open)
+    result.unanswered_closed = len(unanswered) - result.unanswered_open
+    return result
+
+
+def _open_by_age(conn: sqlite3.Connection, now: datetime) -> list[AgeBucket]:
+    buckets = [AgeBucket(label, lo * DAY, None if hi is None else hi * DAY)
+               for label, lo, hi in AGE_BUCKETS]
+    for r in rstore.open_conversation_tails(conn):
+        waiting_for_you = r["last_direction"] == "in"
+        since = r["wait_at"] if waiting_for_you and r["wait_at"] else r["last_at"]
+        age = max(0.0, (now - parse(since)).total_seconds())
+        bucket = next(b for b in buckets if b.holds(age))
+        if waiting_for_you:
+            bucket.waiting_for_you += 1
+        else:
+            bucket.waiting_for_them += 1
+    return buckets
+
+
+def _opt_outs(conn: sqlite3.Connection, since: str, until: str) -> int:
+    n = 0
+    for r in rstore.opt_outs_recorded_since(conn, since):
+        detail = json.loads(r["detail"]) if r["detail"] else {}
+        # When they opted out; the entry's own time is when dmtool learnt it
+        # (an archive import can bring in a STOP from years ago).
+        at = detail.get("at") or r["at"]
+        n += since <= at < until
+    return n

@@ -1,0 +1,95 @@
+"""Read models for `dmtool report`.
+
+Every scan is bounded: messages are read through the (contact_id, at) index
+one contact at a time (a skip-scan over contacts, so the cost follows the
+messages in the period, not the whole history), the audit through its `at`
+index, and open conversations with a few index seeks each.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+_CHUNK = 500  # ids per IN (...): well under SQLite's variable limit
+
+
+def has_messages(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM messages)").fetchone()[0] == 1
+
+
+def messages_between(conn: sqlite3.Connection, since: str, until: str
+                     ) -> Iterable[tuple[int, str, str, str]]:
+    """(contact_id, direction, at, source) of every message with since <= at <
+    until, by contact, then in time order (ties by id, the order they were stored)."""
+    # CROSS JOIN keeps contacts as the outer loop: one index range per contact.
+    return conn.execute(
+        "SELECT m.contact_id, m.direction, m.at, m.source "
+        "FROM contacts c CROSS JOIN messages m ON m.contact_id = c.id "
+        "WHERE m.at >= ? AND m.at < ? ORDER BY m.contact_id, m.at, m.id", (since, until))
+
+
+def last_human_direction_before(conn: sqlite3.Connection, contact_ids: Sequence[int],
+                                before: str) -> dict[int, str | None]:
+    """contact id -> direction of their last message before `before`, autoacks
+    aside (None when there is none)."""
+    out: dict[int, str | None] = {}
+    for start in range(0, len(contact_ids), _CHUNK):
+        chunk = list(contact_ids[start:start + _CHUNK])
+        marks = ",".join("?" * len(chunk))
+        out.update(conn.execute(
+            f"""SELECT c.id, (SELECT p.direction FROM messages p WHERE p.contact_id = c.id
+                              AND p.source != 'autoack' AND p.at < ?
+                              ORDER BY p.at DESC, p.id DESC LIMIT 1)
+                FROM contacts c WHERE c.id IN ({marks})""", (before, *chunk)).fetchall())
+    return out
+
+
+def open_contact_ids(conn: sqlite3.Connection, contact_ids: Sequence[int]) -> set[int]:
+    """Those of these contacts with an open conversation who have not opted
+    out: the ones the inbox says are waiting when they wrote last."""
+    found: set[int] = set()
+    for start in range(0, len(contact_ids), _CHUNK):
+        chunk = list(contact_ids[start:start + _CHUNK])
+        marks = ",".join("?" * len(chunk))
+        found.update(r[0] for r in conn.execute(
+            f"""SELECT c.id FROM contacts c WHERE c.id IN ({marks}) AND c.opted_out_at IS NULL
+                AND EXISTS (SELECT 1 FROM conversations cv WHERE cv.contact_id = c.id
+                            AND cv.state = 'open')""", chunk))
+    return found
+
+
+def open_conversation_tails(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    """One row per contact with an open conversation who has not opted out:
+    last_direction and last_at of the last message (autoacks aside), and
+    wait_at, when they wrote last, the first of their messages since your last
+    reply (when they started waiting)."""
+    return conn.execute(
+        """
+        SELECT t.contact_id, lm.direction AS last_direction, lm.at AS last_at,
+          CASE WHEN lm.direction = 'in' THEN (
+            SELECT min(i.at) FROM messages i WHERE i.contact_id = t.contact_id
+              AND i.direction = 'in'
+              AND i.at >= COALESCE((SELECT o.at FROM messages o WHERE o.contact_id = t.contact_id
+                                    AND o.direction = 'out' AND o.source != 'autoack'
+                                    ORDER BY o.at DESC, o.id DESC LIMIT 1), '')
+          ) END AS wait_at
+        FROM (
+          SELECT c.id AS contact_id,
+            (SELECT m.id FROM messages m WHERE m.contact_id = c.id AND m.source != 'autoack'
+              ORDER BY m.at DESC, m.id DESC LIMIT 1) AS last_id
+          FROM contacts c
+          WHERE c.opted_out_at IS NULL
+            AND EXISTS (SELECT 1 FROM conversations cv WHERE cv.contact_id = c.id
+                        AND cv.state = 'open')
+        ) t JOIN messages lm ON lm.id = t.last_id
+        """).fetchall()
+
+
+def opt_outs_recorded_since(conn: sqlite3.Connection, since: str) -> list[sqlite3.Row]:
+    """'opted_out' audit entries recorded at or after `since`: at, detail. An
+    opt-out is recorded when dmtool learns of it, never before it happened, so
+    this bounds the opt-outs that happened since then."""
+    return conn.execute(
+        "SELECT at, detail FROM audit WHERE at >= ? AND action = 'opted_out' ORDER BY at",
+        (since,)).fetchall()

@@ -1,0 +1,214 @@
+"""`dmtool report`: exact numbers on a store with exactly known messages."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from dmtool.paths import Paths
+from dmtool.services.sync import apply_optout_words
+from dmtool.store import contacts as cstore
+from dmtool.store import messages as mstore
+from dmtool.store import open_store
+from dmtool.store.conversations import set_state
+from tests.xworld import ALICE, BOB, T0, sync
+
+ME = "1000"
+NOW = "2026-03-10T12:00:00.000Z"
+
+# handle -> (user id, [(at, direction, source, text)]). Times are 2026 UTC.
+MESSAGES: dict[str, tuple[str, list[tuple[str, str, str, str]]]] = {
+    # two waits in the period, answered after 1h and 2h; an autoack is not a reply
+    "ann": ("11", [("03-05T10:00", "in", "sync", "hi"),
+                   ("03-05T11:00", "out", "sync", "hello"),
+                   ("03-06T09:00", "in", "sync", "a question"),
+                   ("03-06T09:00:05", "out", "autoack", "thanks, back soon"),
+                   ("03-06T09:30", "in", "sync", "still there?"),
+                   ("03-06T11:00", "out", "send", "yes, here")]),
+    # a wait that began before the period is not this period's; a later one is (6h)
+    "bob": ("12", [("03-01T10:00", "in", "sync", "hello?"),
+                   ("03-04T08:00", "in", "sync", "anyone?"),
+                   ("03-04T09:00", "out", "sync", "sorry, here"),
+                   ("03-09T12:00", "in", "sync", "one more"),
+                   ("03-09T18:00", "out", "sync", "sure")]),
+    # unanswered, still open: waiting 6h
+    "cat": ("13", [("03-10T06:00", "in", "sync", "morning"),
+                   ("03-10T06:00:01", "out", "autoack", "thanks, back soon")]),
+    # unanswered, closed: marked done
+    "dan": ("14", [("03-07T12:00", "in", "sync", "fyi")]),
+    # unanswered, closed: opted out in the period
+    "eve": ("15", [("03-08T12:00", "in", "sync", "STOP")]),
+    # you wrote last, 37 days ago
+    "fay": ("16", [("02-01T10:00", "in", "sync", "hey"),
+                   ("02-01T12:00", "out", "archive", "hey you")]),
+    # waiting since Feb 20 (18 days): a nudge in the period does not restart the wait
+    "gus": ("17", [("02-20T12:00", "in", "sync", "price?"),
+                   ("03-05T12:00", "in", "sync", "price??")]),
+    # a STOP from January that dmtool learns of today (an archive import)
+    "hal": ("18", [("01-10T12:00", "in", "archive", "STOP")]),
+}
+
+
+def stamp(short: str) -> str:
+    return f"2026-{short}{':00' if short.count(':') == 1 else ''}.000Z"
+
+
+def seed(messages: dict[str, tuple[str, list[tuple[str, str, str, str]]]] = MESSAGES) -> None:
+    store = open_store(Paths.resolve("default").db_file)
+    n = 0
+    with store.tx() as conn:
+        for handle, (uid, items) in messages.items():
+            c, _ = cstore.upsert_x_user(conn, uid, handle, handle.title(), now=NOW)
+            for at, direction, source, text in items:
+                n += 1
+                mstore.add_message(conn, event_id=f"e{n}",
+                                   conversation_id=mstore.conversation_id_for(ME, uid),
+                                   contact_id=c.id, direction=direction, text=text, at=stamp(at),
+                                   source=source, now=NOW)
+                if direction == "in":  # as sync and the archive import do
+                    apply_optout_words(conn, c.id, text, stamp(at), now=NOW, opted_out=[])
+        dan = cstore.get(conn, "dan")
+        set_state(conn, dan.id, "done")
+    store.close()
+
+
+@pytest.fixture
+def known(cli, monkeypatch) -> None:
+    monkeypatch.setenv("DMTOOL_NOW", NOW)
+    seed()
+    # an opt-out you confirm yourself counts too, at the time you confirm it
+    assert cli("contacts", "add", "ivy").exit_code == 0
+    assert cli("contacts", "optout", "ivy").exit_code == 0
+
+
+def test_report_numbers_on_a_known_store(cli, known):
+    r = cli("report", "--days", "7", "--json")
+    assert r.exit_code == 0, r
+    assert r.json() == {
+        "days": 7, "since": "2026-03-04T00:00:00.000Z", "until": NOW,
+        "messages": {"in": 9, "out": 6, "autoack": 2, "by_day": [
+            {"date": "2026-03-04", "in": 1, "out": 1, "autoack": 0},
+            {"date": "2026-03-05", "in": 2, "out": 1, "autoack": 0},
+            {"date": "2026-03-06", "in": 2, "out": 2, "autoack": 1},
+            {"date": "2026-03-07", "in": 1, "out": 0, "autoack": 0},
+            {"date": "2026-03-08", "in": 1, "out": 0, "autoack": 0},
+            {"date": "2026-03-09", "in": 1, "out": 1, "autoack": 0},
+            {"date": "2026-03-10", "in": 1, "out": 1, "autoack": 1}]},
+        # ann 1h and 2h, bob 6h: median 2h; p90 = 2h + 0.8 * (6h - 2h)
+        "first_reply": {"waits": 6, "answered": 3, "unanswered": 3, "unanswered_open": 1,
+                        "unanswered_closed": 2, "median_seconds": 7200,
+                        "p90_seconds": 18720},
+        "open_conversations": {"waiting_for_you": 2, "waiting_for_them": 3, "by_age": [
+            {"age": "<1d", "min_seconds": 0, "max_seconds": 86400,
+             "waiting_for_you": 1, "waiting_for_them": 1},     # cat 6h; bob 18h
+            {"age": "1d-3d", "min_seconds": 86400, "max_seconds": 259200,
+             "waiting_for_you": 0, "waiting_for_them": 0},
+            {"age": "3d-7d", "min_seconds": 259200, "max_seconds": 604800,
+             "waiting_for_you": 0, "waiting_for_them": 1},     # ann, 4 days
+            {"age": "7d-30d", "min_seconds": 604800, "max_seconds": 2592000,
+             "waiting_for_you": 1, "waiting_for_them": 0},     # gus, since Feb 20
+            {"age": "30d+", "min_seconds": 2592000, "max_seconds": None,
+             "waiting_for_you": 0, "waiting_for_them": 1}]},   # fay
+        "opt_outs": 2,  # eve and ivy; hal's STOP is from January
+    }
+
+
+def test_unanswered_open_waits_are_what_the_inbox_shows(cli, known):
+    """The report and the inbox agree on who is waiting for you."""
+    needs_reply = {i["handle"] for i in cli("inbox", "--json").json() if i["needs_reply"]}
+    assert needs_reply == {"cat", "gus"}
+    data = cli("report", "--days", "7", "--json").json()
+    assert data["open_conversations"]["waiting_for_you"] == len(needs_reply)
+    # gus has waited since before the period, so only cat's wait is this period's
+    assert data["first_reply"]["unanswered_open"] == 1
+
+
+def test_the_period_follows_days(cli, known):
+    one = cli("report", "--days", "1", "--json").json()
+    assert one["since"] == "2026-03-10T00:00:00.000Z"
+    assert one["messages"]["by_day"] == [{"date": "2026-03-10", "in": 1, "out": 1, "autoack": 1}]
+    assert one["first_reply"]["waits"] == 1 and one["first_reply"]["median_seconds"] is None
+    assert one["opt_outs"] == 1  # ivy, confirmed today
+    month = cli("report", "--json").json()  # 30 days, from Feb 9
+    assert len(month["messages"]["by_day"]) == 30
+    assert (month["messages"]["in"], month["messages"]["out"]) == (11, 6)
+    # bob's wait from Mar 1 (answered after 71h) and gus's from Feb 20 now start in the period
+    fr = month["first_reply"]
+    assert (fr["waits"], fr["answered"], fr["unanswered_open"]) == (8, 4, 2)
+    assert fr["median_seconds"] == (7200 + 21600) / 2
+    # the open conversations are a snapshot of now, whatever the period
+    assert month["open_conversations"] == one["open_conversations"]
+
+
+def test_piped_report_is_tab_separated(cli, known):
+    r = cli("report", "--days", "7")
+    assert r.exit_code == 0 and r.stderr == ""
+    assert r.stdout.splitlines() == [
+        "2026-03-04\t1\t1", "2026-03-05\t2\t1", "2026-03-06\t2\t2", "2026-03-07\t1\t0",
+        "2026-03-08\t1\t0", "2026-03-09\t1\t1", "2026-03-10\t1\t1",
+        "total\t9\t6", "autoack\t2",
+        "first_reply_waits\t6", "first_reply_answered\t3", "first_reply_unanswered\t3",
+        "first_reply_unanswered_open\t1", "first_reply_unanswered_closed\t2",
+        "first_reply_median_seconds\t7200", "first_reply_p90_seconds\t18720",
+        "open\t<1d\t1\t1", "open\t1d-3d\t0\t0", "open\t3d-7d\t0\t1", "open\t7d-30d\t1\t0",
+        "open\t30d+\t0\t1",
+        "opt_outs\t2"]
+
+
+def test_terminal_report_says_it_in_words(cli, known, monkeypatch):
+    from dmtool import output
+
+    monkeypatch.setattr(output, "stdout_is_tty", lambda: True)
+    out = cli("report", "--days", "7").stdout
+    assert "Last 7 days" in out and "Fri 06 Mar" in out
+    assert "median 2h 00m, 90% within 5h 12m (3 answered)" in out
+    assert "1 still waiting, 2 closed" in out
+    assert "waiting for you" in out and "30+ days" in out
+    assert "Opt-outs in the period: 2" in out
+    assert "\t" not in out
+    weekly = cli("report", "--days", "60").stdout  # a line a week: still fits a screen
+    assert "28 Feb - 06 Mar" in weekly and "Sat 28 Feb" not in weekly
+
+
+def test_empty_store(cli):
+    r = cli("report")
+    assert r.exit_code == 0 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and "dmtool sync" in r.stderr
+    data = cli("report", "--json", "--days", "3").json()
+    assert data["messages"]["in"] == data["messages"]["out"] == 0
+    assert [d["in"] + d["out"] for d in data["messages"]["by_day"]] == [0, 0, 0]
+    assert data["first_reply"] == {"waits": 0, "answered": 0, "unanswered": 0,
+                                   "unanswered_open": 0, "unanswered_closed": 0,
+                                   "median_seconds": None, "p90_seconds": None}
+    assert data["open_conversations"]["waiting_for_you"] == 0 and data["opt_outs"] == 0
+    assert data["since"].endswith("T00:00:00.000Z") and data["until"].endswith("Z")
+
+
+@pytest.mark.parametrize("days", ["0", "366", "-1", "week"])
+def test_days_out_of_range_is_a_usage_error(cli, days):
+    r = cli("report", "--days", days)
+    assert r.exit_code == 2 and r.stdout == ""
+    assert "--days" in r.stderr and "Traceback" not in r.stderr
+    r = cli("report", "--days", days, "--json")
+    assert r.exit_code == 2 and r.stdout == ""
+    err = json.loads(r.stderr)["error"]
+    assert err["code"] == "E_USAGE" and "--days" in err["message"]
+
+
+def test_report_from_a_synced_sandbox(cli, world, clock):
+    """End to end: DMs and a STOP arrive through sync from the sandbox X."""
+    world.incoming_dm(ALICE, "Hi! is the beta open?", at=clock.ago(hours=5))
+    world.outgoing_dm(ALICE, "It is, here is how to join.", at=clock.ago(hours=4, minutes=30))
+    world.incoming_dm(BOB, "hello", at=clock.ago(hours=3))
+    world.incoming_dm(BOB, "STOP", at=clock.ago(hours=2))
+    sync(cli)
+    data: dict[str, Any] = cli("report", "--days", "1", "--json").json()
+    assert data["until"] == "2026-03-02T12:00:00.000Z" and T0.hour == 12
+    assert (data["messages"]["in"], data["messages"]["out"]) == (3, 1)
+    assert data["first_reply"]["median_seconds"] == timedelta(minutes=30).total_seconds()
+    assert data["first_reply"]["unanswered_closed"] == 1  # bob opted out
+    assert data["opt_outs"] == 1
+    assert data["open_conversations"]["waiting_for_them"] == 1  # alice
