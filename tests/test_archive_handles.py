@@ -253,3 +253,22 @@ def test_a_429_on_the_lookup_pauses_user_lookups_until_the_reset(
     r = cli("check", "@alice", "--json")
     assert r.exit_code in (0, 3), r
     assert r.json()["user_id"] == ALICE and world.requests_count() == 1
+
+
+def test_sync_names_the_rest_when_x_no_longer_knows_the_first_hundred(
+        cli: Cli, clock: Clock, world: Any, tmp_path: Path) -> None:
+    """Sync names at most 100 archive contacts per public check; accounts X
+    no longer knows must not make it ask about the same 100 for ever."""
+    gone = [str(1_700_000_000_000_000_000 + n) for n in range(100)]
+    known = [str(1_600_000_000_000_000_000 + n) for n in range(20)]
+    with world.transaction():
+        for n, uid in enumerate(known):
+            world.add_user(f"person{n}", f"Person {n}", user_id=uid)
+    world.fail_next(503, count=3, method="GET", path_contains=USERS)  # the import cannot name them
+    import_json(cli, archive_with(tmp_path / "arc", clock, *gone, *known))
+    assert cli("sync").exit_code == 0  # asks about the first 100: all gone
+    assert "person3" not in contacts(cli)
+    clock.advance(minutes=16)  # the next public check
+    assert cli("sync").exit_code == 0
+    found = contacts(cli)
+    assert found["person3"] == known[3] and f"user_{gone[0]}" in found

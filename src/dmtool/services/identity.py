@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from dmtool.store import Store
     from dmtool.x.types import XUser
 
+K_NAMING_AFTER = "naming_after"  # sync_state: the contact id a limited naming call reached
+
 # X's own rule for handles: a handle outside it cannot be on X, so never ask.
 X_HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
 
@@ -45,10 +47,19 @@ def name_placeholders(store: Store, users_by_ids: Callable[[list[str]], list[XUs
     one. X answers users it no longer knows (deleted, suspended) with only an
     `errors` entry: those stay by id. The lookup runs before the write
     transaction, so no lock is held over the network. Raises what the lookup
-    raises (RateLimited, Unavailable, AuthError, ...); nothing is written then."""
-    ids = cstore.placeholder_user_ids(store.conn, limit=limit)
-    if not ids:
+    raises (RateLimited, Unavailable, AuthError, ...); nothing is written then.
+
+    With a `limit`, each call goes on after the contacts the last one asked
+    about (wrapping round), so accounts X no longer knows cannot hold back the
+    rest for ever."""
+    after = int(store.get_state(K_NAMING_AFTER) or 0) if limit else 0
+    rows = cstore.placeholders(store.conn, after=after, limit=limit)
+    if limit and after and len(rows) < limit:  # the end: wrap round to the start
+        rows += [r for r in cstore.placeholders(store.conn, limit=limit - len(rows))
+                 if r not in rows]
+    if not rows:
         return 0
+    ids = [uid for _, uid in rows]
     users = users_by_ids(ids)  # one request per 100 ids
     wanted = set(ids)
     named = 0
@@ -57,6 +68,8 @@ def name_placeholders(store: Store, users_by_ids: Callable[[list[str]], list[XUs
             if u.id in wanted:
                 cstore.upsert_x_user(conn, u.id, u.username, u.name, now=now)
                 named += 1
+        if limit:
+            store.set_state(K_NAMING_AFTER, str(rows[-1][0]))
     return named
 
 

@@ -146,12 +146,13 @@ def merge_into(conn: sqlite3.Connection, keep: Contact, drop: Contact, *, now: s
 _PLACEHOLDER = "user_id IS NOT NULL AND handle = 'user_' || user_id"
 
 
-def placeholder_user_ids(conn: sqlite3.Connection, *, limit: int | None = None) -> list[str]:
-    """Ids of contacts X has not named yet (handle `user_<id>`, e.g. from an archive),
-    oldest first; all of them unless `limit`."""
-    return [r[0] for r in conn.execute(
-        f"SELECT user_id FROM contacts WHERE {_PLACEHOLDER} ORDER BY id LIMIT ?",
-        (-1 if limit is None else limit,))]
+def placeholders(conn: sqlite3.Connection, *, after: int = 0,
+                 limit: int | None = None) -> list[tuple[int, str]]:
+    """(contact id, user id) of contacts X has not named yet (handle `user_<id>`,
+    e.g. from an archive), in contact id order after `after`; all unless `limit`."""
+    return [(r[0], r[1]) for r in conn.execute(
+        f"SELECT id, user_id FROM contacts WHERE {_PLACEHOLDER} AND id > ? ORDER BY id LIMIT ?",
+        (after, -1 if limit is None else limit))]
 
 
 def placeholder_count(conn: sqlite3.Connection) -> int:
