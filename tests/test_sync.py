@@ -31,6 +31,11 @@ def world_message_ids(world: SandboxWorld) -> set[str]:
             if e["event_type"] == "MessageCreate" and "-" in e["dm_conversation_id"]}
 
 
+def dm_pages(world: SandboxWorld) -> list[int]:
+    """Events returned by each GET /2/dm_events since the log was reset."""
+    return [int(q["dm_events"]) for q in world.requests_log() if q["path"] == "/2/dm_events"]
+
+
 def show(cli: Cli, handle: str) -> dict[str, Any]:
     r = cli("contacts", "show", handle, "--json")
     assert r.exit_code == 0, r
@@ -178,6 +183,28 @@ def test_sync_interrupted_after_page_two_resumes_without_loss_or_rereading(
     assert data["dm_events_read"] <= data["dm_events_new"] + 5 + 2
     data = sync(cli)
     assert data["dm_events_new"] == 0 and data["requests"] == 1
+
+
+def test_a_resumed_walk_sizes_its_pages_from_the_segment_it_jumps(
+        cli: Cli, world: SandboxWorld, clock: Clock, db: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(20):
+        world.incoming_dm(ALICE, f"old {i}", at=clock.ago(days=3, minutes=-i))
+    sync(cli)
+    clock.advance(hours=10)
+    for i in range(200):  # one DM every 3 minutes over the 10 hours since
+        world.incoming_dm(BOB if i % 3 else ALICE, f"new {i}", at=clock.ago(minutes=599 - 3 * i))
+    _fail_nth_dm_request(monkeypatch, world, 5)  # pages 1-4 are stored, with a segment
+    assert cli("sync").exit_code == 5
+    clock.advance(minutes=16)
+    world.reset_requests_log()
+    data = sync(cli)
+    assert data["dm_events_new"] == 200 - 45
+    assert data["dm_events_read"] <= data["dm_events_new"] + 5 + 2
+    # Past the jump, the segment's 45 events (one every 3 minutes) set the rate
+    # for what is left below it; without them the walk crept on in pages of 4.
+    assert len(dm_pages(world)) <= 9
+    assert set(stored_event_ids(db)) == world_message_ids(world)
 
 
 def test_a_refused_saved_token_falls_back_to_walking_down(cli: Cli, world: SandboxWorld,
@@ -575,10 +602,6 @@ def test_event_time_takes_the_milliseconds_from_a_snowflake_id() -> None:
     assert event_time(ev(snowflake, whole_second - H)) == whole_second - H
 
 
-def _dm_pages(world: SandboxWorld) -> list[int]:
-    return [int(q["dm_events"]) for q in world.requests_log() if q["path"] == "/2/dm_events"]
-
-
 def test_a_burst_in_the_last_seconds_risks_a_bounded_number_of_old_events(
         cli: Cli, world: SandboxWorld, clock: Clock, db: Any) -> None:
     for i in range(150):
@@ -591,7 +614,7 @@ def test_a_burst_in_the_last_seconds_risks_a_bounded_number_of_old_events(
     data = sync(cli)
     assert data["dm_events_new"] == 60
     assert data["dm_events_read"] <= 60 + BURST_RISK + PAGE_MARGIN  # was 60 + 90
-    assert len(_dm_pages(world)) <= 6
+    assert len(dm_pages(world)) <= 6
     assert set(stored_event_ids(db)) == world_message_ids(world)
 
 
@@ -607,7 +630,7 @@ def test_a_burst_just_after_the_last_sync_takes_few_requests(
     data = sync(cli)
     assert data["dm_events_new"] == 150
     assert data["dm_events_read"] <= 150 + BURST_RISK + PAGE_MARGIN
-    assert len(_dm_pages(world)) <= 10  # was 30: twice X's 15 per 15 minutes
+    assert len(dm_pages(world)) <= 10  # was 30: twice X's 15 per 15 minutes
     assert set(stored_event_ids(db)) == world_message_ids(world)
 
 
@@ -619,3 +642,4 @@ def test_no_review_for_someone_already_opted_out(cli: Cli, world: SandboxWorld,
     sync(cli)
     shown = show(cli, "sam")
     assert shown["status"] == "opted-out" and shown["optout_review"] is None
+
