@@ -8,12 +8,13 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from dmtool.paths import Paths
+from dmtool.services.sync import BURST_RISK, PAGE_MARGIN
 from dmtool.timeutil import fmt, parse
 from dmtool.x.sandbox import SANDBOX_ME, SandboxWorld
 from tests.conftest import Result
@@ -27,6 +28,11 @@ def stored_event_ids(db: Any) -> list[str]:
 def world_message_ids(world: SandboxWorld) -> set[str]:
     return {e["id"] for e in world.snapshot()["dm_events"]
             if e["event_type"] == "MessageCreate" and "-" in e["dm_conversation_id"]}
+
+
+def dm_pages(world: SandboxWorld) -> list[int]:
+    """Events returned by each GET /2/dm_events since the log was reset."""
+    return [int(q["dm_events"]) for q in world.requests_log() if q["path"] == "/2/dm_events"]
 
 
 def show(cli: Cli, handle: str) -> dict[str, Any]:
@@ -178,6 +184,28 @@ def test_sync_interrupted_after_page_two_resumes_without_loss_or_rereading(
     assert data["dm_events_read"] <= data["dm_events_new"] + 5 + 2
     data = sync(cli)
     assert data["dm_events_new"] == 0 and data["requests"] == 1
+
+
+def test_a_resumed_walk_sizes_its_pages_from_the_segment_it_jumps(
+        cli: Cli, world: SandboxWorld, clock: Clock, db: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(20):
+        world.incoming_dm(ALICE, f"old {i}", at=clock.ago(days=3, minutes=-i))
+    sync(cli)
+    clock.advance(hours=10)
+    for i in range(200):  # one DM every 3 minutes over the 10 hours since
+        world.incoming_dm(BOB if i % 3 else ALICE, f"new {i}", at=clock.ago(minutes=599 - 3 * i))
+    _fail_nth_dm_request(monkeypatch, world, 5)  # pages 1-4 are stored, with a segment
+    assert cli("sync").exit_code == 5
+    clock.advance(minutes=16)
+    world.reset_requests_log()
+    data = sync(cli)
+    assert data["dm_events_new"] == 200 - 45
+    assert data["dm_events_read"] <= data["dm_events_new"] + 5 + 2
+    # Past the jump, the segment's 45 events (one every 3 minutes) set the rate
+    # for what is left below it; without them the walk crept on in pages of 4.
+    assert len(dm_pages(world)) <= 9
+    assert set(stored_event_ids(db)) == world_message_ids(world)
 
 
 def test_a_refused_saved_token_falls_back_to_walking_down(cli: Cli, world: SandboxWorld,
@@ -503,23 +531,119 @@ def test_json_stdout_is_only_json_and_human_output_says_sandbox(run: Callable[..
     assert r.stdout.startswith("sandbox: synced: 0 new DMs") and r.stdout.count("\n") == 1
 
 
-def test_page_size_rules() -> None:
+def evenly(n: int, newest: datetime, oldest: datetime) -> list[datetime]:
+    """n arrival times from newest down to oldest, newest first (as the walk reads them)."""
+    step = (newest - oldest) / max(n - 1, 1)
+    return [newest - step * i for i in range(n)]
+
+
+S, M, H = timedelta(seconds=1), timedelta(minutes=1), timedelta(hours=1)
+BURST_PAGE = BURST_RISK + PAGE_MARGIN
+
+
+@pytest.mark.parametrize("times,floor_ago,low,high", [
+    # Nothing stored within X's 30 days: every event is new, read full pages.
+    (evenly(2, T0, T0 - 30 * S), None, 100, 100),
+    (evenly(2, T0, T0 - 30 * S), timedelta(days=31), 100, 100),
+    # A few events in the last minutes after a quiet night: ask for a few.
+    (evenly(2, T0 - 5 * S, T0 - 30 * S), 8 * H, 1, 8),
+    (evenly(2, T0 - M, T0 - 8 * M), 15 * M, 1, 4),
+    # A stream seen for longer than the gap left to the floor: trust it.
+    (evenly(400, T0 - M, T0 - 400 * M), 550 * M, 100, 100),
+    # 250 DMs in the last 5 seconds, the last sync 12 minutes ago: where the burst
+    # began is unknowable, so bet no more than BURST_RISK on it (the old rate
+    # extrapolation asked for 100: up to 100 old events read).
+    (evenly(250, T0 - S / 100, T0 - 5 * S), 12 * M, 30, BURST_PAGE + 1),
+    # The same after a quiet week.
+    (evenly(250, T0 - S, T0 - 2 * M), timedelta(days=7), 30, BURST_PAGE + 1),
+    # A burst a minute after the last sync, quiet since: its own rate counts, not
+    # the quiet's (the old estimate of <1 event left asked for 4 at a time: 60
+    # requests for 250 DMs, four times X's 15 per 15 minutes).
+    (evenly(10, T0 - 11 * M + S, T0 - 11 * M), 12 * M, 30, BURST_PAGE + 1),
+    # Past a burst, steady again (one DM every 5 minutes, 55 minutes to the
+    # floor: about 11 left): the steady rate counts, not the burst's (old: 48).
+    (evenly(60, T0 - M, T0 - M - 10 * S) + evenly(10, T0 - 6 * M, T0 - 51 * M), 106 * M, 1, 8),
+])
+def test_page_size_table(times: list[datetime], floor_ago: timedelta | None, low: int,
+                         high: int) -> None:
     from dmtool.services.sync import page_size
 
-    now = T0
-    # Nothing stored within X's 30 days: every event is new, read full pages.
-    assert page_size(seen=2, oldest_at=now, floor_at=None, now=now, max_size=100) == 100
-    assert page_size(seen=2, oldest_at=now, floor_at=now - timedelta(days=31), now=now,
-                     max_size=100) == 100
-    # A burst right now after a quiet night: ask for a few, not for the estimate.
-    assert page_size(seen=2, oldest_at=now - timedelta(seconds=30),
-                     floor_at=now - timedelta(hours=8), now=now, max_size=100) <= 8
-    # A steady stream: pages grow with the evidence, within the ceiling.
-    sizes = [page_size(seen=n, oldest_at=now - timedelta(minutes=n), floor_at=now - timedelta(hours=10),
-                       now=now, max_size=100) for n in (2, 10, 50, 200)]
-    assert sizes == sorted(sizes) and sizes[-1] == 100
-    assert page_size(seen=50, oldest_at=now - timedelta(minutes=50),
-                     floor_at=now - timedelta(hours=10), now=now, max_size=20) == 20
+    floor_at = None if floor_ago is None else T0 - floor_ago
+    assert low <= page_size(times=times, floor_at=floor_at, now=T0, max_size=100) <= high
+
+
+def test_page_size_grows_with_a_steady_stream_within_the_ceiling() -> None:
+    from dmtool.services.sync import page_size
+
+    sizes = [page_size(times=evenly(n, T0 - M, T0 - n * M), floor_at=T0 - 10 * H, now=T0,
+                       max_size=100) for n in (2, 10, 50, 200)]
+    assert sizes == sorted(sizes) and sizes[0] <= PAGE_MARGIN
+    assert page_size(times=evenly(50, T0 - M, T0 - 50 * M), floor_at=T0 - 10 * H, now=T0,
+                     max_size=20) == 20
+
+
+def test_frontier_rate_finds_the_stretch_nearest_the_floor() -> None:
+    from dmtool.services.sync import frontier_rate
+
+    steady = evenly(64, T0 - M, T0 - 64 * M)
+    assert frontier_rate(steady, T0) == (64, 64 * 60.0)
+    # Quiet for 10 minutes after a burst of 32 in 31 seconds: the burst's rate.
+    count, seconds = frontier_rate(evenly(32, T0 - 10 * M, T0 - 10 * M - 31 * S), T0)
+    assert count < 32 and count / seconds == pytest.approx(1.0)
+    # A burst, then steady again: the steady part only.
+    count, seconds = frontier_rate(evenly(40, T0, T0 - 4 * S) + evenly(16, T0 - M, T0 - 16 * M), T0)
+    assert count <= 16 and count / seconds == pytest.approx(1 / 60, rel=0.01)
+
+
+def test_event_time_takes_the_milliseconds_from_a_snowflake_id() -> None:
+    from dmtool.services.sync import SNOWFLAKE_EPOCH_MS, event_time
+    from dmtool.x.types import DMEvent
+
+    at = T0 + timedelta(milliseconds=1234)
+    snowflake = str((int(at.timestamp() * 1000) - SNOWFLAKE_EPOCH_MS) << 22 | 77)
+    whole_second = at.replace(microsecond=0)  # X's created_at
+
+    def ev(id_: str, created: datetime | None) -> DMEvent:
+        return DMEvent(id=id_, event_type="MessageCreate", text="hi", sender_id=ALICE,
+                       conversation_id=f"{ALICE}-{ME}", created_at=created)
+
+    assert event_time(ev(snowflake, whole_second)) == at
+    assert event_time(ev(snowflake, None)) == at
+    # An id that is no snowflake of that moment: created_at is all there is.
+    assert event_time(ev("42", whole_second)) == whole_second
+    assert event_time(ev(snowflake, whole_second - H)) == whole_second - H
+
+
+def test_a_burst_in_the_last_seconds_risks_a_bounded_number_of_old_events(
+        cli: Cli, world: SandboxWorld, clock: Clock, db: Any) -> None:
+    for i in range(150):
+        world.incoming_dm(ALICE if i % 2 else BOB, f"history {i}", at=clock.ago(hours=150 - i))
+    sync(cli)
+    clock.advance(minutes=12)
+    for i in range(60):  # 60 DMs within the last 2 seconds
+        world.incoming_dm(SAM if i % 3 else CAROL, f"burst {i}", at=clock.ago(seconds=2 - i / 30))
+    world.reset_requests_log()
+    data = sync(cli)
+    assert data["dm_events_new"] == 60
+    assert data["dm_events_read"] <= 60 + BURST_RISK + PAGE_MARGIN  # was 60 + 90
+    assert len(dm_pages(world)) <= 6
+    assert set(stored_event_ids(db)) == world_message_ids(world)
+
+
+def test_a_burst_just_after_the_last_sync_takes_few_requests(
+        cli: Cli, world: SandboxWorld, clock: Clock, db: Any) -> None:
+    for i in range(150):
+        world.incoming_dm(ALICE if i % 2 else BOB, f"history {i}", at=clock.ago(hours=150 - i))
+    sync(cli)
+    for i in range(150):  # a minute after the sync, 150 DMs within 5 seconds; then quiet
+        world.incoming_dm(SAM if i % 3 else CAROL, f"burst {i}", at=clock.ago(seconds=-60 - i / 30))
+    clock.advance(minutes=12)
+    world.reset_requests_log()
+    data = sync(cli)
+    assert data["dm_events_new"] == 150
+    assert data["dm_events_read"] <= 150 + BURST_RISK + PAGE_MARGIN
+    assert len(dm_pages(world)) <= 10  # was 30: twice X's 15 per 15 minutes
+    assert set(stored_event_ids(db)) == world_message_ids(world)
 
 
 def test_no_review_for_someone_already_opted_out(cli: Cli, world: SandboxWorld,
@@ -530,3 +654,4 @@ def test_no_review_for_someone_already_opted_out(cli: Cli, world: SandboxWorld,
     sync(cli)
     shown = show(cli, "sam")
     assert shown["status"] == "opted-out" and shown["optout_review"] is None
+

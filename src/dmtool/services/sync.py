@@ -2,10 +2,17 @@
 
 Cost model (shared/spec/x-api.md): X bills every DM event read and
 GET /2/dm_events has no since_id. So the DM walk reads newest first, stops at
-the first event it already knows, and sizes each page to what is probably
-still new. Each page is committed as it arrives, together with where the walk
-stands, so a sync that is killed or rate-limited halfway loses nothing and the
-next one neither duplicates nor skips.
+the first event it already knows, and sizes each page to what is almost surely
+still new (page_size): only the page that reaches that event reads old ones.
+With steady traffic that is rarely more than PAGE_MARGIN events more than the
+new ones. A burst (many DMs in seconds) whose beginning lies in a quiet stretch
+looks the same, page after page, whether it began just past the oldest event
+read or long before, so no sizing can avoid some waste there: a page bets at
+most about BURST_RISK old events on it. Requests cost no money, but X allows
+15 DM lookups per 15 minutes; a burst of 250 takes about 10 of them.
+benchmarks/sync_cost.py measures both. Each page is committed as it arrives,
+together with where the walk stands, so a sync that is killed or rate-limited
+halfway loses nothing and the next one neither duplicates nor skips.
 
 sync_state keys used here:
 - me_id, me_username: who we are (one /2/users/me per profile, ever).
@@ -33,9 +40,9 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -73,12 +80,19 @@ MAX_PUBLIC_PAGES = 5  # with a cursor: bound a backlog, then move the cursor on
 MAX_RATE_WAITS = 3  # --wait: give up after this many rate-limit pauses
 SYNC_NAMING_BATCH = 100  # contacts known only by id named per sync: one users lookup
 
-# Page sizing (see page_size). Tuned by simulation over uniform, Poisson and
-# bursty arrivals: with these, reads stay within new + 5 for smooth traffic
-# while a burst of 250 takes about 10 requests.
-SHADE_Z = 2.5
-PAGE_MARGIN = 4
-GROWTH = 4
+# Page sizing (see page_size), measured with benchmarks/sync_cost.py and a
+# simulation of the walk over steady and bursty arrivals: steady traffic reads
+# new + 1..4, a burst of 250 takes 10-11 requests, and a page that may run past
+# the start of a burst reads at most BURST_RISK + PAGE_MARGIN old events (more
+# only for bursts of over 240, or ones that lasted longer than the gap left).
+SHADE_Z = 2.5  # standard deviations below the estimate of what is still new
+PAGE_MARGIN = 4  # events a page may read past the estimate: a request saved
+GROWTH = 4  # a page is at most this many times what the walk has read so far
+SPLIT_Z = 3.5  # a rate change this many standard errors apart starts a new stretch
+MIN_STRETCH = 4  # events in the shortest stretch whose rate is trusted
+BURST_RISK = 30  # events a page may read on the guess that a burst goes on...
+BURST_SHARE = 8  # ...or this share (1/8) of what the walk has read, if more
+SNOWFLAKE_EPOCH_MS = 1288834974657  # X ids: (ms since this epoch) << 22 | machine, sequence
 
 Hook = Callable[["sqlite3.Connection", Contact, datetime], object]  # truthy: an autoack went out
 
@@ -120,27 +134,97 @@ class SyncResult:
         }
 
 
-def page_size(*, seen: int, oldest_at: datetime | None, floor_at: datetime | None, now: datetime,
+def page_size(*, times: Sequence[datetime], floor_at: datetime | None, now: datetime,
               max_size: int) -> int:
     """How many DM events to ask for in the next page (after the first).
 
-    `seen` events newer than the floor arrived between `oldest_at` and `now`;
-    at that density, about `est` more lie between the floor and `oldest_at`.
-    Only the page that reaches the floor reads old (wasted) events, so aim well
-    below the estimate (SHADE_Z standard deviations of Poisson noise plus the
-    rate's own uncertainty) and add a small margin: another small request is
-    cheaper than a page of events we already have.
+    `times` are when the new events read so far arrived, newest first; all of
+    them are newer than the floor (the newest stored event, known complete up
+    to `floor_at`). Only the page that reaches the floor reads old (billed,
+    wasted) events, so a page asks for what is almost surely still new:
+
+    - The rate of the stretch nearest the floor (see frontier_rate: after a
+      burst, the burst's rate; past it, the steady rate again) says about
+      `est` events lie between the oldest one read and the floor. Aim SHADE_Z
+      standard deviations below it (Poisson noise plus the rate's own
+      uncertainty) and add PAGE_MARGIN: one more small request is cheaper
+      than a page of events we already have.
+    - That assumes the stretch goes on down to the floor. When it was measured
+      over a much shorter time than is left (a burst: 250 DMs in 5 seconds, the
+      last sync 10 minutes ago), no page can tell where it began, and a full
+      page would read up to 100 old events. So a page bets at most BURST_RISK
+      events (or 1/BURST_SHARE of those read) on it, times 1 + span/gap: the
+      longer the stretch has held compared with the gap, the likelier it holds
+      to the floor.
     """
     if floor_at is None or floor_at <= now - DM_WINDOW:
         return max_size  # nothing stored within X's window: every event is new
-    if seen <= 0 or oldest_at is None:
+    seen = len(times)
+    if seen == 0:
         return max(1, min(PAGE_MARGIN, max_size))
-    elapsed = max((now - oldest_at).total_seconds(), 1.0)
-    gap = max((oldest_at - floor_at).total_seconds(), 0.0)
-    est = seen * gap / elapsed
-    sd = math.sqrt(est + est * est / seen)
-    want = max(0, math.floor(est - SHADE_Z * sd)) + PAGE_MARGIN
+    count, span = frontier_rate(times, now)
+    gap = max((times[-1] - floor_at).total_seconds(), 0.0)
+    est = count * gap / span
+    sd = math.sqrt(est + est * est / count)
+    sure = est - SHADE_Z * sd
+    if gap > 0:
+        sure = min(sure, max(BURST_RISK, seen / BURST_SHARE) * (1 + span / gap))
+    want = max(0, math.floor(sure)) + PAGE_MARGIN
     return max(1, min(want, GROWTH * seen, max_size))
+
+
+def frontier_rate(times: Sequence[datetime], now: datetime) -> tuple[int, float]:
+    """The stretch of `times` (newest first) nearest the floor over which
+    events came at one rate: (how many events, over how many seconds).
+
+    It starts with the MIN_STRETCH oldest events, timed from the event just
+    newer than them (the whole walk from `now`), and doubles while the events
+    it would take in came at the same rate: their log-rate may differ by
+    SPLIT_Z standard errors (sqrt(1/a + 1/b) for counts a and b). So a burst
+    is not averaged with the quiet before or the steady traffic after it.
+    """
+    n = len(times)
+
+    def seconds(count: int) -> float:
+        newer = now if count >= n else times[n - count - 1]
+        return max((newer - times[-1]).total_seconds(), 0.001)  # ids have ms resolution
+
+    count = min(n, MIN_STRETCH)
+    while count < n:
+        wider = min(n, 2 * count)
+        added = max(seconds(wider) - seconds(count), 0.001)
+        change = math.log((wider - count) / added * seconds(count) / count)
+        if abs(change) > SPLIT_Z * math.sqrt(1 / count + 1 / (wider - count)):
+            break
+        count = wider
+    return count, seconds(count)
+
+
+def event_time(ev: DMEvent) -> datetime | None:
+    """When an event was created, to the millisecond.
+
+    X's created_at has whole seconds only, too coarse to time a burst; the id
+    is a snowflake whose top bits are the creation time in milliseconds. The
+    id's time is used when it agrees with created_at (an id that is no
+    snowflake, or a sandbox event created out of order, falls back to it).
+    """
+    try:
+        snow = datetime.fromtimestamp(((int(ev.id) >> 22) + SNOWFLAKE_EPOCH_MS) / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return ev.created_at
+    if ev.created_at is None or abs(snow - ev.created_at) < timedelta(seconds=1):
+        return snow
+    return ev.created_at
+
+
+def _spread(count: int, newest: datetime | None, oldest: datetime | None) -> list[datetime]:
+    """`count` times evenly from `newest` down to `oldest`: the events of a
+    stored segment the walk jumps over, as far as page sizing needs them."""
+    if oldest is None or count <= 0:
+        return []
+    top = newest or oldest
+    step = (top - oldest) / count
+    return [top - step * (i + 1) for i in range(count)]
 
 
 @contextlib.contextmanager
@@ -409,6 +493,7 @@ class _Sync:
         top_at: datetime | None = None
         seen = 0
         oldest_at: datetime | None = None
+        times: list[datetime] = []  # when the new events passed so far arrived, for page_size
         token: str | None = None
         pages = 0
         while True:
@@ -416,7 +501,7 @@ class _Sync:
             if pages == 0:
                 size = max(1, min(self.first_size, self.max_size))
             else:
-                size = page_size(seen=seen, oldest_at=oldest_at, floor_at=floor_at, now=walk_at,
+                size = page_size(times=times, floor_at=floor_at, now=walk_at,
                                  max_size=self.max_size)
             self.say(f"reading DM events (page {pages + 1}, {self.result.dm_events_read} read so far)")
             page = self.client.dm_events(size, token)
@@ -435,6 +520,7 @@ class _Sync:
                     top_id, top_at = fresh[0].id, fresh[0].created_at
                 seen += len(fresh)
                 oldest_at = fresh[-1].created_at or oldest_at
+                times.extend(t for t in map(event_time, fresh) if t is not None)
             next_token = page.next_token
             jump: dict[str, Any] | None = None
             if hit and segments:
@@ -443,6 +529,8 @@ class _Sync:
                 if top_id is None:
                     # Nothing new above it: this walk vouches for it up to walk_at.
                     top_id, top_at = jump["top"], parse_opt(jump["top_at"])
+                times.extend(_spread(int(jump["count"]), parse_opt(jump["top_at"]),
+                                     parse_opt(jump["bottom_at"])))
                 seen += int(jump["count"])
                 oldest_at = parse_opt(jump["bottom_at"]) or oldest_at
                 next_token = jump["token"]
