@@ -23,6 +23,16 @@ def fmt(dt: datetime | None) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+# fmt's own output, for dates every month has: fmt(parse(t)) == t for these.
+_CANONICAL = re.compile(r"[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+                        r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z")
+
+
+def canonical(text: str) -> str:
+    """fmt(parse(text)), without the round trip when `text` is already in that form."""
+    return text if _CANONICAL.fullmatch(text) else fmt(parse(text)) or ""
+
+
 def parse(text: str) -> datetime:
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if dt.tzinfo is None:

@@ -12,7 +12,7 @@ from dmtool.models import Contact, EvidenceRow
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
 from dmtool.store.db import state_value
-from dmtool.timeutil import fmt, parse, parse_opt
+from dmtool.timeutil import canonical, fmt, parse, parse_opt
 
 if TYPE_CHECKING:
     from dmtool.lint import Finding
@@ -22,19 +22,29 @@ _SNAPSHOT_MESSAGES = 200
 
 CONSENT_CODES = {"E_NO_CONSENT", "E_MENTION_ONLY", "E_CONSENT_EXPIRED"}
 
+# The policy reads evidence of these kinds only through their newest time (is
+# there any, the latest engagement, the latest inbound DM); manual evidence
+# counts only with its text, so every manual row is read.
+_NEWEST_DECIDES = sorted(policy.EVIDENCE_KINDS - policy.MANUAL_KINDS)
+
 
 def _evidence(rows: Sequence[EvidenceRow]) -> tuple[policy.Evidence, ...]:
     return tuple(policy.Evidence(kind=e.kind, at=parse(e.at), ref=e.ref, text=e.text) for e in rows)
 
 
 def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapshot:
+    """What the policy needs to know about one contact. Its evidence is what
+    decides (see `cstore.deciding_evidence`), so a decision's `evidence` holds
+    the newest row of each kind; `shown_evidence` lists them all."""
     msgs = cstore.messages(conn, contact.id, limit=_SNAPSHOT_MESSAGES)
     sup = cstore.suppressed(conn, contact)
+    evidence = cstore.deciding_evidence(conn, contact.id, newest_of=_NEWEST_DECIDES,
+                                        all_of=policy.MANUAL_KINDS)
     return policy.ContactSnapshot(
         user_id=contact.user_id or "",
         handle=contact.handle,
         name=contact.name,
-        evidence=_evidence(cstore.evidence(conn, contact.id)),
+        evidence=_evidence(evidence),
         messages=tuple(policy.Msg(at=parse(m.at), direction=m.direction,  # type: ignore[arg-type]
                                   text=m.text) for m in msgs),
         opted_out_at=parse_opt(contact.opted_out_at),
@@ -43,6 +53,23 @@ def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapsh
         blocked=bool(contact.blocked_at) or "blocked" in sup,
         dm_closed_at=parse_opt(contact.dm_closed_at),
     )
+
+
+def shown_evidence(conn: sqlite3.Connection,
+                   contact: Contact) -> list[tuple[str, str, str, str | None]]:
+    """(kind, at, ref, text) of the evidence `check` shows, as a decision over
+    all of the contact's evidence would list it: every row that counts as
+    consent, oldest first, or the mentions when none does. Plain rows with the
+    stored times (parsing tens of thousands of them would dominate `check`)."""
+    rows = [r for r in cstore.evidence_of_kinds(conn, contact.id, sorted(policy.COUNTING_KINDS))
+            if r[0] not in policy.MANUAL_KINDS or (r[3] and r[3].strip())]
+    if not rows:
+        rows = cstore.evidence_of_kinds(conn, contact.id, ["mention"])
+    out = [(kind, canonical(at), ref, text) for kind, at, ref, text in rows]
+    if any(a != r[1] for (_, a, _, _), r in zip(out, rows, strict=True)):
+        # Times not in the store's own form: order by the instant, as the policy does.
+        out.sort(key=lambda r: parse(r[1]))
+    return out
 
 
 def recent_sends(conn: sqlite3.Connection, now: datetime) -> list[policy.Send]:

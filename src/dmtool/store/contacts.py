@@ -198,11 +198,42 @@ def evidence(conn: sqlite3.Connection, contact_id: int) -> list[EvidenceRow]:
         (contact_id,))]
 
 
+def deciding_evidence(conn: sqlite3.Connection, contact_id: int, *, newest_of: Iterable[str],
+                      all_of: Iterable[str]) -> list[EvidenceRow]:
+    """The evidence a consent decision reads, oldest first: the newest row of
+    each kind in `newest_of` and every row of the kinds in `all_of`. A chatty
+    contact has one inbound_dm row per DM; only the newest can change an answer."""
+    newest, every = list(newest_of), list(all_of)
+    parts = ["SELECT * FROM (SELECT id, kind, at, ref, text FROM evidence WHERE contact_id = ? "
+             "AND kind = ? ORDER BY at DESC, id DESC LIMIT 1)"] * len(newest)
+    params: list[Any] = [p for kind in newest for p in (contact_id, kind)]
+    if every:
+        parts.append("SELECT id, kind, at, ref, text FROM evidence WHERE contact_id = ? "
+                     f"AND kind IN ({','.join('?' * len(every))})")
+        params += [contact_id, *every]
+    if not parts:
+        return []
+    sql = " UNION ALL ".join(parts) + " ORDER BY at, id"
+    return [EvidenceRow(*r) for r in conn.execute(sql, params)]
+
+
+def evidence_of_kinds(conn: sqlite3.Connection, contact_id: int,
+                      kinds: Iterable[str]) -> list[tuple[str, str, str, str | None]]:
+    """(kind, at, ref, text) of every row of these kinds, oldest first: plain
+    tuples, as there can be tens of thousands."""
+    ks = list(kinds)
+    cur = conn.cursor()
+    cur.row_factory = None
+    return cur.execute(
+        f"SELECT kind, at, ref, text FROM evidence WHERE contact_id = ? AND kind IN "
+        f"({','.join('?' * len(ks))}) ORDER BY at, id", (contact_id, *ks)).fetchall()
+
+
 def last_message_times(conn: sqlite3.Connection, contact_id: int) -> tuple[str | None, str | None]:
     """(last inbound, last outbound) message times of one contact."""
     row = conn.execute(
-        "SELECT max(CASE WHEN direction = 'in' THEN at END), "
-        "max(CASE WHEN direction = 'out' THEN at END) FROM messages WHERE contact_id = ?",
+        "SELECT (SELECT max(at) FROM messages WHERE contact_id = ?1 AND direction = 'in'), "
+        "(SELECT max(at) FROM messages WHERE contact_id = ?1 AND direction = 'out')",
         (contact_id,)).fetchone()
     return row[0], row[1]
 
