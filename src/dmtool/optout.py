@@ -30,6 +30,7 @@ __all__ = [
     "optin_words",
     "optout_words",
     "review_phrases",
+    "word_kind",
 ]
 
 Kind = Literal["optout", "optin", "review"]
@@ -95,11 +96,25 @@ def _whole_match(text: str, name: str) -> str | None:
         return None
     if key in table:
         return table[key]
-    # "STOP STOP", "stop. stop!": every token is itself a word of the list.
-    tokens = [_key(tok) for tok in normalise(text).split(" ")]
-    tokens = [tok for tok in tokens if tok]
-    if len(tokens) > 1 and all(tok in table for tok in tokens):
-        return table[tokens[0]]
+    # "STOP STOP", "stop. stop!": every token (two or more) is itself a word of
+    # the list. Keyed one at a time: most messages fail on the first token.
+    tokens = (k for k in (_key(tok) for tok in normalise(text).split(" ")) if k)
+    first = next(tokens, None)
+    if first is None or first not in table:
+        return None
+    second = next(tokens, None)
+    if second is not None and second in table and all(k in table for k in tokens):
+        return table[first]
+    return None
+
+
+def word_kind(text: str) -> Literal["optout", "optin"] | None:
+    """classify(text) when that is "optout" or "optin", else None: the whole-message
+    words only, without building the review phrase matcher."""
+    if _whole_match(text, "optout_words.txt") is not None:
+        return "optout"
+    if _whole_match(text, "optin_words.txt") is not None:
+        return "optin"
     return None
 
 
