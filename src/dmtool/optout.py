@@ -50,9 +50,11 @@ class Match:
 
 def _key(text: str) -> str:
     """Whole-message comparison key: normalised, without inner spaces/dashes."""
-    return "".join(
-        ch for ch in normalise(text) if not (_JOINERS.fullmatch(ch) or unicodedata.category(ch) == "Pd")
-    )
+    joined = _JOINERS.sub("", normalise(text))
+    if joined.isascii():  # the one ASCII dash (category Pd) is "-": skip the per-letter lookup
+        return joined.replace("-", "")
+    dashes = {ord(ch): None for ch in set(joined) if unicodedata.category(ch) == "Pd"}
+    return joined.translate(dashes) if dashes else joined
 
 
 @cache

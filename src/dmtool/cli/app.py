@@ -78,13 +78,19 @@ COMMAND_HELP: dict[str, str] = {
 }
 
 
-def load_module_commands(module_name: str) -> dict[str, Any]:
-    """Build the click commands one cli module registers, by name."""
+def load_module_commands(module_name: str, only: str | None = None) -> dict[str, Any]:
+    """Build the click commands one cli module registers, by name; with `only`,
+    just that one (Typer reads every parameter of a command to build it)."""
     import importlib
 
     module = importlib.import_module(f"dmtool.cli.{module_name}")
     holder = typer.Typer()
     module.register(holder)
+    if only is not None:
+        commands = [c for c in holder.registered_commands if c.name == only]
+        groups = [g for g in holder.registered_groups if g.name == only]
+        if commands or groups:
+            holder.registered_commands, holder.registered_groups = commands, groups
     return dict(typer.main.get_group(holder).commands)
 
 
@@ -99,7 +105,7 @@ class DmtoolGroup(TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         cmd = super().get_command(ctx, cmd_name)
         if cmd is None and cmd_name in COMMAND_MODULES:
-            for name, loaded in load_module_commands(COMMAND_MODULES[cmd_name]).items():
+            for name, loaded in load_module_commands(COMMAND_MODULES[cmd_name], cmd_name).items():
                 self.commands.setdefault(name, loaded)
             cmd = self.commands.get(cmd_name)
         return cmd

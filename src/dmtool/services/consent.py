@@ -61,12 +61,13 @@ def shown_evidence(conn: sqlite3.Connection,
     all of the contact's evidence would list it: every row that counts as
     consent, oldest first, or the mentions when none does. Plain rows with the
     stored times (parsing tens of thousands of them would dominate `check`)."""
+    manual = policy.MANUAL_KINDS
     rows = [r for r in cstore.evidence_of_kinds(conn, contact.id, sorted(policy.COUNTING_KINDS))
-            if r[0] not in policy.MANUAL_KINDS or (r[3] and r[3].strip())]
+            if r[0] not in manual or (r[3] and r[3].strip())]
     if not rows:
         rows = cstore.evidence_of_kinds(conn, contact.id, ["mention"])
     out = [(kind, canonical(at), ref, text) for kind, at, ref, text in rows]
-    if any(a != r[1] for (_, a, _, _), r in zip(out, rows, strict=True)):
+    if any(o[1] is not r[1] for o, r in zip(out, rows, strict=True)):
         # Times not in the store's own form: order by the instant, as the policy does.
         out.sort(key=lambda r: parse(r[1]))
     return out

@@ -202,19 +202,16 @@ def deciding_evidence(conn: sqlite3.Connection, contact_id: int, *, newest_of: I
                       all_of: Iterable[str]) -> list[EvidenceRow]:
     """The evidence a consent decision reads, oldest first: the newest row of
     each kind in `newest_of` and every row of the kinds in `all_of`. A chatty
-    contact has one inbound_dm row per DM; only the newest can change an answer."""
-    newest, every = list(newest_of), list(all_of)
-    parts = ["SELECT * FROM (SELECT id, kind, at, ref, text FROM evidence WHERE contact_id = ? "
-             "AND kind = ? ORDER BY at DESC, id DESC LIMIT 1)"] * len(newest)
-    params: list[Any] = [p for kind in newest for p in (contact_id, kind)]
-    if every:
-        parts.append("SELECT id, kind, at, ref, text FROM evidence WHERE contact_id = ? "
-                     f"AND kind IN ({','.join('?' * len(every))})")
-        params += [contact_id, *every]
-    if not parts:
-        return []
-    sql = " UNION ALL ".join(parts) + " ORDER BY at, id"
-    return [EvidenceRow(*r) for r in conn.execute(sql, params)]
+    contact has one inbound_dm row per DM; only the newest can change an answer.
+    One indexed query per kind (contact_id, kind, at): a single query over all
+    kinds would walk every row of the contact to keep them in time order."""
+    sql = "SELECT id, kind, at, ref, text FROM evidence WHERE contact_id = ? AND kind = ? "
+    rows = []
+    for kind in newest_of:
+        rows += conn.execute(sql + "ORDER BY at DESC, id DESC LIMIT 1", (contact_id, kind)).fetchall()
+    for kind in all_of:
+        rows += conn.execute(sql, (contact_id, kind)).fetchall()
+    return [EvidenceRow(*r) for r in sorted(rows, key=lambda r: (r[2], r[0]))]
 
 
 def evidence_of_kinds(conn: sqlite3.Connection, contact_id: int,

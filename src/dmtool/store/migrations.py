@@ -191,7 +191,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE conversations ADD COLUMN human_at TEXT;
     ALTER TABLE conversations ADD COLUMN human_direction TEXT;
     CREATE INDEX conversations_latest ON conversations (state, latest_at);
-    CREATE INDEX conversations_waiting ON conversations (state, human_direction, human_at);
+    CREATE INDEX conversations_waiting ON conversations (state, human_direction, human_at, contact_id);
     CREATE INDEX messages_contact_direction ON messages (contact_id, direction, at);
     CREATE INDEX messages_unread ON messages (contact_id, recorded_at) WHERE direction = 'in';
     CREATE INDEX evidence_contact_kind ON evidence (contact_id, kind, at);
