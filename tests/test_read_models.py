@@ -24,6 +24,7 @@ from dmtool.services import consent
 from dmtool.store import Store, open_store
 from dmtool.store import contacts as cstore
 from dmtool.store import conversations as cvstore
+from dmtool.store import drafts as dstore
 from dmtool.store import messages as mstore
 from dmtool.timeutil import fmt, parse
 
@@ -107,6 +108,10 @@ class World:
                                  contact_id=c.id, direction=direction,
                                  text=rng.choice(["hi", "STOP", "START", "thanks!", "see you"]),
                                  at=at, source=source, now=at if source == "archive" else stamp(rng))
+        if new and source in ("send", "autoack"):  # dmtool's own: in the ledger the caps count
+            mstore.record_send(self.conn, user_id=c.user_id or f"local:{c.id}", at=at, text="hi",
+                               first_contact=rng.random() < 0.3, kind=source, draft_id=None,
+                               event_id=f"ev{self.events}")
         if new and direction == "in":  # as sync and the archive import record them
             cstore.add_evidence(self.conn, c.id, "inbound_dm", at, f"ev{self.events}", None,
                                 now=at)
@@ -151,6 +156,13 @@ class World:
                                "LIMIT 1", (c.id,)).fetchone()
             if row:
                 conn.execute("DELETE FROM messages WHERE id = ?", (row[0],))
+        elif op == "unsettled":  # a send under way, or one whose outcome is unknown
+            now = stamp(rng)
+            d = dstore.create(conn, c.id, "hello there", now=now)
+            dstore.approve(conn, d.id, text=d.text, acknowledged=(), now=now)
+            dstore.start_send(conn, d.id, text=d.text, first_contact=rng.random() < 0.5, now=now)
+            if rng.random() < 0.5:
+                dstore.mark_unknown(conn, d.id, now=now)
         elif op == "evidence":
             kind = rng.choice(sorted(policy.EVIDENCE_KINDS) + ["unknown"])
             text = rng.choice([None, "", "  ", "asked at the booth"])
@@ -160,8 +172,8 @@ class World:
     def step(self) -> None:
         op = self.rng.choices(
             ["contact", "message", "own_send", "twin", "forget", "state", "read", "settle",
-             "optout", "evidence", "unsay"],
-            weights=[12, 50, 6, 5, 3, 6, 5, 2, 3, 8, 3])[0]
+             "optout", "evidence", "unsay", "unsettled"],
+            weights=[12, 50, 6, 5, 3, 6, 5, 2, 3, 8, 3, 3])[0]
         if op == "contact":
             self.new_contact()
         elif op == "message":
@@ -232,19 +244,18 @@ def full_snapshot(conn: sqlite3.Connection, c: Contact) -> policy.ContactSnapsho
 
 
 def assert_decisions_match(conn: sqlite3.Connection) -> None:
-    settings = policy.PolicySettings()
+    # Low caps, so that the cap and await-reply rules (which read the sends) speak.
+    settings = policy.PolicySettings(max_unanswered=1, daily_sends=3, daily_first_contacts=1)
     for c in (cstore.by_id(conn, r[0]) for r in conn.execute("SELECT id FROM contacts")):
-        fast = consent.snapshot(conn, c)
         full = full_snapshot(conn, c)
-        sends = consent.recent_sends(conn, T0 + timedelta(days=3))
-        for days in (0, 2, 4, 100):  # before, during and after the traffic; expired consent
-            now = T0 + timedelta(days=days)
-            a = policy.decide(fast, None, sends, settings, now)
-            b = policy.decide(full, None, sends, settings, now)
+        for hours in (0, 30, 60, 90, 2400):  # before, during and after the traffic; expired
+            now = T0 + timedelta(hours=hours)
+            a = consent.decide(conn, c, None, settings, now)
+            b = policy.decide(full, None, consent.recent_sends(conn, now), settings, now)
             assert (a.allowed, a.first_contact, a.reasons) == (b.allowed, b.first_contact,
                                                               b.reasons)
         # `check` lists what the full decision holds as its evidence.
-        d = policy.decide(full, None, sends, settings, T0)
+        d = policy.decide(full, None, [], settings, T0)
         assert consent.shown_evidence(conn, c) == [(e.kind, fmt(e.at), e.ref, e.text)
                                                    for e in d.evidence]
         last_in = max((m.at for m in cstore.messages(conn, c.id) if m.direction == "in"),
@@ -314,8 +325,11 @@ def test_a_store_from_before_migration_4_is_filled_in(tmp_path: Path) -> None:
 def test_canonical_times_are_kept_and_others_formatted() -> None:
     from dmtool.timeutil import canonical
 
-    for t in ("2026-11-28T16:43:00.000Z", "2024-02-28T23:59:59.999Z"):
+    for t in ("2026-11-28T16:43:00.000Z", "2024-02-28T23:59:59.999Z", "2026-12-31T00:00:00.000Z",
+              "2026-04-30T12:00:00.000Z", "2024-02-29T10:00:00.000Z"):
         assert canonical(t) == t == fmt(parse(t))
-    for t in ("2026-11-28T16:43:00Z", "2026-11-28T17:43:00.000+01:00", "2024-02-29T10:00:00.000Z",
-              "2026-11-30T10:00:00.5Z"):
-        assert canonical(t) == fmt(parse(t))
+    for t in ("2026-11-28T16:43:00Z", "2026-11-28T17:43:00.000+01:00", "2026-11-30T10:00:00.5Z"):
+        assert canonical(t) == fmt(parse(t)) != t
+    for t in ("2026-04-31T00:00:00.000Z", "2025-02-29T00:00:00.000Z", "2026-13-01T00:00:00.000Z"):
+        with pytest.raises(ValueError):  # as parse() refuses them
+            canonical(t)

@@ -78,9 +78,22 @@ def recent_sends(conn: sqlite3.Connection, now: datetime) -> list[policy.Send]:
     the send ledger (it survives `contacts forget`), plus attempts whose outcome
     is not settled yet (`sending`, `unknown`): each may have gone out, so until
     it is reconciled it counts for the caps and the duplicate check."""
-    rows = mstore.send_rows(conn, since=fmt(now - timedelta(days=30)) or "")
+    return _sends(mstore.send_rows(conn, since=fmt(now - timedelta(days=30)) or ""))
+
+
+def _sends(rows: Sequence[tuple[str, str, str | None, int]]) -> list[policy.Send]:
     return [policy.Send(at=parse(at), user_id=uid, text=text or "", first_contact=bool(fc))
             for at, uid, text, fc in rows]
+
+
+def sends_deciding(conn: sqlite3.Connection, contact: Contact, now: datetime) -> list[policy.Send]:
+    """The recent sends a decision without a text reads: those to this contact
+    (unanswered runs) and everyone's of the last day (the caps). The others
+    only matter for comparing a text, so they are not read and parsed. The
+    bound is a minute wide of the day: the policy draws the exact line."""
+    since = fmt(now - timedelta(days=30)) or ""
+    day = fmt(now - policy.DAY - timedelta(minutes=1)) or ""
+    return _sends(mstore.send_rows(conn, since=since, user_id=contact.user_id, everyone_since=day))
 
 
 def rate_limited_until(conn: sqlite3.Connection) -> datetime | None:
@@ -90,7 +103,8 @@ def rate_limited_until(conn: sqlite3.Connection) -> datetime | None:
 def decide(conn: sqlite3.Connection, contact: Contact, text: str | None,
            settings: policy.PolicySettings, now: datetime,
            findings: Sequence[Finding] = ()) -> policy.Decision:
-    return policy.decide(snapshot(conn, contact), text, recent_sends(conn, now), settings, now,
+    sends = recent_sends(conn, now) if text is not None else sends_deciding(conn, contact, now)
+    return policy.decide(snapshot(conn, contact), text, sends, settings, now,
                          findings=findings, rate_limited_until=rate_limited_until(conn))
 
 
