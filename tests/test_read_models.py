@@ -265,6 +265,38 @@ def assert_decisions_match(conn: sqlite3.Connection) -> None:
         assert cstore.last_message_times(conn, c.id) == (last_in, last_out)
 
 
+def assert_list_statuses_match(conn: sqlite3.Connection) -> None:
+    """contacts list: each record's answer as the plain evaluation gives it (every
+    evidence row, every send, no sharing between contacts)."""
+    settings = policy.PolicySettings(max_unanswered=1, daily_sends=3, daily_first_contacts=1)
+    rows = cstore.summaries(conn)
+    unanswered = mstore.unanswered_counts(conn)
+    blocked_ids, blocked_handles = cstore.suppressed_keys(conn)
+    for hours in (0, 40, 90, 2400):
+        now = T0 + timedelta(hours=hours)
+        sends = consent.recent_sends(conn, now)
+        got = consent.list_statuses(conn, rows, settings, now)
+        for r, (d, status) in zip(rows, got, strict=True):
+            c = Contact(*r[:len(cstore.CONTACT_COLUMNS)])
+            msgs = [policy.Msg(at=parse(r["last_inbound_at"]), direction="in", text="")] \
+                if r["last_inbound_at"] else []
+            n_out = unanswered.get(c.id, 0)
+            out_at = parse(r["last_outbound_at"]) if r["last_outbound_at"] else now
+            msgs += [policy.Msg(at=out_at, direction="out", text="")] * n_out
+            snap = policy.ContactSnapshot(
+                user_id=c.user_id or "", handle=c.handle, name=c.name,
+                evidence=tuple(policy.Evidence(kind=e.kind, at=parse(e.at), ref=e.ref, text=e.text)
+                               for e in cstore.evidence(conn, c.id)),
+                messages=tuple(msgs), opted_out_at=parse(c.opted_out_at) if c.opted_out_at else None,
+                opt_out_words=c.opt_out_words, optout_review=c.optout_review_text,
+                blocked=bool(c.blocked_at) or c.user_id in blocked_ids
+                or c.handle.lower() in blocked_handles,
+                dm_closed_at=parse(c.dm_closed_at) if c.dm_closed_at else None)
+            want = policy.decide(snap, None, sends, settings, now)
+            assert (d.allowed, status, [x.code for x in d.reasons]) == \
+                (want.allowed, consent.status(c, want), [x.code for x in want.reasons]), c.handle
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_fast_read_paths_match_a_recomputation(tmp_path: Path, seed: int) -> None:
     world = build(tmp_path, seed, steps=350)
@@ -274,6 +306,7 @@ def test_fast_read_paths_match_a_recomputation(tmp_path: Path, seed: int) -> Non
     assert_inbox_matches(conn)
     assert_waiting_matches(conn)
     assert_decisions_match(conn)
+    assert_list_statuses_match(conn)
     # ... and they stay right as the store keeps changing, transaction by transaction.
     for _ in range(4):
         with world.store.tx():

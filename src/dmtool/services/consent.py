@@ -134,10 +134,20 @@ def list_statuses(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
     same facts (typically: none at all) share one policy evaluation; the handle
     and name only change the wording of reasons, never allowed or status.
     """
-    ev = cstore.all_evidence(conn)
+    # Evidence as a decision reads it (see snapshot): each automatic kind by its
+    # newest time only, every manual row with its text. One row per inbound DM
+    # would be hundreds of thousands of objects on a big store.
+    newest = cstore.newest_evidence_times(conn, _NEWEST_DECIDES)
+    manual = cstore.all_evidence(conn, kinds=policy.MANUAL_KINDS)
     unanswered = mstore.unanswered_counts(conn)
     blocked_ids, blocked_handles = cstore.suppressed_keys(conn)
     sends = recent_sends(conn, now)
+    # A text-free decision reads everyone's sends of the last day (the caps) and
+    # the contact's own (unanswered runs): split once, not once per contact.
+    today = [s for s in sends if s.at > now - policy.DAY]
+    theirs: dict[str, list[policy.Send]] = {}
+    for s in sends:
+        theirs.setdefault(s.user_id, []).append(s)
     limited = rate_limited_until(conn)
     memo: dict[tuple[object, ...], tuple[policy.Decision, str]] = {}
     out = []
@@ -145,11 +155,14 @@ def list_statuses(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
         cid = r["id"]
         blocked = bool(r["blocked_at"]) or (r["user_id"] in blocked_ids) or \
             (r["handle"].lower() in blocked_handles)
-        evidence = tuple((e.kind, e.at, e.ref, e.text) for e in ev.get(cid, ()))
+        evidence = tuple(sorted([(kind, at, "", None) for kind, at in newest.get(cid, ())]
+                                + [(e.kind, e.at, e.ref, e.text) for e in manual.get(cid, ())],
+                                key=lambda e: e[1]))
+        own = theirs.get(r["user_id"] or "", [])
         n_out = unanswered.get(cid, 0)
         key = (evidence, r["last_inbound_at"], n_out, r["last_outbound_at"] if n_out else None,
                r["opted_out_at"], r["opt_out_words"], r["optout_review_text"], blocked,
-               r["dm_closed_at"])
+               r["dm_closed_at"], tuple(s.at for s in own))
         hit = memo.get(key)
         if hit is None:
             c = Contact(*r[:len(cstore.CONTACT_COLUMNS)])  # summaries() leads with them
@@ -160,11 +173,13 @@ def list_statuses(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
             msgs += [policy.Msg(at=out_at, direction="out", text="")] * n_out
             snap = policy.ContactSnapshot(
                 user_id=c.user_id or "", handle=c.handle, name=c.name,
-                evidence=_evidence(ev.get(cid, [])), messages=tuple(msgs),
+                evidence=tuple(policy.Evidence(kind=k, at=parse(at), ref=ref, text=text)
+                               for k, at, ref, text in evidence), messages=tuple(msgs),
                 opted_out_at=parse_opt(c.opted_out_at), opt_out_words=c.opt_out_words,
                 optout_review=c.optout_review_text, blocked=blocked,
                 dm_closed_at=parse_opt(c.dm_closed_at))
-            d = policy.decide(snap, None, sends, settings, now, rate_limited_until=limited)
+            relevant = today + [s for s in own if not s.at > now - policy.DAY]
+            d = policy.decide(snap, None, relevant, settings, now, rate_limited_until=limited)
             hit = memo[key] = (d, status(c, d))
         out.append(hit)
     return out

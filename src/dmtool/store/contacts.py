@@ -347,10 +347,30 @@ def tags_of(row: sqlite3.Row) -> list[str]:
     return raw.split("\x1f") if raw else []
 
 
-def all_evidence(conn: sqlite3.Connection) -> dict[int, list[EvidenceRow]]:
+def all_evidence(conn: sqlite3.Connection,
+                 kinds: Iterable[str] | None = None) -> dict[int, list[EvidenceRow]]:
+    """contact id -> evidence rows (of these kinds only, when given), oldest first."""
+    where, params = "", list[str]()
+    if kinds is not None:
+        params = sorted(kinds)
+        where = f"WHERE kind IN ({','.join('?' * len(params))}) "
     out: dict[int, list[EvidenceRow]] = {}
-    for r in conn.execute("SELECT contact_id, id, kind, at, ref, text FROM evidence ORDER BY at"):
+    for r in conn.execute(f"SELECT contact_id, id, kind, at, ref, text FROM evidence {where}"
+                          "ORDER BY at", params):
         out.setdefault(r[0], []).append(EvidenceRow(*r[1:]))
+    return out
+
+
+def newest_evidence_times(conn: sqlite3.Connection,
+                          kinds: Iterable[str]) -> dict[int, list[tuple[str, str]]]:
+    """contact id -> (kind, newest time) for each of these kinds the contact has:
+    one pass over the (contact_id, kind, at) index."""
+    ks = sorted(kinds)
+    out: dict[int, list[tuple[str, str]]] = {}
+    for cid, kind, at in conn.execute(
+            f"SELECT contact_id, kind, max(at) FROM evidence WHERE kind IN "
+            f"({','.join('?' * len(ks))}) GROUP BY contact_id, kind", ks):
+        out.setdefault(cid, []).append((kind, at))
     return out
 
 
