@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Literal
 
 from dmtool.textnorm import data_lines, match_form, normalise, phrase_pattern
@@ -48,6 +48,7 @@ class Match:
     word: str
 
 
+@lru_cache(maxsize=4096)  # each text is keyed against both word lists
 def _key(text: str) -> str:
     """Whole-message comparison key: normalised, without inner spaces/dashes."""
     joined = _JOINERS.sub("", normalise(text))

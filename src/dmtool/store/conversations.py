@@ -15,7 +15,7 @@ def inbox_rows(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> l
     done = """
         UNION ALL
         SELECT * FROM (SELECT rowid AS r, 1 AS grp, latest_at FROM conversations
-                       WHERE state != 'open' ORDER BY latest_at DESC, rowid DESC LIMIT :limit)"""
+                       WHERE state != 'open' ORDER BY latest_at DESC, rowid LIMIT :limit)"""
     return conn.execute(
         f"""
         SELECT c.handle, c.name, cv.state, c.opted_out_at, m.at AS last_at,
@@ -27,14 +27,14 @@ def inbox_rows(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> l
             AND u.recorded_at > COALESCE(cv.last_read_at, '')) AS unread
         FROM (SELECT * FROM (
                 SELECT * FROM (SELECT rowid AS r, 0 AS grp, latest_at FROM conversations
-                               WHERE state = 'open' ORDER BY latest_at DESC, rowid DESC
+                               WHERE state = 'open' ORDER BY latest_at DESC, rowid
                                LIMIT :limit)
                 {done if include_done else ""})
-              ORDER BY grp, latest_at DESC, r DESC LIMIT :limit) page
+              ORDER BY grp, latest_at DESC, r LIMIT :limit) page
         JOIN conversations cv ON cv.rowid = page.r
         JOIN contacts c ON c.id = cv.contact_id
         LEFT JOIN messages m ON m.id = cv.latest_id
-        ORDER BY page.grp, page.latest_at DESC, page.r DESC
+        ORDER BY page.grp, page.latest_at DESC, page.r
         """, {"limit": limit}).fetchall()
 
 
