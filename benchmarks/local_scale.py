@@ -317,7 +317,7 @@ def build(home: Path, n_contacts: int, n_messages: int, seed: int) -> dict[str, 
                            iso(at) if status == "unknown" else None, None, None, None, None))
         audit_rows.append((iso(at + MIN_MS), "rejected" if status == "rejected" else "approved",
                            p.user_id, p.handle, None, None, None))
-    for _ in range(60_000):
+    for _ in range(n_contacts * 6 // 5):  # checks that said no, over two years
         p = rng.choice(people)
         at = rng.randint(NOW_MS - 2 * 365 * DAY_MS, NOW_MS - MIN_MS)
         audit_rows.append((iso(at), "refused", p.user_id, p.handle, None, "E_NO_CONSENT",
