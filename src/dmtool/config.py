@@ -61,15 +61,35 @@ def _from_dataclass(section: str, cls: type, ceilings: dict[str, float]) -> list
 
 
 @cache
-def schema() -> dict[str, Setting]:
-    """Every known key. Policy and lint keys come from their settings dataclasses."""
-    from dmtool.lint import LintSettings
-    from dmtool.policy import CEILINGS, PolicySettings
+def _section(name: str) -> dict[str, Setting]:
+    """The keys of one section. Policy and lint keys come from their settings
+    dataclasses, imported only when that section is asked for: loading a
+    config.toml with no [lint] table never imports lint."""
+    if name == "policy":
+        from dmtool.policy import CEILINGS, PolicySettings
 
-    settings = list(_STATIC)
-    settings += _from_dataclass("policy", PolicySettings, dict(CEILINGS))
-    settings += _from_dataclass("lint", LintSettings, {})
+        settings = _from_dataclass("policy", PolicySettings, dict(CEILINGS))
+    elif name == "lint":
+        from dmtool.lint import LintSettings
+
+        settings = _from_dataclass("lint", LintSettings, {})
+    else:
+        settings = [s for s in _STATIC if s.key.partition(".")[0] == name]
     return {s.key: s for s in settings}
+
+
+def setting(key: str) -> Setting | None:
+    """The schema entry of one key, or None when the key is unknown."""
+    return _section(key.partition(".")[0]).get(key)
+
+
+@cache
+def schema() -> dict[str, Setting]:
+    """Every known key, in order: the static ones, then policy and lint."""
+    out = {s.key: s for s in _STATIC}
+    out.update(_section("policy"))
+    out.update(_section("lint"))
+    return out
 
 
 def _type_name(t: type) -> str:
@@ -79,7 +99,7 @@ def _type_name(t: type) -> str:
 
 def check_value(key: str, value: Any) -> Any:
     """Return the value in its schema type, or raise ConfigError naming the key."""
-    s = schema().get(key)
+    s = setting(key)
     if s is None:
         raise ConfigError(f"unknown config key {key!r}", hint="see `dmtool config show` for the keys")
     ok: bool
@@ -115,7 +135,7 @@ def check_value(key: str, value: Any) -> Any:
 
 def parse_value(key: str, text: str) -> Any:
     """Turn a command-line string into the key's type (for `config set`)."""
-    s = schema().get(key)
+    s = setting(key)
     if s is None:
         raise ConfigError(f"unknown config key {key!r}", hint="see `dmtool config show` for the keys")
     raw: Any = text
@@ -187,7 +207,7 @@ class Config:
         return cls(path, values)
 
     def get(self, key: str) -> Any:
-        s = schema().get(key)
+        s = setting(key)
         if s is None:
             raise ConfigError(f"unknown config key {key!r}", hint="see `dmtool config show` for the keys")
         return self.values.get(key, s.default)

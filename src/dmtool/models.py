@@ -9,6 +9,11 @@ from dmtool.errors import InputError
 
 _HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,50}$")
 
+# Draft statuses of a send that may have reached X: it counts as sent until
+# reconciled. Here rather than in store/drafts.py so that the caps can count
+# them without importing the draft machinery.
+UNSETTLED = ("sending", "unknown")
+
 
 def clean_handle(handle: str) -> str:
     """'@Alice' -> 'Alice'. Handles are compared case-insensitively elsewhere."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Literal
 
 from dmtool.textnorm import data_lines, match_form, normalise, phrase_pattern
@@ -30,6 +30,7 @@ __all__ = [
     "optin_words",
     "optout_words",
     "review_phrases",
+    "word_kind",
 ]
 
 Kind = Literal["optout", "optin", "review"]
@@ -47,11 +48,14 @@ class Match:
     word: str
 
 
+@lru_cache(maxsize=4096)  # each text is keyed against both word lists
 def _key(text: str) -> str:
     """Whole-message comparison key: normalised, without inner spaces/dashes."""
-    return "".join(
-        ch for ch in normalise(text) if not (_JOINERS.fullmatch(ch) or unicodedata.category(ch) == "Pd")
-    )
+    joined = _JOINERS.sub("", normalise(text))
+    if joined.isascii():  # the one ASCII dash (category Pd) is "-": skip the per-letter lookup
+        return joined.replace("-", "")
+    dashes = {ord(ch): None for ch in set(joined) if unicodedata.category(ch) == "Pd"}
+    return joined.translate(dashes) if dashes else joined
 
 
 @cache
@@ -95,11 +99,25 @@ def _whole_match(text: str, name: str) -> str | None:
         return None
     if key in table:
         return table[key]
-    # "STOP STOP", "stop. stop!": every token is itself a word of the list.
-    tokens = [_key(tok) for tok in normalise(text).split(" ")]
-    tokens = [tok for tok in tokens if tok]
-    if len(tokens) > 1 and all(tok in table for tok in tokens):
-        return table[tokens[0]]
+    # "STOP STOP", "stop. stop!": every token (two or more) is itself a word of
+    # the list. Keyed one at a time: most messages fail on the first token.
+    tokens = (k for k in (_key(tok) for tok in normalise(text).split(" ")) if k)
+    first = next(tokens, None)
+    if first is None or first not in table:
+        return None
+    second = next(tokens, None)
+    if second is not None and second in table and all(k in table for k in tokens):
+        return table[first]
+    return None
+
+
+def word_kind(text: str) -> Literal["optout", "optin"] | None:
+    """classify(text) when that is "optout" or "optin", else None: the whole-message
+    words only, without building the review phrase matcher."""
+    if _whole_match(text, "optout_words.txt") is not None:
+        return "optout"
+    if _whole_match(text, "optin_words.txt") is not None:
+        return "optin"
     return None
 
 

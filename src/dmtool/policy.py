@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from dmtool.optout import classify, optin_words
+from dmtool.optout import classify, optin_words, word_kind
 from dmtool.textnorm import SimilarityProbe, normalise
 
 if TYPE_CHECKING:  # lint is only a type here; importing it costs start-up time
@@ -267,7 +267,7 @@ def _opt_out(contact: ContactSnapshot) -> tuple[datetime, str | None] | None:
     """
     derived: tuple[datetime, str | None] | None = None
     for msg in sorted((m for m in contact.messages if m.direction == "in"), key=lambda m: m.at):
-        kind = classify(msg.text)
+        kind = word_kind(msg.text)  # "review" would change nothing here
         if kind == "optout":
             derived = (msg.at, msg.text)
         elif kind == "optin":

@@ -6,6 +6,7 @@ here, so "ＳＴＯＰ!!", "stop 🛑" and "Stop." are treated the same everywhe
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections import Counter
@@ -197,9 +198,13 @@ def similar_at_least(a: str, b: str, threshold: float) -> bool:
 @cache
 def data_lines(name: str) -> tuple[str, ...]:
     """Entries of a packaged data file: one per line, `#` comments and blanks skipped."""
-    from importlib import resources  # lazy: it pulls in zipfile and friends
+    try:  # the installed file; importlib.resources costs ~9 ms of imports (zipfile, ...)
+        with open(os.path.join(os.path.dirname(__file__), "data", name), encoding="utf-8") as f:
+            raw = f.read()
+    except OSError:  # e.g. run from a zip
+        from importlib import resources
 
-    raw = (resources.files("dmtool") / "data" / name).read_text(encoding="utf-8")
+        raw = (resources.files("dmtool") / "data" / name).read_text(encoding="utf-8")
     # Only whole-line comments: entries themselves may contain "#" (e.g. "#ad").
     stripped = (line.strip() for line in raw.splitlines())
     return tuple(line for line in stripped if line and not line.startswith("#"))

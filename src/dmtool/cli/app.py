@@ -40,13 +40,61 @@ COMMAND_MODULES: dict[str, str] = {
 }
 
 
-def load_module_commands(module_name: str) -> dict[str, Any]:
-    """Build the click commands one cli module registers, by name."""
+# What `dmtool --help` lists for each command: the first paragraph of its help.
+# Listing from here spares a plain `--help` importing every module and building
+# every command (tests/test_help.py checks each entry against the command).
+# A command missing here is still listed right, by loading its module.
+COMMAND_HELP: dict[str, str] = {
+    "auth": "Log in to X, see which account a profile uses, log out.",
+    "config": "Read and change settings (config.toml of the profile).",
+    "paths": "Print the folders and files dmtool uses for this profile.",
+    "sync": "Pull DMs, mentions of you and your public replies; update contacts, consent "
+            "evidence and opt-outs.",
+    "contacts": "Your contact record: people, tags, notes and consent.",
+    "check": "May I DM this person now? Exit 0 yes, 3 no, with the reasons.",
+    "inbox": "Conversations by last activity, open ones first; marks which need a reply.",
+    "thread": "The conversation with one contact, oldest first. Marks it read unless --peek.",
+    "done": "Mark a conversation done (it reopens when they write again).",
+    "reopen": "Reopen a conversation marked done.",
+    "digest": "What came in since the last digest: new messages, conversations waiting for a "
+              "reply, opt-outs, failed sends. Prints nothing when nothing is new (so cron mails "
+              "only news), unless --json.",
+    "draft": "Write a draft DM to one contact. Refused (exit 3) when they may not be DMed; lint "
+             "findings are shown. Nothing is sent: review and send it next. A handle not in your "
+             "record is looked up on X once, as `check` does.",
+    "drafts": "Your drafts: list, show, edit and discard them.",
+    "review": "Review drafts: the text, the contact, the consent evidence, the last messages and "
+              "every finding; approve, edit, reject or skip each. Scripts use `review ID "
+              "--approve | --reject [--reason TEXT]`.",
+    "send": "Send exactly one approved draft, after checking the policy and the lint again. On a "
+            "terminal it shows the text and asks y/N; elsewhere it needs --yes; a first contact "
+            "always needs your confirmation on a terminal.",
+    "templates": "Saved replies with {name}-style variables; a template only ever makes a draft.",
+    "log": "The audit log, newest first: every send, refusal, approval, rejection, opt-out and "
+           "consent record.",
+    "demo": "Create (or reset) the `demo` profile on the built-in sandbox X and walk through sync, "
+            "inbox, check, draft, review, send and digest, with a refused cold DM on the way. "
+            "Needs no account and no network; runs unattended when not on a terminal.",
+    "db": "The local store: where it is, a backup, an integrity check.",
+    "report": "Messages in and out per day, time to your first reply, open conversations by "
+              "age, and opt-outs, over the last N days.",
+    "import": "Bring history into the local record from outside dmtool.",
+}
+
+
+def load_module_commands(module_name: str, only: str | None = None) -> dict[str, Any]:
+    """Build the click commands one cli module registers, by name; with `only`,
+    just that one (Typer reads every parameter of a command to build it)."""
     import importlib
 
     module = importlib.import_module(f"dmtool.cli.{module_name}")
     holder = typer.Typer()
     module.register(holder)
+    if only is not None:
+        commands = [c for c in holder.registered_commands if c.name == only]
+        groups = [g for g in holder.registered_groups if g.name == only]
+        if commands or groups:
+            holder.registered_commands, holder.registered_groups = commands, groups
     return dict(typer.main.get_group(holder).commands)
 
 
@@ -61,7 +109,7 @@ class DmtoolGroup(TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         cmd = super().get_command(ctx, cmd_name)
         if cmd is None and cmd_name in COMMAND_MODULES:
-            for name, loaded in load_module_commands(COMMAND_MODULES[cmd_name]).items():
+            for name, loaded in load_module_commands(COMMAND_MODULES[cmd_name], cmd_name).items():
                 self.commands.setdefault(name, loaded)
             cmd = self.commands.get(cmd_name)
         return cmd
@@ -74,6 +122,27 @@ class DmtoolGroup(TyperGroup):
 
             use_dmtool_shells()
         super()._main_shell_completion(ctx_args, prog_name, complete_var)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The command list of plain (piped) help, as Typer writes it, with each
+        line from COMMAND_HELP unless the command is already loaded."""
+        names = self.list_commands(ctx)
+        if any(n not in self.commands and n not in COMMAND_HELP for n in names):
+            super().format_commands(ctx, formatter)
+            return
+        from gettext import gettext as _
+
+        from typer._click.utils import make_default_short_help
+
+        shown = [(n, self.commands.get(n)) for n in names]
+        shown = [(n, cmd) for n, cmd in shown if cmd is None or not cmd.hidden]
+        if not shown:
+            return
+        limit = formatter.width - 6 - max(len(n) for n, _cmd in shown)
+        rows = [(n, cmd.get_short_help_str(limit) if cmd is not None
+                 else make_default_short_help(COMMAND_HELP[n], limit).strip()) for n, cmd in shown]
+        with formatter.section(_("Commands")):
+            formatter.write_dl(rows)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         ctx.meta["dmtool.json"] = _wants_json(args)

@@ -426,9 +426,10 @@ def check_cmd(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False) -> 
         if not d.allowed:
             cstore.audit(conn, "refused", now=fmt(now) or "", contact=c,
                          codes=[r.code for r in d.blocking], command="check")
+        evidence = consent.shown_evidence(conn, c)
     data = {"handle": c.handle, "user_id": c.user_id, "allowed": d.allowed,
             "first_contact": d.first_contact, "reasons": [r.to_dict() for r in d.reasons],
-            "evidence": [{"kind": e.kind, "at": fmt(e.at), "ref": e.ref} for e in d.evidence]}
+            "evidence": [{"kind": kind, "at": at, "ref": ref} for kind, at, ref, _ in evidence]}
     if json_:
         output.print_json(data)
     else:
@@ -439,8 +440,8 @@ def check_cmd(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False) -> 
             output.print_text(f"no: do not DM @{c.handle}")
         for r in d.reasons:
             output.print_text(f"  {r.code}: {r.message}")
-        for e in d.evidence:
-            output.print_text(f"  evidence: {e.kind} on {fmt(e.at)} ({e.text or e.ref})")
+        for kind, at, ref, text in evidence:
+            output.print_text(f"  evidence: {kind} on {at} ({text or ref})")
     if not d.allowed:
         raise typer.Exit(5 if d.temporary else 3)
 

@@ -13,7 +13,7 @@ from dmtool.services import ratelimits
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
 from dmtool.store.db import state_value
-from dmtool.timeutil import fmt, parse, parse_opt
+from dmtool.timeutil import canonical, fmt, parse, parse_opt
 
 if TYPE_CHECKING:
     from dmtool.lint import Finding
@@ -23,18 +23,28 @@ _SNAPSHOT_MESSAGES = 200
 
 CONSENT_CODES = {"E_NO_CONSENT", "E_MENTION_ONLY", "E_CONSENT_EXPIRED"}
 
+# The policy reads evidence of these kinds only through their newest time (is
+# there any, the latest engagement, the latest inbound DM); manual evidence
+# counts only with its text, so every manual row is read.
+_NEWEST_DECIDES = sorted(policy.EVIDENCE_KINDS - policy.MANUAL_KINDS)
+
 
 def _evidence(rows: Sequence[EvidenceRow]) -> tuple[policy.Evidence, ...]:
     return tuple(policy.Evidence(kind=e.kind, at=parse(e.at), ref=e.ref, text=e.text) for e in rows)
 
 
 def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapshot:
+    """What the policy needs to know about one contact. Its evidence is what
+    decides (see `cstore.deciding_evidence`), so a decision's `evidence` holds
+    the newest row of each kind; `shown_evidence` lists them all."""
     msgs = cstore.messages(conn, contact.id, limit=_SNAPSHOT_MESSAGES)
+    evidence = cstore.deciding_evidence(conn, contact.id, newest_of=_NEWEST_DECIDES,
+                                        all_of=policy.MANUAL_KINDS)
     return policy.ContactSnapshot(
         user_id=contact.user_id or "",
         handle=contact.handle,
         name=contact.name,
-        evidence=_evidence(cstore.evidence(conn, contact.id)),
+        evidence=_evidence(evidence),
         messages=tuple(policy.Msg(at=parse(m.at), direction=m.direction,  # type: ignore[arg-type]
                                   text=m.text) for m in msgs),
         opted_out_at=parse_opt(contact.opted_out_at),
@@ -45,14 +55,45 @@ def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapsh
     )
 
 
+def shown_evidence(conn: sqlite3.Connection,
+                   contact: Contact) -> list[tuple[str, str, str, str | None]]:
+    """(kind, at, ref, text) of the evidence `check` shows, as a decision over
+    all of the contact's evidence would list it: every row that counts as
+    consent, oldest first, or the mentions when none does. Plain rows with the
+    stored times (parsing tens of thousands of them would dominate `check`)."""
+    manual = policy.MANUAL_KINDS
+    rows = [r for r in cstore.evidence_of_kinds(conn, contact.id, sorted(policy.COUNTING_KINDS))
+            if r[0] not in manual or (r[3] and r[3].strip())]
+    if not rows:
+        rows = cstore.evidence_of_kinds(conn, contact.id, ["mention"])
+    out = [(kind, canonical(at), ref, text) for kind, at, ref, text in rows]
+    if any(o[1] is not r[1] for o, r in zip(out, rows, strict=True)):
+        # Times not in the store's own form: order by the instant, as the policy does.
+        out.sort(key=lambda r: parse(r[1]))
+    return out
+
+
 def recent_sends(conn: sqlite3.Connection, now: datetime) -> list[policy.Send]:
     """dmtool's own sends (and autoacks) of the last 30 days, across all contacts:
     the send ledger (it survives `contacts forget`), plus attempts whose outcome
     is not settled yet (`sending`, `unknown`): each may have gone out, so until
     it is reconciled it counts for the caps and the duplicate check."""
-    rows = mstore.send_rows(conn, since=fmt(now - timedelta(days=30)) or "")
+    return _sends(mstore.send_rows(conn, since=fmt(now - timedelta(days=30)) or ""))
+
+
+def _sends(rows: Sequence[tuple[str, str, str | None, int]]) -> list[policy.Send]:
     return [policy.Send(at=parse(at), user_id=uid, text=text or "", first_contact=bool(fc))
             for at, uid, text, fc in rows]
+
+
+def sends_deciding(conn: sqlite3.Connection, contact: Contact, now: datetime) -> list[policy.Send]:
+    """The recent sends a decision without a text reads: those to this contact
+    (unanswered runs) and everyone's of the last day (the caps). The others
+    only matter for comparing a text, so they are not read and parsed. The
+    bound is a minute wide of the day: the policy draws the exact line."""
+    since = fmt(now - timedelta(days=30)) or ""
+    day = fmt(now - policy.DAY - timedelta(minutes=1)) or ""
+    return _sends(mstore.send_rows(conn, since=since, user_id=contact.user_id, everyone_since=day))
 
 
 def rate_limited_until(conn: sqlite3.Connection) -> datetime | None:
@@ -64,7 +105,8 @@ def rate_limited_until(conn: sqlite3.Connection) -> datetime | None:
 def decide(conn: sqlite3.Connection, contact: Contact, text: str | None,
            settings: policy.PolicySettings, now: datetime,
            findings: Sequence[Finding] = ()) -> policy.Decision:
-    return policy.decide(snapshot(conn, contact), text, recent_sends(conn, now), settings, now,
+    sends = recent_sends(conn, now) if text is not None else sends_deciding(conn, contact, now)
+    return policy.decide(snapshot(conn, contact), text, sends, settings, now,
                          findings=findings, rate_limited_until=rate_limited_until(conn))
 
 
@@ -94,20 +136,33 @@ def list_statuses(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
     same facts (typically: none at all) share one policy evaluation; the handle
     and name only change the wording of reasons, never allowed or status.
     """
-    ev = cstore.all_evidence(conn)
+    # Evidence as a decision reads it (see snapshot): each automatic kind by its
+    # newest time only, every manual row with its text. One row per inbound DM
+    # would be hundreds of thousands of objects on a big store.
+    newest = cstore.newest_evidence_times(conn, _NEWEST_DECIDES)
+    manual = cstore.all_evidence(conn, kinds=policy.MANUAL_KINDS)
     unanswered = mstore.unanswered_counts(conn)
     sends = recent_sends(conn, now)
+    # A text-free decision reads everyone's sends of the last day (the caps) and
+    # the contact's own (unanswered runs): split once, not once per contact.
+    today = [s for s in sends if s.at > now - policy.DAY]
+    theirs: dict[str, list[policy.Send]] = {}
+    for s in sends:
+        theirs.setdefault(s.user_id, []).append(s)
     limited = rate_limited_until(conn)
     memo: dict[tuple[object, ...], tuple[policy.Decision, str]] = {}
     out = []
     for r in rows:
         cid = r["id"]
         blocked = bool(r["blocked_at"])
-        evidence = tuple((e.kind, e.at, e.ref, e.text) for e in ev.get(cid, ()))
+        evidence = tuple(sorted([(kind, at, "", None) for kind, at in newest.get(cid, ())]
+                                + [(e.kind, e.at, e.ref, e.text) for e in manual.get(cid, ())],
+                                key=lambda e: e[1]))
+        own = theirs.get(r["user_id"] or "", [])
         n_out = unanswered.get(cid, 0)
         key = (evidence, r["last_inbound_at"], n_out, r["last_outbound_at"] if n_out else None,
                r["opted_out_at"], r["opt_out_words"], r["optout_review_text"], blocked,
-               r["dm_closed_at"])
+               r["dm_closed_at"], tuple(s.at for s in own))
         hit = memo.get(key)
         if hit is None:
             c = Contact(*r[:len(cstore.CONTACT_COLUMNS)])  # summaries() leads with them
@@ -118,11 +173,13 @@ def list_statuses(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
             msgs += [policy.Msg(at=out_at, direction="out", text="")] * n_out
             snap = policy.ContactSnapshot(
                 user_id=c.user_id or "", handle=c.handle, name=c.name,
-                evidence=_evidence(ev.get(cid, [])), messages=tuple(msgs),
+                evidence=tuple(policy.Evidence(kind=k, at=parse(at), ref=ref, text=text)
+                               for k, at, ref, text in evidence), messages=tuple(msgs),
                 opted_out_at=parse_opt(c.opted_out_at), opt_out_words=c.opt_out_words,
                 optout_review=c.optout_review_text, blocked=blocked,
                 dm_closed_at=parse_opt(c.dm_closed_at))
-            d = policy.decide(snap, None, sends, settings, now, rate_limited_until=limited)
+            relevant = today + [s for s in own if not s.at > now - policy.DAY]
+            d = policy.decide(snap, None, relevant, settings, now, rate_limited_until=limited)
             hit = memo[key] = (d, status(c, d))
         out.append(hit)
     return out

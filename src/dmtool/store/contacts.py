@@ -216,11 +216,39 @@ def evidence(conn: sqlite3.Connection, contact_id: int) -> list[EvidenceRow]:
         (contact_id,))]
 
 
+def deciding_evidence(conn: sqlite3.Connection, contact_id: int, *, newest_of: Iterable[str],
+                      all_of: Iterable[str]) -> list[EvidenceRow]:
+    """The evidence a consent decision reads, oldest first: the newest row of
+    each kind in `newest_of` and every row of the kinds in `all_of`. A chatty
+    contact has one inbound_dm row per DM; only the newest can change an answer.
+    One indexed query per kind (contact_id, kind, at): a single query over all
+    kinds would walk every row of the contact to keep them in time order."""
+    sql = "SELECT id, kind, at, ref, text FROM evidence WHERE contact_id = ? AND kind = ? "
+    rows = []
+    for kind in newest_of:
+        rows += conn.execute(sql + "ORDER BY at DESC, id DESC LIMIT 1", (contact_id, kind)).fetchall()
+    for kind in all_of:
+        rows += conn.execute(sql, (contact_id, kind)).fetchall()
+    return [EvidenceRow(*r) for r in sorted(rows, key=lambda r: (r[2], r[0]))]
+
+
+def evidence_of_kinds(conn: sqlite3.Connection, contact_id: int,
+                      kinds: Iterable[str]) -> list[tuple[str, str, str, str | None]]:
+    """(kind, at, ref, text) of every row of these kinds, oldest first: plain
+    tuples, as there can be tens of thousands."""
+    ks = list(kinds)
+    cur = conn.cursor()
+    cur.row_factory = None
+    return cur.execute(
+        f"SELECT kind, at, ref, text FROM evidence WHERE contact_id = ? AND kind IN "
+        f"({','.join('?' * len(ks))}) ORDER BY at, id", (contact_id, *ks)).fetchall()
+
+
 def last_message_times(conn: sqlite3.Connection, contact_id: int) -> tuple[str | None, str | None]:
     """(last inbound, last outbound) message times of one contact."""
     row = conn.execute(
-        "SELECT max(CASE WHEN direction = 'in' THEN at END), "
-        "max(CASE WHEN direction = 'out' THEN at END) FROM messages WHERE contact_id = ?",
+        "SELECT (SELECT max(at) FROM messages WHERE contact_id = ?1 AND direction = 'in'), "
+        "(SELECT max(at) FROM messages WHERE contact_id = ?1 AND direction = 'out')",
         (contact_id,)).fetchone()
     return row[0], row[1]
 
@@ -330,10 +358,30 @@ def tags_of(row: sqlite3.Row) -> list[str]:
     return raw.split("\x1f") if raw else []
 
 
-def all_evidence(conn: sqlite3.Connection) -> dict[int, list[EvidenceRow]]:
+def all_evidence(conn: sqlite3.Connection,
+                 kinds: Iterable[str] | None = None) -> dict[int, list[EvidenceRow]]:
+    """contact id -> evidence rows (of these kinds only, when given), oldest first."""
+    where, params = "", list[str]()
+    if kinds is not None:
+        params = sorted(kinds)
+        where = f"WHERE kind IN ({','.join('?' * len(params))}) "
     out: dict[int, list[EvidenceRow]] = {}
-    for r in conn.execute("SELECT contact_id, id, kind, at, ref, text FROM evidence ORDER BY at"):
+    for r in conn.execute(f"SELECT contact_id, id, kind, at, ref, text FROM evidence {where}"
+                          "ORDER BY at", params):
         out.setdefault(r[0], []).append(EvidenceRow(*r[1:]))
+    return out
+
+
+def newest_evidence_times(conn: sqlite3.Connection,
+                          kinds: Iterable[str]) -> dict[int, list[tuple[str, str]]]:
+    """contact id -> (kind, newest time) for each of these kinds the contact has:
+    one pass over the (contact_id, kind, at) index."""
+    ks = sorted(kinds)
+    out: dict[int, list[tuple[str, str]]] = {}
+    for cid, kind, at in conn.execute(
+            f"SELECT contact_id, kind, max(at) FROM evidence WHERE kind IN "
+            f"({','.join('?' * len(ks))}) GROUP BY contact_id, kind", ks):
+        out.setdefault(cid, []).append((kind, at))
     return out
 
 

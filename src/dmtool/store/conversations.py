@@ -8,29 +8,34 @@ import sqlite3
 def inbox_rows(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> list[sqlite3.Row]:
     """One row per conversation, open ones first, then by last activity. Columns:
     handle, name, state, opted_out_at, last_at, last_direction, last_text,
-    last_human_direction (ignoring autoacks) and unread."""
-    where = "" if include_done else "WHERE v.state = 'open'"
+    last_human_direction (ignoring autoacks) and unread.
+
+    The page is picked from the conversations_latest index first, then only its
+    rows are filled in: the cost follows `limit`, not the size of the store."""
+    done = """
+        UNION ALL
+        SELECT * FROM (SELECT rowid AS r, 1 AS grp, latest_at FROM conversations
+                       WHERE state != 'open' ORDER BY latest_at DESC, rowid LIMIT :limit)"""
     return conn.execute(
         f"""
-        SELECT * FROM (
-          SELECT c.handle, c.name, cv.state, c.opted_out_at,
-            (SELECT at FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
-              AS last_at,
-            (SELECT direction FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC
-              LIMIT 1) AS last_direction,
-            (SELECT text FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
-              AS last_text,
-            -- An automatic acknowledgement is not a reply: they still wait for you.
-            (SELECT direction FROM messages m WHERE m.contact_id = c.id AND m.source != 'autoack'
-              ORDER BY at DESC, id DESC LIMIT 1) AS last_human_direction,
-            -- recorded_at: a message synced after you read the thread is still unread.
-            (SELECT count(*) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'in'
-              AND m.recorded_at > COALESCE(cv.last_read_at, '')) AS unread
-          FROM conversations cv JOIN contacts c ON c.id = cv.contact_id
-        ) v {where}
-        ORDER BY (v.state = 'open') DESC, v.last_at DESC
-        LIMIT ?
-        """, (limit,)).fetchall()
+        SELECT c.handle, c.name, cv.state, c.opted_out_at, m.at AS last_at,
+          m.direction AS last_direction, m.text AS last_text,
+          -- An automatic acknowledgement is not a reply: they still wait for you.
+          cv.human_direction AS last_human_direction,
+          -- recorded_at: a message synced after you read the thread is still unread.
+          (SELECT count(*) FROM messages u WHERE u.contact_id = c.id AND u.direction = 'in'
+            AND u.recorded_at > COALESCE(cv.last_read_at, '')) AS unread
+        FROM (SELECT * FROM (
+                SELECT * FROM (SELECT rowid AS r, 0 AS grp, latest_at FROM conversations
+                               WHERE state = 'open' ORDER BY latest_at DESC, rowid
+                               LIMIT :limit)
+                {done if include_done else ""})
+              ORDER BY grp, latest_at DESC, r LIMIT :limit) page
+        JOIN conversations cv ON cv.rowid = page.r
+        JOIN contacts c ON c.id = cv.contact_id
+        LEFT JOIN messages m ON m.id = cv.latest_id
+        ORDER BY page.grp, page.latest_at DESC, page.r
+        """, {"limit": limit}).fetchall()
 
 
 def mark_read(conn: sqlite3.Connection, contact_id: int, now: str) -> None:
@@ -54,11 +59,10 @@ def inbound_recorded_between(conn: sqlite3.Connection, since: str, until: str) -
 def waiting_for_reply(conn: sqlite3.Connection) -> list[sqlite3.Row]:
     """Open conversations whose last message (autoacks aside) is theirs: handle, name, at."""
     return conn.execute(
-        """SELECT c.handle, c.name, m.at FROM conversations cv JOIN contacts c ON c.id = cv.contact_id
-           JOIN messages m ON m.id = (SELECT id FROM messages x WHERE x.contact_id = c.id
-                                       AND x.source != 'autoack' ORDER BY at DESC, id DESC LIMIT 1)
-           WHERE cv.state = 'open' AND m.direction = 'in' AND c.opted_out_at IS NULL
-           ORDER BY m.at""").fetchall()
+        """SELECT c.handle, c.name, cv.human_at AS at FROM conversations cv
+           JOIN contacts c ON c.id = cv.contact_id
+           WHERE cv.state = 'open' AND cv.human_direction = 'in' AND c.opted_out_at IS NULL
+           ORDER BY cv.human_at""").fetchall()
 
 
 def opt_outs_between(conn: sqlite3.Connection, since: str, until: str) -> list[sqlite3.Row]:

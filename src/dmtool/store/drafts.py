@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dmtool.errors import InputError, NotFound
+from dmtool.models import UNSETTLED  # sending, unknown: may have reached X
 
 STATUSES = ("draft", "approved", "rejected", "sending", "sent", "failed", "unknown", "discarded")
 
@@ -95,8 +96,6 @@ def _transition(conn: sqlite3.Connection, draft_id: int, to: str, from_: Iterabl
 
 
 _CLEAR_APPROVAL: dict[str, Any] = {"approved_at": None, "approved_text": None, "acknowledged": None}
-# A send that may have reached X: it counts as sent until reconciled.
-UNSETTLED = ("sending", "unknown")
 EDITABLE = ("draft", "approved", "rejected", "failed")
 APPROVABLE = ("draft", "approved", "rejected", "failed")
 REJECTABLE = ("draft", "approved", "failed")

@@ -110,17 +110,28 @@ def settle_old_archive_conversations(conn: sqlite3.Connection, *, before: str,
     return len(ids)
 
 
-def send_rows(conn: sqlite3.Connection, *, since: str) -> list[tuple[str, str, str | None, int]]:
+def send_rows(conn: sqlite3.Connection, *, since: str, user_id: str | None = None,
+              everyone_since: str | None = None) -> list[tuple[str, str, str | None, int]]:
     """(at, user id, text, first_contact) of dmtool's sends since `since`: the
-    ledger, plus drafts whose send is unsettled (they may have gone out)."""
-    from dmtool.store.drafts import UNSETTLED
+    ledger, plus drafts whose send is unsettled (they may have gone out). With
+    `everyone_since`, only those to `user_id` and those since `everyone_since`."""
+    from dmtool.models import UNSETTLED
 
+    extra: tuple[str | None, ...] = ()
+    if everyone_since is None:
+        ledger, unsettled = "at >= ?", "d.send_started_at >= ?"
+    else:
+        ledger = "at >= ? AND (user_id = ? OR at >= ?)"
+        unsettled = ("d.send_started_at >= ? AND (COALESCE(c.user_id, 'local:' || c.id) = ? "
+                     "OR d.send_started_at >= ?)")
+        extra = (user_id, everyone_since)
     return conn.execute(
-        "SELECT at, user_id, text, first_contact FROM sends WHERE at >= ? "
+        f"SELECT at, user_id, text, first_contact FROM sends WHERE {ledger} "
         "UNION ALL "
         "SELECT d.send_started_at, COALESCE(c.user_id, 'local:' || c.id), d.text, d.first_contact "
         "FROM drafts d JOIN contacts c ON c.id = d.contact_id "
-        "WHERE d.status IN (?, ?) AND d.send_started_at >= ?", (since, *UNSETTLED, since)).fetchall()
+        f"WHERE d.status IN (?, ?) AND {unsettled}",
+        (since, *extra, *UNSETTLED, since, *extra)).fetchall()
 
 
 def unanswered_counts(conn: sqlite3.Connection) -> dict[int, int]:

@@ -213,4 +213,94 @@ MIGRATIONS: list[str] = [
     WHERE opted_out_at IS NULL AND id IN (SELECT contact_id FROM held WHERE kind = 'opted_out');
     DROP TABLE held;
     """,
+    # 6: read models that stay fast on a million messages. Each conversation row
+    # keeps its contact's newest message (latest_*, by at then id) and newest
+    # message that is not an autoack (human_*): the inbox and the digest read
+    # those instead of searching every contact's messages. Triggers keep them
+    # right under every writer (sync, send, archive, merge, forget). Indexes
+    # answer "last in / last out", "unread since" and "newest evidence of each
+    # kind" per contact without reading all of a chatty contact's rows.
+    """
+    ALTER TABLE conversations ADD COLUMN latest_id INTEGER;
+    ALTER TABLE conversations ADD COLUMN latest_at TEXT;
+    ALTER TABLE conversations ADD COLUMN human_id INTEGER;
+    ALTER TABLE conversations ADD COLUMN human_at TEXT;
+    ALTER TABLE conversations ADD COLUMN human_direction TEXT;
+    CREATE INDEX conversations_latest ON conversations (state, latest_at);
+    CREATE INDEX conversations_waiting ON conversations (state, human_direction, human_at, contact_id);
+    CREATE INDEX messages_contact_direction ON messages (contact_id, direction, at);
+    CREATE INDEX messages_unread ON messages (contact_id, recorded_at) WHERE direction = 'in';
+    CREATE INDEX evidence_contact_kind ON evidence (contact_id, kind, at);
+
+    CREATE TRIGGER messages_latest_insert AFTER INSERT ON messages BEGIN
+        UPDATE conversations SET latest_id = NEW.id, latest_at = NEW.at
+         WHERE contact_id = NEW.contact_id
+           AND (latest_id IS NULL OR latest_at < NEW.at
+                OR (latest_at = NEW.at AND latest_id < NEW.id));
+        UPDATE conversations SET human_id = NEW.id, human_at = NEW.at,
+                                 human_direction = NEW.direction
+         WHERE contact_id = NEW.contact_id AND NEW.source != 'autoack'
+           AND (human_id IS NULL OR human_at < NEW.at
+                OR (human_at = NEW.at AND human_id < NEW.id));
+    END;
+
+    -- Anything else that changes a message (merge_into moves it to another
+    -- contact, a send marks a synced DM as its own): recompute both contacts' rows.
+    CREATE TRIGGER messages_latest_update
+    AFTER UPDATE OF contact_id, at, direction, source ON messages BEGIN
+        UPDATE conversations SET
+            (latest_id, latest_at) = (
+                SELECT id, at FROM messages m WHERE m.contact_id = conversations.contact_id
+                ORDER BY m.at DESC, m.id DESC LIMIT 1),
+            (human_id, human_at, human_direction) = (
+                SELECT id, at, direction FROM messages m WHERE m.contact_id = conversations.contact_id
+                AND m.source != 'autoack' ORDER BY m.at DESC, m.id DESC LIMIT 1)
+         WHERE contact_id IN (OLD.contact_id, NEW.contact_id);
+    END;
+
+    CREATE TRIGGER messages_latest_delete AFTER DELETE ON messages
+    WHEN EXISTS (SELECT 1 FROM conversations WHERE contact_id = OLD.contact_id
+                 AND (latest_id = OLD.id OR human_id = OLD.id)) BEGIN
+        UPDATE conversations SET
+            (latest_id, latest_at) = (
+                SELECT id, at FROM messages m WHERE m.contact_id = conversations.contact_id
+                ORDER BY m.at DESC, m.id DESC LIMIT 1),
+            (human_id, human_at, human_direction) = (
+                SELECT id, at, direction FROM messages m WHERE m.contact_id = conversations.contact_id
+                AND m.source != 'autoack' ORDER BY m.at DESC, m.id DESC LIMIT 1)
+         WHERE contact_id = OLD.contact_id;
+    END;
+
+    -- A new conversation row (add_message stores the message first), or one
+    -- moved to another contact: fill it from that contact's messages.
+    CREATE TRIGGER conversations_latest_insert AFTER INSERT ON conversations BEGIN
+        UPDATE conversations SET
+            (latest_id, latest_at) = (
+                SELECT id, at FROM messages m WHERE m.contact_id = NEW.contact_id
+                ORDER BY m.at DESC, m.id DESC LIMIT 1),
+            (human_id, human_at, human_direction) = (
+                SELECT id, at, direction FROM messages m WHERE m.contact_id = NEW.contact_id
+                AND m.source != 'autoack' ORDER BY m.at DESC, m.id DESC LIMIT 1)
+         WHERE rowid = NEW.rowid;
+    END;
+
+    CREATE TRIGGER conversations_latest_move AFTER UPDATE OF contact_id ON conversations BEGIN
+        UPDATE conversations SET
+            (latest_id, latest_at) = (
+                SELECT id, at FROM messages m WHERE m.contact_id = NEW.contact_id
+                ORDER BY m.at DESC, m.id DESC LIMIT 1),
+            (human_id, human_at, human_direction) = (
+                SELECT id, at, direction FROM messages m WHERE m.contact_id = NEW.contact_id
+                AND m.source != 'autoack' ORDER BY m.at DESC, m.id DESC LIMIT 1)
+         WHERE rowid = NEW.rowid;
+    END;
+
+    UPDATE conversations SET
+        (latest_id, latest_at) = (
+            SELECT id, at FROM messages m WHERE m.contact_id = conversations.contact_id
+            ORDER BY m.at DESC, m.id DESC LIMIT 1),
+        (human_id, human_at, human_direction) = (
+            SELECT id, at, direction FROM messages m WHERE m.contact_id = conversations.contact_id
+            AND m.source != 'autoack' ORDER BY m.at DESC, m.id DESC LIMIT 1);
+    """,
 ]

@@ -1,0 +1,366 @@
+"""The fast read paths give the answers of a straightforward recomputation.
+
+The conversations rows keep each contact's newest message (migration 4,
+maintained by triggers); the consent decision reads only the evidence that
+decides; `check` lists its evidence straight from the store. Each is compared
+here with the plain query or full computation it replaces, on stores built at
+random through the writers sync, send, the archive import, merge and forget use.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dmtool import policy
+from dmtool.models import Contact
+from dmtool.services import consent
+from dmtool.store import Store, open_store
+from dmtool.store import contacts as cstore
+from dmtool.store import conversations as cvstore
+from dmtool.store import drafts as dstore
+from dmtool.store import messages as mstore
+from dmtool.timeutil import fmt, parse
+
+ME = "1000"
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+# The inbox and digest queries as they were before migration 4: per conversation,
+# everything recomputed from the contact's messages.
+REFERENCE_INBOX = """
+    SELECT * FROM (
+      SELECT c.handle, c.name, cv.state, c.opted_out_at,
+        (SELECT at FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
+          AS last_at,
+        (SELECT direction FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC
+          LIMIT 1) AS last_direction,
+        (SELECT text FROM messages m WHERE m.contact_id = c.id ORDER BY at DESC, id DESC LIMIT 1)
+          AS last_text,
+        (SELECT direction FROM messages m WHERE m.contact_id = c.id AND m.source != 'autoack'
+          ORDER BY at DESC, id DESC LIMIT 1) AS last_human_direction,
+        (SELECT count(*) FROM messages m WHERE m.contact_id = c.id AND m.direction = 'in'
+          AND m.recorded_at > COALESCE(cv.last_read_at, '')) AS unread
+      FROM conversations cv JOIN contacts c ON c.id = cv.contact_id
+    ) v {where}
+    ORDER BY (v.state = 'open') DESC, v.last_at DESC
+"""
+
+REFERENCE_WAITING = """
+    SELECT c.handle, c.name, m.at FROM conversations cv JOIN contacts c ON c.id = cv.contact_id
+    JOIN messages m ON m.id = (SELECT id FROM messages x WHERE x.contact_id = c.id
+                               AND x.source != 'autoack' ORDER BY at DESC, id DESC LIMIT 1)
+    WHERE cv.state = 'open' AND m.direction = 'in' AND c.opted_out_at IS NULL
+    ORDER BY m.at
+"""
+
+
+def stamp(rng: random.Random) -> str:
+    # Few distinct times, so that ties (same `at`, told apart by id) are common.
+    return fmt(T0 + timedelta(minutes=rng.randrange(0, 6000, 150))) or ""
+
+
+class World:
+    """A store and the writers, applied at random."""
+
+    def __init__(self, store: Store, rng: random.Random) -> None:
+        self.store, self.rng = store, rng
+        self.events = 0
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.store.conn
+
+    def contacts(self) -> list[Contact]:
+        return [cstore.by_id(self.conn, r[0]) for r in self.conn.execute("SELECT id FROM contacts")]
+
+    def new_contact(self) -> None:
+        n = self.rng.randrange(10_000)
+        if self.rng.random() < 0.8:
+            cstore.upsert_x_user(self.conn, str(20_000 + n), f"u{n}", None, now=stamp(self.rng))
+        else:  # added by handle: X does not know it yet (a merge candidate)
+            if cstore.find(self.conn, f"u{n}") is None:
+                cstore.create(self.conn, f"u{n}", now=stamp(self.rng))
+
+    def message(self, source: str | None = None) -> None:
+        rng = self.rng
+        people = self.contacts()
+        if not people:
+            return
+        c = rng.choice(people)
+        uid = c.user_id or f"9{c.id}"
+        conv: str | None = mstore.conversation_id_for(ME, uid)
+        roll = rng.random()
+        if roll < 0.05:
+            conv = None  # a send X answered without a conversation id
+        elif roll < 0.1:
+            conv = f"{uid}-{rng.randrange(3)}77"  # a second conversation row for the contact
+        source = source or rng.choice(["sync", "sync", "sync", "archive", "send", "autoack"])
+        direction = "out" if source in ("send", "autoack") else rng.choice(["in", "out"])
+        self.events += 1
+        at = stamp(rng)
+        new = mstore.add_message(self.conn, event_id=f"ev{self.events}", conversation_id=conv,
+                                 contact_id=c.id, direction=direction,
+                                 text=rng.choice(["hi", "STOP", "START", "thanks!", "see you"]),
+                                 at=at, source=source, now=at if source == "archive" else stamp(rng))
+        if new and source in ("send", "autoack"):  # dmtool's own: in the ledger the caps count
+            mstore.record_send(self.conn, user_id=c.user_id or f"local:{c.id}", at=at, text="hi",
+                               first_contact=rng.random() < 0.3, kind=source, draft_id=None,
+                               event_id=f"ev{self.events}")
+        if new and direction == "in":  # as sync and the archive import record them
+            cstore.add_evidence(self.conn, c.id, "inbound_dm", at, f"ev{self.events}", None,
+                                now=at)
+
+    def own_send(self) -> None:  # a send finds its DM already synced: it is ours after all
+        row = self.conn.execute("SELECT event_id FROM messages WHERE direction = 'out' "
+                                "ORDER BY random() LIMIT 1").fetchone()
+        if row:
+            mstore.mark_own_send(self.conn, row[0], source=self.rng.choice(["send", "autoack"]),
+                                 first_contact=False)
+
+    def name_twin(self) -> None:  # X names a contact added by handle: merge_into
+        twin = self.conn.execute("SELECT handle FROM contacts WHERE user_id IS NULL "
+                                 "ORDER BY random() LIMIT 1").fetchone()
+        if twin is None:
+            return
+        known = [c for c in self.contacts() if c.user_id]
+        if known and self.rng.random() < 0.5:  # a known user renamed onto the twin's handle
+            uid = self.rng.choice(known).user_id or ""
+        else:  # the first sight of its id adopts it
+            uid = str(30_000 + self.rng.randrange(10_000))
+        cstore.upsert_x_user(self.conn, uid, twin[0], None, now=stamp(self.rng))
+
+    def on_someone(self, op: str) -> None:
+        people = self.contacts()
+        if not people:
+            return
+        rng, conn = self.rng, self.conn
+        c = rng.choice(people)
+        if op == "forget":
+            cstore.delete(conn, c)
+        elif op == "state":
+            cvstore.set_state(conn, c.id, rng.choice(["open", "done"]))
+        elif op == "read":
+            cvstore.mark_read(conn, c.id, stamp(rng))
+        elif op == "optout":
+            cstore.set_opted_out(conn, c, None if c.opted_out_at else stamp(rng), "STOP")
+        elif op == "unsay":
+            # No command deletes one message today; if one ever does (or someone
+            # repairs a store by hand), the rows must still follow.
+            row = conn.execute("SELECT id FROM messages WHERE contact_id = ? ORDER BY random() "
+                               "LIMIT 1", (c.id,)).fetchone()
+            if row:
+                conn.execute("DELETE FROM messages WHERE id = ?", (row[0],))
+        elif op == "unsettled":  # a send under way, or one whose outcome is unknown
+            now = stamp(rng)
+            d = dstore.create(conn, c.id, "hello there", now=now)
+            dstore.approve(conn, d.id, text=d.text, acknowledged=(), now=now)
+            dstore.start_send(conn, d.id, text=d.text, first_contact=rng.random() < 0.5, now=now)
+            if rng.random() < 0.5:
+                dstore.mark_unknown(conn, d.id, now=now)
+        elif op == "evidence":
+            kind = rng.choice(sorted(policy.EVIDENCE_KINDS) + ["unknown"])
+            text = rng.choice([None, "", "  ", "asked at the booth"])
+            cstore.add_evidence(conn, c.id, kind, stamp(rng), f"r{rng.random()}", text,
+                                now=stamp(rng))
+
+    def step(self) -> None:
+        op = self.rng.choices(
+            ["contact", "message", "own_send", "twin", "forget", "state", "read", "settle",
+             "optout", "evidence", "unsay", "unsettled"],
+            weights=[12, 50, 6, 5, 3, 6, 5, 2, 3, 8, 3, 3])[0]
+        if op == "contact":
+            self.new_contact()
+        elif op == "message":
+            self.message()
+        elif op == "own_send":
+            self.own_send()
+        elif op == "twin":
+            self.name_twin()
+        elif op == "settle":
+            mstore.settle_old_archive_conversations(self.conn, before=stamp(self.rng), skip=set())
+        else:
+            self.on_someone(op)
+
+
+def build(tmp_path: Path, seed: int, steps: int) -> World:
+    world = World(open_store(tmp_path / f"s{seed}.db"), random.Random(seed))
+    with world.store.tx():
+        for _ in range(steps):
+            world.step()
+    return world
+
+
+def by_key(rows: list[Any]) -> Counter[tuple[Any, ...]]:
+    return Counter(tuple(r) for r in rows)
+
+
+def assert_inbox_matches(conn: sqlite3.Connection) -> None:
+    for include_done in (False, True):
+        where = "" if include_done else "WHERE v.state = 'open'"
+        want = conn.execute(REFERENCE_INBOX.format(where=where)).fetchall()
+        got = cvstore.inbox_rows(conn, include_done=include_done, limit=10_000)
+        # Ties in (open first, last_at) have no defined order: compare the order of
+        # the keys and the rows as a multiset.
+        key = [((r["state"] == "open"), r["last_at"]) for r in want]
+        assert [((r["state"] == "open"), r["last_at"]) for r in got] == key
+        assert by_key(got) == by_key(want)
+        for limit in (1, 3, 7):
+            page = cvstore.inbox_rows(conn, include_done=include_done, limit=limit)
+            assert [((r["state"] == "open"), r["last_at"]) for r in page] == key[:limit]
+            assert not by_key(page) - by_key(want)
+
+
+def assert_waiting_matches(conn: sqlite3.Connection) -> None:
+    want = conn.execute(REFERENCE_WAITING).fetchall()
+    got = cvstore.waiting_for_reply(conn)
+    assert [r["at"] for r in got] == [r["at"] for r in want]
+    assert by_key(got) == by_key(want)
+
+
+def assert_stored_columns_match(conn: sqlite3.Connection) -> None:
+    for cv in conn.execute("SELECT * FROM conversations").fetchall():
+        latest = conn.execute("SELECT id, at FROM messages WHERE contact_id = ? "
+                              "ORDER BY at DESC, id DESC LIMIT 1", (cv["contact_id"],)).fetchone()
+        human = conn.execute("SELECT id, at, direction FROM messages WHERE contact_id = ? AND "
+                             "source != 'autoack' ORDER BY at DESC, id DESC LIMIT 1",
+                             (cv["contact_id"],)).fetchone()
+        assert (cv["latest_id"], cv["latest_at"]) == (tuple(latest) if latest else (None, None))
+        assert (cv["human_id"], cv["human_at"], cv["human_direction"]) == \
+            (tuple(human) if human else (None, None, None))
+
+
+def full_snapshot(conn: sqlite3.Connection, c: Contact) -> policy.ContactSnapshot:
+    """The snapshot with every evidence row, as it was built before."""
+    fast = consent.snapshot(conn, c)
+    every = tuple(policy.Evidence(kind=e.kind, at=parse(e.at), ref=e.ref, text=e.text)
+                  for e in cstore.evidence(conn, c.id))
+    return policy.ContactSnapshot(**{**fast.__dict__, "evidence": every})
+
+
+def assert_decisions_match(conn: sqlite3.Connection) -> None:
+    # Low caps, so that the cap and await-reply rules (which read the sends) speak.
+    settings = policy.PolicySettings(max_unanswered=1, daily_sends=3, daily_first_contacts=1)
+    for c in (cstore.by_id(conn, r[0]) for r in conn.execute("SELECT id FROM contacts")):
+        full = full_snapshot(conn, c)
+        for hours in (0, 30, 60, 90, 2400):  # before, during and after the traffic; expired
+            now = T0 + timedelta(hours=hours)
+            a = consent.decide(conn, c, None, settings, now)
+            b = policy.decide(full, None, consent.recent_sends(conn, now), settings, now)
+            assert (a.allowed, a.first_contact, a.reasons) == (b.allowed, b.first_contact,
+                                                              b.reasons)
+        # `check` lists what the full decision holds as its evidence.
+        d = policy.decide(full, None, [], settings, T0)
+        assert consent.shown_evidence(conn, c) == [(e.kind, fmt(e.at), e.ref, e.text)
+                                                   for e in d.evidence]
+        last_in = max((m.at for m in cstore.messages(conn, c.id) if m.direction == "in"),
+                      default=None)
+        last_out = max((m.at for m in cstore.messages(conn, c.id) if m.direction == "out"),
+                       default=None)
+        assert cstore.last_message_times(conn, c.id) == (last_in, last_out)
+
+
+def assert_list_statuses_match(conn: sqlite3.Connection) -> None:
+    """contacts list: each record's answer as the plain evaluation gives it (every
+    evidence row, every send, no sharing between contacts)."""
+    settings = policy.PolicySettings(max_unanswered=1, daily_sends=3, daily_first_contacts=1)
+    rows = cstore.summaries(conn)
+    unanswered = mstore.unanswered_counts(conn)
+    for hours in (0, 40, 90, 2400):
+        now = T0 + timedelta(hours=hours)
+        sends = consent.recent_sends(conn, now)
+        got = consent.list_statuses(conn, rows, settings, now)
+        for r, (d, status) in zip(rows, got, strict=True):
+            c = Contact(*r[:len(cstore.CONTACT_COLUMNS)])
+            msgs = [policy.Msg(at=parse(r["last_inbound_at"]), direction="in", text="")] \
+                if r["last_inbound_at"] else []
+            n_out = unanswered.get(c.id, 0)
+            out_at = parse(r["last_outbound_at"]) if r["last_outbound_at"] else now
+            msgs += [policy.Msg(at=out_at, direction="out", text="")] * n_out
+            snap = policy.ContactSnapshot(
+                user_id=c.user_id or "", handle=c.handle, name=c.name,
+                evidence=tuple(policy.Evidence(kind=e.kind, at=parse(e.at), ref=e.ref, text=e.text)
+                               for e in cstore.evidence(conn, c.id)),
+                messages=tuple(msgs), opted_out_at=parse(c.opted_out_at) if c.opted_out_at else None,
+                opt_out_words=c.opt_out_words, optout_review=c.optout_review_text,
+                blocked=bool(c.blocked_at),
+                dm_closed_at=parse(c.dm_closed_at) if c.dm_closed_at else None)
+            want = policy.decide(snap, None, sends, settings, now)
+            assert (d.allowed, status, [x.code for x in d.reasons]) == \
+                (want.allowed, consent.status(c, want), [x.code for x in want.reasons]), c.handle
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_fast_read_paths_match_a_recomputation(tmp_path: Path, seed: int) -> None:
+    world = build(tmp_path, seed, steps=350)
+    conn = world.conn
+    assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] > 50
+    assert_stored_columns_match(conn)
+    assert_inbox_matches(conn)
+    assert_waiting_matches(conn)
+    assert_decisions_match(conn)
+    assert_list_statuses_match(conn)
+    # ... and they stay right as the store keeps changing, transaction by transaction.
+    for _ in range(4):
+        with world.store.tx():
+            for _ in range(40):
+                world.step()
+        assert_stored_columns_match(conn)
+        assert_inbox_matches(conn)
+        assert_waiting_matches(conn)
+
+
+def test_manual_evidence_counts_by_its_text_not_by_being_newest(tmp_path: Path) -> None:
+    """A later request recorded without words does not hide an earlier one with words."""
+    store = open_store(tmp_path / "m.db")
+    with store.tx() as conn:
+        c = cstore.create(conn, "ann", now=fmt(T0) or "")
+        cstore.add_evidence(conn, c.id, "request", fmt(T0) or "", "r1", "asked at the booth",
+                            now=fmt(T0) or "")
+        later = fmt(T0 + timedelta(days=1)) or ""
+        cstore.add_evidence(conn, c.id, "request", later, "r2", "  ", now=later)
+    d = consent.decide(store.conn, c, None, policy.PolicySettings(), T0 + timedelta(days=2))
+    assert d.allowed and d.first_contact
+    assert consent.shown_evidence(store.conn, c) == [("request", fmt(T0), "r1",
+                                                      "asked at the booth")]
+
+
+def test_a_store_from_before_migration_4_is_filled_in(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = open_store(path, migrate_to=3)
+    rng = random.Random(5)
+    with old.tx() as conn:
+        for n in range(8):
+            c, _ = cstore.upsert_x_user(conn, str(500 + n), f"old{n}", None, now=stamp(rng))
+            for k in range(rng.randrange(1, 9)):
+                at = stamp(rng)
+                conn.execute(
+                    "INSERT INTO messages (event_id, conversation_id, contact_id, direction, text, "
+                    "at, source, recorded_at) VALUES (?, ?, ?, ?, 'x', ?, ?, ?)",
+                    (f"o{n}-{k}", f"{500 + n}-{ME}", c.id, rng.choice(["in", "out"]), at,
+                     rng.choice(["sync", "autoack"]), at))
+            conn.execute("INSERT OR IGNORE INTO conversations (id, contact_id) VALUES (?, ?)",
+                         (f"{500 + n}-{ME}", c.id))
+    old.close()
+    new = open_store(path)
+    assert_stored_columns_match(new.conn)
+    assert_inbox_matches(new.conn)
+    assert_waiting_matches(new.conn)
+
+
+def test_canonical_times_are_kept_and_others_formatted() -> None:
+    from dmtool.timeutil import canonical
+
+    for t in ("2026-11-28T16:43:00.000Z", "2024-02-28T23:59:59.999Z", "2026-12-31T00:00:00.000Z",
+              "2026-04-30T12:00:00.000Z", "2024-02-29T10:00:00.000Z"):
+        assert canonical(t) == t == fmt(parse(t))
+    for t in ("2026-11-28T16:43:00Z", "2026-11-28T17:43:00.000+01:00", "2026-11-30T10:00:00.5Z"):
+        assert canonical(t) == fmt(parse(t)) != t
+    for t in ("2026-04-31T00:00:00.000Z", "2025-02-29T00:00:00.000Z", "2026-13-01T00:00:00.000Z"):
+        with pytest.raises(ValueError):  # as parse() refuses them
+            canonical(t)
