@@ -472,6 +472,7 @@ def main() -> int:
             Case(f"dmtool check {h} --json", [*dmtool, "check", h, "--json"], True),
             Case("dmtool --help", [*dmtool, "--help"], True),
             Case("dmtool contacts list --json", [*dmtool, "contacts", "list", "--json"], False),
+            Case("dmtool report --json", [*dmtool, "report", "--json"], False),
             # For scale: check lists every consent record, one per inbound DM, so
             # on the chattiest contact its output is tens of thousands of entries.
             Case(f"dmtool check @{meta['typical']} --json",

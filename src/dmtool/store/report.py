@@ -52,10 +52,14 @@ def open_contact_ids(conn: sqlite3.Connection, contact_ids: Sequence[int]) -> se
     for start in range(0, len(contact_ids), _CHUNK):
         chunk = list(contact_ids[start:start + _CHUNK])
         marks = ",".join("?" * len(chunk))
+        # Driven from the contacts' own conversation rows (conversations_contact):
+        # a correlated EXISTS on `state` lets SQLite pick the (state, ...) index
+        # and scan every open conversation once per contact.
         found.update(r[0] for r in conn.execute(
-            f"""SELECT c.id FROM contacts c WHERE c.id IN ({marks}) AND c.opted_out_at IS NULL
-                AND EXISTS (SELECT 1 FROM conversations cv WHERE cv.contact_id = c.id
-                            AND cv.state = 'open')""", chunk))
+            f"""SELECT DISTINCT cv.contact_id FROM conversations cv INDEXED BY conversations_contact
+                JOIN contacts c ON c.id = cv.contact_id
+                WHERE cv.contact_id IN ({marks}) AND cv.state = 'open'
+                  AND c.opted_out_at IS NULL""", chunk))
     return found
 
 
@@ -63,26 +67,22 @@ def open_conversation_tails(conn: sqlite3.Connection) -> list[sqlite3.Row]:
     """One row per contact with an open conversation who has not opted out:
     last_direction and last_at of the last message (autoacks aside), and
     wait_at, when they wrote last, the first of their messages since your last
-    reply (when they started waiting)."""
+    reply (when they started waiting). The conversation rows keep the contact's
+    last message apart from autoacks (human_*, migration 6)."""
     return conn.execute(
         """
-        SELECT t.contact_id, lm.direction AS last_direction, lm.at AS last_at,
-          CASE WHEN lm.direction = 'in' THEN (
+        SELECT t.contact_id, t.human_direction AS last_direction, t.human_at AS last_at,
+          CASE WHEN t.human_direction = 'in' THEN (
             SELECT min(i.at) FROM messages i WHERE i.contact_id = t.contact_id
               AND i.direction = 'in'
               AND i.at >= COALESCE((SELECT o.at FROM messages o WHERE o.contact_id = t.contact_id
                                     AND o.direction = 'out' AND o.source != 'autoack'
                                     ORDER BY o.at DESC, o.id DESC LIMIT 1), '')
           ) END AS wait_at
-        FROM (
-          SELECT c.id AS contact_id,
-            (SELECT m.id FROM messages m WHERE m.contact_id = c.id AND m.source != 'autoack'
-              ORDER BY m.at DESC, m.id DESC LIMIT 1) AS last_id
-          FROM contacts c
-          WHERE c.opted_out_at IS NULL
-            AND EXISTS (SELECT 1 FROM conversations cv WHERE cv.contact_id = c.id
-                        AND cv.state = 'open')
-        ) t JOIN messages lm ON lm.id = t.last_id
+        FROM (SELECT DISTINCT contact_id, human_direction, human_at FROM conversations
+              WHERE state = 'open' AND human_id IS NOT NULL) t
+        JOIN contacts c ON c.id = t.contact_id
+        WHERE c.opted_out_at IS NULL
         """).fetchall()
 
 
