@@ -655,3 +655,20 @@ def test_no_review_for_someone_already_opted_out(cli: Cli, world: SandboxWorld,
     shown = show(cli, "sam")
     assert shown["status"] == "opted-out" and shown["optout_review"] is None
 
+
+
+def test_check_shows_the_newest_record_of_each_kind_and_counts_the_rest(
+        cli: Cli, world: SandboxWorld, clock: Clock) -> None:
+    """A chatty contact has one inbound_dm record per DM: `check` shows the one
+    that decides (the newest) and how many stand behind it, not all of them."""
+    ids = [world.incoming_dm(ALICE, f"message {n}", at=clock.ago(hours=5 - n)) for n in range(4)]
+    sync(cli)
+    r = cli("check", "@alice", "--json")
+    assert r.exit_code == 0, r
+    data = r.json()
+    assert [(e["kind"], e["ref"]) for e in data["evidence"]] == [("inbound_dm", ids[-1])]
+    assert data["evidence_total"] == 4
+    text = cli("check", "@alice").stdout
+    assert f"evidence: inbound_dm on {data['evidence'][0]['at']} ({ids[-1]})" in text
+    assert "3 earlier records of the same kinds: `dmtool contacts show @alice`" in text
+    assert len(cli("contacts", "show", "alice", "--json").json()["evidence"]) == 4

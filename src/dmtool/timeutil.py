@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from datetime import UTC, datetime, timedelta
-from functools import cache
 
 
 def now() -> datetime:
@@ -22,20 +21,6 @@ def fmt(dt: datetime | None) -> str | None:
         return None
     dt = dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-@cache
-def _canonical() -> re.Pattern[str]:
-    """fmt's own output, with a day the month has (29 February aside): for these
-    strings fmt(parse(t)) == t. Compiled on first use (only `check` needs it)."""
-    return re.compile(
-        r"[1-9][0-9]{3}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
-        r"|(?:0[13578]|1[02])-31)T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z")
-
-
-def canonical(text: str) -> str:
-    """fmt(parse(text)), without the round trip when `text` is already in that form."""
-    return text if _canonical().fullmatch(text) else fmt(parse(text)) or ""
 
 
 def parse(text: str) -> datetime:

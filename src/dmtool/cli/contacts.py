@@ -426,10 +426,11 @@ def check_cmd(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False) -> 
         if not d.allowed:
             cstore.audit(conn, "refused", now=fmt(now) or "", contact=c,
                          codes=[r.code for r in d.blocking], command="check")
-        evidence = consent.shown_evidence(conn, c)
+        total = consent.evidence_total(conn, c, d)
     data = {"handle": c.handle, "user_id": c.user_id, "allowed": d.allowed,
             "first_contact": d.first_contact, "reasons": [r.to_dict() for r in d.reasons],
-            "evidence": [{"kind": kind, "at": at, "ref": ref} for kind, at, ref, _ in evidence]}
+            "evidence": [{"kind": e.kind, "at": fmt(e.at), "ref": e.ref} for e in d.evidence],
+            "evidence_total": total}
     if json_:
         output.print_json(data)
     else:
@@ -440,8 +441,11 @@ def check_cmd(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False) -> 
             output.print_text(f"no: do not DM @{c.handle}")
         for r in d.reasons:
             output.print_text(f"  {r.code}: {r.message}")
-        for kind, at, ref, text in evidence:
-            output.print_text(f"  evidence: {kind} on {at} ({text or ref})")
+        for e in d.evidence:
+            output.print_text(f"  evidence: {e.kind} on {fmt(e.at)} ({e.text or e.ref})")
+        if total > len(d.evidence):
+            output.print_text(f"  ({total - len(d.evidence)} earlier records of the same kinds: "
+                              f"`dmtool contacts show @{c.handle}` lists them all)")
     if not d.allowed:
         raise typer.Exit(5 if d.temporary else 3)
 

@@ -13,7 +13,7 @@ from dmtool.services import ratelimits
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
 from dmtool.store.db import state_value
-from dmtool.timeutil import canonical, fmt, parse, parse_opt
+from dmtool.timeutil import fmt, parse, parse_opt
 
 if TYPE_CHECKING:
     from dmtool.lint import Finding
@@ -36,7 +36,7 @@ def _evidence(rows: Sequence[EvidenceRow]) -> tuple[policy.Evidence, ...]:
 def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapshot:
     """What the policy needs to know about one contact. Its evidence is what
     decides (see `cstore.deciding_evidence`), so a decision's `evidence` holds
-    the newest row of each kind; `shown_evidence` lists them all."""
+    the newest row of each kind; `contacts show` lists them all."""
     msgs = cstore.messages(conn, contact.id, limit=_SNAPSHOT_MESSAGES)
     evidence = cstore.deciding_evidence(conn, contact.id, newest_of=_NEWEST_DECIDES,
                                         all_of=policy.MANUAL_KINDS)
@@ -55,22 +55,12 @@ def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapsh
     )
 
 
-def shown_evidence(conn: sqlite3.Connection,
-                   contact: Contact) -> list[tuple[str, str, str, str | None]]:
-    """(kind, at, ref, text) of the evidence `check` shows, as a decision over
-    all of the contact's evidence would list it: every row that counts as
-    consent, oldest first, or the mentions when none does. Plain rows with the
-    stored times (parsing tens of thousands of them would dominate `check`)."""
-    manual = policy.MANUAL_KINDS
-    rows = [r for r in cstore.evidence_of_kinds(conn, contact.id, sorted(policy.COUNTING_KINDS))
-            if r[0] not in manual or (r[3] and r[3].strip())]
-    if not rows:
-        rows = cstore.evidence_of_kinds(conn, contact.id, ["mention"])
-    out = [(kind, canonical(at), ref, text) for kind, at, ref, text in rows]
-    if any(o[1] is not r[1] for o, r in zip(out, rows, strict=True)):
-        # Times not in the store's own form: order by the instant, as the policy does.
-        out.sort(key=lambda r: parse(r[1]))
-    return out
+def evidence_total(conn: sqlite3.Connection, contact: Contact, decision: policy.Decision) -> int:
+    """How many records stand behind the decision's evidence: all the rows of
+    the kinds it shows. A decision shows the newest record of each automatic
+    kind (a chatty contact has one inbound_dm record per DM: tens of
+    thousands), so `check` can say how many more there are."""
+    return cstore.count_evidence(conn, contact.id, sorted({e.kind for e in decision.evidence}))
 
 
 def recent_sends(conn: sqlite3.Connection, now: datetime) -> list[policy.Send]:

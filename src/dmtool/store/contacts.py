@@ -232,16 +232,14 @@ def deciding_evidence(conn: sqlite3.Connection, contact_id: int, *, newest_of: I
     return [EvidenceRow(*r) for r in sorted(rows, key=lambda r: (r[2], r[0]))]
 
 
-def evidence_of_kinds(conn: sqlite3.Connection, contact_id: int,
-                      kinds: Iterable[str]) -> list[tuple[str, str, str, str | None]]:
-    """(kind, at, ref, text) of every row of these kinds, oldest first: plain
-    tuples, as there can be tens of thousands."""
+def count_evidence(conn: sqlite3.Connection, contact_id: int, kinds: Iterable[str]) -> int:
+    """How many evidence rows of these kinds the contact has."""
     ks = list(kinds)
-    cur = conn.cursor()
-    cur.row_factory = None
-    return cur.execute(
-        f"SELECT kind, at, ref, text FROM evidence WHERE contact_id = ? AND kind IN "
-        f"({','.join('?' * len(ks))}) ORDER BY at, id", (contact_id, *ks)).fetchall()
+    if not ks:
+        return 0
+    return int(conn.execute(
+        f"SELECT count(*) FROM evidence WHERE contact_id = ? AND kind IN "
+        f"({','.join('?' * len(ks))})", (contact_id, *ks)).fetchone()[0])
 
 
 def last_message_times(conn: sqlite3.Connection, contact_id: int) -> tuple[str | None, str | None]:
