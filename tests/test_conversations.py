@@ -105,3 +105,18 @@ def test_piped_thread_is_tab_separated(cli):
     seed_message("ann", "11", "in", "hello\tthere", "2026-11-01T10:00:00.000Z")
     assert cli("thread", "ann", "--peek").stdout.splitlines() == [
         "2026-11-01T10:00:00.000Z\tin\thello there"]
+
+
+def test_a_digest_mail_shows_the_longest_waits_then_a_count(cli, monkeypatch):
+    """Thousands of unanswered conversations would bury the news in a mail:
+    the text digest lists the 25 longest waits; JSON lists every one."""
+    monkeypatch.setenv("DMTOOL_NOW", "2026-11-10T12:00:00.000Z")
+    for n in range(30):
+        at = f"2026-11-0{1 + n // 10}T1{n % 10}:00:00.000Z"  # p00 has waited longest
+        seed_message(f"p{n:02d}", str(100 + n), "in", "hello?", at)
+    seed_message("news", "99", "in", "new today", "2026-11-10T11:00:00.000Z")
+    text = cli("digest", "--peek").stdout
+    waiting = text.split("Waiting for your reply\n")[1]
+    assert waiting.count("  @p") == 25 and "@p00 for" in waiting and "@p25" not in waiting
+    assert "and 6 more: `dmtool inbox` lists them" in waiting
+    assert len(cli("digest", "--peek", "--json").json()["waiting"]) == 31

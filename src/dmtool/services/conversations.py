@@ -24,6 +24,11 @@ def inbox(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> list[d
              "status": r["state"]} for r in rows if r["last_at"] is not None]
 
 
+# A digest is read in a mail: the longest waits first, then a count. JSON
+# (for scripts) lists every waiting conversation.
+DIGEST_WAITING_SHOWN = 25
+
+
 @dataclass
 class Digest:
     since: str
@@ -91,7 +96,10 @@ def render_digest(d: Digest, *, markdown: bool, with_text: bool) -> str:
         lines.append("")
     if d.waiting:
         lines.append(f"{h}Waiting for your reply")
-        lines += [f"{b}@{w['handle']} for {w['waiting']}" for w in d.waiting]
+        lines += [f"{b}@{w['handle']} for {w['waiting']}" for w in d.waiting[:DIGEST_WAITING_SHOWN]]
+        if len(d.waiting) > DIGEST_WAITING_SHOWN:
+            lines.append(f"{b}and {len(d.waiting) - DIGEST_WAITING_SHOWN} more: `dmtool inbox` "
+                         "lists them")
         lines.append("")
     if d.opted_out:
         lines.append(f"{h}Opted out")
