@@ -3,6 +3,7 @@ the command modules, and says exactly what it would say with them loaded."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -42,5 +43,19 @@ def test_plain_help_imports_no_command_module() -> None:
     p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                        stdin=subprocess.DEVNULL)
     assert "Commands:" in p.stdout and "inbox" in p.stdout
+    loaded = set(p.stderr.split())
+    assert not loaded & {f"dmtool.cli.{m}" for m in COMMAND_MODULES.values()}
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completing_a_command_name_imports_no_command_module(shell: str) -> None:
+    probe = ("import sys\nfrom dmtool.cli.app import main\nsys.argv = ['dmtool']\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "sys.stderr.write(' '.join(m for m in sys.modules if m.startswith('dmtool.cli.')))\n")
+    env = dict(os.environ, _DMTOOL_COMPLETE=f"complete_{shell}", _TYPER_COMPLETE_ARGS="dmtool ",
+               _TYPER_COMPLETE_FISH_ACTION="get-args", COMP_WORDS="dmtool\n", COMP_CWORD="1")
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, env=env)
+    assert "inbox" in p.stdout and "send" in p.stdout
     loaded = set(p.stderr.split())
     assert not loaded & {f"dmtool.cli.{m}" for m in COMMAND_MODULES.values()}

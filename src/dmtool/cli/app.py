@@ -123,6 +123,28 @@ class DmtoolGroup(TyperGroup):
             use_dmtool_shells()
         super()._main_shell_completion(ctx_args, prog_name, complete_var)
 
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
+        """A TAB after `dmtool`: command names with their one-line help from
+        COMMAND_HELP, so completing a command loads no command module; then
+        the root options, as Typer offers them."""
+        from typer._click.shell_completion import CompletionItem
+        from typer._click.utils import make_default_short_help
+
+        items = []
+        for name in self.list_commands(ctx):
+            if not name.startswith(incomplete):
+                continue
+            cmd = self.commands.get(name)
+            if cmd is None and name in COMMAND_HELP:
+                items.append(CompletionItem(name, help=make_default_short_help(COMMAND_HELP[name])))
+                continue
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                items.append(CompletionItem(name, help=cmd.get_short_help_str()))
+        # The options: what TyperGroup adds after its commands (Command's own list).
+        items.extend(super(TyperGroup, self).shell_complete(ctx, incomplete))
+        return items
+
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         """The command list of plain (piped) help, as Typer writes it, with each
         line from COMMAND_HELP unless the command is already loaded."""
