@@ -9,11 +9,11 @@ import typer
 
 from dmtool import output
 from dmtool.cli.context import state
+from dmtool.cli.params import JsonOpt
 
 if TYPE_CHECKING:
     from dmtool.services.archive import ImportResult
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 import_app = typer.Typer(help="Bring history into the local record from outside dmtool.",
                          no_args_is_help=True)

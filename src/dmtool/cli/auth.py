@@ -13,6 +13,7 @@ import typer
 from dmtool import output
 from dmtool.appstate import AppState
 from dmtool.cli.context import state
+from dmtool.cli.params import JsonOpt
 from dmtool.errors import AuthError, ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from dmtool.credentials import Credentials
     from dmtool.x.types import XClient, XUser
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DEFAULT_REDIRECT = "http://127.0.0.1:8765/callback"
 _OAUTH1_FIELDS = ("api_key", "api_secret", "access_token", "access_token_secret")
 # The order `auth status` shows credential fields in (secrets masked).

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
 
 import typer
 
 from dmtool import output
 from dmtool.cli.context import state
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+from dmtool.cli.params import JsonOpt
 
 config_app = typer.Typer(help="Read and change settings (config.toml of the profile).",
                          no_args_is_help=True)

@@ -11,10 +11,9 @@ import typer
 from dmtool import output
 from dmtool.appstate import AppState
 from dmtool.cli.context import state
-from dmtool.cli.params import HandleArg
+from dmtool.cli.params import HandleArg, JsonOpt
 from dmtool.errors import InputError, UsageError
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 STATUSES = ("can-dm", "needs-consent", "opted-out", "blocked", "review")
 
 contacts_app = typer.Typer(help="Your contact record: people, tags, notes and consent.",

@@ -9,10 +9,8 @@ import typer
 
 from dmtool import output
 from dmtool.cli.context import state
-from dmtool.cli.params import HandleArg
+from dmtool.cli.params import HandleArg, JsonOpt
 from dmtool.errors import InputError, UsageError
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
 def _preview(text: str, tty: bool) -> str:

@@ -10,13 +10,13 @@ import typer
 
 from dmtool import output
 from dmtool.cli.context import state
+from dmtool.cli.params import JsonOpt
 from dmtool.errors import DmtoolError, InputError
 
 db_app = typer.Typer(help="The local store: where it is, a backup, an integrity check.",
                      no_args_is_help=True)
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
 @db_app.command("path")

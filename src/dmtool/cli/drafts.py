@@ -14,14 +14,13 @@ from dmtool import output
 from dmtool.appstate import AppState
 from dmtool.cli import completion
 from dmtool.cli.context import state
-from dmtool.cli.params import HandleArg, TemplateArg
+from dmtool.cli.params import HandleArg, JsonOpt, TemplateArg
 from dmtool.errors import DmtoolError, InputError, UsageError
 
 if TYPE_CHECKING:
     from dmtool.services.drafting import DraftView
     from dmtool.store.drafts import Draft
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 _ID_HELP = "Draft id (see `dmtool drafts list`)."
 IdArg = Annotated[int, typer.Argument(help=_ID_HELP, min=1, autocompletion=completion.complete_draft)]
 EditableIdArg = Annotated[int, typer.Argument(

@@ -10,11 +10,11 @@ import typer
 
 from dmtool import output
 from dmtool.cli.context import state
+from dmtool.cli.params import JsonOpt
 
 if TYPE_CHECKING:
     from dmtool.services.report import Report
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 BAR_WIDTH = 24
 WEEKLY_AFTER = 35  # days; longer periods are charted a week a line
 AGE_TITLES = {"<1d": "under 1 day", "1d-3d": "1-3 days", "3d-7d": "3-7 days",

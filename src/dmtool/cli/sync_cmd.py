@@ -12,6 +12,7 @@ import typer
 
 from dmtool import output
 from dmtool.cli.context import state
+from dmtool.cli.params import JsonOpt
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from dmtool.models import Contact
     from dmtool.services.sync import Progress, SyncResult
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
