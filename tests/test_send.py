@@ -107,6 +107,36 @@ def test_two_sends_at_once_send_one_dm(cli, world):
     assert draft(cli, did)["status"] == "sent"
 
 
+def test_a_draft_in_flight_elsewhere_is_already_sent_not_its_own_duplicate(cli, world,
+                                                                          monkeypatch):
+    """The race behind the flaky two-sends test, made deterministic: the second
+    send read the draft as approved, then the first one started sending it. The
+    draft's own send must not count as a duplicate of itself: the second send
+    ends with E_ALREADY_SENT (exit 1), not E_DUPLICATE (exit 3), and no refusal
+    is audited."""
+    from dmtool.services import send as send_service
+    from dmtool.store import drafts as dstore
+
+    talking_contact(world, "alice", "Alice Smith")
+    did = int(approved_draft(cli, "alice", "Thanks Alice, see you at the workshop."))
+    first = cli("send", str(did), "--yes", "--json")
+    assert first.exit_code == 0, first
+    real_get = dstore.get
+    reads = []
+
+    def read_before_the_first_send(conn, draft_id):
+        """The second send's first read of the draft came before the first send."""
+        d = real_get(conn, draft_id)
+        reads.append(draft_id)
+        return dstore.Draft(**{**d.__dict__, "status": "approved"}) if len(reads) == 1 else d
+
+    monkeypatch.setattr(send_service.dstore, "get", read_before_the_first_send)
+    second = cli("send", str(did), "--yes", "--json")
+    assert second.exit_code == 1, second
+    assert json.loads(second.stderr)["error"]["code"] == "E_ALREADY_SENT"
+    assert [e["action"] for e in cli("log", "--json").json()].count("refused") == 0
+
+
 def test_send_killed_after_the_request_then_send_reconciles(cli, run, world):
     uid = talking_contact(world, "alice", "Alice Smith")
     did = approved_draft(cli, "alice", "Thanks Alice, here are the details.")
@@ -314,3 +344,27 @@ def test_reconcile_pages_back_past_newer_messages(cli, run, world):
     assert len(outbound(world, uid)) == 1
     reads = [q for q in world.requests_log() if "dm_events" in q["path"]]
     assert [int(q["query"]["max_results"]) for q in reads] == [5, 25]  # small pages first
+
+
+def test_a_draft_being_sent_is_no_duplicate_of_itself_but_of_any_other(cli, world):
+    """While one process sends a draft (`sending`, committed before the request),
+    another judging that same draft must not see it as a duplicate of itself;
+    any other draft with the same text still is one."""
+    from dmtool.appstate import AppState
+    from dmtool.services import drafting
+    from dmtool.store import drafts as dstore
+    from dmtool.timeutil import fmt, now
+
+    talking_contact(world, "alice", "Alice Smith")
+    text = "Thanks Alice, see you at the workshop."
+    did = int(approved_draft(cli, "alice", text))
+    other = int(approved_draft(cli, "alice", text.lower()))  # the same text, normalised
+    st = AppState()
+    with st.store.tx() as conn:
+        assert dstore.start_send(conn, did, text=text, first_contact=False, now=fmt(now()) or "")
+    conn = st.store.conn
+    own = drafting.view(conn, st, dstore.get(conn, did))
+    assert "E_DUPLICATE" not in {r.code for r in own.decision.reasons}
+    theirs = drafting.view(conn, st, dstore.get(conn, other))
+    assert "E_DUPLICATE" in {r.code for r in theirs.decision.reasons}
+    st.close()

@@ -63,12 +63,15 @@ def evidence_total(conn: sqlite3.Connection, contact: Contact, decision: policy.
     return cstore.count_evidence(conn, contact.id, sorted({e.kind for e in decision.evidence}))
 
 
-def recent_sends(conn: sqlite3.Connection, now: datetime) -> list[policy.Send]:
+def recent_sends(conn: sqlite3.Connection, now: datetime, *,
+                 except_draft: int | None = None) -> list[policy.Send]:
     """dmtool's own sends (and autoacks) of the last 30 days, across all contacts:
     the send ledger (it survives `contacts forget`), plus attempts whose outcome
     is not settled yet (`sending`, `unknown`): each may have gone out, so until
-    it is reconciled it counts for the caps and the duplicate check."""
-    return _sends(mstore.send_rows(conn, since=fmt(now - timedelta(days=30)) or ""))
+    it is reconciled it counts for the caps and the duplicate check. Judging a
+    draft, its own send is left out: it is no duplicate of itself."""
+    return _sends(mstore.send_rows(conn, since=fmt(now - timedelta(days=30)) or "",
+                                   except_draft=except_draft))
 
 
 def _sends(rows: Sequence[tuple[str, str, str | None, int]]) -> list[policy.Send]:
@@ -94,8 +97,11 @@ def rate_limited_until(conn: sqlite3.Connection) -> datetime | None:
 
 def decide(conn: sqlite3.Connection, contact: Contact, text: str | None,
            settings: policy.PolicySettings, now: datetime,
-           findings: Sequence[Finding] = ()) -> policy.Decision:
-    sends = recent_sends(conn, now) if text is not None else sends_deciding(conn, contact, now)
+           findings: Sequence[Finding] = (), *, draft_id: int | None = None) -> policy.Decision:
+    """The policy's answer for `text` to `contact` now (`draft_id`: the draft
+    being judged, whose own send never counts against it)."""
+    sends = (recent_sends(conn, now, except_draft=draft_id) if text is not None
+             else sends_deciding(conn, contact, now))
     return policy.decide(snapshot(conn, contact), text, sends, settings, now,
                          findings=findings, rate_limited_until=rate_limited_until(conn))
 

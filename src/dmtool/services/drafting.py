@@ -109,16 +109,17 @@ def lint_for(conn: sqlite3.Connection, st: AppState, contact: Contact, text: str
 
 
 def evaluate(conn: sqlite3.Connection, st: AppState, contact: Contact, text: str,
-             now: datetime) -> tuple[list[Finding], policy.Decision]:
+             now: datetime, draft_id: int | None = None) -> tuple[list[Finding], policy.Decision]:
     findings = lint_for(conn, st, contact, text)
-    decision = consent.decide(conn, contact, text, st.config.policy(), now, findings)
+    decision = consent.decide(conn, contact, text, st.config.policy(), now, findings,
+                              draft_id=draft_id)
     return findings, decision
 
 
 def view(conn: sqlite3.Connection, st: AppState, draft: dstore.Draft,
          now: datetime | None = None) -> DraftView:
     contact = cstore.by_id(conn, draft.contact_id)
-    findings, decision = evaluate(conn, st, contact, draft.text, now or clock())
+    findings, decision = evaluate(conn, st, contact, draft.text, now or clock(), draft.id)
     return DraftView(draft, contact, tuple(findings), decision)
 
 

@@ -260,6 +260,11 @@ def _gate_error(st: AppState, v: DraftView) -> DmtoolError | None:
                              hint=f"review it again: `dmtool review {d.id} --approve`")
     blocking = v.blocking(ignore_transient=False)
     if blocking:
+        # Another process may have sent this very draft since it was read: then
+        # its own DM is no reason to refuse it; say it was sent.
+        current = dstore.get(st.store.conn, d.id)
+        if current.status != "approved":
+            return _not_sendable(st, current)
         if v.decision.temporary:
             until = consent.rate_limited_until(st.store.conn)
             return RateLimited(f"not sent{_on(st)}: {blocking[0].message}",
@@ -372,7 +377,8 @@ def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
     contact = cstore.by_id(conn, d.contact_id)
     findings = drafting.lint_for(conn, st, contact, d.text)
     now = clock()
-    decision = consent.decide(conn, contact, d.text, st.config.policy(), now, findings)
+    decision = consent.decide(conn, contact, d.text, st.config.policy(), now, findings,
+                              draft_id=d.id)
     err = _gate_error(st, DraftView(d, contact, tuple(findings), decision))
     if err is not None:
         raise err

@@ -111,10 +111,13 @@ def settle_old_archive_conversations(conn: sqlite3.Connection, *, before: str,
 
 
 def send_rows(conn: sqlite3.Connection, *, since: str, user_id: str | None = None,
-              everyone_since: str | None = None) -> list[tuple[str, str, str | None, int]]:
+              everyone_since: str | None = None,
+              except_draft: int | None = None) -> list[tuple[str, str, str | None, int]]:
     """(at, user id, text, first_contact) of dmtool's sends since `since`: the
     ledger, plus drafts whose send is unsettled (they may have gone out). With
-    `everyone_since`, only those to `user_id` and those since `everyone_since`."""
+    `everyone_since`, only those to `user_id` and those since `everyone_since`.
+    `except_draft`: leave out that draft's own send (a draft is never a
+    duplicate of itself; another process may be sending it right now)."""
     from dmtool.models import UNSETTLED
 
     extra: tuple[str | None, ...] = ()
@@ -125,13 +128,15 @@ def send_rows(conn: sqlite3.Connection, *, since: str, user_id: str | None = Non
         unsettled = ("d.send_started_at >= ? AND (COALESCE(c.user_id, 'local:' || c.id) = ? "
                      "OR d.send_started_at >= ?)")
         extra = (user_id, everyone_since)
+    own = -1 if except_draft is None else except_draft
     return conn.execute(
         f"SELECT at, user_id, text, first_contact FROM sends WHERE {ledger} "
+        "AND draft_id IS NOT ? "
         "UNION ALL "
         "SELECT d.send_started_at, COALESCE(c.user_id, 'local:' || c.id), d.text, d.first_contact "
         "FROM drafts d JOIN contacts c ON c.id = d.contact_id "
-        f"WHERE d.status IN (?, ?) AND {unsettled}",
-        (since, *extra, *UNSETTLED, since, *extra)).fetchall()
+        f"WHERE d.status IN (?, ?) AND {unsettled} AND d.id != ?",
+        (since, *extra, own, *UNSETTLED, since, *extra, own)).fetchall()
 
 
 def unanswered_counts(conn: sqlite3.Connection) -> dict[int, int]:
