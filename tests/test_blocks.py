@@ -75,19 +75,28 @@ def test_added_by_handle_then_its_id_is_learnt(cli: Cli, tmp_path: Path) -> None
     assert blocked(cli, "newsam")
 
 
-def test_unblocking_a_contact_known_by_handle_drops_the_entry_kept_by_id(
+def test_unblocking_by_handle_leaves_the_block_kept_for_an_account(
         cli: Cli, tmp_path: Path) -> None:
-    """The handle-only contact took the block kept under its handle for user 104;
-    unblocking it must drop that entry too, or forgetting and re-adding it
-    would bring the block back."""
+    """Found in review: the handle-only contact took the block kept for user 104,
+    who used that handle; unblocking it by handle dropped 104's entry too, so
+    104 could be messaged under a new handle. Nobody can tell @sam is 104
+    until X says so: the contact is unblocked, 104 stays blocked."""
     blocked_and_forgotten(cli, tmp_path, "sam", "104")
     cli("contacts", "add", "sam")
     assert blocked(cli, "sam")
-    assert cli("contacts", "unblock", "sam").exit_code == 0
+    r = cli("contacts", "unblock", "sam")
+    assert r.exit_code == 0 and "the block on X user 104, who used @sam, stays" in r.stderr
     assert not blocked(cli, "sam")
-    forget(cli, "sam")
-    cli("contacts", "add", "sam")
-    assert not blocked(cli, "sam")
+    csv_import(cli, tmp_path, "sam_renamed", "104")  # 104 comes back under another handle
+    assert blocked(cli, "sam_renamed")
+
+
+def test_unblocking_a_contact_known_by_handle_leaves_nothing_of_its_own(cli: Cli) -> None:
+    cli("contacts", "block", "@tess")  # kept under the handle: no id known
+    assert cli("contacts", "unblock", "tess").exit_code == 0
+    forget(cli, "tess")
+    cli("contacts", "add", "tess")
+    assert not blocked(cli, "tess")
 
 
 def test_archive_import_brings_back_a_block_kept_by_id(cli: Cli, tmp_path: Path) -> None:

@@ -303,9 +303,12 @@ def contacts_unblock(ctx: typer.Context, handle: HandleArg) -> None:
     now = _stamp()
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
-        cstore.set_blocked(conn, c, None)
+        kept = cstore.set_blocked(conn, c, None)
         cstore.audit(conn, "unblocked", now=now, contact=c)
     output.info(f"unblocked @{c.handle}")
+    for user_id in kept:
+        output.info(f"note: the block on X user {user_id}, who used @{c.handle}, stays with that "
+                    f"account; it applies to @{c.handle} again if X says that is who they are")
 
 
 @contacts_app.command("forget")

@@ -278,19 +278,32 @@ def suppress(conn: sqlite3.Connection, contact: Contact, kind: str, at: str,
                      "VALUES (NULL, ?, ?, ?, ?)", (contact.handle, kind, at, detail))
 
 
-def unsuppress(conn: sqlite3.Connection, contact: Contact, kind: str) -> None:
-    """Drop every entry that would put this kind back on the contact's row."""
+def unsuppress(conn: sqlite3.Connection, contact: Contact, kind: str) -> list[str]:
+    """Drop the entries of this kind kept for this contact: under its user id,
+    or under its handle while no id was known. Returns the user ids of entries
+    left standing: kept for an account that used this handle, when the contact
+    has no id yet. Nobody can tell that account is this contact, so its entry
+    stays (and comes back onto the row if X says it is)."""
+    if contact.user_id is None:
+        conn.execute("DELETE FROM suppressions WHERE kind = ? AND user_id IS NULL "
+                     "AND handle = ? COLLATE NOCASE", (kind, contact.handle))
+        return [r[0] for r in conn.execute(
+            "SELECT user_id FROM suppressions WHERE kind = ? AND user_id IS NOT NULL "
+            "AND handle = ? COLLATE NOCASE ORDER BY id", (kind, contact.handle))]
     where, params = _matching_suppressions(contact.user_id, contact.handle)
     conn.execute(f"DELETE FROM suppressions WHERE kind = ? AND ({where})", (kind, *params))
+    return []
 
 
-def set_blocked(conn: sqlite3.Connection, contact: Contact, at: str | None) -> None:
+def set_blocked(conn: sqlite3.Connection, contact: Contact, at: str | None) -> list[str]:
+    """Block (at set) or unblock (None). Unblocking returns the user ids whose
+    block stays (see unsuppress)."""
     conn.execute("UPDATE contacts SET blocked_at = ?, updated_at = COALESCE(?, updated_at) "
                  "WHERE id = ?", (at, at, contact.id))
     if at is None:
-        unsuppress(conn, contact, "blocked")
-    else:
-        suppress(conn, contact, "blocked", at)
+        return unsuppress(conn, contact, "blocked")
+    suppress(conn, contact, "blocked", at)
+    return []
 
 
 def set_opted_out(conn: sqlite3.Connection, contact: Contact, at: str | None,
