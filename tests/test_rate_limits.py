@@ -324,3 +324,70 @@ def test_upgrading_in_the_middle_of_a_pause_still_honours_it(cli: Cli, world: Sa
     clock.set(until)
     assert cli("check", "alice").exit_code == 0
     assert cli("sync").exit_code == 0
+
+
+def _pause(family: str, until: Any) -> None:
+    store = open_store(Paths.resolve("default").db_file)
+    with store.tx():
+        store.set_state(f"rate_limited_until.{family}", fmt(until))
+    store.close()
+
+
+def test_a_stored_users_pause_holds_back_naming_contacts_known_by_id(
+        cli: Cli, world: SandboxWorld, clock: Clock, tmp_path: Path) -> None:
+    """Found in review: nothing tested that sync's naming step honours a users
+    pause: it must ask nothing before the reset, and name them after it."""
+    from tests.test_archive_handles import archive_with, import_json
+
+    sync(cli)  # learns who we are
+    world.fail_next(503, count=3, method="GET", path_contains="/2/users")  # the import cannot name
+    import_json(cli, archive_with(tmp_path / "arc", clock, ALICE))
+    _pause("users", clock.now + timedelta(minutes=30))
+    world.reset_requests_log()
+    r = cli("sync", "--public", "--json")
+    assert r.exit_code == 0, r
+    assert [d["what"] for d in r.json()["deferred"]] == ["user_names"]
+    assert not [p for p in paths_requested(world) if p == "/2/users" or p.startswith("/2/users/by")]
+    clock.advance(minutes=31)
+    sync(cli, "--public")
+    assert cli("contacts", "show", "alice").exit_code == 0
+
+
+def test_a_send_that_must_look_up_the_user_id_honours_the_users_pause(
+        cli: Cli, world: SandboxWorld, clock: Clock) -> None:
+    """Found in review: the users pause around send's user-id lookup was untested."""
+    cli("contacts", "add", "bob")  # known by handle only: send must ask X for his id
+    assert cli("contacts", "engage", "bob", "--kind", "request",
+               "--evidence", "asked me to DM him at the meetup").exit_code == 0
+    r = cli("draft", "bob", "Hi Bob, the slides from the meetup are up. – Sam", "--json")
+    did = r.json()["id"]
+    assert cli("review", str(did), "--approve", "--ack-warnings").exit_code == 0
+    world.fail_next(429, method="GET", path_contains="/2/users/by/username", reset_in=600)
+    r = cli("send", str(did), "--yes", "--json")
+    assert r.exit_code == 5 and error(r.stderr)["family"] == "users", r
+    world.reset_requests_log()
+    r = cli("send", str(did), "--yes", "--json")  # before the reset: refused locally
+    assert r.exit_code == 5 and error(r.stderr)["family"] == "users", r
+    assert world.requests_count() == 0 and outbound(world, BOB) == []
+
+
+def test_an_import_keeps_the_names_x_gave_before_a_limit(
+        cli: Cli, world: SandboxWorld, clock: Clock, tmp_path: Path, monkeypatch: Any) -> None:
+    """Found in review: one 429 on the third users lookup threw away the names of
+    the first two, so a big archive was never named by importing again."""
+    from dmtool.x.sandbox import server
+    from tests.test_archive_handles import archive_with, import_json
+
+    people = [str(1_600_000_000_000_000_000 + n) for n in range(250)]
+    with world.transaction():
+        for n, uid in enumerate(people):
+            world.add_user(f"person{n}", None, user_id=uid)
+    monkeypatch.setitem(server.RATE_LIMITS, "users", 2)
+    world.enforce_rate_limits()
+    path = archive_with(tmp_path / "arc", clock, *people)
+    data, stderr = import_json(cli, path)
+    assert (data["contacts_named"], data["contacts_unnamed"]) == (200, 50)
+    assert data["naming_error"]["code"] == "E_RATE_LIMITED" and "warning" in stderr
+    clock.advance(minutes=16)  # the window resets: importing again names the rest
+    again, _ = import_json(cli, path)
+    assert (again["contacts_named"], again["contacts_unnamed"]) == (50, 0)

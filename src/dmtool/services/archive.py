@@ -661,7 +661,8 @@ def name_contacts(st: AppState, result: ImportResult) -> None:
     is kept in `result.naming_error` for the caller to warn about, never raised.
     Importing again (it adds nothing twice) or a sync names them later."""
     store = st.store
-    if cstore.placeholder_count(store.conn) == 0:
+    before_count = cstore.placeholder_count(store.conn)
+    if before_count == 0:
         return
     try:
         if not st.can_reach_x():
@@ -672,13 +673,14 @@ def name_contacts(st: AppState, result: ImportResult) -> None:
         try:
             with ratelimits.guarded(store, "users", "dmtool could not ask X for their handles",
                                     hint="wait until then"):
-                result.contacts_named = name_placeholders(store, client.users_by_ids,
-                                                          now=fmt(timeutil.now()) or "")
+                name_placeholders(store, client.users_by_ids, now=fmt(timeutil.now()) or "")
         finally:
             result.requests = client.requests_made - before
     except DmtoolError as e:
         result.naming_error = e
+    # Counted from the store: batches X answered before an error are kept.
     result.contacts_unnamed = cstore.placeholder_count(store.conn)
+    result.contacts_named = before_count - result.contacts_unnamed
     if result.contacts_named:
         # Report opt-outs under the handles X just gave.
         result.opted_out = [_current_handle(store, h) for h in result.opted_out]

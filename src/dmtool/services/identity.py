@@ -40,36 +40,43 @@ def _stamp() -> str:
     return timeutil.fmt(timeutil.now()) or ""
 
 
-def name_placeholders(store: Store, users_by_ids: Callable[[list[str]], list[XUser]], *, now: str,
-                      limit: int | None = None) -> int:
-    """Ask X for the handles of contacts known only by id (`user_<id>`), up to
-    `limit` of them (all by default), and record them; returns how many got
-    one. X answers users it no longer knows (deleted, suspended) with only an
-    `errors` entry: those stay by id. The lookup runs before the write
-    transaction, so no lock is held over the network. Raises what the lookup
-    raises (RateLimited, Unavailable, AuthError, ...); nothing is written then.
+NAMING_BATCH = 100  # ids per users lookup: X's maximum
 
-    With a `limit`, each call goes on after the contacts the last one asked
-    about (wrapping round), so accounts X no longer knows cannot hold back the
-    rest for ever."""
-    after = int(store.get_state(K_NAMING_AFTER) or 0) if limit else 0
-    rows = cstore.placeholders(store.conn, after=after, limit=limit)
-    if limit and after and len(rows) < limit:  # the end: wrap round to the start
-        rows += [r for r in cstore.placeholders(store.conn, limit=limit - len(rows))
-                 if r not in rows]
-    if not rows:
-        return 0
-    ids = [uid for _, uid in rows]
-    users = users_by_ids(ids)  # one request per 100 ids
-    wanted = set(ids)
-    named = 0
-    with store.tx() as conn:
-        for u in users:
-            if u.id in wanted:
-                cstore.upsert_x_user(conn, u.id, u.username, u.name, now=now)
-                named += 1
-        if limit:
-            store.set_state(K_NAMING_AFTER, str(rows[-1][0]))
+
+def name_placeholders(store: Store, users_by_ids: Callable[[list[str]], list[XUser]], *, now: str,
+                      batches: int | None = None) -> int:
+    """Ask X for the handles of contacts known only by id (`user_<id>`) and
+    record them, one users lookup of up to 100 ids at a time, each batch
+    written as soon as X answers it; returns how many got a handle. X answers
+    users it no longer knows (deleted, suspended) with only an `errors` entry:
+    those stay by id. No lock is held over the network. An error (RateLimited,
+    Unavailable, AuthError, ...) stops the work after the batches already
+    written.
+
+    It goes on from where the last call stopped (wrapping round), so accounts
+    X no longer knows cannot hold back the rest; `batches` bounds one call."""
+    total = cstore.placeholder_count(store.conn)
+    after = int(store.get_state(K_NAMING_AFTER) or 0)
+    named = asked = done = 0
+    while asked < total and (batches is None or done < batches):
+        rows = cstore.placeholders(store.conn, after=after,
+                                   limit=min(NAMING_BATCH, total - asked))
+        if not rows:
+            if not after:
+                break
+            after = 0  # the end: wrap round to the start
+            continue
+        ids = [uid for _, uid in rows]
+        users = users_by_ids(ids)  # raises before anything of this batch is written
+        with store.tx() as conn:
+            for u in users:
+                if u.id in ids:
+                    cstore.upsert_x_user(conn, u.id, u.username, u.name, now=now)
+                    named += 1
+            after = rows[-1][0]
+            store.set_state(K_NAMING_AFTER, str(after))
+        asked += len(rows)
+        done += 1
     return named
 
 

@@ -78,7 +78,6 @@ DM_WINDOW = timedelta(days=30)  # X serves DM events of the last 30 days only
 FIRST_PUBLIC_PAGES = 2  # no cursor yet: the newest 200 are plenty of history
 MAX_PUBLIC_PAGES = 5  # with a cursor: bound a backlog, then move the cursor on
 MAX_RATE_WAITS = 3  # --wait: give up after this many rate-limit pauses
-SYNC_NAMING_BATCH = 100  # contacts known only by id named per sync: one users lookup
 
 # Page sizing (see page_size), measured with benchmarks/sync_cost.py and a
 # simulation of the walk over steady and bursty arrivals: steady traffic reads
@@ -418,8 +417,16 @@ class _Sync:
         """Contacts known only by id (from an archive import, or an account X
         could not name) get their handle once X names them. One users lookup,
         only when there are such contacts, and only with the public check so a
-        quiet sync stays at one request."""
-        name_placeholders(self.store, self.users_by_ids, now=self.now_s, limit=SYNC_NAMING_BATCH)
+        quiet sync stays at one request. A users pause defers it."""
+        until = self.paused("users")
+        if until is None:
+            try:
+                name_placeholders(self.store, self.client.users_by_ids, now=self.now_s, batches=1)
+                return
+            except RateLimited as e:
+                until = self.noted(e, "users")
+        self.defer("user_names", "users", until,
+                   "contacts known only by id (user_<id>) are named at a later sync")
 
     # --- who am I ---------------------------------------------------------------------
 
