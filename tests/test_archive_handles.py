@@ -151,10 +151,25 @@ def test_without_credentials_the_import_asks_nothing(
 WIRED = {
     "check": ["check", "@alice", "--json"],
     "draft": ["draft", "@alice", "Glad to hear from you again!", "--json"],
-    "contacts show": ["contacts", "show", "@alice", "--json"],
-    "thread": ["thread", "@alice", "--json"],
     "contacts engage": ["contacts", "engage", "@alice", "--evidence", "asked at the meetup"],
 }
+
+
+@pytest.mark.parametrize("args", [["thread", "@alice", "--json", "--peek"],
+                                  ["contacts", "show", "@alice", "--json"]])
+def test_reading_commands_stay_local_and_point_to_check(
+        cli: Cli, clock: Clock, world: Any, tmp_path: Path, args: list[str]) -> None:
+    """thread and contacts show only read the local record (cli.md: reading
+    changes nothing): an archive contact X has not named yet is not found, and
+    the hint says how to find it."""
+    world.fail_next(503, count=3, method="GET", path_contains=USERS)
+    import_json(cli, archive_with(tmp_path / "arc", clock, ALICE))
+    world.reset_requests_log()
+    r = cli(*args)
+    assert r.exit_code == 1
+    assert error(r)["hint"] == ("people from an X archive are known by id until X names them: "
+                                "`dmtool check @alice` asks X who @alice is")
+    assert world.requests_log() == [] and contacts(cli) == {f"user_{ALICE}": ALICE}
 
 
 @pytest.mark.parametrize("command", sorted(WIRED))

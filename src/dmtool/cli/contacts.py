@@ -121,11 +121,10 @@ def contacts_add(
 
 
 def _show_data(st: AppState, handle: str) -> dict[str, Any]:
-    from dmtool.services.identity import contact_for
     from dmtool.store import contacts as cstore
 
     conn = st.store.conn
-    c = contact_for(st, handle)
+    c = cstore.get(conn, handle)  # a read: local only (check asks X)
     obj, d = contact_view(st, c)
     msgs = cstore.messages(conn, c.id, limit=5)
     obj.update({

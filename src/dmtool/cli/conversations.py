@@ -50,14 +50,13 @@ def thread_cmd(
 ) -> None:
     """The conversation with one contact, oldest first. Marks it read unless --peek."""
     from dmtool.cli.contacts import contact_view
-    from dmtool.services.identity import contact_for
     from dmtool.store import contacts as cstore
     from dmtool.store.conversations import mark_read
     from dmtool.timeutil import fmt, now
 
     st = state(ctx)
     conn = st.store.conn
-    c = contact_for(st, handle)
+    c = cstore.get(conn, handle)  # a read: local only, no X (check asks X)
     msgs = cstore.messages(conn, c.id, limit=limit)
     if not peek:
         with st.store.tx() as tx:

@@ -42,10 +42,16 @@ def find(conn: sqlite3.Connection, handle: str) -> Contact | None:
 
 
 def get(conn: sqlite3.Connection, handle: str) -> Contact:
+    """By handle, from the local record only (see services.identity.contact_for
+    for the commands that may ask X)."""
     c = find(conn, handle)
     if c is None:
-        raise NotFound(f"no contact @{clean_handle(handle)}",
-                       hint="see `dmtool contacts list`, or add one with `dmtool contacts add`")
+        h = clean_handle(handle)
+        hint = "see `dmtool contacts list`, or add one with `dmtool contacts add`"
+        if placeholder_count(conn):
+            hint = (f"people from an X archive are known by id until X names them: "
+                    f"`dmtool check @{h}` asks X who @{h} is")
+        raise NotFound(f"no contact @{h}", hint=hint)
     return c
 
 
