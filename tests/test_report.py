@@ -212,3 +212,14 @@ def test_report_from_a_synced_sandbox(cli, world, clock):
     assert data["first_reply"]["unanswered_closed"] == 1  # bob opted out
     assert data["opt_outs"] == 1
     assert data["open_conversations"]["waiting_for_them"] == 1  # alice
+
+
+def test_someone_who_writes_stop_twice_is_one_opt_out(cli, world, clock):
+    """Found in review: each STOP read is its own audit entry, so a second STOP
+    (or 'unsubscribe') counted the same person twice."""
+    world.incoming_dm(BOB, "hello", at=clock.ago(hours=4))
+    world.incoming_dm(BOB, "STOP", at=clock.ago(hours=3))
+    world.incoming_dm(BOB, "unsubscribe", at=clock.ago(hours=2))
+    sync(cli)
+    assert [e["action"] for e in cli("log", "--json").json()].count("opted_out") == 2
+    assert cli("report", "--days", "1", "--json").json()["opt_outs"] == 1

@@ -240,11 +240,14 @@ def _open_by_age(conn: sqlite3.Connection, now: datetime) -> list[AgeBucket]:
 
 
 def _opt_outs(conn: sqlite3.Connection, since: str, until: str) -> int:
-    n = 0
+    """People who opted out in the period: one each, however many times they
+    wrote STOP (each STOP read is its own audit entry)."""
+    people: set[str] = set()
     for r in rstore.opt_outs_recorded_since(conn, since):
         detail = json.loads(r["detail"]) if r["detail"] else {}
         # When they opted out; the entry's own time is when dmtool learnt it
         # (an archive import can bring in a STOP from years ago).
         at = detail.get("at") or r["at"]
-        n += since <= at < until
-    return n
+        if since <= at < until:
+            people.add(r["user_id"] or f"@{(r['handle'] or '').lower()}")
+    return len(people)

@@ -87,9 +87,9 @@ def open_conversation_tails(conn: sqlite3.Connection) -> list[sqlite3.Row]:
 
 
 def opt_outs_recorded_since(conn: sqlite3.Connection, since: str) -> list[sqlite3.Row]:
-    """'opted_out' audit entries recorded at or after `since`: at, detail. An
-    opt-out is recorded when dmtool learns of it, never before it happened, so
-    this bounds the opt-outs that happened since then."""
+    """'opted_out' audit entries recorded at or after `since`: at, detail,
+    user_id, handle. An opt-out is recorded when dmtool learns of it, never
+    before it happened, so this bounds the opt-outs that happened since then."""
     return conn.execute(
-        "SELECT at, detail FROM audit WHERE at >= ? AND action = 'opted_out' ORDER BY at",
-        (since,)).fetchall()
+        "SELECT at, detail, user_id, handle FROM audit WHERE at >= ? AND action = 'opted_out' "
+        "ORDER BY at", (since,)).fetchall()
