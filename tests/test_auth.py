@@ -257,3 +257,18 @@ def test_oauth1_login_asks_for_missing_keys_with_hidden_input(cli: Cli, world: S
     assert "X_ACCESS_TOKEN_SECRET" in r.stdout  # the prompt, without the typed value
     assert_no_secret(r.stdout, r.stderr)
     assert ENV["X_ACCESS_TOKEN_SECRET"] in creds_file().read_text()
+
+
+def test_login_honours_and_records_the_users_pause(cli: Cli, world: SandboxWorld,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: login checks the credentials with a users lookup
+    (GET /2/users/me) but ignored the users pause and did not record a 429."""
+    set_env(monkeypatch)
+    world.fail_next(429, method="GET", path_contains="/2/users/me", reset_in=600)
+    r = cli("auth", "login", "--oauth1")
+    assert r.exit_code == 5 and "X rate limit" in r.stderr, r
+    world.reset_requests_log()
+    r = cli("auth", "login", "--oauth1")
+    assert r.exit_code == 5 and "X rate limit on looking up users" in r.stderr, r
+    assert world.requests_log() == [] and not creds_file().exists()
+    assert "looking up users paused until" in cli("auth", "status").stdout

@@ -157,10 +157,15 @@ def auth_login(
     if st.sandbox:
         output.info("sandbox: this profile uses the built-in sandbox X; there is nothing to log in to")
         return
-    creds = (_oauth1_credentials(st) if oauth1
-             else _oauth2_credentials(st, client_id, redirect_uri, redirect_url))
-    _protect(creds)
-    user = open_client(creds).me()
+    from dmtool.services import ratelimits
+
+    # Checking the credentials asks X who they belong to (a users lookup): under
+    # a users pause, say so before anyone goes through the login.
+    with ratelimits.guarded(st.store, "users", "not logged in", hint="log in after that time"):
+        creds = (_oauth1_credentials(st) if oauth1
+                 else _oauth2_credentials(st, client_id, redirect_uri, redirect_url))
+        _protect(creds)
+        user = open_client(creds).me()
     creds.user_id, creds.username, creds.source = user.id, user.username, "file"
     _remember_account(st, user)
     path = st.paths.credentials_file
