@@ -166,8 +166,12 @@ def page_size(*, times: Sequence[datetime], floor_at: datetime | None, now: date
     est = count * gap / span
     sd = math.sqrt(est + est * est / count)
     sure = est - SHADE_Z * sd
-    if gap > 0:
-        sure = min(sure, max(BURST_RISK, seen / BURST_SHARE) * (1 + span / gap))
+    bet = max(BURST_RISK, seen / BURST_SHARE)
+    # gap 0: the events read reach back past the floor's time (our clock ahead
+    # of X's, or DMs that showed up late). Time says nothing about what is left
+    # then: double what was read, up to the burst bet, rather than crawl 4
+    # events a request.
+    sure = min(sure, bet * (1 + span / gap)) if gap > 0 else min(bet, seen)
     want = max(0, math.floor(sure)) + PAGE_MARGIN
     return max(1, min(want, GROWTH * seen, max_size))
 
@@ -211,7 +215,9 @@ def event_time(ev: DMEvent) -> datetime | None:
         snow = datetime.fromtimestamp(((int(ev.id) >> 22) + SNOWFLAKE_EPOCH_MS) / 1000, UTC)
     except (ValueError, OverflowError, OSError):
         return ev.created_at
-    if ev.created_at is None or abs(snow - ev.created_at) < timedelta(seconds=1):
+    if ev.created_at is None:
+        return snow if int(ev.id) >> 22 else None  # a small id is no snowflake
+    if abs(snow - ev.created_at) < timedelta(seconds=1):
         return snow
     return ev.created_at
 
