@@ -123,48 +123,44 @@ class DmtoolGroup(TyperGroup):
             use_dmtool_shells()
         super()._main_shell_completion(ctx_args, prog_name, complete_var)
 
-    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
-        """A TAB after `dmtool`: command names with their one-line help from
-        COMMAND_HELP, so completing a command loads no command module; then
-        the root options, as Typer offers them."""
-        from typer._click.shell_completion import CompletionItem
+    def _short_helps(self, ctx: Any, names: list[str], limit: int) -> list[tuple[str, str]]:
+        """(name, one-line help) of each visible command of `names`: from
+        COMMAND_HELP unless the command is loaded already, so listing commands
+        (plain --help, a TAB after `dmtool`) loads no command module."""
         from typer._click.utils import make_default_short_help
 
-        items = []
-        for name in self.list_commands(ctx):
-            if not name.startswith(incomplete):
-                continue
+        rows = []
+        for name in names:
             cmd = self.commands.get(name)
             if cmd is None and name in COMMAND_HELP:
-                items.append(CompletionItem(name, help=make_default_short_help(COMMAND_HELP[name])))
+                rows.append((name, make_default_short_help(COMMAND_HELP[name], limit)))
                 continue
             cmd = self.get_command(ctx, name)
             if cmd is not None and not cmd.hidden:
-                items.append(CompletionItem(name, help=cmd.get_short_help_str()))
+                rows.append((name, cmd.get_short_help_str(limit)))
+        return rows
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
+        """A TAB after `dmtool`: the commands with their one-line help, then
+        the root options, as Typer offers them."""
+        from typer._click.shell_completion import CompletionItem
+
+        names = [n for n in self.list_commands(ctx) if n.startswith(incomplete)]
+        items = [CompletionItem(n, help=h) for n, h in self._short_helps(ctx, names, 45)]
         # The options: what TyperGroup adds after its commands (Command's own list).
         items.extend(super(TyperGroup, self).shell_complete(ctx, incomplete))
         return items
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
-        """The command list of plain (piped) help, as Typer writes it, with each
-        line from COMMAND_HELP unless the command is already loaded."""
-        names = self.list_commands(ctx)
-        if any(n not in self.commands and n not in COMMAND_HELP for n in names):
-            super().format_commands(ctx, formatter)
-            return
+        """The command list of plain (piped) help, as Typer writes it."""
         from gettext import gettext as _
 
-        from typer._click.utils import make_default_short_help
-
-        shown = [(n, self.commands.get(n)) for n in names]
-        shown = [(n, cmd) for n, cmd in shown if cmd is None or not cmd.hidden]
-        if not shown:
+        names = self.list_commands(ctx)
+        if not names:
             return
-        limit = formatter.width - 6 - max(len(n) for n, _cmd in shown)
-        rows = [(n, cmd.get_short_help_str(limit) if cmd is not None
-                 else make_default_short_help(COMMAND_HELP[n], limit).strip()) for n, cmd in shown]
+        limit = formatter.width - 6 - max(len(n) for n in names)
         with formatter.section(_("Commands")):
-            formatter.write_dl(rows)
+            formatter.write_dl(self._short_helps(ctx, names, limit))
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         ctx.meta["dmtool.json"] = _wants_json(args)
