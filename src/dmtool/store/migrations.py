@@ -244,63 +244,56 @@ MIGRATIONS: list[str] = [
                 OR (human_at = NEW.at AND human_id < NEW.id));
     END;
 
+    -- A contact's newest message and newest non-autoack one, recomputed. The
+    -- triggers below refill conversation rows from it.
+    CREATE VIEW contact_tails AS
+        SELECT c.id AS contact_id, l.id AS latest_id, l.at AS latest_at,
+               h.id AS human_id, h.at AS human_at, h.direction AS human_direction
+        FROM contacts c
+        LEFT JOIN messages l ON l.id = (
+            SELECT id FROM messages m WHERE m.contact_id = c.id
+            ORDER BY m.at DESC, m.id DESC LIMIT 1)
+        LEFT JOIN messages h ON h.id = (
+            SELECT id FROM messages m WHERE m.contact_id = c.id AND m.source != 'autoack'
+            ORDER BY m.at DESC, m.id DESC LIMIT 1);
+
     -- Anything else that changes a message (merge_into moves it to another
-    -- contact, a send marks a synced DM as its own): recompute both contacts' rows.
+    -- contact, a send marks a synced DM as its own): refill both contacts' rows.
     CREATE TRIGGER messages_latest_update
     AFTER UPDATE OF contact_id, at, direction, source ON messages BEGIN
-        UPDATE conversations SET
-            (latest_id, latest_at) = (
-                SELECT id, at FROM messages m WHERE m.contact_id = conversations.contact_id
-                ORDER BY m.at DESC, m.id DESC LIMIT 1),
-            (human_id, human_at, human_direction) = (
-                SELECT id, at, direction FROM messages m WHERE m.contact_id = conversations.contact_id
-                AND m.source != 'autoack' ORDER BY m.at DESC, m.id DESC LIMIT 1)
+        UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
+            SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
+            WHERE contact_tails.contact_id = conversations.contact_id)
          WHERE contact_id IN (OLD.contact_id, NEW.contact_id);
     END;
 
     CREATE TRIGGER messages_latest_delete AFTER DELETE ON messages
     WHEN EXISTS (SELECT 1 FROM conversations WHERE contact_id = OLD.contact_id
                  AND (latest_id = OLD.id OR human_id = OLD.id)) BEGIN
-        UPDATE conversations SET
-            (latest_id, latest_at) = (
-                SELECT id, at FROM messages m WHERE m.contact_id = conversations.contact_id
-                ORDER BY m.at DESC, m.id DESC LIMIT 1),
-            (human_id, human_at, human_direction) = (
-                SELECT id, at, direction FROM messages m WHERE m.contact_id = conversations.contact_id
-                AND m.source != 'autoack' ORDER BY m.at DESC, m.id DESC LIMIT 1)
+        UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
+            SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
+            WHERE contact_tails.contact_id = conversations.contact_id)
          WHERE contact_id = OLD.contact_id;
     END;
 
     -- A new conversation row (add_message stores the message first), or one
     -- moved to another contact: fill it from that contact's messages.
     CREATE TRIGGER conversations_latest_insert AFTER INSERT ON conversations BEGIN
-        UPDATE conversations SET
-            (latest_id, latest_at) = (
-                SELECT id, at FROM messages m WHERE m.contact_id = NEW.contact_id
-                ORDER BY m.at DESC, m.id DESC LIMIT 1),
-            (human_id, human_at, human_direction) = (
-                SELECT id, at, direction FROM messages m WHERE m.contact_id = NEW.contact_id
-                AND m.source != 'autoack' ORDER BY m.at DESC, m.id DESC LIMIT 1)
+        UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
+            SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
+            WHERE contact_tails.contact_id = NEW.contact_id)
          WHERE rowid = NEW.rowid;
     END;
 
     CREATE TRIGGER conversations_latest_move AFTER UPDATE OF contact_id ON conversations BEGIN
-        UPDATE conversations SET
-            (latest_id, latest_at) = (
-                SELECT id, at FROM messages m WHERE m.contact_id = NEW.contact_id
-                ORDER BY m.at DESC, m.id DESC LIMIT 1),
-            (human_id, human_at, human_direction) = (
-                SELECT id, at, direction FROM messages m WHERE m.contact_id = NEW.contact_id
-                AND m.source != 'autoack' ORDER BY m.at DESC, m.id DESC LIMIT 1)
+        UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
+            SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
+            WHERE contact_tails.contact_id = NEW.contact_id)
          WHERE rowid = NEW.rowid;
     END;
 
-    UPDATE conversations SET
-        (latest_id, latest_at) = (
-            SELECT id, at FROM messages m WHERE m.contact_id = conversations.contact_id
-            ORDER BY m.at DESC, m.id DESC LIMIT 1),
-        (human_id, human_at, human_direction) = (
-            SELECT id, at, direction FROM messages m WHERE m.contact_id = conversations.contact_id
-            AND m.source != 'autoack' ORDER BY m.at DESC, m.id DESC LIMIT 1);
+    UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
+        SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
+        WHERE contact_tails.contact_id = conversations.contact_id);
     """,
 ]
