@@ -87,6 +87,14 @@ def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:
         sys.stdout.write(f"{k + ':':<{width + 1}} {_cell(v)}\n")
 
 
+def print_path(path: object, json_: bool) -> None:
+    """One file path: the bare path, or {"path": ...} with --json."""
+    if json_:
+        print_json({"path": str(path)})
+    else:
+        print_text(str(path))
+
+
 def print_text(text: str = "") -> None:
     sys.stdout.write(safe(text) + "\n")
 

@@ -59,11 +59,7 @@ def config_set(ctx: typer.Context, key: str, value: str) -> None:
 @config_app.command("path")
 def config_path(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Print where config.toml lives."""
-    path = str(state(ctx).paths.config_file)
-    if json_:
-        output.print_json({"path": path})
-    else:
-        output.print_text(path)
+    output.print_path(state(ctx).paths.config_file, json_)
 
 
 def paths_cmd(ctx: typer.Context, json_: JsonOpt = False) -> None:

@@ -17,16 +17,10 @@ db_app = typer.Typer(help="The local store: where it is, a backup, an integrity 
                      no_args_is_help=True)
 
 
-
-
 @db_app.command("path")
 def db_path(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Print the path of this profile's SQLite store."""
-    path = str(state(ctx).paths.db_file)
-    if json_:
-        output.print_json({"path": path})
-    else:
-        output.print_text(path)
+    output.print_path(state(ctx).paths.db_file, json_)
 
 
 @db_app.command("backup")
