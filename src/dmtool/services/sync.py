@@ -373,18 +373,28 @@ class _Sync:
             self.progress(f"{prefix}X rate limit on {ratelimits.label(family)} until "
                           f"{ratelimits.local_time(until)}: {note}", transient=False)
 
+    def attempt(self, what: str, family: str, note: str, call: Callable[[], object]) -> bool:
+        """Run `call` (requests of one family) unless that family is paused. A
+        pause, or a 429 met now, defers this part of the sync instead (said
+        once, in `deferred`). Returns whether `call` ran."""
+        until = self.paused(family)
+        if until is None:
+            try:
+                call()
+                return True
+            except RateLimited as e:
+                until = self.noted(e, family)
+        self.defer(what, family, until, note)
+        return False
+
     def users_by_ids(self, ids: list[str]) -> list[XUser]:
         """A users lookup that a users limit turns into none at all: the people
         are then stored by id (`user_<id>`) and named at a later sync."""
-        until = self.paused("users")
-        if until is None:
-            try:
-                return self.client.users_by_ids(ids)
-            except RateLimited as e:
-                until = self.noted(e, "users")
-        self.defer("user_names", "users", until,
-                   "new people are stored by id (user_<id>) and named at a later sync")
-        return []
+        found: list[XUser] = []
+        self.attempt("user_names", "users",
+                     "new people are stored by id (user_<id>) and named at a later sync",
+                     lambda: found.extend(self.client.users_by_ids(ids)))
+        return found
 
     def finish(self) -> SyncResult:
         self.result.requests = self.client.requests_made - self.start_requests
@@ -404,18 +414,11 @@ class _Sync:
         every = timedelta(minutes=int(self.st.config.get("sync.public_every_minutes")))
         last = parse_opt(self.store.get_state(K_PUBLIC_AT))
         if self.public or last is None or self.now - last >= every:
-            # --public makes the check needed: run_sync refuses or waits instead.
-            until = None if self.public else self.paused("timelines")
-            if until is None:
-                try:
-                    self.sync_public(me)
-                except RateLimited as e:
-                    if self.public:
-                        raise
-                    until = self.noted(e, "timelines")
-            if until is not None:
-                self.defer("public_check", "timelines", until,
-                           "mentions and your public replies are checked at a later sync")
+            if self.public:  # needed now: run_sync refuses or waits on a timelines limit
+                self.sync_public(me)
+            elif not self.attempt("public_check", "timelines",
+                                  "mentions and your public replies are checked at a later sync",
+                                  lambda: self.sync_public(me)):
                 return
             self.name_placeholders()
 
@@ -424,15 +427,10 @@ class _Sync:
         could not name) get their handle once X names them. One users lookup,
         only when there are such contacts, and only with the public check so a
         quiet sync stays at one request. A users pause defers it."""
-        until = self.paused("users")
-        if until is None:
-            try:
-                name_placeholders(self.store, self.client.users_by_ids, now=self.now_s, batches=1)
-                return
-            except RateLimited as e:
-                until = self.noted(e, "users")
-        self.defer("user_names", "users", until,
-                   "contacts known only by id (user_<id>) are named at a later sync")
+        self.attempt("user_names", "users",
+                     "contacts known only by id (user_<id>) are named at a later sync",
+                     lambda: name_placeholders(self.store, self.client.users_by_ids,
+                                               now=self.now_s, batches=1))
 
     # --- who am I ---------------------------------------------------------------------
 
