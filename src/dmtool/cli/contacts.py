@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -402,7 +403,10 @@ def contacts_engage(
     now = _stamp()
     with st.store.tx() as conn:
         c = cstore.by_id(conn, found.id)
-        cstore.add_evidence(conn, c.id, kind, now, f"manual:{kind}:{now}", evidence.strip(), now=now)
+        # Each record is its own: two at the same instant (a script, a pinned
+        # clock) must not collide on (kind, ref) and be dropped in silence.
+        ref = f"manual:{kind}:{now}:{secrets.token_hex(4)}"
+        cstore.add_evidence(conn, c.id, kind, now, ref, evidence.strip(), now=now)
         cstore.audit(conn, "consent_recorded", now=now, contact=c, kind=kind,
                      evidence=evidence.strip())
     output.info(f"recorded {kind} consent for @{c.handle}")

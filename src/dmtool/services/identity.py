@@ -124,7 +124,8 @@ def contact_for(st: AppState, handle: str) -> Contact:
                 f"no contact @{user.username}: X knows @{user.username} (user {user.id}), but "
                 "you have no record of them, so no consent to DM them",
                 hint="people become contacts when they DM or mention you (`dmtool sync`); "
-                     "`dmtool contacts add` records someone, which is not consent")
+                     f"if @{user.username} asked you to DM them, `dmtool contacts engage "
+                     f"@{user.username} --evidence \"...\"` records them with that consent")
         c, _ = cstore.upsert_x_user(conn, user.id, user.username, user.name, now=_stamp())
     return c
 

@@ -114,7 +114,8 @@ def _session_class() -> Any:
                 method=method.decode() if isinstance(method, bytes) else str(method),
                 path=parts.path, family=self.family,
                 page_size=observe.page_size(params, parts.query),
-                results=observe.result_count(response) if response is not None else None,
+                results=observe.result_count(response) if response is not None and response.ok
+                else None,  # an error's problem body holds no results
                 status=response.status_code if response is not None else None, error=error,
                 seconds=time.perf_counter() - started)
             observe.log_request(record)

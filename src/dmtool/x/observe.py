@@ -25,7 +25,7 @@ class RequestRecord:
     path: str  # without the query
     family: str | None  # errors.RATE_FAMILIES key; None outside them (the token endpoint)
     page_size: int | None  # the max_results asked for, if any
-    results: int | None  # items in the answer's `data`; None when there was no JSON answer
+    results: int | None  # items in the answer's `data`; None without a successful JSON answer
     status: int | None  # None when no answer came back (a connection error)
     error: str | None  # the exception's class when no answer came back
     seconds: float
