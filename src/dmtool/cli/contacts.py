@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -405,6 +404,8 @@ def contacts_engage(
         c = cstore.by_id(conn, found.id)
         # Each record is its own: two at the same instant (a script, a pinned
         # clock) must not collide on (kind, ref) and be dropped in silence.
+        import secrets  # not at the top: it loads hashlib and random for every contacts command
+
         ref = f"manual:{kind}:{now}:{secrets.token_hex(4)}"
         cstore.add_evidence(conn, c.id, kind, now, ref, evidence.strip(), now=now)
         cstore.audit(conn, "consent_recorded", now=now, contact=c, kind=kind,
@@ -462,10 +463,9 @@ def check_cmd(
     not found (exit 1). A check never adds a contact. A contact added by hand
     is looked up on X too: a handle X does not know is refused (exit 1), and
     when X cannot be asked the answer says "not verified on X"."""
-    from dmtool.services import consent, drafting
+    from dmtool.services import consent
     from dmtool.services.identity import contact_for, verify
     from dmtool.store import contacts as cstore
-    from dmtool.store import drafts as dstore
     from dmtool.timeutil import fmt
 
     st = state(ctx)
@@ -473,7 +473,10 @@ def check_cmd(
     found, unverified = verify(st, found, command="check")
     now = _now()
     findings: list[Any] = []
-    if draft is not None:
+    if draft is not None:  # lint and the draft machinery load only for --draft
+        from dmtool.services import drafting
+        from dmtool.store import drafts as dstore
+
         d = dstore.get(st.store.conn, draft)
         if d.contact_id != found.id:
             raise UsageError(f"draft {d.id} is for @{d.handle}, not @{found.handle}",
