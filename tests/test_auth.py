@@ -94,7 +94,7 @@ def test_verbose_login_logs_requests_but_no_secret(cli: Cli, world: SandboxWorld
     set_env(monkeypatch)
     r = cli("-v", "auth", "login", "--oauth1")
     assert r.exit_code == 0, r
-    assert "/2/users/me -> 200" in r.stderr  # -v really logs the X traffic
+    assert "/2/users/me [users] -> 200" in r.stderr  # -v really logs the X traffic
     assert_no_secret(r.stdout, r.stderr)
 
 

@@ -61,7 +61,8 @@ def test_tags_and_notes(cli):
 def test_piped_list_is_tsv_without_decoration(cli):
     cli("contacts", "add", "dave", "--name", "Dave")
     out = cli("contacts", "list").stdout
-    assert out.splitlines() == ["@dave\tDave\tneeds-consent\t\t\t"]
+    # handle, name, status, tags, last in, last out, can DM now (empty: no consent)
+    assert out.splitlines() == ["@dave\tDave\tneeds-consent\t\t\t\t"]
     assert "│" not in out and "─" not in out
 
 

@@ -243,7 +243,9 @@ def test_log_human_and_limit(cli):
         cli("review", str(did), "--reject")
     assert len(cli("log", "--json", "--limit", "2").json()) == 2
     out = cli("log").stdout.splitlines()
-    assert len(out) == 3 and all("\trejected\t@alice\t" in line for line in out)
+    # each draft is in the log twice: drafted, then rejected (newest first)
+    assert len(out) == 6 and all("\trejected\t@alice\t" in line for line in out[::2])
+    assert all("\tdrafted\t@alice\t" in line and "command=draft" in line for line in out[1::2])
 
 
 

@@ -82,9 +82,10 @@ ARGS: dict[str, Callable[[Populated], list[str]]] = {
     "contacts show": lambda p: ["alice"],
     "draft": lambda p: ["bob", "Hi Bob, thanks for asking about the price."],
     "drafts discard": lambda p: [p.drafts["discard"]],
-    "drafts edit": lambda p: [p.drafts["edit"], "--text", "Thanks Alice, details tomorrow."],
+    "drafts edit": lambda p: [p.drafts["edit"], "Thanks Alice, details tomorrow."],
     "drafts show": lambda p: [p.drafts["show"]],
     "import archive": lambda p: [str(p.archive)],
+    "reply": lambda p: ["bob", "Hi Bob, the student price is on the website.", "--yes"],
     "review": lambda p: [p.drafts["review"], "--approve"],
     "send": lambda p: [p.drafts["send"], "--yes"],
     "templates show": lambda p: ["thanks"],
@@ -144,6 +145,7 @@ def test_actions_print_nothing_on_stdout(cli, populated, tmp_path):
         "contacts note": ["alice", "met at the meetup"], "contacts tag": ["alice", "vip"],
         "contacts optout": ["erin"], "contacts forget": ["erin", "--yes"],
         "db backup": [str(tmp_path / "copy.db")], "done": ["alice"], "reopen": ["alice"],
+        "sandbox receive": ["carol", "Hi, it's Carol again"],
         "templates add": ["hello", "Hello {first_name}"], "templates remove": ["hello"],
     }
     assert set(run) == set(ACTIONS)

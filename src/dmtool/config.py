@@ -35,7 +35,9 @@ class Setting:
 _STATIC: tuple[Setting, ...] = (
     Setting("backend", str, "x", "where X calls go: 'x' (the real API) or 'sandbox'",
             choices=("x", "sandbox")),
-    Setting("identity.names", list, [], "names you sign DMs with (first contacts must say who writes)"),
+    Setting("identity.names", list, [],
+            "names you sign DMs with (first contacts must say who writes); commas separate "
+            "names, or give a list for a name with a comma: '[\"Sam, Acme support\"]'"),
     Setting("autoack.enabled", bool, False, "send one acknowledgement when a new conversation opens"),
     Setting("autoack.text", str, "", "the acknowledgement text (no promotion, no links)"),
     Setting("sync.first_page_size", int, 2, "DM events asked for in sync's first request",
@@ -133,6 +135,26 @@ def check_value(key: str, value: Any) -> Any:
     return value
 
 
+def _parse_list(text: str) -> list[Any]:
+    """`a, b` is two items; a TOML or JSON list (`["Sam, Acme support"]`) keeps
+    commas inside its items. ValueError for a list that does not parse."""
+    if not text.lstrip().startswith("["):
+        return [p.strip() for p in text.split(",") if p.strip()]
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            raise ValueError(text) from None
+    if not isinstance(value, list):
+        raise ValueError(text)
+    return [v.strip() if isinstance(v, str) else v for v in value
+            if not isinstance(v, str) or v.strip()]
+
+
 def parse_value(key: str, text: str) -> Any:
     """Turn a command-line string into the key's type (for `config set`)."""
     s = setting(key)
@@ -150,7 +172,7 @@ def parse_value(key: str, text: str) -> Any:
         elif s.type is float:
             raw = float(text)
         elif s.type is list:
-            raw = [p.strip() for p in text.split(",") if p.strip()]
+            raw = _parse_list(text)
     except ValueError:
         raise ConfigError(f"config key {key!r} must be {_type_name(s.type)}, not {text!r}") from None
     return check_value(key, raw)

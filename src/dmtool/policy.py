@@ -284,13 +284,15 @@ def _sends_since(sends: Sequence[Send], since: datetime) -> list[Send]:
     return sorted((s for s in sends if s.at > since), key=lambda s: s.at)
 
 
-def _cap_reason(code: str, window: list[Send], cap: int, what: str, setting: str) -> Reason:
+def _cap_reason(code: str, window: list[Send], cap: int, what: tuple[str, str], setting: str) -> Reason:
+    """`what` is (one, several): "1 first message", "2 first messages"."""
     # The count drops below the cap once enough of the oldest sends are 24h old.
     index = min(max(len(window) - cap, 0), len(window) - 1) if window else 0
     until = f" The next one is possible after {_moment(window[index].at + DAY)}." if window else ""
+    noun = what[0] if len(window) == 1 else what[1]
     return Reason(
         code,
-        f"You have sent {len(window)} {what} in the last 24 hours (limit {cap}, "
+        f"You have sent {len(window)} {noun} in the last 24 hours (limit {cap}, "
         f"setting policy.{setting}).{until}",
     )
 
@@ -483,7 +485,9 @@ def decide(
 
     day_window = _sends_since(recent_sends, now - DAY)
     if len(day_window) >= settings.daily_sends:
-        reasons.append(_cap_reason("E_DAILY_CAP", day_window, settings.daily_sends, "DMs", "daily_sends"))
+        reasons.append(
+            _cap_reason("E_DAILY_CAP", day_window, settings.daily_sends, ("DM", "DMs"), "daily_sends")
+        )
     if first_contact:
         firsts = [s for s in day_window if s.first_contact]
         if len(firsts) >= settings.daily_first_contacts:
@@ -492,7 +496,7 @@ def decide(
                     "E_FIRST_CONTACT_CAP",
                     firsts,
                     settings.daily_first_contacts,
-                    "first messages to new people",
+                    ("first message to a new person", "first messages to new people"),
                     "daily_first_contacts",
                 )
             )
@@ -624,7 +628,9 @@ def decide_autoack(
 
     day_window = _sends_since(recent_sends, now - DAY)
     if len(day_window) >= settings.daily_sends:
-        reasons.append(_cap_reason("E_DAILY_CAP", day_window, settings.daily_sends, "DMs", "daily_sends"))
+        reasons.append(
+            _cap_reason("E_DAILY_CAP", day_window, settings.daily_sends, ("DM", "DMs"), "daily_sends")
+        )
 
     # Any promotional finding blocks: an automatic reply must never advertise.
     reasons += _lint_reasons(findings, strict_promo=True)

@@ -34,8 +34,8 @@ COMMAND_MODULES: dict[str, str] = {
     "inbox": "conversations", "thread": "conversations", "done": "conversations",
     "reopen": "conversations", "digest": "conversations",
     "draft": "drafts", "drafts": "drafts", "review": "drafts", "send": "drafts",
-    "templates": "drafts", "log": "drafts",
-    "demo": "demo", "db": "db_cmd",
+    "templates": "drafts", "log": "drafts", "reply": "reply",
+    "demo": "demo", "sandbox": "sandbox_cmd", "db": "db_cmd",
     "import": "archive", "report": "report_cmd",
 }
 
@@ -69,12 +69,15 @@ COMMAND_HELP: dict[str, str] = {
     "send": "Send exactly one approved draft, after checking the policy and the lint again. On a "
             "terminal it shows the text and asks y/N; elsewhere it needs --yes; a first contact "
             "always needs your confirmation on a terminal.",
+    "reply": "Answer someone whose message is the last one: draft, approve and send in one step, "
+             "with the same checks and audit as `draft`, `review` and `send`.",
     "templates": "Saved replies with {name}-style variables; a template only ever makes a draft.",
     "log": "The audit log, newest first: every send, refusal, approval, rejection, opt-out and "
            "consent record.",
     "demo": "Create (or reset) the `demo` profile on the built-in sandbox X and walk through sync, "
             "inbox, check, draft, review, send and digest, with a refused cold DM on the way. "
             "Needs no account and no network; runs unattended when not on a terminal.",
+    "sandbox": "The built-in sandbox X of a sandbox profile: make someone DM you.",
     "db": "The local store: where it is, a backup, an integrity check.",
     "report": "Messages in and out per day, time to your first reply, open conversations by "
               "age, and opt-outs, over the last N days.",
@@ -87,9 +90,12 @@ def load_module_commands(module_name: str, only: str | None = None) -> dict[str,
     just that one (Typer reads every parameter of a command to build it)."""
     import importlib
 
+    from dmtool.cli.usage import use_everywhere
+
     module = importlib.import_module(f"dmtool.cli.{module_name}")
     holder = typer.Typer()
     module.register(holder)
+    use_everywhere(holder)  # usage lines say HANDLE, as the reference does
     if only is not None:
         commands = [c for c in holder.registered_commands if c.name == only]
         groups = [g for g in holder.registered_groups if g.name == only]

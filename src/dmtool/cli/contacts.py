@@ -10,11 +10,15 @@ import typer
 
 from dmtool import output
 from dmtool.appstate import AppState
+from dmtool.cli import completion
 from dmtool.cli.context import state
 from dmtool.cli.params import HandleArg, JsonOpt
 from dmtool.errors import InputError, UsageError
 
 STATUSES = ("can-dm", "needs-consent", "opted-out", "blocked", "review")
+# Not a status but a filter: can-dm contacts that nothing holds back right now
+# (a contact may be can-dm and still have to wait: pace, daily caps, a rate limit).
+CAN_DM_NOW = "can-dm-now"
 
 contacts_app = typer.Typer(help="Your contact record: people, tags, notes and consent.",
                            no_args_is_help=True)
@@ -61,20 +65,27 @@ def contacts_list(
     json_: JsonOpt = False,
     tag: Annotated[str | None, typer.Option("--tag", help="Only contacts with this tag.")] = None,
     status_: Annotated[str | None, typer.Option(
-        "--status", help="can-dm, needs-consent, opted-out, blocked or review.")] = None,
+        "--status", help="can-dm (consent to DM, though pace or a cap may make you wait), "
+                         "can-dm-now (may be DMed right now), needs-consent, opted-out, blocked "
+                         "or review.")] = None,
 ) -> None:
-    """List contacts with their consent status."""
+    """List contacts with their consent status, and whether you may DM them right
+    now: `can-dm` means they consented; "can DM now" says `wait` when pace, a
+    daily cap or X's rate limit holds the next DM back."""
     from dmtool.services.consent import list_statuses
     from dmtool.store import contacts as cstore
 
-    if status_ is not None and status_ not in STATUSES:
-        raise UsageError(f"--status must be one of {', '.join(STATUSES)}")
+    if status_ is not None and status_ not in (*STATUSES, CAN_DM_NOW):
+        raise UsageError(f"--status must be one of {', '.join((*STATUSES, CAN_DM_NOW))}")
     st = state(ctx)
     conn = st.store.conn
     rows = cstore.summaries(conn, tag)
     items = []
     for r, (d, s) in zip(rows, list_statuses(conn, rows, st.config.policy(), _now()), strict=True):
-        if status_ and s != status_:
+        if status_ == CAN_DM_NOW:
+            if not d.allowed:
+                continue
+        elif status_ and s != status_:
             continue
         items.append(contact_object(handle=r["handle"], user_id=r["user_id"], name=r["name"],
                                     tags=cstore.tags_of(r), status=s, can_dm=d.allowed,
@@ -83,10 +94,19 @@ def contacts_list(
         output.print_json(items)
         return
     output.print_table(
-        ["handle", "name", "status", "tags", "last in", "last out"],
-        [["@" + i["handle"], i["name"], i["status"], i["tags"],
-          (i["last_inbound_at"] or "")[:16], (i["last_outbound_at"] or "")[:16]] for i in items],
+        ["handle", "name", "status", "tags", "last in", "last out", "can DM now"],
+        [["@" + i["handle"], i["name"], i["status"], i["tags"], (i["last_inbound_at"] or "")[:16],
+          (i["last_outbound_at"] or "")[:16], _now_cell(i["status"], i["can_dm"])]
+         for i in items],
         empty="no contacts yet: `dmtool sync`, `dmtool contacts add` or `dmtool contacts import`")
+
+
+def _now_cell(status: str, can_dm: bool) -> str:
+    """Whether a DM could go right now: `yes`, `wait` (consent, but pace, a cap
+    or a rate limit holds it back) or nothing (no consent at all)."""
+    if can_dm:
+        return "yes"
+    return "wait" if status == "can-dm" else ""
 
 
 @contacts_app.command("add")
@@ -149,7 +169,8 @@ def contacts_show(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False)
         return
     output.print_fields([
         ("handle", "@" + data["handle"]), ("name", data["name"]), ("user id", data["user_id"]),
-        ("tags", data["tags"]), ("status", data["status"]), ("can DM now", data["can_dm"]),
+        ("tags", data["tags"]), ("status", data["status"]),
+        ("can DM now", _can_dm_now_text(data)),
         ("opted out", f"{data['opted_out_at']} ({data['opt_out_words']})"
          if data["opted_out_at"] else None),
     ])
@@ -167,6 +188,15 @@ def contacts_show(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False)
         for m in data["messages"]:
             arrow = "<-" if m["direction"] == "in" else "->"
             output.print_text(f"  {m['at'][:16]} {arrow} {m['text']}")
+
+
+def _can_dm_now_text(data: dict[str, Any]) -> str:
+    """`yes`, or `no` with what holds it back (the reasons are listed below)."""
+    if data["can_dm"]:
+        return "yes"
+    codes = [r["code"] for r in data["reasons"] if r.get("severity", "block") == "block"]
+    wait = " (consent is fine: it only has to wait)" if data["status"] == "can-dm" else ""
+    return f"no: {', '.join(codes)}{wait}" if codes else "no"
 
 
 @contacts_app.command("note")
@@ -352,8 +382,10 @@ def contacts_engage(
         "--kind", help="request (they asked you to DM them) or offline (opted in off X).")]
     = "request",
 ) -> None:
-    """Record consent you obtained: they asked to be DMed, or opted in off X."""
-    from dmtool.services.identity import contact_for
+    """Record consent you obtained: they asked to be DMed, or opted in off X.
+    Someone not yet a contact becomes one, after X confirms the handle (as
+    `check` looks it up)."""
+    from dmtool.services.identity import contact_to_engage
     from dmtool.store import contacts as cstore
 
     if kind not in ("request", "offline"):
@@ -362,11 +394,20 @@ def contacts_engage(
         raise InputError("--evidence must say what happened", hint='e.g. --evidence "asked at '
                          'the booth to be DMed the beta link"')
     st = state(ctx)
-    found = contact_for(st, handle)  # before the transaction: it may ask X
+    found, created, unverified = contact_to_engage(st, handle)  # before the transaction: it may ask X
+    if created:
+        output.info(f"added @{found.handle} as a contact"
+                    + (f" (not verified on X: {unverified})" if unverified else
+                       f" (X user {found.user_id})"))
     now = _stamp()
     with st.store.tx() as conn:
         c = cstore.by_id(conn, found.id)
-        cstore.add_evidence(conn, c.id, kind, now, f"manual:{kind}:{now}", evidence.strip(), now=now)
+        # Each record is its own: two at the same instant (a script, a pinned
+        # clock) must not collide on (kind, ref) and be dropped in silence.
+        import secrets  # not at the top: it loads hashlib and random for every contacts command
+
+        ref = f"manual:{kind}:{now}:{secrets.token_hex(4)}"
+        cstore.add_evidence(conn, c.id, kind, now, ref, evidence.strip(), now=now)
         cstore.audit(conn, "consent_recorded", now=now, contact=c, kind=kind,
                      evidence=evidence.strip())
     output.info(f"recorded {kind} consent for @{c.handle}")
@@ -407,48 +448,81 @@ def contacts_optout(
     output.info(f"@{c.handle} is opted out; only a START from them lifts it")
 
 
-def check_cmd(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False) -> None:
+def check_cmd(
+    ctx: typer.Context, handle: HandleArg,
+    draft: Annotated[int | None, typer.Option(
+        "--draft", min=1, autocompletion=completion.complete_draft,
+        help="Check this draft of theirs as well: its lint findings, duplicates and every "
+             "reason the policy gives for its text.")] = None,
+    json_: JsonOpt = False,
+) -> None:
     """May I DM this person now? Exit 0 yes, 3 no, with the reasons.
 
     A handle not in your record is looked up on X once, to find a contact
     known only by user id (as an archive import leaves them); anyone else is
-    not found (exit 1). A check never adds a contact."""
+    not found (exit 1). A check never adds a contact. A contact added by hand
+    is looked up on X too: a handle X does not know is refused (exit 1), and
+    when X cannot be asked the answer says "not verified on X"."""
     from dmtool.services import consent
-    from dmtool.services.identity import contact_for
+    from dmtool.services.identity import contact_for, verify
     from dmtool.store import contacts as cstore
     from dmtool.timeutil import fmt
 
     st = state(ctx)
     found = contact_for(st, handle)  # before the transaction: it may ask X
+    found, unverified = verify(st, found, command="check")
     now = _now()
+    findings: list[Any] = []
+    if draft is not None:  # lint and the draft machinery load only for --draft
+        from dmtool.services import drafting
+        from dmtool.store import drafts as dstore
+
+        d = dstore.get(st.store.conn, draft)
+        if d.contact_id != found.id:
+            raise UsageError(f"draft {d.id} is for @{d.handle}, not @{found.handle}",
+                             hint=f"dmtool check {d.handle} --draft {d.id}")
+        findings, decision = drafting.evaluate(st.store.conn, st, found, d.text, now, d.id)
     with st.store.tx() as conn:
         c = cstore.by_id(conn, found.id)
-        d = consent.decide(conn, c, None, st.config.policy(), now)
-        if not d.allowed:
-            cstore.audit(conn, "refused", now=fmt(now) or "", contact=c,
-                         codes=[r.code for r in d.blocking], command="check")
-        total = consent.evidence_total(conn, c, d)
-    data = {"handle": c.handle, "user_id": c.user_id, "allowed": d.allowed,
-            "first_contact": d.first_contact, "reasons": [r.to_dict() for r in d.reasons],
-            "evidence": [{"kind": e.kind, "at": fmt(e.at), "ref": e.ref} for e in d.evidence],
-            "evidence_total": total}
+        if draft is None:
+            decision = consent.decide(conn, c, None, st.config.policy(), now)
+        if not decision.allowed:
+            cstore.audit(conn, "refused", now=fmt(now) or "", contact=c, draft_id=draft,
+                         codes=[r.code for r in decision.blocking], command="check")
+        total = consent.evidence_total(conn, c, decision)
+    data: dict[str, Any] = {
+        "handle": c.handle, "user_id": c.user_id, "allowed": decision.allowed,
+        "first_contact": decision.first_contact, "reasons": [r.to_dict() for r in decision.reasons],
+        "evidence": [{"kind": e.kind, "at": fmt(e.at), "ref": e.ref} for e in decision.evidence],
+        "evidence_total": total, "verified": unverified is None}
+    if draft is not None:
+        data.update({"draft_id": draft, "findings": [f.to_dict() for f in findings]})
     if json_:
         output.print_json(data)
     else:
-        if d.allowed:
-            first = " (a first contact: confirm it yourself, no links)" if d.first_contact else ""
-            output.print_text(f"yes: you may DM @{c.handle}{first}")
+        if decision.allowed:
+            first = " (a first contact: confirm it yourself, no links)" if decision.first_contact else ""
+            what = f"draft {draft} to" if draft is not None else "DM"
+            output.print_text(f"yes: you may {what} @{c.handle}{first}")
         else:
-            output.print_text(f"no: do not DM @{c.handle}")
-        for r in d.reasons:
-            output.print_text(f"  {r.code}: {r.message}")
-        for e in d.evidence:
+            output.print_text(f"no: do not DM @{c.handle}" if draft is None
+                              else f"no: draft {draft} may not go to @{c.handle}")
+        if unverified:
+            output.print_text(f"  not verified on X ({unverified}): `dmtool send` looks "
+                              f"@{c.handle} up before sending")
+        for f in findings:
+            output.print_text(f"  {f.severity} {f.code}: {f.message}")
+        for r in decision.reasons:
+            if r.code != "E_LINT":  # lint errors are listed above already
+                output.print_text(f"  {r.code}: {r.message}")
+        for e in decision.evidence:
             output.print_text(f"  evidence: {e.kind} on {fmt(e.at)} ({e.text or e.ref})")
-        if total > len(d.evidence):
-            output.print_text(f"  ({total - len(d.evidence)} earlier records of the same kinds: "
-                              f"`dmtool contacts show @{c.handle}` lists them all)")
-    if not d.allowed:
-        raise typer.Exit(5 if d.temporary else 3)
+        more = total - len(decision.evidence)
+        if more > 0:
+            output.print_text(f"  ({more} earlier record{'' if more == 1 else 's'} of the same "
+                              f"kinds: `dmtool contacts show @{c.handle}` lists them all)")
+    if not decision.allowed:
+        raise typer.Exit(5 if decision.temporary else 3)
 
 
 def register(app: typer.Typer) -> None:

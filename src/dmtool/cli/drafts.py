@@ -19,6 +19,7 @@ from dmtool.errors import DmtoolError, InputError, UsageError
 
 if TYPE_CHECKING:
     from dmtool.services.drafting import DraftView
+    from dmtool.services.send import SendResult
     from dmtool.store.drafts import Draft
 
 _ID_HELP = "Draft id (see `dmtool drafts list`)."
@@ -52,32 +53,9 @@ def _read_file(path: str) -> str:
 
 
 def _edit(environ: Mapping[str, str], initial: str = "", what: str = "the text") -> str:
-    """Open $VISUAL/$EDITOR on a private temporary file (terminal only)."""
-    import shlex
-    import subprocess
-    import tempfile
+    from dmtool.cli.editor import edit
 
-    if not output.interactive():
-        raise UsageError(f"nothing given for {what}, and no terminal to open an editor on",
-                         hint="give it as an argument, or with --file F (--file - for stdin)")
-    editor = environ.get("VISUAL") or environ.get("EDITOR")
-    if not editor:
-        raise UsageError("no editor: set $VISUAL or $EDITOR",
-                         hint=f"or give {what} as an argument or with --file F")
-    fd, name = tempfile.mkstemp(prefix="dmtool-", suffix=".txt")  # 0600: DMs are private
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(initial)
-        try:
-            rc = subprocess.call([*shlex.split(editor), name])
-        except OSError as e:
-            raise UsageError(f"cannot run the editor {editor!r}: {e.strerror}",
-                             hint="check $VISUAL / $EDITOR") from None
-        if rc != 0:
-            raise InputError(f"the editor exited with status {rc}; nothing was saved")
-        return Path(name).read_text(encoding="utf-8")
-    finally:
-        os.unlink(name)
+    return edit(environ, initial, what)
 
 
 def _one_source(text: str | None, file: str | None) -> str | None:
@@ -93,13 +71,29 @@ def _sandbox(st: AppState) -> str:
     return " (sandbox)" if st.sandbox else ""
 
 
+def _reason_kind(code: str, severity: str) -> str:
+    """How a policy reason reads: a warning, a wait (send refuses until it is
+    over) or a policy refusal."""
+    from dmtool.services.drafting import TRANSIENT_CODES
+
+    if severity == "warning":
+        return "warning"
+    return "wait" if code in TRANSIENT_CODES else "policy"
+
+
 def _print_findings(v: DraftView, *, err: bool = False) -> None:
     say = output.info if err else output.print_text
     for f in v.findings:
         say(f"  {f.severity} {f.code}: {f.message}")
     for r in v.decision.reasons:
         if r.code != "E_LINT":  # lint errors are listed above already
-            say(f"  {'warning' if r.severity == 'warning' else 'policy'} {r.code}: {r.message}")
+            say(f"  {_reason_kind(r.code, r.severity)} {r.code}: {r.message}")
+
+
+def _waits(v: DraftView) -> list[str]:
+    from dmtool.services.drafting import TRANSIENT_CODES
+
+    return [r.code for r in v.decision.blocking if r.code in TRANSIENT_CODES]
 
 
 def _print_draft(v: DraftView) -> None:
@@ -163,6 +157,10 @@ def draft_cmd(
         output.info(f"fix the errors with `dmtool drafts edit {v.draft.id}` before approving")
     else:
         output.info(f"next: `dmtool review {v.draft.id}` or `dmtool review {v.draft.id} --approve`")
+    waits = _waits(v)
+    if waits:
+        output.info(f"it only has to wait ({', '.join(waits)}): you may approve it now, and "
+                    "`dmtool send` refuses it until the wait is over")
 
 
 # --- drafts ------------------------------------------------------------------------------
@@ -203,16 +201,22 @@ def drafts_show(ctx: typer.Context, draft_id: IdArg, json_: JsonOpt = False) -> 
 def drafts_edit(
     ctx: typer.Context,
     draft_id: EditableIdArg,
-    text: Annotated[str | None, typer.Option("--text", help="The new text.")] = None,
+    text: Annotated[str | None, typer.Argument(
+        help="The new text. Without it (and without --file) $VISUAL/$EDITOR opens.")] = None,
     file: FileOpt = None,
+    text_opt: Annotated[str | None, typer.Option(
+        "--text", hidden=True, help="The new text (the same as TEXT; kept for old scripts).")]
+    = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Change a draft's text (the editor opens without --text or --file). An
-    approved draft goes back to `draft`: approve it again."""
+    """Change a draft's text: `drafts edit ID "new text"`, --file F, or the editor
+    without either. An approved draft goes back to `draft`: approve it again."""
     from dmtool.services import drafting
 
     st = state(ctx)
-    body = _one_source(text, file)
+    if text is not None and text_opt is not None:
+        raise UsageError("give the new text once: as TEXT or with --text, not both")
+    body = _one_source(text if text is not None else text_opt, file)
     if body is None:
         current = drafting.show(st, draft_id).draft.text
         body = _edit(st.environ, current, what="the new text")
@@ -332,9 +336,9 @@ def _render_review(st: AppState, console: Any, v: DraftView, position: str) -> N
                            style="red" if f.severity == "error" else "yellow"))
     for r in v.decision.reasons:
         if r.code != "E_LINT":
-            kind = "warning" if r.severity == "warning" else "policy"
+            kind = _reason_kind(r.code, r.severity)
             console.print(Text(f"  {kind} {r.code}: {r.message}",
-                               style="yellow" if r.severity == "warning" else "red"))
+                               style="red" if kind == "policy" else "yellow"))
 
 
 def _review_loop(st: AppState, ids: list[int] | None) -> None:
@@ -418,23 +422,31 @@ def _review_done(counts: dict[str, int]) -> None:
 # --- send --------------------------------------------------------------------------------
 
 
+def show_dm(st: AppState, v: DraftView, *, acknowledged: bool = True) -> None:
+    """The exact text in a box on stderr (stdout stays for results), with what
+    the person must know before saying yes."""
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.text import Text
+
+    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    where = " on the sandbox X" if st.sandbox else ""
+    title = f"DM to @{v.contact.handle}" + (f" ({v.contact.name})" if v.contact.name else "")
+    console.print(Panel(Text(v.draft.text), title=title + where, title_align="left"))
+    if v.first_contact:
+        console.print(Text(f"This is your first message to @{v.contact.handle}: "
+                           "they have never DMed you.", style="yellow"))
+    label = "acknowledged warning" if acknowledged else "warning"
+    for code, message in v.warnings:
+        console.print(Text(f"  {label} {code}: {message}", style="" if acknowledged else "yellow"))
+
+
 def _confirm_send(st: AppState) -> Callable[[DraftView], bool]:
     """Show the exact text on the terminal and ask y/N (on stderr: stdout stays for results)."""
 
     def ask(v: DraftView) -> bool:
-        from rich.console import Console
-        from rich.panel import Panel
-        from rich.text import Text
-
-        console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+        show_dm(st, v)
         where = " on the sandbox X" if st.sandbox else ""
-        title = f"DM to @{v.contact.handle}" + (f" ({v.contact.name})" if v.contact.name else "")
-        console.print(Panel(Text(v.draft.text), title=title + where, title_align="left"))
-        if v.first_contact:
-            console.print(Text(f"This is your first message to @{v.contact.handle}: "
-                               "they have never DMed you.", style="yellow"))
-        for code, message in v.warnings:
-            console.print(Text(f"  acknowledged warning {code}: {message}"))
         return typer.confirm(f"Send this DM to @{v.contact.handle}{where}?", default=False, err=True)
 
     return ask
@@ -457,11 +469,24 @@ def send_cmd(
     st = state(ctx)
     confirm = _confirm_send(st) if output.interactive() else None
     r = send_draft(st, draft_id, confirm=confirm, yes=yes, dry_run=dry_run)
+    render_send(st, r, json_)
+
+
+def render_send(st: AppState, r: SendResult, json_: bool) -> None:
+    """What `send` (and `reply`) print about a send's outcome."""
     if json_:
         output.print_json(r.to_dict())
         return
     d, box = r.draft, _sandbox(st)
-    if r.dry_run:
+    if r.declined:  # an answer, not an error: exit 0
+        output.print_text(f"not sent; kept as draft {d.id}" + (" (approved)"
+                                                               if d.status == "approved" else ""))
+        if d.status == "approved":
+            output.info(f"send it later with `dmtool send {d.id}`")
+        else:
+            output.info(f"approve and send it later (`dmtool review {d.id}`, then `dmtool send "
+                        f"{d.id}`), or drop it with `dmtool drafts discard {d.id}`")
+    elif r.dry_run:
         output.print_text(f"dry run: draft {d.id} to @{d.handle} passes every check; "
                           f"nothing was sent{box}")
         if r.first_contact:

@@ -27,6 +27,7 @@ ACTIONS: dict[str, str] = {
     "db backup": "writes a copy of the store to a file",
     "done": "marks a conversation done",
     "reopen": "reopens a conversation",
+    "sandbox receive": "puts a DM into the sandbox X, for the next sync to read",
     "templates add": "saves a template",
     "templates remove": "deletes a template",
 }

@@ -28,9 +28,12 @@ from dmtool.timeutil import now as clock
 if TYPE_CHECKING:
     from dmtool.appstate import AppState
 
-# Caps and X's rate limit may lift by send time, so they do not stop a draft or
-# an approval; send checks them again.
-TRANSIENT_CODES = frozenset({"E_DAILY_CAP", "E_FIRST_CONTACT_CAP", "E_RATE_LIMITED"})
+# What only has to wait: the caps and X's rate limit lift with time, and an
+# unanswered run ends when they reply. A draft (and its approval) may be
+# prepared meanwhile, with a warning; send checks them again and refuses
+# until the wait is over. Every other reason refuses the draft itself.
+TRANSIENT_CODES = frozenset({"E_AWAIT_REPLY", "E_DAILY_CAP", "E_FIRST_CONTACT_CAP",
+                             "E_RATE_LIMITED"})
 
 # `{name}` but not `{{name}}`: double braces are left alone, so lint reports them (L001).
 _VARIABLE = re.compile(r"(?<!\{)\{\s*(\w+)\s*\}(?!\})")
@@ -135,7 +138,10 @@ def refuse(st: AppState, contact: Contact, reasons: Sequence[policy.Reason], *, 
         cstore.audit(conn, "refused", now=fmt(clock()) or "", contact=contact, draft_id=draft_id,
                      codes=codes, command=command)
     first = reasons[0].message if reasons else ""
-    more = f" Run `dmtool check {contact.handle}` for every reason." if len(reasons) > 1 else ""
+    more = ""
+    if len(reasons) > 1:  # `check --draft` shows the text's lint findings too
+        more = f" Run `dmtool check {contact.handle}" + (
+            f" --draft {draft_id}" if draft_id is not None else "") + "` for every reason."
     return PolicyRefused(f"{what or 'refused'}: @{contact.handle} ({', '.join(codes)})",
                          code=codes[0] if len(set(codes)) == 1 else "E_POLICY",
                          hint=(first + more).strip() or None,
@@ -189,35 +195,50 @@ def clean_text(text: str) -> str:
     return text.replace("\r\n", "\n").strip()
 
 
-def check_can_draft(st: AppState, handle: str, now: datetime | None = None) -> Contact:
+def check_can_draft(st: AppState, handle: str, now: datetime | None = None, *,
+                    command: str = "draft") -> Contact:
     """The contact, or a refusal (audited) when they may not be DMed at all."""
     contact = identity.contact_for(st, handle)  # a handle not in the record: one X lookup
     conn = st.store.conn
     gate = consent.decide(conn, contact, None, st.config.policy(), now or clock())
     blocking = [r for r in gate.blocking if r.code not in TRANSIENT_CODES]
     if blocking:
-        raise refuse(st, contact, blocking, command="draft", what="not drafted")
+        raise refuse(st, contact, blocking, command=command, what="not drafted")
     return contact
 
 
-def create_draft(st: AppState, handle: str, text: str | None, *, template: str | None = None,
-                 variables: Mapping[str, str] | None = None) -> DraftView:
-    """A new draft for `handle`, refused (exit 3, audited) when the contact may
-    not be DMed at all. Lint findings come back in the view; they do not stop a draft."""
+def compose(conn: sqlite3.Connection, contact: Contact, text: str | None, *,
+            template: str | None = None, variables: Mapping[str, str] | None = None) -> str:
+    """The text of a new draft: as given, or the template filled for `contact`."""
     if text is not None and template is not None:
         raise UsageError("give the text or --template, not both")
     if variables and template is None:
         raise UsageError("--var fills a template: add --template NAME")
-    now = clock()
-    conn = st.store.conn
-    contact = check_can_draft(st, handle, now)
     if template is not None:
         text = fill(dstore.get_template(conn, template).text, contact, variables or {})
     body = clean_text(text or "")
     if not body:
         raise InputError("the draft is empty", hint="write the message as TEXT, --file F or in the editor")
+    return body
+
+
+def create_draft(st: AppState, handle: str, text: str | None, *, template: str | None = None,
+                 variables: Mapping[str, str] | None = None, command: str = "draft") -> DraftView:
+    """A new draft for `handle`, refused (exit 3, audited) when the contact may
+    not be DMed at all. Lint findings come back in the view; they do not stop a
+    draft, and neither does a reason that only has to wait (TRANSIENT_CODES)."""
+    if text is not None and template is not None:
+        raise UsageError("give the text or --template, not both")
+    if variables and template is None:
+        raise UsageError("--var fills a template: add --template NAME")
+    now = clock()
+    contact = check_can_draft(st, handle, now, command=command)
+    body = compose(st.store.conn, contact, text, template=template, variables=variables)
+    stamp = fmt(now) or ""
     with st.store.tx() as conn:
-        d = dstore.create(conn, contact.id, body, now=fmt(now) or "", template=template)
+        d = dstore.create(conn, contact.id, body, now=stamp, template=template)
+        cstore.audit(conn, "drafted", now=stamp, contact=contact, draft_id=d.id, command=command,
+                     **({"template": template} if template else {}))
     return view(conn, st, d, now)
 
 

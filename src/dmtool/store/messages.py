@@ -57,6 +57,14 @@ def conversation_of(conn: sqlite3.Connection, contact_id: int) -> sqlite3.Row | 
                         "LIMIT 1", (contact_id,)).fetchone()
 
 
+def last_human_message(conn: sqlite3.Connection, contact_id: int) -> sqlite3.Row | None:
+    """The contact's newest message that is not an automatic acknowledgement
+    (the inbox's rule for who spoke last): direction, at, text; None if none."""
+    return conn.execute(
+        "SELECT direction, at, text FROM messages WHERE contact_id = ? AND source != 'autoack' "
+        "ORDER BY at DESC, id DESC LIMIT 1", (contact_id,)).fetchone()
+
+
 def public_exchanges(conn: sqlite3.Connection, user_ids: Iterable[str]) -> list[sqlite3.Row]:
     """Your public replies to these users that answer something they said to you:
     the reply answers their stored mention, or sits in the same thread after it.
