@@ -342,3 +342,16 @@ def _sandbox_client(world: SandboxWorld) -> Any:
     from dmtool.x.sandbox import SandboxAdapter
 
     return lambda creds: TweepyClient(creds, adapter=SandboxAdapter(world.path), retry_backoff=0)
+
+
+def test_a_second_login_right_after_the_first_can_listen_again(
+        xworld: SandboxWorld, callback: str, login_process: Callable[..., LoginProcess],
+        loopback: None) -> None:
+    """The first login's connection lingers in TIME_WAIT; the port is still usable."""
+    for _ in range(2):
+        p = login_process(xworld, "auth", "login", "--client-id", APP, "--redirect-uri", callback)
+        with browser(xworld.path) as session:
+            assert session.get(p.authorize_url(), timeout=60).status_code == 200
+        r = p.result()
+        assert r.exit_code == 0, r
+        assert "paste the address instead" not in r.stderr

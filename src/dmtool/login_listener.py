@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import logging
 import queue
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -54,7 +55,10 @@ def _page(title: str, text: str) -> bytes:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    allow_reuse_address = False  # a port someone else is listening on must fail to bind
+    # A login run again within a minute finds the last one's connections in
+    # TIME_WAIT: reuse lets it bind, and on POSIX still refuses a port another
+    # program listens on. On Windows the same flag would let two listen: off.
+    allow_reuse_address = sys.platform != "win32"
     listener: CallbackListener
 
     def handle_error(self, request: Any, client_address: Any) -> None:
