@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _socket
 import json
 import os
 import shutil
@@ -18,6 +19,10 @@ from typer.testing import CliRunner
 REPO = Path(__file__).resolve().parent.parent
 
 
+_REAL_CREATE_CONNECTION = socket.create_connection
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any in-process attempt to open a socket fails the test: the sandbox X
@@ -30,6 +35,21 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+@pytest.fixture
+def loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lift the guard for this machine's loopback only (a test talking to dmtool's
+    own login listener); anything else still fails the test."""
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        host = address[0] if isinstance(address, tuple) else address
+        if host not in LOOPBACK_HOSTS:
+            raise AssertionError(f"a test tried to reach the network ({host})")
+        return _socket.socket.connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "create_connection", _REAL_CREATE_CONNECTION)
+
+
 @pytest.fixture(autouse=True)
 def dmtool_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "dmtool-home"
@@ -37,8 +57,12 @@ def dmtool_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
     for var in ("DMTOOL_PROFILE", "DMTOOL_NOW", "X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN",
-                "X_ACCESS_TOKEN_SECRET", "X_CLIENT_ID", "X_CLIENT_SECRET", "VISUAL", "EDITOR"):
+                "X_ACCESS_TOKEN_SECRET", "X_CLIENT_ID", "X_CLIENT_SECRET", "VISUAL", "EDITOR",
+                "BROWSER", "DISPLAY", "WAYLAND_DISPLAY"):  # no test opens a real browser
         monkeypatch.delenv(var, raising=False)
+    # Nor touches the OS keyring: "fail" is never a usable keyring, so secrets go to
+    # files unless a test installs its own backend (tests/keyring_backend.py).
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     return home
 
 

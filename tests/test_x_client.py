@@ -364,12 +364,16 @@ def test_403_on_a_read_is_an_auth_error_with_the_detail(client: TweepyClient, wo
 
 def test_401_with_oauth2_refreshes_once_and_retries(world: SandboxWorld) -> None:
     saved: list[Credentials] = []
-    creds = Credentials(kind="oauth2", client_id="cid", access_token=SECRET, refresh_token="old-refresh")
+    pair = world.issue_tokens("cid")
+    creds = Credentials(kind="oauth2", client_id="cid", access_token=pair["access_token"],
+                        refresh_token=pair["refresh_token"])
     client = client_for(world, creds, save_credentials=saved.append)
     world.fail_next(401, path_contains="/2/users/me")
     assert client.me().id == ME
-    assert client.credentials.access_token == "sandbox-access-1"
-    assert [c.refresh_token for c in saved] == ["sandbox-refresh-1"]
+    [rotated] = world.live_refresh_tokens()  # X rotated the refresh token: the new one is saved
+    assert rotated != pair["refresh_token"] and [c.refresh_token for c in saved] == [rotated]
+    assert client.credentials.access_token in world.oauth()["access_tokens"]
+    assert client.credentials.access_token != pair["access_token"]
     paths = [(r["method"], r["path"], r["status"]) for r in world.requests_log()]
     assert paths == [
         ("GET", "/2/users/me", 401),
@@ -388,7 +392,7 @@ def test_oauth2_token_near_expiry_is_refreshed_before_the_request(world: Sandbox
         kind="oauth2",
         client_id="cid",
         access_token=SECRET,
-        refresh_token="r",
+        refresh_token=world.issue_tokens("cid")["refresh_token"],
         expires_at=int(datetime.now(UTC).timestamp()) + 60,
     )
     client = client_for(world, creds, save_credentials=saved.append)

@@ -60,13 +60,14 @@ class AppState:
 
     def can_reach_x(self) -> bool:
         """Whether this profile has a way to ask X at all: the sandbox, or
-        credentials in the environment or the credentials file. Reads files
-        only, no network; a broken credentials file is a ConfigError."""
+        credentials in the environment or the credentials file (which may say
+        they are in the keyring). Reads files only: no keyring, no network; a
+        broken credentials file is a ConfigError."""
         if self.sandbox:
             return True
-        from dmtool.credentials import load_credentials
+        from dmtool.credentials import has_credentials
 
-        return load_credentials(self.paths.credentials_file, self.environ) is not None
+        return has_credentials(self.paths.credentials_file, self.environ)
 
     def client(self) -> XClient:
         """The X client for this profile: the sandbox or the real API (tweepy)."""
