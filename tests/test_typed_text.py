@@ -356,3 +356,11 @@ def test_names_from_x_are_cleaned_not_refused(cli, world) -> None:
     assert shown["name"] == "Alice]0;pwned Smith"
     exported = cli("contacts", "export").stdout
     assert "\x1b" not in exported and "\x00" not in exported
+
+
+def test_a_var_value_is_checked_but_kept_as_written(cli) -> None:
+    add_talking_contact("ann", "Ann Lee", "2001")
+    assert cli("templates", "add", "t", "Thanks Ann{tail}").exit_code == 0
+    d = draft_json(cli, "ann", "--template", "t", "--var", "tail=, see you  soon")
+    assert d["text"] == "Thanks Ann, see you  soon"
+    assert cli("draft", "ann", "--template", "t", "--var", "tail=\x1b[2J").exit_code == 1

@@ -17,7 +17,6 @@ from functools import cache, lru_cache
 from dmtool.errors import InputError
 
 __all__ = [
-    "TypedText",
     "clean_display",
     "cut",
     "data_lines",
@@ -268,18 +267,6 @@ def cut(text: str, limit: int = 40) -> str:
     if len(text) <= limit:
         return repr(text)
     return f"{text[:limit]!r}… ({len(text):,} characters)"
-
-
-class TypedText:
-    """Limits of one kind of typed text (a name, a note, a DM, ...)."""
-
-    def __init__(self, what: str, *, max_length: int | None = None, one_line: bool = False) -> None:
-        self.what = what
-        self.max_length = max_length
-        self.one_line = one_line
-
-    def __call__(self, text: str) -> str:
-        return typed(text, self.what, max_length=self.max_length, one_line=self.one_line)
 
 
 def typed(text: str, what: str, *, max_length: int | None = None, one_line: bool = False) -> str:

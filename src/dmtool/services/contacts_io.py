@@ -247,6 +247,9 @@ def parse(data: str, fmt: str) -> Parsed:
         except ValueError as e:
             bad.append((line, str(e)))
             continue
+        except RecursionError:  # a JSON value nested almost as deep as the parser allows
+            bad.append((line, "a value is nested too deeply"))
+            continue
         key = row.user_id or row.handle.lower()
         if key in seen:
             bad.append((line, f"the same contact as line {seen[key]}"))

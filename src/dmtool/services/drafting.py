@@ -23,7 +23,7 @@ from dmtool.models import Contact
 from dmtool.services import consent, identity
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
-from dmtool.textnorm import cut, typed
+from dmtool.textnorm import cut, line_ends, typed
 from dmtool.timeutil import fmt
 from dmtool.timeutil import now as clock
 
@@ -184,7 +184,8 @@ def parse_vars(pairs: Sequence[str]) -> dict[str, str]:
         if not sep or not _VAR_NAME.match(key):
             raise UsageError(f"--var must look like KEY=VALUE, not {cut(pair)}",
                              hint='e.g. --var event="the Osaka meetup"')
-        out[key] = typed(value, f"--var {key}")
+        typed(value, f"--var {key}")  # refused as any typed text is; kept as written
+        out[key] = line_ends(value)
     return out
 
 
