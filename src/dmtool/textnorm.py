@@ -250,14 +250,16 @@ def is_blank(text: str) -> bool:
     return all(_shows_nothing(ch) for ch in text)
 
 
+# Control characters (Cc) but a tab and a line break, and lone surrogates (Cs:
+# bytes that were not UTF-8); a one-line field refuses line breaks too.
+_REFUSED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_REFUSED_ONE_LINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def _bad_character(text: str, *, one_line: bool) -> tuple[int, str] | None:
     """(position, character) of the first character a person's text may not hold."""
-    for i, ch in enumerate(text):
-        if ch == "\t" or (ch == "\n" and not one_line):
-            continue
-        if unicodedata.category(ch) in ("Cc", "Cs"):
-            return i, ch
-    return None
+    m = (_REFUSED_ONE_LINE if one_line else _REFUSED).search(text)
+    return None if m is None else (m.start(), m.group(0))
 
 
 def cut(text: str, limit: int = 40) -> str:
