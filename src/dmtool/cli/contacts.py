@@ -19,6 +19,7 @@ STATUSES = ("can-dm", "needs-consent", "opted-out", "blocked", "review")
 # Not a status but a filter: can-dm contacts that nothing holds back right now
 # (a contact may be can-dm and still have to wait: pace, daily caps, a rate limit).
 CAN_DM_NOW = "can-dm-now"
+_SHOWN_ROWS = 50  # bad import rows listed on stderr; --json carries them all
 
 contacts_app = typer.Typer(help="Your contact record: people, tags, notes and consent.",
                            no_args_is_help=True)
@@ -120,8 +121,12 @@ def contacts_add(
     json_: JsonOpt = False,
 ) -> None:
     """Add a contact. Adding someone is not consent to DM them."""
+    from dmtool.models import clean_handle, clean_name, clean_note
     from dmtool.store import contacts as cstore
 
+    handle = clean_handle(handle)  # before the store is opened: a new handle follows X's rule
+    name = clean_name(name)
+    note = clean_note(note) if note is not None else None
     st = state(ctx)
     tags = [cstore.check_tag(t) for t in tag or []]
     now = _stamp()
@@ -203,9 +208,11 @@ def _can_dm_now_text(data: dict[str, Any]) -> str:
 def contacts_note(ctx: typer.Context, handle: HandleArg,
                   text: Annotated[str, typer.Argument(help="The note.")]) -> None:
     """Add a note to a contact."""
+    from dmtool.models import clean_note
     from dmtool.store import contacts as cstore
 
-    if not text.strip():
+    text = clean_note(text)
+    if not text:
         raise InputError("the note is empty")
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
@@ -232,45 +239,53 @@ def contacts_tag(
     output.info(f"{'removed from' if remove else 'tagged'} @{c.handle}: {', '.join(clean)}")
 
 
-def _format_for(path: Path, fmt: str | None) -> str:
+def _format_for(file: str, fmt: str | None, data: str) -> str:
+    """--format, else the suffix (.csv, .json), else what the text looks like."""
     if fmt is not None:
         if fmt not in ("csv", "json"):
             raise UsageError("--format must be csv or json")
         return fmt
-    return "json" if path.suffix.lower() == ".json" else "csv"
+    suffix = Path(file).suffix.lower() if file != "-" else ""
+    if suffix in (".csv", ".json"):
+        return suffix[1:]
+    from dmtool.services.contacts_io import sniff
+
+    return sniff(data)
 
 
 @contacts_app.command("import")
 def contacts_import(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A CSV or JSON file ('-' for stdin).")],
-    fmt: Annotated[str | None, typer.Option("--format", help="csv or json (default: by suffix).")]
-    = None,
+    file: Annotated[str, typer.Argument(help="A CSV or JSON file ('-' for stdin).")],
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="csv or json (default: by suffix, else by content).")] = None,
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="Import the valid rows and list the others.")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Import contacts. A file with bad rows is refused whole unless --skip-invalid.
-    An import never records consent."""
+    An import never records consent; an `opted_out_at` column (as `contacts
+    export` writes it) adds an opt-out, never removes one."""
+    from dmtool.cli.textfile import read_text
     from dmtool.services import contacts_io
     from dmtool.store import contacts as cstore
     from dmtool.timeutil import fmt as tfmt
 
-    kind = _format_for(file, fmt)
-    try:
-        data = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"no such file: {file}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read {file}: {e}") from None
+    if fmt is not None and fmt not in ("csv", "json"):
+        raise UsageError("--format must be csv or json")
+    data = read_text(file, limit=contacts_io.MAX_IMPORT_BYTES, what="a contacts import")
+    kind = _format_for(file, fmt, data)
     parsed = contacts_io.parse(data, kind)
     unit = "item" if kind == "json" else "line"
+    name = "stdin" if file == "-" else file
     if parsed.bad and not skip_invalid:
         if not json_:  # with --json the rows travel in the error's details
-            for n, reason in parsed.bad:
-                output.info(f"{file}:{n}: {reason}")
+            for n, reason in parsed.bad[:_SHOWN_ROWS]:
+                output.info(f"{name}:{n}: {reason}")
+            if len(parsed.bad) > _SHOWN_ROWS:
+                output.info(f"... and {len(parsed.bad) - _SHOWN_ROWS:,} more")
         raise InputError(
-            f"{len(parsed.bad)} invalid {unit}{'s' if len(parsed.bad) != 1 else ''} in {file}; "
+            f"{len(parsed.bad):,} invalid {unit}{'s' if len(parsed.bad) != 1 else ''} in {name}; "
             "nothing imported", hint="fix them, or add --skip-invalid to import the valid rows",
             details=[{unit: n, "reason": reason} for n, reason in parsed.bad])
     st = state(ctx)
@@ -278,13 +293,17 @@ def contacts_import(
     with st.store.tx() as conn:
         res = contacts_io.apply(conn, parsed.rows, now)
         res.skipped = parsed.bad
-        cstore.audit(conn, "contacts_imported", now=now, file=str(file), created=res.created,
-                     updated=res.updated, skipped=len(res.skipped))
+        cstore.audit(conn, "contacts_imported", now=now, file=name, created=res.created,
+                     updated=res.updated, skipped=len(res.skipped),
+                     opted_out=len(res.opted_out))
     if json_:
         output.print_json(res.to_dict())
         return
     for n, reason in res.skipped:
         output.info(f"skipped {unit} {n}: {reason}")
+    if res.opted_out:
+        output.info(f"opted out (from the file's opted_out_at): "
+                    f"{', '.join('@' + h for h in res.opted_out)}")
     output.info(f"imported: {res.created} new, {res.updated} updated, {res.unchanged} unchanged, "
                 f"{len(res.skipped)} skipped (no consent recorded)")
 
@@ -297,14 +316,16 @@ def contacts_export(
     json_: Annotated[bool, typer.Option(
         "--json", help="Print one JSON document on stdout (the same as --format json).")] = False,
 ) -> None:
-    """Write all contacts (handle, user_id, name, tags, notes) to stdout."""
+    """Write all contacts to stdout: handle, user_id, name, tags, consent status,
+    opt-out date, last message in and out, and notes (in CSV one per line)."""
     from dmtool.cli.reporting import with_json
     from dmtool.services import contacts_io
 
     fmt = with_json(fmt_, json_, "csv")
     if fmt not in ("csv", "json"):
         raise UsageError("--format must be csv or json")
-    records = contacts_io.export_records(state(ctx).store.conn)
+    st = state(ctx)
+    records = contacts_io.export_records(st.store.conn, st.config.policy(), _now())
     if fmt == "json":
         output.print_json(records)
     else:
@@ -390,7 +411,11 @@ def contacts_engage(
 
     if kind not in ("request", "offline"):
         raise UsageError("--kind must be request or offline")
-    if not evidence.strip():
+    from dmtool.models import MAX_EVIDENCE_LENGTH
+    from dmtool.textnorm import typed
+
+    evidence = typed(evidence, "--evidence", max_length=MAX_EVIDENCE_LENGTH)
+    if not evidence:
         raise InputError("--evidence must say what happened", hint='e.g. --evidence "asked at '
                          'the booth to be DMed the beta link"')
     st = state(ctx)
@@ -407,9 +432,8 @@ def contacts_engage(
         import secrets  # not at the top: it loads hashlib and random for every contacts command
 
         ref = f"manual:{kind}:{now}:{secrets.token_hex(4)}"
-        cstore.add_evidence(conn, c.id, kind, now, ref, evidence.strip(), now=now)
-        cstore.audit(conn, "consent_recorded", now=now, contact=c, kind=kind,
-                     evidence=evidence.strip())
+        cstore.add_evidence(conn, c.id, kind, now, ref, evidence, now=now)
+        cstore.audit(conn, "consent_recorded", now=now, contact=c, kind=kind, evidence=evidence)
     output.info(f"recorded {kind} consent for @{c.handle}")
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -15,7 +13,7 @@ from dmtool.appstate import AppState
 from dmtool.cli import completion
 from dmtool.cli.context import state
 from dmtool.cli.params import HandleArg, JsonOpt, TemplateArg
-from dmtool.errors import DmtoolError, InputError, UsageError
+from dmtool.errors import DmtoolError, UsageError
 
 if TYPE_CHECKING:
     from dmtool.services.drafting import DraftView
@@ -41,15 +39,14 @@ templates_app = typer.Typer(help="Saved replies with {name}-style variables; a t
 # --- input -----------------------------------------------------------------------------
 
 
+# A DM is at most 10,000 characters (lint L002); a file far larger is a wrong file.
+_MAX_TEXT_FILE_BYTES = 1 << 20
+
+
 def _read_file(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    try:
-        return Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read {path}: {e}") from None
+    from dmtool.cli.textfile import read_text
+
+    return read_text(path, limit=_MAX_TEXT_FILE_BYTES, what="a message")
 
 
 def _edit(environ: Mapping[str, str], initial: str = "", what: str = "the text") -> str:

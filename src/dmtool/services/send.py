@@ -365,7 +365,7 @@ def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
         raise InputError(f"draft {d.id} changed while you were confirming it",
                          hint=f"see `dmtool drafts show {d.id}`")
     contact = cstore.by_id(conn, d.contact_id)
-    findings = drafting.lint_for(conn, st, contact, d.text)
+    findings = drafting.lint_for(conn, st, contact, d.text, template=drafting.from_template(d))
     now = clock()
     decision = consent.decide(conn, contact, d.text, st.config.policy(), now, findings,
                               draft_id=d.id)

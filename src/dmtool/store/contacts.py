@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from dmtool.errors import InputError, NotFound
-from dmtool.models import Contact, EvidenceRow, Message, clean_handle
+from dmtool.models import MAX_NAME_LENGTH, Contact, EvidenceRow, Message, clean_handle
 
 # Contact's fields, in order (tags aside).
 CONTACT_COLUMNS = ("id", "user_id", "handle", "name", "created_at", "updated_at", "blocked_at",
@@ -34,7 +34,7 @@ def by_id(conn: sqlite3.Connection, contact_id: int) -> Contact:
 def find(conn: sqlite3.Connection, handle: str) -> Contact | None:
     """By handle (case-insensitive, with or without @). A newer record wins
     when an old handle still sits on a contact that has since renamed."""
-    h = clean_handle(handle)
+    h = clean_handle(handle, stored=True)
     row = conn.execute(
         f"SELECT {_CONTACT_COLS} FROM contacts WHERE handle = ? COLLATE NOCASE "
         "ORDER BY updated_at DESC LIMIT 1", (h,)).fetchone()
@@ -88,8 +88,10 @@ def _apply_suppressions(conn: sqlite3.Connection, contact_id: int, user_id: str 
 
 
 def create(conn: sqlite3.Connection, handle: str, *, now: str, user_id: str | None = None,
-           name: str | None = None) -> Contact:
-    h = clean_handle(handle)
+           name: str | None = None, from_x: bool = False) -> Contact:
+    """A new contact. A handle typed by a person must follow X's rule; one X
+    gave (`from_x`) is taken as X spells it."""
+    h = clean_handle(handle, stored=from_x)
     cur = conn.execute(
         "INSERT INTO contacts (user_id, handle, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
         (user_id, h, name, now, now))
@@ -101,7 +103,11 @@ def create(conn: sqlite3.Connection, handle: str, *, now: str, user_id: str | No
 def upsert_x_user(conn: sqlite3.Connection, user_id: str, username: str, name: str | None,
                   *, now: str) -> tuple[Contact, bool]:
     """Make sure the X user is a contact, keyed by user id; follow handle changes.
-    Returns (contact, created)."""
+    Returns (contact, created). X's display name is cleaned, never refused:
+    control characters and line breaks cannot reach a terminal or an export."""
+    from dmtool.textnorm import clean_display
+
+    name = clean_display(name, MAX_NAME_LENGTH)
     c = find_by_user_id(conn, user_id)
     if c is not None:
         if c.handle != username or (name and c.name != name):
@@ -123,7 +129,7 @@ def upsert_x_user(conn: sqlite3.Connection, user_id: str, username: str, name: s
                      "updated_at = ? WHERE id = ?", (user_id, username, name, now, row["id"]))
         _apply_suppressions(conn, row["id"], user_id, username)
         return by_id(conn, row["id"]), False
-    return create(conn, username, now=now, user_id=user_id, name=name), True
+    return create(conn, username, now=now, user_id=user_id, name=name, from_x=True), True
 
 
 def merge_into(conn: sqlite3.Connection, keep: Contact, drop: Contact, *, now: str) -> Contact:
@@ -200,6 +206,14 @@ def add_note(conn: sqlite3.Connection, contact_id: int, text: str, *, now: str) 
 def notes(conn: sqlite3.Connection, contact_id: int) -> list[dict[str, str]]:
     return [{"at": r[0], "text": r[1]} for r in conn.execute(
         "SELECT at, text FROM notes WHERE contact_id = ? ORDER BY at, id", (contact_id,))]
+
+
+def all_notes(conn: sqlite3.Connection) -> dict[int, list[dict[str, str]]]:
+    """contact id -> its notes ({"at", "text"}), oldest first: one query for an export."""
+    out: dict[int, list[dict[str, str]]] = {}
+    for cid, at, text in conn.execute("SELECT contact_id, at, text FROM notes ORDER BY at, id"):
+        out.setdefault(cid, []).append({"at": at, "text": text})
+    return out
 
 
 def has_note(conn: sqlite3.Connection, contact_id: int, text: str) -> bool:
@@ -427,8 +441,17 @@ def audit_log(conn: sqlite3.Connection, limit: int | None = None) -> list[dict[s
 
 
 def check_tag(tag: str) -> str:
+    """A tag as a person typed it: one line, at most 50 characters, no ';' or ','
+    (the separators of an export) and no control characters."""
+    import unicodedata
+
+    from dmtool.textnorm import cut, is_blank
+
     t = tag.strip()
-    if not t or any(ch in t for ch in ";,\t\n") or len(t) > 50:
-        raise InputError(f"not a valid tag: {tag!r}",
-                         hint="tags are short words without ';', ',' or whitespace breaks")
+    if (is_blank(t) or len(t) > 50 or any(
+            ch in ";," or (ch.isspace() and ch != " ") or unicodedata.category(ch) in ("Cc", "Cs")
+            for ch in t)):
+        raise InputError(f"not a valid tag: {cut(tag)}",
+                         hint="tags are short words without ';', ',', line breaks or control "
+                              "characters")
     return t
