@@ -86,6 +86,7 @@ ARGS: dict[str, Callable[[Populated], list[str]]] = {
     "drafts show": lambda p: [p.drafts["show"]],
     "import archive": lambda p: [str(p.archive)],
     "review": lambda p: [p.drafts["review"], "--approve"],
+    "search": lambda p: ["price"],
     "send": lambda p: [p.drafts["send"], "--yes"],
     "templates show": lambda p: ["thanks"],
     "thread": lambda p: ["alice"],

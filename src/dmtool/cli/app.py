@@ -37,6 +37,7 @@ COMMAND_MODULES: dict[str, str] = {
     "templates": "drafts", "log": "drafts",
     "demo": "demo", "db": "db_cmd",
     "import": "archive", "report": "report_cmd",
+    "search": "search_cmd",
 }
 
 
@@ -72,6 +73,7 @@ COMMAND_HELP: dict[str, str] = {
     "templates": "Saved replies with {name}-style variables; a template only ever makes a draft.",
     "log": "The audit log, newest first: every send, refusal, approval, rejection, opt-out and "
            "consent record.",
+    "search": "Search message text, notes, and contacts' names and handles, newest first.",
     "demo": "Create (or reset) the `demo` profile on the built-in sandbox X and walk through sync, "
             "inbox, check, draft, review, send and digest, with a refused cold DM on the way. "
             "Needs no account and no network; runs unattended when not on a terminal.",
