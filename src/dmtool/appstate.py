@@ -52,6 +52,11 @@ class AppState:
             self.config  # noqa: B018 - a broken config.toml must fail before anything runs
             self.paths.ensure()
             self._store = open_store(self.paths.db_file, progress=_upgrade_note())
+            # Whoever this invocation writes audit entries for (dmtool.actor).
+            from dmtool import actor
+
+            configured = str(self.config.get("operator.name"))
+            actor.set_operator(lambda: actor.operator_name(self.environ, configured))
         return self._store
 
     @property
@@ -78,6 +83,9 @@ class AppState:
         if self._store is not None:
             self._store.close()
             self._store = None
+            from dmtool import actor
+
+            actor.set_operator(None)
 
 
 def _upgrade_note() -> Callable[[str], None] | None:
