@@ -1,6 +1,6 @@
 """Local commands on a big store: 50,000 contacts and 1,000,000 messages.
 
-    python benchmarks/local_scale.py [--store DIR] [--runs 11] [--report-only]
+    python benchmarks/local_scale.py [--store DIR] [--runs 11] [--report-only] [--only WORD]
                                      [--contacts 50000] [--messages 1000000] [--seed 8]
 
 Builds a store with the shape of years of real use (through the real schema:
@@ -448,6 +448,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=8)
     ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--report-only", action="store_true", help="exit 0 even when a target is missed")
+    ap.add_argument("--only", action="append", metavar="WORD",
+                    help="time only the commands whose line holds WORD (repeatable; the "
+                         "import typer floor is always timed)")
     ap.add_argument("--build-into", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.build_into is not None:
@@ -508,6 +511,8 @@ def main() -> int:
                  [*dmtool, "search", "deploy", "--contact", h, "--json"], True),
             Case("dmtool search 停止 --json", [*dmtool, "search", "停止", "--json"], False),
         ]
+        if args.only:
+            cases = [cases[0], *(c for c in cases[1:] if any(w in c.name for w in args.only))]
         for c in cases:  # warm the page cache and the .pyc files
             run(c.cmd, env)
         for _ in range(args.runs):

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dmtool.errors import InputError
-from dmtool.store import contacts as cstore
 from dmtool.store import search as sstore
 
 if TYPE_CHECKING:
@@ -43,7 +42,11 @@ def search(conn: sqlite3.Connection, query: str, *, handle: str | None = None,
     """Hits of every kind, newest first, at most `limit`. `use_index` None:
     the trigram index when the store has one."""
     terms = terms_of(query)
-    contact_id = cstore.get(conn, handle).id if handle is not None else None
+    contact_id = None
+    if handle is not None:
+        from dmtool.store import contacts as cstore
+
+        contact_id = cstore.get(conn, handle).id
     if use_index is None:
         use_index = sstore.index_available(conn)
     # One more than asked for says whether there are more.

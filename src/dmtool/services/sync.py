@@ -358,8 +358,9 @@ class _Sync:
         self.hook = hook
         self.inbound: list[tuple[int, datetime]] = []  # new inbound DMs, for autoack
         # New inbound DMs sent after the previous complete walk began get hooks.on_inbound.
-        self.hook_queue = inbound_hooks.InboundQueue(str(st.config.get("hooks.on_inbound") or "").strip(),
-                                             parse_opt(self.store.get_state(K_HWM_AT)))
+        self.hook_queue = inbound_hooks.InboundQueue(
+            str(st.config.get("hooks.on_inbound") or "").strip(),
+            parse_opt(self.store.get_state(K_HWM_AT)))
         self.result = SyncResult(backend="sandbox" if st.sandbox else "x")
         self.first_size = int(st.config.get("sync.first_page_size"))
         self.max_size = int(st.config.get("sync.max_page_size"))

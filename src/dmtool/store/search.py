@@ -115,30 +115,37 @@ _MESSAGE_COLS = "m.id, m.at, m.contact_id, m.text, m.direction, m.event_id"
 def messages(conn: sqlite3.Connection, q: Query) -> list[Hit]:
     """The newest `q.limit` matching messages, newest first, by the cheapest
     way that still gives the exact answer:
-    1. the index finds at most CANDIDATES rows: check and sort those;
-    2. else (a common term, or one too short for the index) the newest WINDOW
-       messages (or the one contact's, newest first): if they hold `limit`
-       matches, those are the newest of all;
-    3. else every candidate of the index, or every row."""
+    1. the newest WINDOW/10 messages: if they hold `limit` matches (a common
+       term), those are the newest of all;
+    2. the index finds at most CANDIDATES rows: check and sort those;
+    3. the newest WINDOW messages, as in 1;
+    4. every candidate of the index, or every row.
+    One contact's messages are read through its own index, newest first."""
     def found(where: str, params: list[object], table: str = "messages m") -> list[Hit]:
         rows = conn.execute(f"SELECT {_MESSAGE_COLS} FROM {table} WHERE {where} "
                             "ORDER BY m.at DESC, m.id DESC LIMIT ?", (*params, q.limit))
         return [Hit("message", r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
-    indexed = _where(q, ("m.text",), "m.at", "m.contact_id", ("messages_fts", "m.id")) \
-        if uses_index(q) else None
-    if indexed is not None and _few_candidates(conn, "messages_fts", q):
-        return found(*indexed)
-    if q.contact_id is not None:  # its own index reads it newest first and stops at `limit`
-        return found(*_where(q, ("m.text",), "m.at", "m.contact_id", None))
-    if q.use_window:
+    def newest(size: int) -> list[Hit] | None:
+        if not q.use_window or q.contact_id is not None:
+            return None
         since = "WHERE at >= ? " if q.since is not None else ""
         where, params = _where(replace(q, since=None), ("m.text",), "m.at", "m.contact_id", None)
         window = (f"(SELECT id, at, contact_id, text, direction, event_id FROM messages {since}"
                   "ORDER BY at DESC, id DESC LIMIT ?) m")
-        hits = found(where, [*([q.since] if q.since is not None else []), WINDOW, *params], window)
-        if len(hits) >= q.limit:
-            return hits
+        hits = found(where, [*([q.since] if q.since is not None else []), size, *params], window)
+        return hits if len(hits) >= q.limit else None
+
+    indexed = _where(q, ("m.text",), "m.at", "m.contact_id", ("messages_fts", "m.id")) \
+        if uses_index(q) else None
+    if (hits := newest(WINDOW // 10)) is not None:
+        return hits
+    if indexed is not None and _few_candidates(conn, "messages_fts", q):
+        return found(*indexed)
+    if q.contact_id is not None:  # its own index reads it newest first and stops at `limit`
+        return found(*_where(q, ("m.text",), "m.at", "m.contact_id", None))
+    if (hits := newest(WINDOW)) is not None:
+        return hits
     if indexed is not None:
         return found(*indexed)
     # Reading every message in table order is faster than in time order.
