@@ -141,3 +141,13 @@ def test_log_text_output_and_hints(cli: Cli, history: SandboxWorld) -> None:
     r = cli("log", "--since", "yesterday-ish")
     assert r.exit_code == 1 and "--since" in r.stderr
     assert cli("log", "--contact", "not a handle").exit_code == 1
+
+
+def test_without_login_variables_the_password_database_names_the_user(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pwd
+
+    for var in ("LOGNAME", "USER", "LNAME", "USERNAME", actor.ENV):
+        monkeypatch.delenv(var, raising=False)
+    assert actor.operator_name({}, "") == pwd.getpwuid(os.getuid()).pw_name
+    assert actor.operator_name({"USER": "ann"}, "  ") == "ann"  # a blank name is no name

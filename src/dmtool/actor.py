@@ -31,7 +31,10 @@ def operator_name(environ: Mapping[str, str], configured: str | None = None) -> 
     for name in (environ.get(ENV), configured):
         if name and name.strip():
             return name.strip()
-    import getpass
+    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # what getpass.getuser reads first
+        if environ.get(var):
+            return environ[var]
+    import getpass  # then the password database
 
     try:
         return getpass.getuser() or None
