@@ -87,6 +87,7 @@ ARGS: dict[str, Callable[[Populated], list[str]]] = {
     "import archive": lambda p: [str(p.archive)],
     "reply": lambda p: ["bob", "Hi Bob, the student price is on the website.", "--yes"],
     "review": lambda p: [p.drafts["review"], "--approve"],
+    "search": lambda p: ["price"],
     "send": lambda p: [p.drafts["send"], "--yes"],
     "templates show": lambda p: ["thanks"],
     "thread": lambda p: ["alice"],

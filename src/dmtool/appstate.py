@@ -8,7 +8,7 @@ It sits below both cli/ (which builds it from the command line) and services/
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -51,7 +51,12 @@ class AppState:
 
             self.config  # noqa: B018 - a broken config.toml must fail before anything runs
             self.paths.ensure()
-            self._store = open_store(self.paths.db_file)
+            self._store = open_store(self.paths.db_file, progress=_upgrade_note())
+            # Whoever this invocation writes audit entries for (dmtool.actor).
+            from dmtool import actor
+
+            configured = str(self.config.get("operator.name"))
+            actor.set_operator(lambda: actor.operator_name(self.environ, configured))
         return self._store
 
     @property
@@ -79,6 +84,29 @@ class AppState:
         if self._store is not None:
             self._store.close()
             self._store = None
+            from dmtool import actor
+
+            actor.set_operator(None)
+
+
+def _upgrade_note() -> Callable[[str], None] | None:
+    """Where a long store upgrade (building the search index) says it is still
+    working: a line rewritten in place on a terminal; nothing elsewhere."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+
+    shown = 0
+
+    def note(text: str) -> None:
+        nonlocal shown
+        line = text.rstrip("\n")
+        sys.stderr.write("\r" + line.ljust(shown) + text[len(line):])  # spaces over a longer one
+        sys.stderr.flush()
+        shown = 0 if text.endswith("\n") else len(line)
+
+    return note
 
 
 def ensure_sandbox_world(st: AppState) -> None:

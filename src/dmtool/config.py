@@ -47,6 +47,12 @@ _STATIC: tuple[Setting, ...] = (
     Setting("sync.public_every_minutes", int, 15,
             "check mentions and your replies at most this often (sync --public forces it)",
             minimum=0, maximum=1440),
+    Setting("operator.name", str, "",
+            "who you are in the audit log (else DMTOOL_OPERATOR, else your login name)"),
+    Setting("hooks.on_inbound", str, "",
+            "a shell command run once per new inbound DM after sync, the message as JSON on stdin"),
+    Setting("hooks.timeout_s", int, 10, "seconds a hook may run before it is stopped",
+            minimum=1, maximum=300),
 )
 
 
@@ -123,7 +129,8 @@ def check_value(key: str, value: Any) -> Any:
     if s.maximum is not None and value > s.maximum:
         raise ConfigError(
             f"config key {key!r} is {value!r}, above its ceiling of {s.maximum:g}",
-            hint="the ceilings keep outreach personal; they cannot be raised",
+            hint="the ceilings keep outreach personal; they cannot be raised"
+            if key.startswith("policy.") else None,
         )
     if key.startswith("policy."):
         # The policy knows its own bounds (e.g. similarity_threshold <= 1).

@@ -34,9 +34,10 @@ COMMAND_MODULES: dict[str, str] = {
     "inbox": "conversations", "thread": "conversations", "done": "conversations",
     "reopen": "conversations", "digest": "conversations",
     "draft": "drafts", "drafts": "drafts", "review": "drafts", "send": "drafts",
-    "templates": "drafts", "log": "drafts", "reply": "reply",
+    "templates": "drafts", "log": "log_cmd", "reply": "reply",
     "demo": "demo", "sandbox": "sandbox_cmd", "db": "db_cmd",
     "import": "archive", "report": "report_cmd",
+    "search": "search_cmd",
 }
 
 
@@ -73,7 +74,8 @@ COMMAND_HELP: dict[str, str] = {
              "with the same checks and audit as `draft`, `review` and `send`.",
     "templates": "Saved replies with {name}-style variables; a template only ever makes a draft.",
     "log": "The audit log, newest first: every send, refusal, approval, rejection, opt-out and "
-           "consent record.",
+           "consent record, with who did it.",
+    "search": "Search message text, notes, and contacts' names and handles, newest first.",
     "demo": "Create (or reset) the `demo` profile on the built-in sandbox X and walk through sync, "
             "inbox, check, draft, review, send and digest, with a refused cold DM on the way. "
             "Needs no account and no network; runs unattended when not on a terminal.",

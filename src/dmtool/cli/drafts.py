@@ -566,39 +566,6 @@ def templates_remove(ctx: typer.Context, name: TemplateArg) -> None:
     output.info(f"removed template {name}")
 
 
-# --- log ---------------------------------------------------------------------------------
-
-
-def _detail_text(detail: dict[str, Any]) -> str:
-    parts = []
-    for k, v in detail.items():
-        if k == "text":
-            continue  # the approved text is in the draft; keep the line short
-        parts.append(f"{k}={v}")
-    return " ".join(parts)
-
-
-def log_cmd(
-    ctx: typer.Context,
-    json_: JsonOpt = False,
-    limit: Annotated[int, typer.Option(
-        "--limit", "-n", min=0, help="At most this many entries (0: all).")] = 50,
-) -> None:
-    """The audit log, newest first: every send, refusal, approval, rejection,
-    opt-out and consent record."""
-    from dmtool.store import contacts as cstore
-
-    entries = cstore.audit_log(state(ctx).store.conn, limit or None)
-    if json_:
-        output.print_json(entries)
-        return
-    output.print_table(
-        ["at", "action", "contact", "draft", "codes", "detail"],
-        [[e["at"][:19], e["action"], "@" + e["handle"] if e["handle"] else "", e["draft_id"],
-          " ".join(e["codes"]), _detail_text(e["detail"])] for e in entries],
-        empty="the audit log is empty")
-
-
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command("draft")(draft_cmd)
@@ -606,4 +573,3 @@ def register(app: typer.Typer) -> None:
     app.command("review")(review_cmd)
     app.command("send")(send_cmd)
     app.add_typer(templates_app, name="templates")
-    app.command("log")(log_cmd)

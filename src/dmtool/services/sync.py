@@ -46,9 +46,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dmtool import optout, timeutil
+from dmtool import actor, optout, timeutil
 from dmtool.errors import Busy, ConfigError, InputError, RateLimited
 from dmtool.models import Contact
+from dmtool.services import hooks as inbound_hooks
 from dmtool.services import ratelimits
 from dmtool.services.identity import name_placeholders
 from dmtool.store import contacts as cstore
@@ -117,6 +118,7 @@ class SyncResult:
     # What a rate limit held back: {"what": public_check | user_names | autoacks,
     # "family": ..., "until": RFC 3339}.
     deferred: list[dict[str, str | None]] = field(default_factory=list)
+    hooks: inbound_hooks.HookReport = field(default_factory=inbound_hooks.HookReport)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +131,7 @@ class SyncResult:
             "requests": self.requests,
             "autoacks_sent": self.autoacks_sent,
             "deferred": [dict(d) for d in self.deferred],
+            "hooks": self.hooks.to_dict(),
             "backend": self.backend,
         }
 
@@ -268,8 +271,20 @@ def run_sync(st: AppState, *, wait: bool, progress: Progress | None = None,
     way) is waited out with a countdown through `progress`, then the sync goes
     on where it stopped. Other families' limits only defer their part.
     `autoack_hook(conn, contact, message_at)` runs for each new inbound DM,
-    after the page holding it is committed.
+    after the page holding it is committed. Then, with the sync lock released,
+    hooks.on_inbound runs for each new inbound DM (services/hooks.py).
+    Everything it writes to the audit log is the `sync` actor's.
     """
+    with actor.acting_as(actor.SYNC):
+        result = _run_locked(st, wait=wait, progress=progress, autoack_hook=autoack_hook,
+                             public=public, sleep=sleep)
+        result.hooks = inbound_hooks.run_pending(st, say=progress)
+    return result
+
+
+def _run_locked(st: AppState, *, wait: bool, progress: Progress | None,
+                autoack_hook: Hook | None, public: bool,
+                sleep: Callable[[float], None]) -> SyncResult:
     prefix = "sandbox: " if st.sandbox else ""
     hint = "run `dmtool sync` after that time, or `dmtool sync --wait`"
     st.paths.ensure()
@@ -342,6 +357,10 @@ class _Sync:
         self.progress = progress
         self.hook = hook
         self.inbound: list[tuple[int, datetime]] = []  # new inbound DMs, for autoack
+        # New inbound DMs sent after the previous complete walk began get hooks.on_inbound.
+        self.hook_queue = inbound_hooks.InboundQueue(
+            str(st.config.get("hooks.on_inbound") or "").strip(),
+            parse_opt(self.store.get_state(K_HWM_AT)))
         self.result = SyncResult(backend="sandbox" if st.sandbox else "x")
         self.first_size = int(st.config.get("sync.first_page_size"))
         self.max_size = int(st.config.get("sync.max_page_size"))
@@ -586,6 +605,7 @@ class _Sync:
                 cstore.add_evidence(conn, contact.id, "inbound_dm", at_s, ev.id, None, now=self.now_s)
                 self.apply_words(conn, contact.id, ev.text or "", at_s)
                 inbound.append((contact.id, at))
+                self.hook_queue.add(conn, ev.id, at, now=self.now_s)
         return inbound
 
     def acknowledge(self) -> None:

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from dmtool import actor
 from dmtool.errors import InputError, NotFound
 from dmtool.models import MAX_NAME_LENGTH, Contact, EvidenceRow, Message, clean_handle
 
@@ -418,26 +419,15 @@ def newest_evidence_times(conn: sqlite3.Connection,
 
 def audit(conn: sqlite3.Connection, action: str, *, now: str, contact: Contact | None = None,
           draft_id: int | None = None, codes: Sequence[str] = (), **detail: Any) -> None:
+    """Append one audit entry, written for whoever is acting (dmtool.actor);
+    store/audit.py reads them."""
     conn.execute(
-        "INSERT INTO audit (at, action, user_id, handle, draft_id, codes, detail) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit (at, action, user_id, handle, draft_id, codes, detail, actor) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (now, action, contact.user_id if contact else None, contact.handle if contact else None,
          draft_id, " ".join(codes) or None,
-         json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None))
-
-
-def audit_log(conn: sqlite3.Connection, limit: int | None = None) -> list[dict[str, Any]]:
-    sql = "SELECT id, at, action, user_id, handle, draft_id, codes, detail FROM audit ORDER BY id DESC"
-    params: tuple[Any, ...] = ()
-    if limit is not None:
-        sql += " LIMIT ?"
-        params = (limit,)
-    out = []
-    for r in conn.execute(sql, params):
-        out.append({"id": r[0], "at": r[1], "action": r[2], "user_id": r[3],
-                    "handle": r[4], "draft_id": r[5], "codes": (r[6] or "").split(),
-                    "detail": json.loads(r[7]) if r[7] else {}})
-    return out
+         json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None,
+         actor.current()))
 
 
 def check_tag(tag: str) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dmtool.errors import ConfigError, DmtoolError
-from dmtool.store.migrations import MIGRATIONS
+from dmtool.store.migrations import MIGRATIONS, SEARCH_INDEX
 
 BUSY_TIMEOUT_MS = 15_000
 
@@ -70,9 +71,11 @@ def _private(path: Path) -> None:
             os.chmod(p, 0o600)
 
 
-def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
+def migrate(conn: sqlite3.Connection, target: int | None = None,
+            progress: Callable[[str], None] | None = None) -> int:
     """Apply pending migrations, each in its own transaction. Safe when two
-    processes open a new store at once: the version is re-read under the lock."""
+    processes open a new store at once: the version is re-read under the lock.
+    `progress` hears about a migration that takes a while (see _Upgrade)."""
     target = len(MIGRATIONS) if target is None else target
     while True:
         conn.execute("BEGIN IMMEDIATE")
@@ -86,13 +89,54 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
             if version >= target:
                 conn.execute("COMMIT")
                 return version
-            for stmt in _statements(MIGRATIONS[version]):
-                conn.execute(stmt)
+            script = MIGRATIONS[version]
+            what = "upgrading the store"
+            if SEARCH_INDEX in script:
+                from dmtool.store.search import fts_trigram_available
+
+                if fts_trigram_available():
+                    what = "upgrading the store: building the search index"
+                else:  # this SQLite lacks FTS5 or its trigram tokenizer: search scans instead
+                    script = script.replace(SEARCH_INDEX, "")
+            with _Upgrade(conn, f"{what} (schema {version + 1}, once)", progress):
+                for stmt in _statements(script):
+                    conn.execute(stmt)
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+
+class _Upgrade:
+    """Says, once a migration has run for a second, that it is still working
+    (a million messages take a while to index), then how long it took."""
+
+    EVERY = 200_000  # SQLite VM steps between looks at the clock
+
+    def __init__(self, conn: sqlite3.Connection, what: str,
+                 progress: Callable[[str], None] | None) -> None:
+        self.conn, self.what, self.progress = conn, what, progress
+        self.start = self.shown = 0.0
+
+    def __enter__(self) -> None:
+        if self.progress is not None:
+            self.start = time.monotonic()
+            self.conn.set_progress_handler(self._tick, self.EVERY)
+
+    def _tick(self) -> int:
+        now = time.monotonic()
+        if now - self.start >= 1.0 and now - self.shown >= 1.0 and self.progress is not None:
+            self.shown = now
+            self.progress(f"{self.what}: {now - self.start:.0f} s")
+        return 0  # go on
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is None:
+            return
+        self.conn.set_progress_handler(None, 0)
+        if self.shown:
+            self.progress(f"{self.what}: done in {time.monotonic() - self.start:.0f} s\n")
 
 
 def missing_schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -130,7 +174,8 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-def open_store(path: Path, *, migrate_to: int | None = None) -> Store:
+def open_store(path: Path, *, migrate_to: int | None = None,
+               progress: Callable[[str], None] | None = None) -> Store:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     old_umask = os.umask(0o077)
     try:
@@ -142,7 +187,7 @@ def open_store(path: Path, *, migrate_to: int | None = None) -> Store:
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        migrate(conn, migrate_to)
+        migrate(conn, migrate_to, progress)
     except sqlite3.DatabaseError as e:
         raise DmtoolError(f"cannot open the store {path}: {e}",
                           hint="the file may be damaged: restore a copy made with `dmtool db backup`, "

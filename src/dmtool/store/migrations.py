@@ -7,6 +7,65 @@ sorts correctly as text. X ids are text (snowflakes exceed JS integers).
 
 from __future__ import annotations
 
+# Full-text search (`dmtool search`): FTS5 indexes with the trigram tokenizer
+# over message text, notes, and contacts' handles and names. Trigrams match any
+# substring of 3 characters or more, so Japanese (no spaces between words) is
+# searchable; shorter queries scan the tables (store/search.py). The indexes
+# are external-content (no second copy of the text), keep no positions
+# (detail=none: searched with LIKE, which the trigram index answers, at a
+# third of the size of positions) and are kept current by triggers. Part of
+# migration 7, left out where this SQLite lacks FTS5 or its trigram tokenizer
+# (search scans then): db.migrate.
+SEARCH_INDEX = """
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        text, content='messages', content_rowid='id', tokenize='trigram', detail=none,
+        columnsize=0);
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, text) VALUES (NEW.id, NEW.text);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+        INSERT INTO messages_fts (rowid, text) VALUES (NEW.id, NEW.text);
+    END;
+
+    CREATE VIRTUAL TABLE notes_fts USING fts5(
+        text, content='notes', content_rowid='id', tokenize='trigram', detail=none,
+        columnsize=0);
+    CREATE TRIGGER notes_fts_insert AFTER INSERT ON notes BEGIN
+        INSERT INTO notes_fts (rowid, text) VALUES (NEW.id, NEW.text);
+    END;
+    CREATE TRIGGER notes_fts_delete AFTER DELETE ON notes BEGIN
+        INSERT INTO notes_fts (notes_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+    END;
+    CREATE TRIGGER notes_fts_update AFTER UPDATE OF text ON notes BEGIN
+        INSERT INTO notes_fts (notes_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+        INSERT INTO notes_fts (rowid, text) VALUES (NEW.id, NEW.text);
+    END;
+
+    CREATE VIRTUAL TABLE contacts_fts USING fts5(
+        handle, name, content='contacts', content_rowid='id', tokenize='trigram',
+        detail=none, columnsize=0);
+    CREATE TRIGGER contacts_fts_insert AFTER INSERT ON contacts BEGIN
+        INSERT INTO contacts_fts (rowid, handle, name) VALUES (NEW.id, NEW.handle, NEW.name);
+    END;
+    CREATE TRIGGER contacts_fts_delete AFTER DELETE ON contacts BEGIN
+        INSERT INTO contacts_fts (contacts_fts, rowid, handle, name)
+            VALUES ('delete', OLD.id, OLD.handle, OLD.name);
+    END;
+    CREATE TRIGGER contacts_fts_update AFTER UPDATE OF handle, name ON contacts BEGIN
+        INSERT INTO contacts_fts (contacts_fts, rowid, handle, name)
+            VALUES ('delete', OLD.id, OLD.handle, OLD.name);
+        INSERT INTO contacts_fts (rowid, handle, name) VALUES (NEW.id, NEW.handle, NEW.name);
+    END;
+
+    INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+    INSERT INTO notes_fts (notes_fts) VALUES ('rebuild');
+    INSERT INTO contacts_fts (contacts_fts) VALUES ('rebuild');
+"""
+
 MIGRATIONS: list[str] = [
     # 1: contacts and what we know about consent.
     """
@@ -296,4 +355,26 @@ MIGRATIONS: list[str] = [
         SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
         WHERE contact_tails.contact_id = conversations.contact_id);
     """,
+    # 7: who did it, inbound hooks, search. Every audit entry names its actor
+    # (dmtool.actor; NULL for entries written before). hook_queue holds the new
+    # inbound DMs whose hooks.on_inbound has not run: queued by sync in the
+    # transaction that stores the message, deleted (claimed) just before the
+    # hook runs, so a hook runs at most once and one that a killed sync left
+    # behind runs at the next sync. Then the search index (SEARCH_INDEX).
+    """
+    ALTER TABLE audit ADD COLUMN actor TEXT;
+
+    -- Newest messages first, for search: the newest matches of a common term
+    -- are among the newest messages (store/search.py).
+    CREATE INDEX messages_at ON messages (at);
+
+    CREATE TABLE hook_queue (
+        message_id  INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        hook        TEXT NOT NULL,          -- on_inbound
+        queued_at   TEXT NOT NULL
+    );
+    """ + SEARCH_INDEX,
 ]
+
+# The schema version that brings the search index, the actor column and hooks.
+SEARCH_MIGRATION = next(n for n, script in enumerate(MIGRATIONS, start=1) if SEARCH_INDEX in script)
