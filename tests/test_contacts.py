@@ -176,6 +176,7 @@ def test_export_import_round_trip(cli, tmp_path: Path, fmt: str):
     f = tmp_path / f"out.{fmt}"
     f.write_text(exported)
     # into a fresh profile
+    assert cli("profiles", "add", "copy").exit_code == 0
     assert cli("--profile", "copy", "contacts", "import", str(f)).exit_code == 0
     after = cli("--profile", "copy", "contacts", "export", "--format", "json").json()
     assert after == before
