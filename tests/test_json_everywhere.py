@@ -144,7 +144,8 @@ def test_actions_print_nothing_on_stdout(cli, populated, tmp_path):
         "contacts note": ["alice", "met at the meetup"], "contacts tag": ["alice", "vip"],
         "contacts optout": ["erin"], "contacts forget": ["erin", "--yes"],
         "db backup": [str(tmp_path / "copy.db")], "done": ["alice"], "reopen": ["alice"],
-        "profiles add": ["work"], "templates add": ["hello", "Hello {first_name}"], "templates remove": ["hello"],
+        "profiles add": ["work"], "templates add": ["hello", "Hello {first_name}"],
+        "templates remove": ["hello"],
     }
     assert set(run) == set(ACTIONS)
     assert cli("contacts", "add", "carol").exit_code == 0
