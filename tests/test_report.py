@@ -81,7 +81,7 @@ def known(cli, monkeypatch) -> None:
     seed()
     # an opt-out you confirm yourself counts too, at the time you confirm it
     assert cli("contacts", "add", "ivy").exit_code == 0
-    assert cli("contacts", "optout", "ivy").exit_code == 0
+    assert cli("contacts", "optout", "ivy", "--yes").exit_code == 0
 
 
 def test_report_numbers_on_a_known_store(cli, known):

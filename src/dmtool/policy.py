@@ -97,6 +97,7 @@ class ContactSnapshot:
     messages: tuple[Msg, ...] = ()
     opted_out_at: datetime | None = None
     opt_out_words: str | None = None  # what they wrote, e.g. "STOP"
+    opt_out_reason: str | None = None  # yours, when you recorded it (`contacts optout --reason`)
     optout_review: str | None = None  # the text that triggered review, until decided
     blocked: bool = False  # user block list or suppression entry
     dm_closed_at: datetime | None = None  # X answered 403 to a send
@@ -323,6 +324,8 @@ def _common_reasons(
     if opt_out is not None:
         at, words = opt_out
         said = f' by writing "{_short(words)}"' if words else ""
+        if contact.opt_out_reason:
+            said += f' (you recorded it: "{_short(contact.opt_out_reason)}")'
         others = ", ".join(w.upper() if w.isascii() else w for w in optin_words() if w != "start")
         reasons.append(
             Reason(

@@ -41,6 +41,14 @@ def contact_object(*, handle: str, user_id: str | None, name: str | None, tags: 
             "can_dm": can_dm, "last_inbound_at": last_in, "last_outbound_at": last_out}
 
 
+def opt_out_text(at: str, words: str | None, reason: str | None) -> str:
+    """An opt-out for people: when, what they wrote, the reason you gave."""
+    parts = [f'wrote "{" ".join(words.split())}"' if words else "",
+             f"reason: {reason}" if reason else ""]
+    said = "; ".join(p for p in parts if p)
+    return at[:16].replace("T", " ") + (f" ({said})" if said else "")
+
+
 def contact_view(st: AppState, c: Any) -> tuple[dict[str, Any], Any]:
     """One contact's contract object, and the policy decision behind it."""
     from dmtool.services import consent
@@ -132,6 +140,7 @@ def _show_data(st: AppState, handle: str) -> dict[str, Any]:
         "reasons": [r.to_dict() for r in d.reasons],
         "evidence": [e.to_dict() for e in cstore.evidence(conn, c.id)],
         "opted_out_at": c.opted_out_at, "opt_out_words": c.opt_out_words,
+        "opt_out_reason": c.opt_out_reason,
         "optout_review": c.optout_review_text, "blocked_at": c.blocked_at,
         "dm_closed_at": c.dm_closed_at,
         "notes": cstore.notes(conn, c.id),
@@ -150,8 +159,8 @@ def contacts_show(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False)
     output.print_fields([
         ("handle", "@" + data["handle"]), ("name", data["name"]), ("user id", data["user_id"]),
         ("tags", data["tags"]), ("status", data["status"]), ("can DM now", data["can_dm"]),
-        ("opted out", f"{data['opted_out_at']} ({data['opt_out_words']})"
-         if data["opted_out_at"] else None),
+        ("opted out", opt_out_text(data["opted_out_at"], data["opt_out_words"],
+                                   data["opt_out_reason"]) if data["opted_out_at"] else None),
     ])
     output.print_text("consent evidence:" if data["evidence"] else "consent evidence: none")
     for e in data["evidence"]:
@@ -377,34 +386,64 @@ def contacts_optout(
     ctx: typer.Context, handle: HandleArg,
     dismiss: Annotated[bool, typer.Option(
         "--dismiss", help="It was not a request to stop (needs --reason).")] = False,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why you dismiss it.")] = None,
+    reason: Annotated[str | None, typer.Option(
+        "--reason", help="Why: kept and shown with the opt-out (or the dismissal).")] = None,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask (needed off a terminal for someone not in review).")]
+    = False,
 ) -> None:
-    """Settle an opt-out review: confirm the opt-out, or dismiss it with a reason."""
+    """Opt a contact out, or settle an opt-out review.
+
+    In review (they wrote something that may mean stop): `optout HANDLE`
+    confirms it, `--dismiss --reason TEXT` dismisses it. Anyone else: records
+    that they asked you to stop some other way (by phone, by email), after a
+    confirmation (`--yes` off a terminal). Only a START from them lifts an
+    opt-out; `--reason` is kept and shown wherever the opt-out is shown."""
     from dmtool.store import contacts as cstore
 
+    if reason is not None and not reason.strip():
+        raise UsageError("--reason is empty", hint='say why, e.g. --reason "asked by phone to stop"')
+    why = reason.strip() if reason else None
+    st = state(ctx)
     now = _stamp()
-    with state(ctx).store.tx() as conn:
-        c = cstore.get(conn, handle)
-        if dismiss:
-            if not reason or not reason.strip():
-                raise UsageError("--dismiss needs --reason TEXT", hint="say why it was not a stop")
+    if dismiss:
+        if why is None:
+            raise UsageError("--dismiss needs --reason TEXT", hint="say why it was not a stop")
+        with st.store.tx() as conn:
+            c = cstore.get(conn, handle)
             if not c.optout_review_text:
-                raise InputError(f"@{c.handle} is not in opt-out review")
+                raise InputError(f"@{c.handle} is not in opt-out review: nothing to dismiss")
             cstore.set_review(conn, c, None, None)
             cstore.audit(conn, "optout_dismissed", now=now, contact=c, codes=["E_OPTOUT_REVIEW"],
-                         reason=reason.strip(), text=c.optout_review_text)
-            output.info(f"dismissed the opt-out review of @{c.handle}")
+                         reason=why, text=c.optout_review_text)
+        output.info(f"dismissed the opt-out review of @{c.handle}")
+        return
+    c = cstore.get(st.store.conn, handle)
+    if c.opted_out_at:
+        output.info(f"@{c.handle} is already opted out (since {c.opted_out_at[:10]}): "
+                    "nothing changed")
+        return
+    if not c.optout_review_text and not yes:
+        # No message of theirs asked for it: an opt-out by hand cannot be undone by
+        # any dmtool command, so it is confirmed, like `contacts forget`.
+        if not output.interactive():
+            raise UsageError(f"opting out @{c.handle} needs confirmation: they are not in "
+                             "opt-out review, and only a START from them lifts an opt-out",
+                             hint="add --yes (and --reason TEXT to say why)")
+        if not typer.confirm(f"Opt out @{c.handle}? Only a START from them can lift it."):
+            output.info(f"nothing changed: @{c.handle} is not opted out")
             return
-        if reason is not None:
-            raise UsageError("--reason goes with --dismiss")
-        if c.opted_out_at:
-            output.info(f"@{c.handle} is already opted out")
+    with st.store.tx() as conn:
+        c = cstore.get(conn, handle)
+        if c.opted_out_at:  # another process was quicker: the same result
+            output.info(f"@{c.handle} is already opted out: nothing changed")
             return
         words = c.optout_review_text  # what they wrote, if a message put them in review
-        cstore.set_opted_out(conn, c, now, words)
+        cstore.set_opted_out(conn, c, now, words, why)
         cstore.audit(conn, "opted_out", now=now, contact=c, codes=["E_OPTED_OUT"],
-                     words=words or "", by="user")
-    output.info(f"@{c.handle} is opted out; only a START from them lifts it")
+                     words=words or "", by="user", reason=why or "")
+    because = f" ({why})" if why else ""
+    output.info(f"@{c.handle} is opted out{because}; only a START from them lifts it")
 
 
 def check_cmd(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False) -> None:

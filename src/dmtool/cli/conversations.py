@@ -70,10 +70,16 @@ def thread_cmd(
         output.info(f"no messages with @{c.handle} yet")
     if not output.stdout_is_tty():  # piped: one tab-separated record a line
         output.print_table(["at", "direction", "text"], [[m.at, m.direction, m.text] for m in msgs])
-        return
-    for m in msgs:
-        who = f"@{c.handle}" if m.direction == "in" else "you"
-        output.print_text(f"{m.at[:16].replace('T', ' ')}  {who}: {m.text}")
+    else:
+        for m in msgs:
+            who = f"@{c.handle}" if m.direction == "in" else "you"
+            output.print_text(f"{m.at[:16].replace('T', ' ')}  {who}: {m.text}")
+    if c.opted_out_at:  # on stderr: piped records stay records
+        from dmtool.cli.contacts import opt_out_text
+
+        output.info(f"@{c.handle} opted out on "
+                    f"{opt_out_text(c.opted_out_at, c.opt_out_words, c.opt_out_reason)}: "
+                    "do not DM them")
 
 
 def _set_state(ctx: typer.Context, handle: str, new: str) -> None:

@@ -547,7 +547,7 @@ def templates_remove(ctx: typer.Context, name: TemplateArg) -> None:
 def _detail_text(detail: dict[str, Any]) -> str:
     parts = []
     for k, v in detail.items():
-        if k == "text":
+        if k == "text" or v is None or v == "":
             continue  # the approved text is in the draft; keep the line short
         parts.append(f"{k}={v}")
     return " ".join(parts)

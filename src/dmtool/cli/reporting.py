@@ -22,7 +22,7 @@ ACTIONS: dict[str, str] = {
     "contacts engage": "records consent evidence",
     "contacts forget": "deletes a contact",
     "contacts note": "adds a note",
-    "contacts optout": "settles an opt-out review",
+    "contacts optout": "records an opt-out, or settles an opt-out review",
     "contacts tag": "adds or removes tags",
     "db backup": "writes a copy of the store to a file",
     "profiles add": "creates a profile",

@@ -296,4 +296,14 @@ MIGRATIONS: list[str] = [
         SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
         WHERE contact_tails.contact_id = conversations.contact_id);
     """,
+    # 7: the reason you give when you record an opt-out yourself (`contacts
+    # optout HANDLE --reason "asked by phone to stop"`), shown wherever the
+    # opt-out is shown; the suppression keeps it through `contacts forget`.
+    """
+    ALTER TABLE contacts ADD COLUMN opt_out_reason TEXT;
+    ALTER TABLE suppressions ADD COLUMN reason TEXT;
+    """,
 ]
+
+# The migration above (tests refer to it by this name: the lead renumbers).
+OPT_OUT_REASON_MIGRATION = next(i for i, m in enumerate(MIGRATIONS) if "opt_out_reason" in m)
