@@ -201,14 +201,23 @@ def contacts_tag(
     """Add tags to a contact, or remove them with --remove."""
     from dmtool.store import contacts as cstore
 
-    clean = [cstore.check_tag(t) for t in tags]
+    clean = list(dict.fromkeys(cstore.check_tag(t) for t in tags))
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
+        had = set(c.tags)
         if remove:
             cstore.remove_tags(conn, c.id, clean)
         else:
             cstore.add_tags(conn, c.id, clean)
-    output.info(f"{'removed from' if remove else 'tagged'} @{c.handle}: {', '.join(clean)}")
+    # Say what happened to each tag: a tag it did not have is not "removed".
+    changed = [t for t in clean if (t in had) == remove]
+    same = [t for t in clean if (t in had) != remove]
+    if changed:
+        output.info(f"{'removed from' if remove else 'tagged'} @{c.handle}: {', '.join(changed)}")
+    if same:
+        output.info(f"{'not tagged' if remove else 'already tagged'}, nothing changed: "
+                    f"@{c.handle} {'had no' if remove else 'has'} "
+                    f"{'tag' if len(same) == 1 else 'tags'} {', '.join(same)}")
 
 
 def _format_for(path: Path, fmt: str | None) -> str:
@@ -311,6 +320,9 @@ def contacts_unblock(ctx: typer.Context, handle: HandleArg) -> None:
     now = _stamp()
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
+        if not c.blocked_at:
+            output.info(f"@{c.handle} is not blocked: nothing changed")
+            return
         kept = cstore.set_blocked(conn, c, None)
         cstore.audit(conn, "unblocked", now=now, contact=c)
     output.info(f"unblocked @{c.handle}")
@@ -379,6 +391,17 @@ def contacts_engage(
         cstore.audit(conn, "consent_recorded", now=now, contact=c, kind=kind,
                      evidence=evidence.strip())
     output.info(f"recorded {kind} consent for @{c.handle}")
+    # Consent does not outweigh a stop: say so rather than let "recorded" suggest
+    # they may now be DMed.
+    if c.opted_out_at:
+        output.info(f"note: this changes nothing for now: @{c.handle} opted out on "
+                    f"{c.opted_out_at[:10]}, and only a START from them lifts it")
+    elif c.blocked_at:
+        output.info(f"note: this changes nothing for now: @{c.handle} is blocked "
+                    f"(`dmtool contacts unblock @{c.handle}` first)")
+    elif c.optout_review_text:
+        output.info(f"note: this changes nothing for now: @{c.handle} is in opt-out review "
+                    f"(settle it with `dmtool contacts optout @{c.handle}` or --dismiss)")
 
 
 @contacts_app.command("optout")

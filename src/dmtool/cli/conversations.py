@@ -84,12 +84,17 @@ def thread_cmd(
 
 def _set_state(ctx: typer.Context, handle: str, new: str) -> None:
     from dmtool.store import contacts as cstore
-    from dmtool.store.conversations import set_state
+    from dmtool.store.conversations import conversation_state, set_state
 
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
-        if set_state(conn, c.id, new) == 0:
+        was = conversation_state(conn, c.id)
+        if was is None:
             raise InputError(f"no conversation with @{c.handle} yet")
+        if was == new:
+            output.info(f"@{c.handle}: the conversation is {new} already; nothing changed")
+            return
+        set_state(conn, c.id, new)
     output.info(f"@{c.handle}: {'done' if new == 'done' else 'reopened'}")
 
 
