@@ -127,3 +127,10 @@ def test_the_real_switch_still_makes_usage_errors_json(cli):
         r = cli(*args)
         assert r.exit_code == 2 and r.stdout == "", args
         assert json.loads(r.stderr)["error"]["code"] == "E_USAGE", args
+
+
+def test_verbose_after_the_command_turns_on_the_request_log(cli, world):
+    quiet = cli("sync")
+    assert quiet.exit_code == 0 and "X GET" not in quiet.stderr
+    loud = cli("sync", "-v")
+    assert loud.exit_code == 0 and "X GET /2/dm_events" in loud.stderr
