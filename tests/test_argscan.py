@@ -5,7 +5,9 @@ issue 12 point 8)."""
 from __future__ import annotations
 
 import json
+import logging
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,10 +77,14 @@ TOKENS = st.sampled_from(["sync", "contacts", "add", "import", "digest", "note",
 def test_scanning_only_moves_tokens(args):
     s = scan(args, resolve)
     assert sorted(s.args) == sorted(args)  # nothing lost, nothing added
-    if "--" in args:  # everything after `--` stays as it was, in order, at the end
-        tail = args[args.index("--"):]
+    # The first `--` that is not an option's value (as Typer reads it) ends the options:
+    # everything after it stays as it was, in order, at the end.
+    takes_value = {"--profile", "-p", "--name", "--tag", "--format", "--since"}
+    ends = [i for i, a in enumerate(args) if a == "--" and (i == 0 or args[i - 1] not in takes_value)]
+    if ends:
+        tail = args[ends[0]:]
         assert s.args[-len(tail):] == tail
-    before_dashes = args[:args.index("--")] if "--" in args else args
+    before_dashes = args[:ends[0]] if ends else args
     if "--json" not in before_dashes and "--format" not in before_dashes \
             and "--format=json" not in before_dashes:
         assert not s.json
@@ -89,6 +95,16 @@ def test_scanning_only_moves_tokens(args):
 
 
 # --- through the real command line ------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """`-v` in-process sets up the root logger on this run's stderr: put it back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def test_profile_and_verbose_after_the_command(cli):

@@ -235,7 +235,10 @@ def cross_check(values: dict[str, Any], changed: str | None = None) -> str | Non
         first = ("set autoack.enabled false first" if changed == "autoack.text"
                  else "set autoack.text first")
         return f"autoack.enabled is true but autoack.text is empty: {first}"
-    warn, error = get("lint.promo_warn_score"), get("lint.promo_error_score")
+    scores = ("lint.promo_warn_score", "lint.promo_error_score")
+    if not any(k in values for k in scores):
+        return None  # the defaults agree; and a config without [lint] never imports lint
+    warn, error = get(scores[0]), get(scores[1])
     if warn > error:
         first = ("set lint.promo_warn_score first (to that or less)"
                  if changed == "lint.promo_error_score"
