@@ -133,7 +133,8 @@ class SandboxDamaged(DmtoolError):
 
 # What each part of a world must be: the types empty_state() starts with, and
 # the fields every endpoint reads from users, DM events and posts.
-_EVENT_FIELDS = ("id", "event_type", "created_at", "sender_id", "dm_conversation_id")
+_EVENT_FIELDS = ("id", "event_type", "created_at")
+_MESSAGE_FIELDS = ("text", "sender_id", "dm_conversation_id")  # a MessageCreate's too
 _POST_FIELDS = ("id", "text", "author_id", "created_at")
 _USER_FIELDS = ("id", "username")
 
@@ -162,9 +163,8 @@ def _fault(state: State) -> str | None:
                     parse_time(item["created_at"])
                 except ValueError:
                     bad = f"has the time {item['created_at']!r}"
-            if bad is None and what == "dm_events" and item["event_type"] == "MessageCreate" \
-                    and not isinstance(item.get("text"), str):
-                bad = "is a message without text"
+            if bad is None and what == "dm_events" and item["event_type"] == "MessageCreate":
+                bad = _missing(item, _MESSAGE_FIELDS)
             if bad:
                 return f"{what}[{n}] {bad}"
     if state["me"] is not None and state["me"] not in state["users"]:
