@@ -158,6 +158,15 @@ def test_autoack_text_is_refused_with_its_findings(cli, text, code):
     assert not config_file().exists()
 
 
+def test_a_hand_edited_promotional_text_can_still_be_switched_off(cli):
+    f = config_file()
+    f.parent.mkdir(parents=True)
+    f.write_text('[autoack]\nenabled = true\ntext = "Buy now: 50% off, limited time offer!"\n')
+    assert cli("config", "set", "autoack.enabled", "false").exit_code == 0
+    r = cli("config", "set", "autoack.enabled", "true")  # switching it on lints the text
+    assert r.exit_code == 1 and "L010" in r.stderr
+
+
 def test_a_plain_autoack_text_is_accepted(cli):
     text = "Thanks for your message! I read every DM and reply within a day."
     assert cli("config", "set", "autoack.text", text).exit_code == 0
@@ -211,3 +220,19 @@ def test_any_key_any_value(cli, clock, key, value):
             assert "unexpected" not in out.stderr and "E_INTERNAL" not in out.stderr, out
     finally:
         f.write_bytes(before)
+
+
+def test_a_key_may_add_its_own_check(monkeypatch):
+    """For keys like a time zone name: `validate` refuses with ValueError."""
+    from dmtool import config
+    from dmtool.errors import ConfigError
+
+    def zone(value: str) -> None:
+        if "/" not in value:
+            raise ValueError(f"{value!r} is not a zone name such as Asia/Tokyo")
+
+    s = config.Setting("display.zone", str, "", "a zone", max_length=64, validate=zone)
+    monkeypatch.setattr(config, "setting", lambda key: s)
+    assert config.check_value("display.zone", "Asia/Tokyo") == "Asia/Tokyo"
+    with pytest.raises(ConfigError, match="not a zone name"):
+        config.check_value("display.zone", "Mars")

@@ -339,7 +339,9 @@ class Config:
         problem = cross_check(values, key)
         if problem:
             raise InputError(problem)
-        if key.startswith("autoack.") and not _blank(values.get("autoack.text")):
+        # Lint the text when it is set or switched on (never when switching off).
+        if (key == "autoack.text" or (key == "autoack.enabled" and value)) \
+                and not _blank(values.get("autoack.text")):
             refused = _lint_autoack(values)
             if refused:
                 raise InputError(
