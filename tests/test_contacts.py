@@ -114,7 +114,10 @@ def test_optout_confirm_and_dismiss_need_review(cli):
     r = cli("contacts", "optout", "hal", "--dismiss", "--reason", "joke")
     assert r.exit_code == 1 and "not in opt-out review" in r.stderr
     assert cli("contacts", "optout", "hal", "--dismiss").exit_code == 2
-    assert cli("contacts", "optout", "hal").exit_code == 0
+    r = cli("contacts", "optout", "hal")  # not in review, not a terminal: needs --yes
+    assert r.exit_code == 2 and "--yes" in r.stderr
+    assert handles(cli, "--status", "opted-out") == []
+    assert cli("contacts", "optout", "hal", "--yes").exit_code == 0
     assert handles(cli, "--status", "opted-out") == ["hal"]
 
 
@@ -179,6 +182,7 @@ def test_export_import_round_trip(cli, tmp_path: Path, fmt: str):
     f = tmp_path / f"out.{fmt}"
     f.write_text(exported)
     # into a fresh profile
+    assert cli("profiles", "add", "copy").exit_code == 0
     assert cli("--profile", "copy", "contacts", "import", str(f)).exit_code == 0
     after = cli("--profile", "copy", "contacts", "export", "--format", "json").json()
     if fmt == "csv":  # a CSV carries note texts, not their times
@@ -191,7 +195,7 @@ def test_opted_out_contact_readded_by_handle_stays_opted_out(cli, tmp_path: Path
     f = tmp_path / "c.csv"
     f.write_text("handle,user_id\nsam,104\n")
     cli("contacts", "import", str(f))
-    assert cli("contacts", "optout", "sam").exit_code == 0
+    assert cli("contacts", "optout", "sam", "--yes").exit_code == 0
     assert cli("contacts", "forget", "sam", "--yes").exit_code == 0
     cli("contacts", "add", "@SAM")  # back by handle only, no user id
     cli("contacts", "engage", "sam", "--evidence", "asked at the booth")

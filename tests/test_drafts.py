@@ -102,7 +102,7 @@ def test_draft_refused_early_when_contact_may_not_be_dmed(cli):
 
     # Opted out: refused too, with the opt-out named.
     add_talking_contact("carol", "Carol", "2003")
-    cli("contacts", "optout", "carol")
+    cli("contacts", "optout", "carol", "--yes")
     r = cli("draft", "carol", "Hi Carol")
     assert r.exit_code == 3 and "E_OPTED_OUT" in r.stderr
 

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 class AppState:
     profile: str = DEFAULT_PROFILE
     verbose: bool = False
+    # Only a few commands may bring a new profile into being (cli/app.py
+    # CREATES_PROFILE); any other refuses a profile that does not exist, so a
+    # typo in --profile never silently starts an empty record.
+    creates_profile: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     _paths: Paths | None = None
     _config: Config | None = None
@@ -36,11 +40,25 @@ class AppState:
             self._paths = Paths.resolve(self.profile, self.environ)
         return self._paths
 
+    def require_profile(self) -> None:
+        """NotFound, with the list of profiles, unless this profile exists or
+        this command may create it."""
+        if self.creates_profile or self.paths.exists():
+            return
+        from dmtool.errors import NotFound
+        from dmtool.paths import list_profiles
+
+        names = list_profiles(self.environ)
+        raise NotFound(f"no profile {self.profile!r} (profiles: {', '.join(names)})",
+                       hint=f"check the name, or create it with `dmtool profiles add {self.profile}`",
+                       details=[{"profile": n} for n in names])
+
     @property
     def config(self) -> Config:
         if self._config is None:
             from dmtool.config import Config
 
+            self.require_profile()
             self._config = Config.load(self.paths.config_file)
         return self._config
 

@@ -74,6 +74,7 @@ class Contact:
     optout_review_text: str | None = None
     optout_review_at: str | None = None
     dm_closed_at: str | None = None
+    opt_out_reason: str | None = None  # yours, when you recorded the opt-out (`contacts optout`)
     tags: list[str] = field(default_factory=list)
 
 

@@ -16,12 +16,42 @@ _PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def check_profile_name(name: str) -> str:
+    if not name:
+        raise UsageError("the profile name is empty",
+                         hint=f"leave --profile out for the {DEFAULT_PROFILE!r} profile, or name one")
     if not _PROFILE_RE.match(name):
         raise UsageError(
             f"invalid profile name {name!r}",
             hint="use letters, digits, '.', '_' or '-' (at most 64 characters)",
         )
     return name
+
+
+def roots(environ: Mapping[str, str] | None = None) -> tuple[Path, Path, Path]:
+    """The config, data and state folders that hold one folder per profile."""
+    env = os.environ if environ is None else environ
+    home = env.get("DMTOOL_HOME")
+    if home:
+        root = Path(home).expanduser()
+        return root / "config", root / "data", root / "state"
+    import platformdirs
+
+    return (Path(platformdirs.user_config_dir(APP)), Path(platformdirs.user_data_dir(APP)),
+            Path(platformdirs.user_state_dir(APP)))
+
+
+def list_profiles(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The profiles that exist (see Paths.exists), `default` first."""
+    config, data, _ = roots(environ)
+    found = {DEFAULT_PROFILE}
+    for root, name in ((config, "config.toml"), (data, "dmtool.db")):
+        try:
+            entries = list(root.iterdir())
+        except OSError:  # no folder yet, or not readable: nothing there to list
+            continue
+        found.update(d.name for d in entries
+                     if _PROFILE_RE.match(d.name) and (d / name).exists())
+    return [DEFAULT_PROFILE, *sorted(found - {DEFAULT_PROFILE})]
 
 
 @dataclass(frozen=True)
@@ -35,19 +65,15 @@ class Paths:
 
     @classmethod
     def resolve(cls, profile: str, environ: Mapping[str, str] | None = None) -> Paths:
-        env = os.environ if environ is None else environ
         check_profile_name(profile)
-        home = env.get("DMTOOL_HOME")
-        if home:
-            root = Path(home).expanduser()
-            config, data, state = root / "config", root / "data", root / "state"
-        else:
-            import platformdirs
-
-            config = Path(platformdirs.user_config_dir(APP))
-            data = Path(platformdirs.user_data_dir(APP))
-            state = Path(platformdirs.user_state_dir(APP))
+        config, data, state = roots(environ)
         return cls(profile, config / profile, data / profile, state / profile)
+
+    def exists(self) -> bool:
+        """A profile exists once it has a config.toml or a store; `default`
+        always does. Nothing else (an empty folder, a lock) makes one."""
+        return (self.profile == DEFAULT_PROFILE or self.config_file.exists()
+                or self.db_file.exists())
 
     @property
     def config_file(self) -> Path:

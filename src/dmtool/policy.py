@@ -11,6 +11,7 @@ All datetimes must be timezone-aware (UTC) and comparable with `now`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # lint is only a type here; importing it costs start-up time
     from dmtool.lint import Finding
 
 __all__ = [
+    "BOUNDS",
     "CEILINGS",
     "COUNTING_KINDS",
     "EVIDENCE_KINDS",
@@ -95,6 +97,7 @@ class ContactSnapshot:
     messages: tuple[Msg, ...] = ()
     opted_out_at: datetime | None = None
     opt_out_words: str | None = None  # what they wrote, e.g. "STOP"
+    opt_out_reason: str | None = None  # yours, when you recorded it (`contacts optout --reason`)
     optout_review: str | None = None  # the text that triggered review, until decided
     blocked: bool = False  # user block list or suppression entry
     dm_closed_at: datetime | None = None  # X answered 403 to a send
@@ -139,14 +142,16 @@ class PolicySettings:
         return cls(**values)  # type: ignore[arg-type]  # types checked above
 
 
-# Per setting: accepted types, minimum, maximum (None = no bound).
-_BOUNDS: dict[str, tuple[tuple[type, ...], float, float | None]] = {
-    "consent_days": ((int,), 0, None),
+# Per setting: accepted types, minimum, maximum. Every setting has both (config
+# checks them when a value is set or loaded): consent_days of a billion days
+# once overflowed the date arithmetic of every later check.
+BOUNDS: dict[str, tuple[tuple[type, ...], float, float]] = {
+    "consent_days": ((int,), 1, 3650),
     "max_unanswered": ((int,), 0, CEILINGS["max_unanswered"]),
     "daily_sends": ((int,), 0, CEILINGS["daily_sends"]),
     "daily_first_contacts": ((int,), 0, CEILINGS["daily_first_contacts"]),
     "similarity_threshold": ((int, float), 0, 1),
-    "similarity_min_contacts": ((int,), 1, None),
+    "similarity_min_contacts": ((int,), 1, 1000),
 }
 
 
@@ -162,15 +167,17 @@ def validate_settings(values: Mapping[str, object]) -> list[str]:
         if key not in known:
             problems.append(f"policy.{key}: unknown setting (known: {', '.join(sorted(known))})")
             continue
-        types, low, high = _BOUNDS[key]
+        types, low, high = BOUNDS[key]
         if isinstance(value, bool) or not isinstance(value, types):
             kind = "a whole number" if types == (int,) else "a number"
             problems.append(f"policy.{key} must be {kind}, not {value!r}")
             continue
         assert isinstance(value, (int, float))
-        if value < low:
+        if not math.isfinite(value):
+            problems.append(f"policy.{key} must be a finite number, not {value!r}")
+        elif value < low:
             problems.append(f"policy.{key} = {value} is below the minimum of {low}")
-        elif high is not None and value > high:
+        elif value > high:
             where = "ceiling" if key in CEILINGS else "maximum"
             problems.append(f"policy.{key} = {value} is above the {where} of {high}; lower it")
     return problems
@@ -319,6 +326,8 @@ def _common_reasons(
     if opt_out is not None:
         at, words = opt_out
         said = f' by writing "{_short(words)}"' if words else ""
+        if contact.opt_out_reason:
+            said += f' (you recorded it: "{_short(contact.opt_out_reason)}")'
         others = ", ".join(w.upper() if w.isascii() else w for w in optin_words() if w != "start")
         reasons.append(
             Reason(

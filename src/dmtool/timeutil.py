@@ -34,16 +34,25 @@ def parse_opt(text: str | None) -> datetime | None:
     return None if text is None else parse(text)
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"\s*([0-9]+)\s*([smhdw])\s*")  # ASCII digits, not any \d
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DURATION_MIN = timedelta(minutes=1)
+DURATION_MAX = timedelta(days=3650)
 
 
 def parse_duration(text: str) -> timedelta:
-    """'90m', '24h', '7d', '2w' -> timedelta. Raises ValueError otherwise."""
-    m = _DURATION.match(text)
+    """'90m', '24h', '7d', '2w' -> timedelta, from 1 minute to 3650 days (the
+    one duration parser of the command line). Raises ValueError otherwise,
+    before any date arithmetic could overflow."""
+    m = _DURATION.fullmatch(text)
+    shown = text.strip() if len(text) <= 40 else text[:40] + "…"
     if not m:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 24h, 7d)")
-    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+        raise ValueError(f"not a duration: {shown!r} (use e.g. 30m, 24h, 7d)")
+    digits = m.group(1).lstrip("0")
+    seconds = int(digits or "0") * _UNIT_SECONDS[m.group(2)] if len(digits) <= 12 else -1
+    if not DURATION_MIN.total_seconds() <= seconds <= DURATION_MAX.total_seconds():
+        raise ValueError(f"a duration must be from 1m to 3650d, not {shown}")
+    return timedelta(seconds=seconds)
 
 
 def ago(dt: datetime, ref: datetime) -> str:

@@ -16,15 +16,6 @@ from dmtool.appstate import AppState
 from dmtool.cli.context import state
 from dmtool.errors import Busy, DmtoolError, InputError
 
-_JSON_FLAG = "--json"
-
-
-def _wants_json(args: list[str]) -> bool:
-    if _JSON_FLAG in args or "--format=json" in args:
-        return True
-    return any(a == "--format" and b == "json" for a, b in zip(args, args[1:], strict=False))
-
-
 # Which module defines each top-level command. A command's module is imported
 # (and its Typer parameters built) only when that command runs: a cron
 # `dmtool digest` pays for one module, not for all of them. Help lists them all.
@@ -36,9 +27,14 @@ COMMAND_MODULES: dict[str, str] = {
     "draft": "drafts", "drafts": "drafts", "review": "drafts", "send": "drafts",
     "templates": "drafts", "log": "log_cmd", "reply": "reply",
     "demo": "demo", "sandbox": "sandbox_cmd", "db": "db_cmd",
-    "import": "archive", "report": "report_cmd",
+    "import": "archive", "report": "report_cmd", "profiles": "profiles_cmd",
     "search": "search_cmd",
 }
+
+
+# The only commands that may create a profile that does not exist yet
+# (issue 11): any other command on an unknown profile is an error listing them.
+CREATES_PROFILE = frozenset({"auth login", "config set", "demo", "sync", "profiles add"})
 
 
 # What `dmtool --help` lists for each command: the first paragraph of its help.
@@ -84,6 +80,7 @@ COMMAND_HELP: dict[str, str] = {
     "report": "Messages in and out per day, time to your first reply, open conversations by "
               "age, and opt-outs, over the last N days.",
     "import": "Bring history into the local record from outside dmtool.",
+    "profiles": "List the profiles (one per X account) and add one.",
 }
 
 
@@ -171,8 +168,39 @@ class DmtoolGroup(TyperGroup):
             formatter.write_dl(self._short_helps(ctx, names, limit))
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        ctx.meta["dmtool.json"] = _wants_json(args)
-        return super().parse_args(ctx, args)
+        """Scan the arguments once (cli/argscan.py): global options after the
+        command move before it, and only the real --json makes errors JSON."""
+        from dmtool.cli.argscan import scan
+
+        scanned = scan(args, lambda path: self._shape(ctx, path))
+        ctx.meta["dmtool.json"] = scanned.json
+        ctx.meta["dmtool.path"] = scanned.path
+        if scanned.error and not ctx.resilient_parsing:
+            _usage_error(ctx, scanned.error)
+        return super().parse_args(ctx, scanned.args)
+
+    def _shape(self, ctx: Any, path: tuple[str, ...]) -> Any:
+        """The shape of the command at `path` for the scanner (None: unknown).
+        Resolving a command loads its module, as running it would anyway."""
+        from dmtool.cli.argscan import Shape
+        from dmtool.cli.reporting import FORMAT_IS_OUTPUT
+
+        cmd: Any = self
+        for name in path:
+            get = getattr(cmd, "get_command", None)
+            cmd = get(ctx, name) if get is not None else None
+            if cmd is None:
+                return None
+        values: dict[str, int] = {}
+        options: set[str] = set()
+        for p in cmd.params:
+            if p.param_type_name != "option":
+                continue
+            options.update(p.opts, p.secondary_opts)
+            if not p.is_flag and not p.count:
+                values.update(dict.fromkeys(p.opts, p.nargs))
+        return Shape(group=hasattr(cmd, "get_command"), value_options=values,
+                     options=frozenset(options), format_is_output=" ".join(path) in FORMAT_IS_OUTPUT)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -223,6 +251,17 @@ class DmtoolGroup(TyperGroup):
             obj = ctx.obj
             if isinstance(obj, AppState):
                 obj.close()
+
+
+def _usage_error(ctx: Any, message: str) -> None:
+    """A usage error found before Typer parses (exit 2), JSON with --json."""
+    from dmtool import output
+
+    if ctx.meta.get("dmtool.json"):
+        output.error_json("E_USAGE", message)
+    else:
+        output.error_line(message, "see `dmtool --help`")
+    raise typer.Exit(2)
 
 
 def _report(ctx: Any, e: DmtoolError) -> None:
@@ -285,7 +324,8 @@ def root(
     from dmtool.paths import DEFAULT_PROFILE, check_profile_name
 
     st = state(ctx)
-    st.profile = check_profile_name(profile or DEFAULT_PROFILE)
+    st.profile = DEFAULT_PROFILE if profile is None else check_profile_name(profile)
+    st.creates_profile = " ".join(ctx.meta.get("dmtool.path", ())) in CREATES_PROFILE
     st.verbose = verbose
     if verbose:
         import logging

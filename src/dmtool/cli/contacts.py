@@ -12,7 +12,7 @@ from dmtool import output
 from dmtool.appstate import AppState
 from dmtool.cli import completion
 from dmtool.cli.context import state
-from dmtool.cli.params import HandleArg, JsonOpt
+from dmtool.cli.params import HandleArg, JsonOpt, draft_id
 from dmtool.errors import InputError, UsageError
 
 STATUSES = ("can-dm", "needs-consent", "opted-out", "blocked", "review")
@@ -44,6 +44,14 @@ def contact_object(*, handle: str, user_id: str | None, name: str | None, tags: 
     """The contact object of the JSON contract (cli.md), wherever a contact is shown."""
     return {"handle": handle, "user_id": user_id, "name": name, "tags": tags, "status": status,
             "can_dm": can_dm, "last_inbound_at": last_in, "last_outbound_at": last_out}
+
+
+def opt_out_text(at: str, words: str | None, reason: str | None) -> str:
+    """An opt-out for people: when, what they wrote, the reason you gave."""
+    parts = [f'wrote "{" ".join(words.split())}"' if words else "",
+             f"reason: {reason}" if reason else ""]
+    said = "; ".join(p for p in parts if p)
+    return at[:16].replace("T", " ") + (f" ({said})" if said else "")
 
 
 def contact_view(st: AppState, c: Any) -> tuple[dict[str, Any], Any]:
@@ -157,6 +165,7 @@ def _show_data(st: AppState, handle: str) -> dict[str, Any]:
         "reasons": [r.to_dict() for r in d.reasons],
         "evidence": [e.to_dict() for e in cstore.evidence(conn, c.id)],
         "opted_out_at": c.opted_out_at, "opt_out_words": c.opt_out_words,
+        "opt_out_reason": c.opt_out_reason,
         "optout_review": c.optout_review_text, "blocked_at": c.blocked_at,
         "dm_closed_at": c.dm_closed_at,
         "notes": cstore.notes(conn, c.id),
@@ -176,8 +185,8 @@ def contacts_show(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False)
         ("handle", "@" + data["handle"]), ("name", data["name"]), ("user id", data["user_id"]),
         ("tags", data["tags"]), ("status", data["status"]),
         ("can DM now", _can_dm_now_text(data)),
-        ("opted out", f"{data['opted_out_at']} ({data['opt_out_words']})"
-         if data["opted_out_at"] else None),
+        ("opted out", opt_out_text(data["opted_out_at"], data["opt_out_words"],
+                                   data["opt_out_reason"]) if data["opted_out_at"] else None),
     ])
     output.print_text("consent evidence:" if data["evidence"] else "consent evidence: none")
     for e in data["evidence"]:
@@ -229,14 +238,23 @@ def contacts_tag(
     """Add tags to a contact, or remove them with --remove."""
     from dmtool.store import contacts as cstore
 
-    clean = [cstore.check_tag(t) for t in tags]
+    clean = list(dict.fromkeys(cstore.check_tag(t) for t in tags))
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
+        had = set(c.tags)
         if remove:
             cstore.remove_tags(conn, c.id, clean)
         else:
             cstore.add_tags(conn, c.id, clean)
-    output.info(f"{'removed from' if remove else 'tagged'} @{c.handle}: {', '.join(clean)}")
+    # Say what happened to each tag: a tag it did not have is not "removed".
+    changed = [t for t in clean if (t in had) == remove]
+    same = [t for t in clean if (t in had) != remove]
+    if changed:
+        output.info(f"{'removed from' if remove else 'tagged'} @{c.handle}: {', '.join(changed)}")
+    if same:
+        output.info(f"{'not tagged' if remove else 'already tagged'}, nothing changed: "
+                    f"@{c.handle} {'had no' if remove else 'has'} "
+                    f"{'tag' if len(same) == 1 else 'tags'} {', '.join(same)}")
 
 
 def _format_for(file: str, fmt: str | None, data: str) -> str:
@@ -353,6 +371,9 @@ def contacts_unblock(ctx: typer.Context, handle: HandleArg) -> None:
     now = _stamp()
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
+        if not c.blocked_at:
+            output.info(f"@{c.handle} is not blocked: nothing changed")
+            return
         kept = cstore.set_blocked(conn, c, None)
         cstore.audit(conn, "unblocked", now=now, contact=c)
     output.info(f"unblocked @{c.handle}")
@@ -435,6 +456,17 @@ def contacts_engage(
         cstore.add_evidence(conn, c.id, kind, now, ref, evidence, now=now)
         cstore.audit(conn, "consent_recorded", now=now, contact=c, kind=kind, evidence=evidence)
     output.info(f"recorded {kind} consent for @{c.handle}")
+    # Consent does not outweigh a stop: say so rather than let "recorded" suggest
+    # they may now be DMed.
+    if c.opted_out_at:
+        output.info(f"note: this changes nothing for now: @{c.handle} opted out on "
+                    f"{c.opted_out_at[:10]}, and only a START from them lifts it")
+    elif c.blocked_at:
+        output.info(f"note: this changes nothing for now: @{c.handle} is blocked "
+                    f"(`dmtool contacts unblock @{c.handle}` first)")
+    elif c.optout_review_text:
+        output.info(f"note: this changes nothing for now: @{c.handle} is in opt-out review "
+                    f"(settle it with `dmtool contacts optout @{c.handle}` or --dismiss)")
 
 
 @contacts_app.command("optout")
@@ -442,40 +474,70 @@ def contacts_optout(
     ctx: typer.Context, handle: HandleArg,
     dismiss: Annotated[bool, typer.Option(
         "--dismiss", help="It was not a request to stop (needs --reason).")] = False,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why you dismiss it.")] = None,
+    reason: Annotated[str | None, typer.Option(
+        "--reason", help="Why: kept and shown with the opt-out (or the dismissal).")] = None,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask (needed off a terminal for someone not in review).")]
+    = False,
 ) -> None:
-    """Settle an opt-out review: confirm the opt-out, or dismiss it with a reason."""
+    """Opt a contact out, or settle an opt-out review.
+
+    In review (they wrote something that may mean stop): `optout HANDLE`
+    confirms it, `--dismiss --reason TEXT` dismisses it. Anyone else: records
+    that they asked you to stop some other way (by phone, by email), after a
+    confirmation (`--yes` off a terminal). Only a START from them lifts an
+    opt-out; `--reason` is kept and shown wherever the opt-out is shown."""
     from dmtool.store import contacts as cstore
 
+    if reason is not None and not reason.strip():
+        raise UsageError("--reason is empty", hint='say why, e.g. --reason "asked by phone to stop"')
+    why = reason.strip() if reason else None
+    st = state(ctx)
     now = _stamp()
-    with state(ctx).store.tx() as conn:
-        c = cstore.get(conn, handle)
-        if dismiss:
-            if not reason or not reason.strip():
-                raise UsageError("--dismiss needs --reason TEXT", hint="say why it was not a stop")
+    if dismiss:
+        if why is None:
+            raise UsageError("--dismiss needs --reason TEXT", hint="say why it was not a stop")
+        with st.store.tx() as conn:
+            c = cstore.get(conn, handle)
             if not c.optout_review_text:
-                raise InputError(f"@{c.handle} is not in opt-out review")
+                raise InputError(f"@{c.handle} is not in opt-out review: nothing to dismiss")
             cstore.set_review(conn, c, None, None)
             cstore.audit(conn, "optout_dismissed", now=now, contact=c, codes=["E_OPTOUT_REVIEW"],
-                         reason=reason.strip(), text=c.optout_review_text)
-            output.info(f"dismissed the opt-out review of @{c.handle}")
+                         reason=why, text=c.optout_review_text)
+        output.info(f"dismissed the opt-out review of @{c.handle}")
+        return
+    c = cstore.get(st.store.conn, handle)
+    if c.opted_out_at:
+        output.info(f"@{c.handle} is already opted out (since {c.opted_out_at[:10]}): "
+                    "nothing changed")
+        return
+    if not c.optout_review_text and not yes:
+        # No message of theirs asked for it: an opt-out by hand cannot be undone by
+        # any dmtool command, so it is confirmed, like `contacts forget`.
+        if not output.interactive():
+            raise UsageError(f"opting out @{c.handle} needs confirmation: they are not in "
+                             "opt-out review, and only a START from them lifts an opt-out",
+                             hint="add --yes (and --reason TEXT to say why)")
+        if not typer.confirm(f"Opt out @{c.handle}? Only a START from them can lift it."):
+            output.info(f"nothing changed: @{c.handle} is not opted out")
             return
-        if reason is not None:
-            raise UsageError("--reason goes with --dismiss")
-        if c.opted_out_at:
-            output.info(f"@{c.handle} is already opted out")
+    with st.store.tx() as conn:
+        c = cstore.get(conn, handle)
+        if c.opted_out_at:  # another process was quicker: the same result
+            output.info(f"@{c.handle} is already opted out: nothing changed")
             return
         words = c.optout_review_text  # what they wrote, if a message put them in review
-        cstore.set_opted_out(conn, c, now, words)
+        cstore.set_opted_out(conn, c, now, words, why)
         cstore.audit(conn, "opted_out", now=now, contact=c, codes=["E_OPTED_OUT"],
-                     words=words or "", by="user")
-    output.info(f"@{c.handle} is opted out; only a START from them lifts it")
+                     words=words or "", by="user", reason=why or "")
+    because = f" ({why})" if why else ""
+    output.info(f"@{c.handle} is opted out{because}; only a START from them lifts it")
 
 
 def check_cmd(
     ctx: typer.Context, handle: HandleArg,
     draft: Annotated[int | None, typer.Option(
-        "--draft", min=1, autocompletion=completion.complete_draft,
+        "--draft", parser=draft_id, metavar="DRAFT_ID", autocompletion=completion.complete_draft,
         help="Check this draft of theirs as well: its lint findings, duplicates and every "
              "reason the policy gives for its text.")] = None,
     json_: JsonOpt = False,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from typing import Annotated
 
 import typer
 
 from dmtool import output
 from dmtool.cli.context import state
-from dmtool.cli.params import HandleArg, JsonOpt
+from dmtool.cli.params import LIMIT_MAX, HandleArg, JsonOpt, duration_option, limit_option
 from dmtool.errors import InputError, UsageError
 
 
@@ -22,12 +23,12 @@ def inbox_cmd(
     ctx: typer.Context,
     json_: JsonOpt = False,
     all_: Annotated[bool, typer.Option("--all", help="Include conversations marked done.")] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
+    limit: Annotated[int, limit_option("At most this many (0: all).")] = 50,
 ) -> None:
     """Conversations by last activity, open ones first; marks which need a reply."""
     from dmtool.services.conversations import inbox
 
-    items = inbox(state(ctx).store.conn, include_done=all_, limit=limit)
+    items = inbox(state(ctx).store.conn, include_done=all_, limit=limit or LIMIT_MAX)
     if json_:
         output.print_json(items)
         return
@@ -45,7 +46,7 @@ def thread_cmd(
     ctx: typer.Context,
     handle: HandleArg,
     json_: JsonOpt = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="The last N messages.")] = 50,
+    limit: Annotated[int, limit_option("The last N messages (0: all).")] = 50,
     peek: Annotated[bool, typer.Option("--peek", help="Do not mark as read.")] = False,
 ) -> None:
     """The conversation with one contact, oldest first. Marks it read unless --peek."""
@@ -57,7 +58,7 @@ def thread_cmd(
     st = state(ctx)
     conn = st.store.conn
     c = cstore.get(conn, handle)  # a read: local only, no X (check asks X)
-    msgs = cstore.messages(conn, c.id, limit=limit)
+    msgs = cstore.messages(conn, c.id, limit=limit or None)
     if not peek:
         with st.store.tx() as tx:
             mark_read(tx, c.id, fmt(now()) or "")
@@ -69,20 +70,31 @@ def thread_cmd(
         output.info(f"no messages with @{c.handle} yet")
     if not output.stdout_is_tty():  # piped: one tab-separated record a line
         output.print_table(["at", "direction", "text"], [[m.at, m.direction, m.text] for m in msgs])
-        return
-    for m in msgs:
-        who = f"@{c.handle}" if m.direction == "in" else "you"
-        output.print_text(f"{m.at[:16].replace('T', ' ')}  {who}: {m.text}")
+    else:
+        for m in msgs:
+            who = f"@{c.handle}" if m.direction == "in" else "you"
+            output.print_text(f"{m.at[:16].replace('T', ' ')}  {who}: {m.text}")
+    if c.opted_out_at:  # on stderr: piped records stay records
+        from dmtool.cli.contacts import opt_out_text
+
+        output.info(f"@{c.handle} opted out on "
+                    f"{opt_out_text(c.opted_out_at, c.opt_out_words, c.opt_out_reason)}: "
+                    "do not DM them")
 
 
 def _set_state(ctx: typer.Context, handle: str, new: str) -> None:
     from dmtool.store import contacts as cstore
-    from dmtool.store.conversations import set_state
+    from dmtool.store.conversations import conversation_state, set_state
 
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
-        if set_state(conn, c.id, new) == 0:
+        was = conversation_state(conn, c.id)
+        if was is None:
             raise InputError(f"no conversation with @{c.handle} yet")
+        if was == new:
+            output.info(f"@{c.handle}: the conversation is {new} already; nothing changed")
+            return
+        set_state(conn, c.id, new)
     output.info(f"@{c.handle}: {'done' if new == 'done' else 'reopened'}")
 
 
@@ -98,9 +110,9 @@ def reopen_cmd(ctx: typer.Context, handle: HandleArg) -> None:
 
 def digest_cmd(
     ctx: typer.Context,
-    since: Annotated[str | None, typer.Option(
-        "--since", help="Look back this far (30m, 24h, 7d) instead of since the last digest.")]
-    = None,
+    since: Annotated[timedelta | None, duration_option(
+        "--since", "Look back this far (30m, 24h, 7d; 1m to 3650d) instead of since the last "
+        "digest.")] = None,
     fmt_: Annotated[str | None, typer.Option(
         "--format", help="text (the default), markdown or json.")] = None,
     no_text: Annotated[bool, typer.Option("--no-text", help="Hide message bodies.")] = False,
@@ -113,7 +125,7 @@ def digest_cmd(
     (so cron mails only news), unless --json."""
     from dmtool.cli.reporting import with_json
     from dmtool.services.conversations import build_digest, default_since, render_digest
-    from dmtool.timeutil import fmt, now, parse_duration
+    from dmtool.timeutil import fmt, now
 
     fmt_ = with_json(fmt_, json_, "text")
     if fmt_ not in ("text", "markdown", "json"):
@@ -121,13 +133,7 @@ def digest_cmd(
     st = state(ctx)
     t = now()
     store = st.store
-    if since is not None:
-        try:
-            start = t - parse_duration(since)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    else:
-        start = default_since(store.get_state("digest_at"), t)
+    start = t - since if since is not None else default_since(store.get_state("digest_at"), t)
     d = build_digest(store.conn, start, t)
     if fmt_ == "json":
         output.print_json(d.to_dict(with_text=not no_text))

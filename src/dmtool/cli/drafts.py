@@ -12,7 +12,7 @@ from dmtool import output
 from dmtool.appstate import AppState
 from dmtool.cli import completion
 from dmtool.cli.context import state
-from dmtool.cli.params import HandleArg, JsonOpt, TemplateArg
+from dmtool.cli.params import HandleArg, JsonOpt, TemplateArg, draft_id_argument
 from dmtool.errors import DmtoolError, UsageError
 
 if TYPE_CHECKING:
@@ -20,14 +20,10 @@ if TYPE_CHECKING:
     from dmtool.services.send import SendResult
     from dmtool.store.drafts import Draft
 
-_ID_HELP = "Draft id (see `dmtool drafts list`)."
-IdArg = Annotated[int, typer.Argument(help=_ID_HELP, min=1, autocompletion=completion.complete_draft)]
-EditableIdArg = Annotated[int, typer.Argument(
-    help=_ID_HELP, min=1, autocompletion=completion.complete_editable_draft)]
-DiscardableIdArg = Annotated[int, typer.Argument(
-    help=_ID_HELP, min=1, autocompletion=completion.complete_discardable_draft)]
-SendableIdArg = Annotated[int, typer.Argument(
-    help=_ID_HELP, min=1, autocompletion=completion.complete_sendable_draft)]
+IdArg = Annotated[int, draft_id_argument(completion.complete_draft)]
+EditableIdArg = Annotated[int, draft_id_argument(completion.complete_editable_draft)]
+DiscardableIdArg = Annotated[int, draft_id_argument(completion.complete_discardable_draft)]
+SendableIdArg = Annotated[int, draft_id_argument(completion.complete_sendable_draft)]
 FileOpt = Annotated[str | None, typer.Option(
     "--file", "-f", help="Read the text from this file ('-' for stdin).")]
 
@@ -247,9 +243,10 @@ def drafts_discard(ctx: typer.Context, draft_id: DiscardableIdArg, json_: JsonOp
 
 def review_cmd(
     ctx: typer.Context,
-    draft_id: Annotated[int | None, typer.Argument(
-        help="Review this draft only; with --approve or --reject, decide without a prompt.",
-        min=1, autocompletion=completion.complete_reviewable_draft)] = None,
+    draft_id: Annotated[int | None, draft_id_argument(
+        completion.complete_reviewable_draft,
+        help="Review this draft only; with --approve or --reject, decide without a prompt.")]
+    = None,
     approve: Annotated[bool, typer.Option("--approve", help="Approve the draft.")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Reject the draft.")] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why it is rejected.")] = None,

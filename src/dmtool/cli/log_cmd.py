@@ -9,13 +9,13 @@ import typer
 from dmtool import output
 from dmtool.cli.completion import complete_handle
 from dmtool.cli.context import state
-from dmtool.cli.params import JsonOpt
+from dmtool.cli.params import JsonOpt, limit_option
 
 
 def _detail_text(detail: dict[str, Any]) -> str:
     parts = []
     for k, v in detail.items():
-        if k == "text":
+        if k == "text" or v is None or v == "":
             continue  # the approved text is in the draft; keep the line short
         parts.append(f"{k}={v}")
     return " ".join(parts)
@@ -24,8 +24,8 @@ def _detail_text(detail: dict[str, Any]) -> str:
 def log_cmd(
     ctx: typer.Context,
     json_: JsonOpt = False,
-    limit: Annotated[int, typer.Option(
-        "--limit", "-n", min=0, help="At most this many entries (0: all).")] = 50,
+    limit: Annotated[int, limit_option("At most this many entries (0: all).", "--limit", "-n")]
+    = 50,
     contact: Annotated[str | None, typer.Option(
         "--contact", metavar="HANDLE", autocompletion=complete_handle,
         help="Only entries about this contact (also one you have since forgotten).")] = None,

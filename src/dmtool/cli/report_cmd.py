@@ -10,7 +10,7 @@ import typer
 
 from dmtool import output
 from dmtool.cli.context import state
-from dmtool.cli.params import JsonOpt
+from dmtool.cli.params import JsonOpt, days_option
 
 if TYPE_CHECKING:
     from dmtool.services.report import Report
@@ -24,8 +24,7 @@ EMPTY = "nothing to report yet: no messages recorded (run `dmtool sync` or `dmto
 
 def report_cmd(
     ctx: typer.Context,
-    days: Annotated[int, typer.Option(
-        "--days", min=1, max=365, help="The last N days (UTC), today included: 1 to 365.")] = 30,
+    days: Annotated[int, days_option("The last N days (UTC), today included: 1 to 3650.")] = 30,
     json_: JsonOpt = False,
 ) -> None:
     """Messages in and out per day, time to your first reply, open

@@ -22,9 +22,10 @@ ACTIONS: dict[str, str] = {
     "contacts engage": "records consent evidence",
     "contacts forget": "deletes a contact",
     "contacts note": "adds a note",
-    "contacts optout": "settles an opt-out review",
+    "contacts optout": "records an opt-out, or settles an opt-out review",
     "contacts tag": "adds or removes tags",
     "db backup": "writes a copy of the store to a file",
+    "profiles add": "creates a profile",
     "done": "marks a conversation done",
     "reopen": "reopens a conversation",
     "sandbox receive": "puts a DM into the sandbox X, for the next sync to read",
@@ -38,6 +39,11 @@ EXEMPT: dict[str, str] = {
                   "back; `auth status --json` reports the outcome",
     "demo": "a guided tour that tells a story on its own sandbox profile, not data",
 }
+
+
+# Commands whose `--format json` asks for JSON output (the same as `--json`),
+# so that it makes errors JSON too; elsewhere `--format` names an input format.
+FORMAT_IS_OUTPUT = frozenset({"digest", "contacts export"})
 
 
 def with_json(fmt: str | None, json_: bool, default: str) -> str:

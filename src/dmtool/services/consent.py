@@ -48,7 +48,7 @@ def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapsh
         messages=tuple(policy.Msg(at=parse(m.at), direction=m.direction,  # type: ignore[arg-type]
                                   text=m.text) for m in msgs),
         opted_out_at=parse_opt(contact.opted_out_at),
-        opt_out_words=contact.opt_out_words,
+        opt_out_words=contact.opt_out_words, opt_out_reason=contact.opt_out_reason,
         optout_review=contact.optout_review_text,
         blocked=bool(contact.blocked_at),
         dm_closed_at=parse_opt(contact.dm_closed_at),
@@ -172,6 +172,7 @@ def list_statuses(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row],
                 evidence=tuple(policy.Evidence(kind=k, at=parse(at), ref=ref, text=text)
                                for k, at, ref, text in evidence), messages=tuple(msgs),
                 opted_out_at=parse_opt(c.opted_out_at), opt_out_words=c.opt_out_words,
+                opt_out_reason=c.opt_out_reason,
                 optout_review=c.optout_review_text, blocked=blocked,
                 dm_closed_at=parse_opt(c.dm_closed_at))
             relevant = today + [s for s in own if not s.at > now - policy.DAY]

@@ -68,7 +68,8 @@ def build_digest(conn: sqlite3.Connection, since: datetime, now: datetime) -> Di
     for r in cvstore.opt_outs_between(conn, s, n):
         # When they opted out (the audit entry's own time is when we learnt it).
         detail = json.loads(r["detail"]) if r["detail"] else {}
-        d.opted_out.append({"handle": r["handle"], "at": detail.get("at") or r["at"]})
+        d.opted_out.append({"handle": r["handle"], "at": detail.get("at") or r["at"],
+                            "reason": detail.get("reason") or None})
     d.failed_sends = [{"id": r["id"], "handle": r["handle"], "status": r["status"],
                        "reason": r["reason"], "at": r["updated_at"]}
                       for r in cvstore.failed_sends_between(conn, s, n)]
@@ -103,7 +104,8 @@ def render_digest(d: Digest, *, markdown: bool, with_text: bool) -> str:
         lines.append("")
     if d.opted_out:
         lines.append(f"{h}Opted out")
-        lines += [f"{b}@{o['handle']} on {o['at'][:10]}" for o in d.opted_out]
+        lines += [f"{b}@{o['handle']} on {o['at'][:10]}"
+                  + (f" (reason: {o['reason']})" if o.get("reason") else "") for o in d.opted_out]
         lines.append("")
     if d.failed_sends:
         lines.append(f"{h}Sends that need a look")

@@ -39,7 +39,7 @@ DAY = 86400
 AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("<1d", 0, 1), ("1d-3d", 1, 3), ("3d-7d", 3, 7), ("7d-30d", 7, 30), ("30d+", 30, None))
 
-MAX_DAYS = 365
+MAX_DAYS = 3650  # ten years: the command line refuses more (cli/params.py DAYS_MAX)
 
 
 @dataclass

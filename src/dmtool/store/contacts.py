@@ -14,7 +14,7 @@ from dmtool.models import MAX_NAME_LENGTH, Contact, EvidenceRow, Message, clean_
 # Contact's fields, in order (tags aside).
 CONTACT_COLUMNS = ("id", "user_id", "handle", "name", "created_at", "updated_at", "blocked_at",
                    "opted_out_at", "opt_out_words", "optout_review_text", "optout_review_at",
-                   "dm_closed_at")
+                   "dm_closed_at", "opt_out_reason")
 _CONTACT_COLS = ", ".join(CONTACT_COLUMNS)
 
 
@@ -78,14 +78,14 @@ def _apply_suppressions(conn: sqlite3.Connection, contact_id: int, user_id: str 
     what the gate reads: a contact that comes back after `forget`, or whose id
     or handle becomes known, keeps its opt-out or block."""
     where, params = _matching_suppressions(user_id, handle)
-    rows = conn.execute(f"SELECT kind, at, detail FROM suppressions WHERE {where} ORDER BY id",
-                        params).fetchall()
-    for kind, at, detail in rows:
+    rows = conn.execute(f"SELECT kind, at, detail, reason FROM suppressions WHERE {where} "
+                        "ORDER BY id", params).fetchall()
+    for kind, at, detail, reason in rows:
         if kind == "blocked":
             conn.execute("UPDATE contacts SET blocked_at = ? WHERE id = ?", (at, contact_id))
         elif kind == "opted_out":
-            conn.execute("UPDATE contacts SET opted_out_at = ?, opt_out_words = ? WHERE id = ?",
-                         (at, detail, contact_id))
+            conn.execute("UPDATE contacts SET opted_out_at = ?, opt_out_words = ?, "
+                         "opt_out_reason = ? WHERE id = ?", (at, detail, reason, contact_id))
 
 
 def create(conn: sqlite3.Connection, handle: str, *, now: str, user_id: str | None = None,
@@ -143,16 +143,17 @@ def merge_into(conn: sqlite3.Connection, keep: Contact, drop: Contact, *, now: s
     conn.execute(
         "UPDATE contacts SET name = COALESCE(name, ?), blocked_at = COALESCE(blocked_at, ?), "
         "opted_out_at = COALESCE(opted_out_at, ?), opt_out_words = COALESCE(opt_out_words, ?), "
-        "optout_review_text = COALESCE(optout_review_text, ?), "
+        "opt_out_reason = COALESCE(opt_out_reason, ?), optout_review_text = COALESCE(optout_review_text, ?), "
         "optout_review_at = COALESCE(optout_review_at, ?), updated_at = ? WHERE id = ?",
-        (drop.name, drop.blocked_at, drop.opted_out_at, drop.opt_out_words,
+        (drop.name, drop.blocked_at, drop.opted_out_at, drop.opt_out_words, drop.opt_out_reason,
          drop.optout_review_text, drop.optout_review_at, now, keep.id))
     conn.execute("DELETE FROM contacts WHERE id = ?", (drop.id,))
     merged = by_id(conn, keep.id)
     if merged.blocked_at:
         suppress(conn, merged, "blocked", merged.blocked_at)
     if merged.opted_out_at:
-        suppress(conn, merged, "opted_out", merged.opted_out_at, merged.opt_out_words)
+        suppress(conn, merged, "opted_out", merged.opted_out_at, merged.opt_out_words,
+                 merged.opt_out_reason)
     return merged
 
 
@@ -285,18 +286,20 @@ def messages(conn: sqlite3.Connection, contact_id: int, limit: int | None = None
 
 
 def suppress(conn: sqlite3.Connection, contact: Contact, kind: str, at: str,
-             detail: str | None = None) -> None:
+             detail: str | None = None, reason: str | None = None) -> None:
     if contact.user_id is not None:
         conn.execute(
-            "INSERT INTO suppressions (user_id, handle, kind, at, detail) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO suppressions (user_id, handle, kind, at, detail, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (user_id, kind) WHERE user_id IS NOT NULL DO UPDATE SET "
-            "handle = excluded.handle, at = excluded.at, detail = excluded.detail",
-            (contact.user_id, contact.handle, kind, at, detail))
+            "handle = excluded.handle, at = excluded.at, detail = excluded.detail, "
+            "reason = excluded.reason",
+            (contact.user_id, contact.handle, kind, at, detail, reason))
     else:
         conn.execute("DELETE FROM suppressions WHERE user_id IS NULL AND handle = ? COLLATE NOCASE "
                      "AND kind = ?", (contact.handle, kind))
-        conn.execute("INSERT INTO suppressions (user_id, handle, kind, at, detail) "
-                     "VALUES (NULL, ?, ?, ?, ?)", (contact.handle, kind, at, detail))
+        conn.execute("INSERT INTO suppressions (user_id, handle, kind, at, detail, reason) "
+                     "VALUES (NULL, ?, ?, ?, ?, ?)", (contact.handle, kind, at, detail, reason))
 
 
 def unsuppress(conn: sqlite3.Connection, contact: Contact, kind: str) -> list[str]:
@@ -328,15 +331,16 @@ def set_blocked(conn: sqlite3.Connection, contact: Contact, at: str | None) -> l
 
 
 def set_opted_out(conn: sqlite3.Connection, contact: Contact, at: str | None,
-                  words: str | None) -> None:
-    """Opt out (at set) or lift it (at None, only ever from the contact's own DM)."""
-    conn.execute("UPDATE contacts SET opted_out_at = ?, opt_out_words = ?, "
+                  words: str | None, reason: str | None = None) -> None:
+    """Opt out (at set) or lift it (at None, only ever from the contact's own DM).
+    `words`: what they wrote; `reason`: yours, when you record it by hand."""
+    conn.execute("UPDATE contacts SET opted_out_at = ?, opt_out_words = ?, opt_out_reason = ?, "
                  "optout_review_text = NULL, optout_review_at = NULL WHERE id = ?",
-                 (at, words, contact.id))
+                 (at, words, reason, contact.id))
     if at is None:
         unsuppress(conn, contact, "opted_out")
     else:
-        suppress(conn, contact, "opted_out", at, words)
+        suppress(conn, contact, "opted_out", at, words, reason)
 
 
 def set_review(conn: sqlite3.Connection, contact: Contact, text: str | None, at: str | None) -> None:
@@ -353,7 +357,8 @@ def delete(conn: sqlite3.Connection, contact: Contact) -> None:
     if contact.blocked_at:
         suppress(conn, contact, "blocked", contact.blocked_at)
     if contact.opted_out_at:
-        suppress(conn, contact, "opted_out", contact.opted_out_at, contact.opt_out_words)
+        suppress(conn, contact, "opted_out", contact.opted_out_at, contact.opt_out_words,
+                 contact.opt_out_reason)
     # The send ledger keeps counting toward the caps; only the words go.
     conn.execute("UPDATE sends SET text = NULL WHERE user_id = ?",
                  (contact.user_id or f"local:{contact.id}",))

@@ -42,6 +42,13 @@ def mark_read(conn: sqlite3.Connection, contact_id: int, now: str) -> None:
     conn.execute("UPDATE conversations SET last_read_at = ? WHERE contact_id = ?", (now, contact_id))
 
 
+def conversation_state(conn: sqlite3.Connection, contact_id: int) -> str | None:
+    """'open' or 'done'; None when there is no conversation with the contact yet."""
+    row = conn.execute("SELECT state FROM conversations WHERE contact_id = ? LIMIT 1",
+                       (contact_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
 def set_state(conn: sqlite3.Connection, contact_id: int, state: str) -> int:
     return conn.execute("UPDATE conversations SET state = ? WHERE contact_id = ?",
                         (state, contact_id)).rowcount

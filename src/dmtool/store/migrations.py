@@ -374,7 +374,17 @@ MIGRATIONS: list[str] = [
         queued_at   TEXT NOT NULL
     );
     """ + SEARCH_INDEX,
+    # 8: the reason you give when you record an opt-out yourself (`contacts
+    # optout HANDLE --reason "asked by phone to stop"`), shown wherever the
+    # opt-out is shown; the suppression keeps it through `contacts forget`.
+    """
+    ALTER TABLE contacts ADD COLUMN opt_out_reason TEXT;
+    ALTER TABLE suppressions ADD COLUMN reason TEXT;
+    """,
 ]
 
 # The schema version that brings the search index, the actor column and hooks.
 SEARCH_MIGRATION = next(n for n, script in enumerate(MIGRATIONS, start=1) if SEARCH_INDEX in script)
+
+# The migration above (tests refer to it by this name: the lead renumbers).
+OPT_OUT_REASON_MIGRATION = next(i for i, m in enumerate(MIGRATIONS) if "opt_out_reason" in m)
