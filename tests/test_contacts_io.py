@@ -146,6 +146,7 @@ def test_the_stores_own_export_always_imports(cli, tmp_path: Path, fmt: str) -> 
     _maximal_contact(cli)
     f = tmp_path / f"export.{fmt}"
     f.write_text(export(cli, fmt) if fmt == "csv" else json.dumps(export(cli)), encoding="utf-8")
+    assert cli("profiles", "add", "copy").exit_code == 0
     r = cli("--profile", "copy", "contacts", "import", str(f), "--json")
     assert r.exit_code == 0, r
     assert r.json()["opted_out"] == ["ben"]

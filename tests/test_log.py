@@ -139,7 +139,7 @@ def test_log_text_output_and_hints(cli: Cli, history: SandboxWorld) -> None:
     assert r.exit_code == 0 and r.stdout == ""
     assert "the log has no action sned; it has:" in r.stderr and "blocked" in r.stderr
     r = cli("log", "--since", "yesterday-ish")
-    assert r.exit_code == 1 and "--since" in r.stderr
+    assert r.exit_code == 2 and "--since" in r.stderr  # a usage error
     assert cli("log", "--contact", "not a handle").exit_code == 1
 
 

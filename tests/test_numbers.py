@@ -78,7 +78,7 @@ def test_duration_examples():
 def test_every_number_and_duration_parameter_uses_the_shared_parsers():
     """Walk the whole tree: no Typer int (unbounded, takes any Unicode digit),
     and every duration goes through the one parser."""
-    shared = {"integer", "duration_param"}
+    shared = {"integer", "duration_param", "since_param"}
     found = []
     for path, cmd in leaf_commands():
         for p in cmd.params:

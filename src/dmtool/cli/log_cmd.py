@@ -9,7 +9,7 @@ import typer
 from dmtool import output
 from dmtool.cli.completion import complete_handle
 from dmtool.cli.context import state
-from dmtool.cli.params import JsonOpt, limit_option
+from dmtool.cli.params import JsonOpt, limit_option, since_option
 
 
 def _detail_text(detail: dict[str, Any]) -> str:
@@ -29,10 +29,9 @@ def log_cmd(
     contact: Annotated[str | None, typer.Option(
         "--contact", metavar="HANDLE", autocompletion=complete_handle,
         help="Only entries about this contact (also one you have since forgotten).")] = None,
-    since: Annotated[str | None, typer.Option(
-        "--since", metavar="D",
-        help="Only since then: a duration back (30m, 24h, 7d) or a date or time "
-             "(2026-11-01, 2026-11-01T09:00; local unless it has an offset).")] = None,
+    since: Annotated[str | None, since_option(
+        "Only since then: a duration back (30m, 24h, 7d) or a date or time "
+        "(2026-11-01, 2026-11-01T09:00; local unless it has an offset).")] = None,
     action: Annotated[list[str] | None, typer.Option(
         "--action", metavar="A",
         help="Only this action (sent, refused, approved, opted_out, hook_failed, ...); "

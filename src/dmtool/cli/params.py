@@ -77,6 +77,36 @@ def duration_param(value: Any) -> timedelta:
         raise typer.BadParameter(str(e)) from None
 
 
+_DURATION_SHAPED = re.compile(r"\s*[0-9]+\s*[A-Za-z]+\s*")
+
+
+def since_param(value: Any) -> str:
+    """A Typer parser for `--since`: a duration back from now (as
+    `duration_param`) or an ISO 8601 date or time. Checked here, so a bad value
+    is a usage error; the command turns it into a time in its display zone."""
+    from datetime import datetime
+
+    from dmtool.timeutil import parse_duration
+
+    text = str(value)
+    try:
+        parse_duration(text)
+        return text
+    except ValueError as e:
+        if _DURATION_SHAPED.fullmatch(text):  # a duration out of range: say that
+            raise typer.BadParameter(str(e)) from None
+    try:
+        datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"not a duration or a date: {_shown(text)} (use e.g. 30m, 24h, "
+                                 "7d, 2026-11-01 or 2026-11-01T09:00)") from None
+    return text
+
+
+def since_option(help: str) -> Any:
+    return typer.Option("--since", parser=since_param, metavar="D", help=help)
+
+
 def draft_id_argument(autocompletion: Callable[..., Any] | None = None, *,
                       help: str = "Draft id (see `dmtool drafts list`).") -> Any:
     return typer.Argument(help=help, parser=draft_id, metavar="DRAFT_ID",

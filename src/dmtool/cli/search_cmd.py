@@ -10,7 +10,7 @@ import typer
 from dmtool import output
 from dmtool.cli.completion import complete_handle
 from dmtool.cli.context import state
-from dmtool.cli.params import JsonOpt
+from dmtool.cli.params import LIMIT_MAX, JsonOpt, limit_option, since_option
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -26,12 +26,10 @@ def search_cmd(
     contact: Annotated[str | None, typer.Option(
         "--contact", metavar="HANDLE", help="Only this contact: their messages, notes and record.",
         autocompletion=complete_handle)] = None,
-    since: Annotated[str | None, typer.Option(
-        "--since", metavar="D",
-        help="Only since then: a duration back (30m, 24h, 7d) or a date or time "
-             "(2026-11-01, 2026-11-01T09:00; local unless it has an offset).")] = None,
-    limit: Annotated[int, typer.Option(
-        "--limit", "-n", min=1, help="At most this many hits.")] = 50,
+    since: Annotated[str | None, since_option(
+        "Only since then: a duration back (30m, 24h, 7d) or a date or time "
+        "(2026-11-01, 2026-11-01T09:00; local unless it has an offset).")] = None,
+    limit: Annotated[int, limit_option("At most this many hits (0: all).", "--limit", "-n")] = 50,
     json_: JsonOpt = False,
 ) -> None:
     """Search message text, notes, and contacts' names and handles, newest first.
@@ -50,6 +48,7 @@ def search_cmd(
     st = state(ctx)
     text = " ".join(query)
     start = since_time(since, timeutil.now()) if since is not None else None
+    limit = limit or LIMIT_MAX
     result = search(st.store.conn, text, handle=contact, since=start, limit=limit)
     if json_:
         output.print_json(result.to_dict())
