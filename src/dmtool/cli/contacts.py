@@ -424,7 +424,7 @@ def check_cmd(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False) -> 
     with st.store.tx() as conn:
         c = cstore.by_id(conn, found.id)
         d = consent.decide(conn, c, None, st.config.policy(), now)
-        if not d.allowed:
+        if not d.allowed and not st.store.read_only:  # a read-only store answers, unaudited
             cstore.audit(conn, "refused", now=fmt(now) or "", contact=c,
                          codes=[r.code for r in d.blocking], command="check")
         total = consent.evidence_total(conn, c, d)

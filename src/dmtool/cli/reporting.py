@@ -25,6 +25,7 @@ ACTIONS: dict[str, str] = {
     "contacts optout": "settles an opt-out review",
     "contacts tag": "adds or removes tags",
     "db backup": "writes a copy of the store to a file",
+    "db restore": "replaces the store with a backup",
     "done": "marks a conversation done",
     "reopen": "reopens a conversation",
     "templates add": "saves a template",
