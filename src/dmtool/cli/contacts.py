@@ -14,7 +14,7 @@ from dmtool.cli.context import state
 from dmtool.cli.params import HandleArg, JsonOpt
 from dmtool.errors import InputError, UsageError
 
-STATUSES = ("can-dm", "needs-consent", "opted-out", "blocked", "review")
+STATUSES = ("can-dm", "needs-consent", "opted-out", "blocked", "review", "import-incomplete")
 
 contacts_app = typer.Typer(help="Your contact record: people, tags, notes and consent.",
                            no_args_is_help=True)
@@ -61,7 +61,8 @@ def contacts_list(
     json_: JsonOpt = False,
     tag: Annotated[str | None, typer.Option("--tag", help="Only contacts with this tag.")] = None,
     status_: Annotated[str | None, typer.Option(
-        "--status", help="can-dm, needs-consent, opted-out, blocked or review.")] = None,
+        "--status", help="can-dm, needs-consent, opted-out, blocked, review or "
+                         "import-incomplete.")] = None,
 ) -> None:
     """List contacts with their consent status."""
     from dmtool.services.consent import list_statuses
