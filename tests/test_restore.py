@@ -79,6 +79,7 @@ def test_restore_keeps_what_protects_people_and_sends_nothing_twice(
     assert "kept at" in r.stderr and "dmtool sync" in r.stderr
     assert f"now unknown ({to_alice}, {to_bob})" in r.stderr
     aside = next(db_file().parent.glob("dmtool.db.before-restore-*"))
+    assert not list(db_file().parent.glob("*restoring*"))
     assert sqlite3.connect(aside).execute("SELECT count(*) FROM sends").fetchone()[0] == 1
 
     state = dict(sqlite3.connect(db_file()).execute("SELECT key, value FROM sync_state"))

@@ -72,8 +72,9 @@ def db_restore(
     if result.kept_aside is not None:
         output.info(f"the store it replaced is kept at {result.kept_aside}")
     k = result.kept
-    output.info(f"kept from it: {k.get('opted_out', 0)} opt-outs, {k.get('blocked', 0)} blocks, "
-                f"{k.get('reviews', 0)} opt-out reviews, {k.get('sends', 0)} sends for the caps")
+    output.info(f"kept from it: {_n(k.get('opted_out', 0), 'opt-out')}, "
+                f"{_n(k.get('blocked', 0), 'block')}, {_n(k.get('reviews', 0), 'opt-out review')} "
+                f"and {_n(k.get('sends', 0), 'send')} the backup did not have")
     for what in result.unreadable:
         output.info(f"warning: could not read from the replaced store: {what}")
     if result.drafts_unknown:
@@ -108,6 +109,10 @@ def db_check(ctx: typer.Context, json_: JsonOpt = False) -> None:
             output.info("hint: restore a backup with `dmtool db restore FILE`")
     if problems:
         raise typer.Exit(1)
+
+
+def _n(count: int, what: str) -> str:
+    return f"{count} {what}{'' if count == 1 else 's'}"
 
 
 def register(app: typer.Typer) -> None:

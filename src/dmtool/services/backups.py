@@ -194,6 +194,7 @@ def restore(st: AppState, candidate: Candidate) -> RestoreResult:
                     cstore.audit(conn, "restored", now=now, file=str(candidate.file),
                                  kept_aside=str(aside) if aside else None, drafts_unknown=unknown,
                                  unreadable=kept.unreadable, kept=counts)
+                bstore.seal(restored)
             finally:
                 restored.close()
         except BaseException:
@@ -202,14 +203,23 @@ def restore(st: AppState, candidate: Candidate) -> RestoreResult:
         finally:
             os.umask(old)
         st.close()  # our connection to the old store: checkpointed and closed before it moves
-        if aside is not None:
-            for src, dst in zip((db, *side_files(db)), (aside, *side_files(aside)), strict=True):
-                if src.exists():
-                    os.replace(src, dst)
-        for src, dst in zip((tmp, *side_files(tmp)), (db, *side_files(db)), strict=True):
-            if src.exists():
-                os.replace(src, dst)
+        _swap(db, tmp, aside)
     return RestoreResult(candidate.file, aside, counts, unknown, kept.unreadable)
+
+
+def _swap(db: Path, new: Path, aside: Path | None) -> None:
+    """Put `new` in the store's place, keeping the old store as `aside`. The
+    store's name never points at nothing: the old file gets its second name
+    first (a hard link), then `new` replaces it in one rename."""
+    if aside is not None:
+        try:
+            os.link(db, aside)
+        except OSError:  # a filesystem without hard links: move it (a moment without a store)
+            os.replace(db, aside)
+        for src, dst in zip(side_files(db), side_files(aside), strict=True):
+            if src.exists():  # a WAL not checkpointed belongs with the old store
+                os.replace(src, dst)
+    os.replace(new, db)
 
 
 def _salvage(st: AppState) -> bstore.Salvage:
@@ -220,7 +230,7 @@ def _salvage(st: AppState) -> bstore.Salvage:
     try:
         return bstore.salvage(st.store.conn, state_keys=keys)
     except StoreError as e:  # cannot even be opened: nothing to keep from it
-        return bstore.Salvage(unreadable=[f"the whole store: {e.message}"])
+        return bstore.Salvage(unreadable=[f"nothing at all ({e.message})"])
 
 
 def _aside_name(db: Path, now: str) -> Path:

@@ -89,6 +89,12 @@ def _backup(source: sqlite3.Connection, dest: Path) -> None:
         raise
 
 
+def seal(store: Store) -> None:
+    """Fold the store's WAL into its file and leave WAL mode, so that the file
+    alone is the whole store and can be moved (open_store turns WAL back on)."""
+    store.conn.execute("PRAGMA journal_mode = DELETE")
+
+
 def state_value_of(path: Path, key: str) -> str | None:
     """One sync_state value of a store file (None when absent or unreadable)."""
     try:

@@ -41,13 +41,23 @@ def disk_full(folder: Path) -> bool:
     return st.f_bavail * st.f_frsize < LOW_SPACE or no_inodes
 
 
-def translate(e: sqlite3.Error, path: Path) -> DmtoolError | None:
+def translate(e: sqlite3.Error, path: Path,
+              conn: sqlite3.Connection | None = None) -> DmtoolError | None:
     """dmtool's error for an SQLite error on the store at `path`; None for
-    anything else (a bug in dmtool's SQL, which the CLI reports as internal)."""
+    anything else (a bug in dmtool's SQL, which the CLI reports as internal).
+    With `conn`, a plain SQL error on a store that lacks part of its schema (a
+    table dropped by hand) is damage too."""
     code = getattr(e, "sqlite_errorcode", None)
     if not isinstance(code, int):
         return None
     primary = code & 0xFF
+    if primary == sqlite3.SQLITE_ERROR and conn is not None:
+        missing = _missing_schema(conn)
+        if missing:
+            kind, name = missing[0]
+            return StoreDamaged(f"the store {path} is damaged: it has no {kind} {name} ({e})",
+                                hint=DAMAGE_HINT)
+        return None
     if primary == sqlite3.SQLITE_FULL or (primary == sqlite3.SQLITE_IOERR and disk_full(path.parent)):
         return DiskFull(f"disk full: cannot write to the store {path}",
                         hint="free some space, then run the command again")
@@ -71,6 +81,23 @@ def translate(e: sqlite3.Error, path: Path) -> DmtoolError | None:
     return None
 
 
+_looking: set[int] = set()  # connections whose schema is being looked at (no recursion)
+
+
+def _missing_schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    from dmtool.store.db import missing_schema  # db.py builds on this module
+
+    if id(conn) in _looking:
+        return []
+    _looking.add(id(conn))
+    try:
+        return missing_schema(conn)
+    except (sqlite3.Error, DmtoolError):
+        return []
+    finally:
+        _looking.discard(id(conn))
+
+
 @contextlib.contextmanager
 def translated(path: Path) -> Iterator[None]:
     """Raise dmtool's error in place of an SQLite error met inside."""
@@ -87,7 +114,7 @@ class Cursor(sqlite3.Cursor):
     """A cursor whose errors are dmtool's (see the module's docstring)."""
 
     def _fail(self, e: sqlite3.Error) -> NoReturn:
-        err = translate(e, getattr(self.connection, "dmtool_path", Path("store")))
+        err = translate(e, getattr(self.connection, "dmtool_path", Path("store")), self.connection)
         if err is None:
             raise e
         raise err from e
