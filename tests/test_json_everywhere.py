@@ -145,7 +145,8 @@ def test_actions_print_nothing_on_stdout(cli, populated, tmp_path):
         "contacts engage": ["carol", "--evidence", "asked at the meetup to be DMed"],
         "contacts note": ["alice", "met at the meetup"], "contacts tag": ["alice", "vip"],
         "contacts optout": ["erin", "--yes"], "contacts forget": ["erin", "--yes"],
-        "db backup": [str(tmp_path / "copy.db")], "done": ["alice"], "reopen": ["alice"],
+        "db backup": [str(tmp_path / "copy.db")], "db restore": [str(tmp_path / "copy.db"), "--yes"],
+        "done": ["alice"], "reopen": ["alice"],
         "sandbox receive": ["carol", "Hi, it's Carol again"], "profiles add": ["work"],
         "templates add": ["hello", "Hello {first_name}"], "templates remove": ["hello"],
     }

@@ -65,10 +65,15 @@ class AppState:
     @property
     def store(self) -> Store:
         if self._store is None:
+            from dmtool.errors import StoreError
             from dmtool.store import open_store
 
             self.config  # noqa: B018 - a broken config.toml must fail before anything runs
-            self.paths.ensure()
+            try:
+                self.paths.ensure()
+            except StoreError:  # a folder it cannot create: reading an existing store still works
+                if not self.paths.db_file.exists():
+                    raise
             self._store = open_store(self.paths.db_file, progress=_upgrade_note())
             # Whoever this invocation writes audit entries for (dmtool.actor).
             from dmtool import actor

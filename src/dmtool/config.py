@@ -6,6 +6,7 @@ is set and when the file is loaded, so a typo never silently changes behaviour.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -388,12 +389,22 @@ class Config:
     def save(self) -> None:
         import tomli_w
 
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from dmtool.errors import write_failed
+
         tmp = self.path.with_suffix(".toml.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            tomli_w.dump(_nest(self.values), f)
-        os.replace(tmp, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    tomli_w.dump(_nest(self.values), f)
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):  # never leave a half-written file behind
+                    tmp.unlink()
+                raise
+        except OSError as e:
+            raise write_failed(self.path, e, what="config not saved: ") from None
 
     @property
     def backend(self) -> str:

@@ -100,10 +100,20 @@ class Paths:
         return self.state_dir / "sync.lock"
 
     def ensure(self) -> None:
-        """Create the profile's folders, readable by the owner only."""
+        """Create the profile's missing folders, readable by the owner only.
+        Folders that exist are left as they are: their owner may have set
+        them tighter, and they may be read-only or someone else's (reading
+        commands still work there; a write says where it could not write)."""
+        from dmtool.errors import write_failed
+
         for d in (self.config_dir, self.data_dir, self.state_dir):
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(d, 0o700)
+            if d.is_dir():
+                continue
+            try:
+                d.mkdir(parents=True, exist_ok=True, mode=0o700)
+                os.chmod(d, 0o700)  # mkdir's mode passes through the umask
+            except OSError as e:
+                raise write_failed(d, e) from None
 
     def as_dict(self) -> dict[str, str]:
         return {

@@ -101,6 +101,9 @@ class ContactSnapshot:
     optout_review: str | None = None  # the text that triggered review, until decided
     blocked: bool = False  # user block list or suppression entry
     dm_closed_at: datetime | None = None  # X answered 403 to a send
+    # An archive import that holds this person stopped before it finished: the
+    # archive's path. Their history is partial; the missing part may hold a STOP.
+    import_pending: str | None = None
 
 
 @dataclass(frozen=True)
@@ -334,6 +337,20 @@ def _common_reasons(
                 "E_OPTED_OUT",
                 f"{who} opted out on {_date(at)}{said}. Only they can lift it, by writing "
                 f"START to you (or {others}); no dmtool command can.",
+            )
+        )
+    if contact.import_pending is not None:
+        import shlex
+
+        again = shlex.quote(contact.import_pending)
+        reasons.append(
+            Reason(
+                "E_IMPORT_INCOMPLETE",
+                f"An import of the archive {contact.import_pending} that holds your history with "
+                f"{who} stopped before it finished, so dmtool knows only part of it: an opt-out "
+                f"may be in the rest. Run `dmtool import archive {again}` again to finish it "
+                "(nothing is imported twice), or `dmtool import archive --discard-incomplete` "
+                "if that file is gone.",
             )
         )
     if contact.optout_review is not None:

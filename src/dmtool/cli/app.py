@@ -4,7 +4,6 @@ where errors become a message and an exit code."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from typing import Annotated, Any
 
@@ -14,7 +13,7 @@ from typer.core import TyperGroup
 from dmtool import __version__
 from dmtool.appstate import AppState
 from dmtool.cli.context import state
-from dmtool.errors import Busy, DmtoolError, InputError
+from dmtool.errors import DmtoolError, InputError
 
 # Which module defines each top-level command. A command's module is imported
 # (and its Typer parameters built) only when that command runs: a cron
@@ -76,7 +75,7 @@ COMMAND_HELP: dict[str, str] = {
             "inbox, check, draft, review, send and digest, with a refused cold DM on the way. "
             "Needs no account and no network; runs unattended when not on a terminal.",
     "sandbox": "The built-in sandbox X of a sandbox profile: make someone DM you.",
-    "db": "The local store: where it is, a backup, an integrity check.",
+    "db": "The local store: where it is, a backup, a restore, an integrity check.",
     "report": "Messages in and out per day, time to your first reply, open conversations by "
               "age, and opt-outs, over the last N days.",
     "import": "Bring history into the local record from outside dmtool.",
@@ -208,13 +207,6 @@ class DmtoolGroup(TyperGroup):
         except DmtoolError as e:
             _report(ctx, e)
             raise typer.Exit(e.exit_code) from None
-        except sqlite3.OperationalError as e:
-            err: DmtoolError = (
-                Busy("the store is busy in another dmtool process", hint="try again in a moment")
-                if "locked" in str(e) else DmtoolError(f"store error: {e}",
-                                                       hint="run `dmtool db check`"))
-            _report(ctx, err)
-            raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             sys.stderr.write("interrupted\n")
             raise typer.Exit(130) from None
@@ -236,8 +228,8 @@ class DmtoolGroup(TyperGroup):
                 os.dup2(devnull, sys.stdout.fileno())
                 raise typer.Exit(0) from None
             if isinstance(e, UnicodeError):  # e.g. an argument that is not valid UTF-8
-                err = InputError("text that is not valid UTF-8 (check the terminal's or file's "
-                                 "encoding)")
+                err: DmtoolError = InputError("text that is not valid UTF-8 (check the "
+                                              "terminal's or file's encoding)")
                 _report(ctx, err)
                 raise typer.Exit(err.exit_code) from None
             from dmtool.logs import redact

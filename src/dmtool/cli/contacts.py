@@ -15,7 +15,7 @@ from dmtool.cli.context import state
 from dmtool.cli.params import HandleArg, JsonOpt, draft_id
 from dmtool.errors import InputError, UsageError
 
-STATUSES = ("can-dm", "needs-consent", "opted-out", "blocked", "review")
+STATUSES = ("can-dm", "needs-consent", "opted-out", "blocked", "review", "import-incomplete")
 # Not a status but a filter: can-dm contacts that nothing holds back right now
 # (a contact may be can-dm and still have to wait: pace, daily caps, a rate limit).
 CAN_DM_NOW = "can-dm-now"
@@ -75,8 +75,8 @@ def contacts_list(
     tag: Annotated[str | None, typer.Option("--tag", help="Only contacts with this tag.")] = None,
     status_: Annotated[str | None, typer.Option(
         "--status", help="can-dm (consent to DM, though pace or a cap may make you wait), "
-                         "can-dm-now (may be DMed right now), needs-consent, opted-out, blocked "
-                         "or review.")] = None,
+                         "can-dm-now (may be DMed right now), needs-consent, opted-out, blocked, "
+                         "review or import-incomplete.")] = None,
 ) -> None:
     """List contacts with their consent status, and whether you may DM them right
     now: `can-dm` means they consented; "can DM now" says `wait` when pace, a
@@ -572,7 +572,7 @@ def check_cmd(
         c = cstore.by_id(conn, found.id)
         if draft is None:
             decision = consent.decide(conn, c, None, st.config.policy(), now)
-        if not decision.allowed:
+        if not decision.allowed and not st.store.read_only:  # a read-only store answers, unaudited
             cstore.audit(conn, "refused", now=fmt(now) or "", contact=c, draft_id=draft,
                          codes=[r.code for r in decision.blocking], command="check")
         total = consent.evidence_total(conn, c, decision)

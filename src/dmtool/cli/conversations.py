@@ -59,7 +59,7 @@ def thread_cmd(
     conn = st.store.conn
     c = cstore.get(conn, handle)  # a read: local only, no X (check asks X)
     msgs = cstore.messages(conn, c.id, limit=limit or None)
-    if not peek:
+    if not peek and not st.store.read_only:  # a read-only store: as --peek
         with st.store.tx() as tx:
             mark_read(tx, c.id, fmt(now()) or "")
     if json_:
@@ -140,7 +140,7 @@ def digest_cmd(
     elif not d.empty:
         sys.stdout.write(output.safe(render_digest(d, markdown=fmt_ == "markdown",
                                                   with_text=not no_text)))
-    if not peek:
+    if not peek and not store.read_only:  # a read-only store: as --peek
         with store.tx():
             store.set_state("digest_at", fmt(t))
 

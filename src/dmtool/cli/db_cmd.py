@@ -1,8 +1,7 @@
-"""`dmtool db path | backup FILE | check`."""
+"""`dmtool db path | backup FILE | restore FILE | check`."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,9 +10,9 @@ import typer
 from dmtool import output
 from dmtool.cli.context import state
 from dmtool.cli.params import JsonOpt
-from dmtool.errors import DmtoolError, InputError
+from dmtool.errors import DmtoolError, StoreDamaged, UsageError
 
-db_app = typer.Typer(help="The local store: where it is, a backup, an integrity check.",
+db_app = typer.Typer(help="The local store: where it is, a backup, a restore, an integrity check.",
                      no_args_is_help=True)
 
 
@@ -25,39 +24,95 @@ def db_path(ctx: typer.Context, json_: JsonOpt = False) -> None:
 
 @db_app.command("backup")
 def db_backup(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Where to write.")]) -> None:
-    """Write a consistent copy of the store (safe while other commands run)."""
-    import sqlite3
+    """Write a consistent copy of the store (safe while other commands run).
 
-    if file.exists():
-        raise InputError(f"{file} already exists", hint="choose a new file name")
-    store = state(ctx).store
-    old = os.umask(0o077)
-    try:
-        dest = sqlite3.connect(file)
-        with dest:
-            store.conn.backup(dest)
-        dest.close()
-    except sqlite3.Error as e:
-        raise DmtoolError(f"backup failed: {e}") from None
-    finally:
-        os.umask(old)
+    The copy is checked once written: when the store is damaged, nothing is
+    written and the command fails. The store's own files (and SQLite's files
+    beside any store) are refused as targets."""
+    from dmtool.services.backups import backup
+
+    backup(state(ctx), file.expanduser())
     output.info(f"backed up to {file}")
+
+
+@db_app.command("restore")
+def db_restore(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A backup written by `dmtool db backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Replace the store with a backup, keeping the current one aside.
+
+    The file is checked first (a damaged file or another account's store is
+    refused). Holds the send and sync locks while it works. What the current
+    store knows that protects people is kept, as far as it can still be read:
+    every opt-out, block, opt-out review and suppression, and the ledger of
+    sends (caps and duplicates count it), so a restore never brings back
+    someone who opted out. Every draft that may have gone out since the
+    backup (approved, being sent, or in the ledger) becomes `unknown`: `dmtool
+    send ID` asks X before anything else, so no DM goes twice. The sync starts
+    over: the next `dmtool sync` reads again what X still has (30 days of DMs).
+    """
+    from dmtool.services.backups import check_backup, restore
+
+    st = state(ctx)
+    candidate = check_backup(st, file.expanduser())
+    if not yes:
+        if not output.interactive():
+            raise UsageError(f"restoring {file} replaces the store: it needs confirmation",
+                             hint="add --yes")
+        s = candidate.summary
+        newest = s.get("newest_message") or "none"
+        if not typer.confirm(f"Replace the store with {file} ({s['contacts']} contacts, "
+                             f"{s['messages']} messages, the newest from {newest})? "
+                             "The current store is kept aside."):
+            raise DmtoolError("nothing restored: you did not confirm", code="E_CANCELLED")
+    result = restore(st, candidate)
+    output.info(f"restored the store from {result.file}")
+    if result.kept_aside is not None:
+        output.info(f"the store it replaced is kept at {result.kept_aside}")
+    k = result.kept
+    output.info(f"kept from it: {_n(k.get('opted_out', 0), 'opt-out')}, "
+                f"{_n(k.get('blocked', 0), 'block')}, {_n(k.get('reviews', 0), 'opt-out review')} "
+                f"and {_n(k.get('sends', 0), 'send')} the backup did not have")
+    for what in result.unreadable:
+        output.info(f"warning: could not read from the replaced store: {what}")
+    if result.drafts_unknown:
+        ids = ", ".join(str(i) for i in result.drafts_unknown)
+        output.info(f"drafts that may have gone out since the backup are now unknown ({ids}): "
+                    "`dmtool send ID` asks X first")
+    output.info("run `dmtool sync` to bring back what X still has since the backup")
 
 
 @db_app.command("check")
 def db_check(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """Run SQLite's integrity and foreign-key checks."""
+    """Run SQLite's integrity and foreign-key checks, and look for missing schema.
+
+    Lists every problem found (exit 1), also when the store is too damaged to
+    open; `ok` (exit 0) otherwise."""
     from dmtool.store.db import problems_of
 
-    store = state(ctx).store
-    problems = problems_of(store.conn)
-    result = {"ok": not problems, "problems": problems, "schema_version": store.schema_version()}
+    st = state(ctx)
+    version: int | None = None
+    try:
+        store = st.store
+        version = store.schema_version()
+        problems = problems_of(store.conn)
+    except StoreDamaged as e:  # too damaged to open or read its version
+        problems = [e.message]
+    result = {"ok": not problems, "problems": problems, "schema_version": version}
     if json_:
         output.print_json(result)
     else:
         output.print_text("ok" if not problems else "\n".join(problems))
+        if problems:
+            output.info("hint: restore a backup with `dmtool db restore FILE`")
     if problems:
         raise typer.Exit(1)
+
+
+def _n(count: int, what: str) -> str:
+    return f"{count} {what}{'' if count == 1 else 's'}"
 
 
 def register(app: typer.Typer) -> None:

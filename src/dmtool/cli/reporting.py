@@ -26,6 +26,7 @@ ACTIONS: dict[str, str] = {
     "contacts tag": "adds or removes tags",
     "db backup": "writes a copy of the store to a file",
     "profiles add": "creates a profile",
+    "db restore": "replaces the store with a backup",
     "done": "marks a conversation done",
     "reopen": "reopens a conversation",
     "sandbox receive": "puts a DM into the sandbox X, for the next sync to read",

@@ -37,6 +37,7 @@ from dmtool.errors import (
     RateLimited,
     Unavailable,
     UsageError,
+    write_failed,
 )
 from dmtool.lint import lint
 from dmtool.services import consent, drafting, identity, ratelimits
@@ -96,7 +97,10 @@ def send_lock(st: AppState, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     """The profile's send lock; wait up to `timeout` seconds, else Busy (exit 5)."""
     path = st.paths.send_lock_file
     st.paths.ensure()
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise write_failed(path, e) from None
     try:
         deadline = time.monotonic() + timeout
         while True:

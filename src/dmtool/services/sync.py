@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dmtool import actor, optout, timeutil
-from dmtool.errors import Busy, ConfigError, InputError, RateLimited
+from dmtool.errors import Busy, ConfigError, InputError, RateLimited, write_failed
 from dmtool.models import Contact
 from dmtool.services import hooks as inbound_hooks
 from dmtool.services import ratelimits
@@ -238,8 +238,11 @@ def _spread(count: int, newest: datetime | None, oldest: datetime | None) -> lis
 @contextlib.contextmanager
 def sync_lock(path: Path, what: str = "") -> Iterator[None]:
     """One sync per profile at a time (the kernel frees the lock if we die)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise write_failed(path, e) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

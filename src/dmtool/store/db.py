@@ -9,7 +9,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from dmtool.errors import ConfigError, DmtoolError
+from dmtool.errors import (
+    ConfigError,
+    DmtoolError,
+    StoreDamaged,
+    StoreError,
+    StoreReadOnly,
+    write_failed,
+)
+from dmtool.store import faults
 from dmtool.store.migrations import MIGRATIONS, SEARCH_INDEX
 
 BUSY_TIMEOUT_MS = 15_000
@@ -24,25 +32,28 @@ def state_value(conn: sqlite3.Connection, key: str) -> str | None:
 class Store:
     """One profile's SQLite database. Use `tx()` around every multi-row change."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, read_only: bool = False) -> None:
         self.conn = conn
         self.path = path
+        # Opened read-only (a read-only disk, folders of another user): reads
+        # work, commands that would only mark something read act as --peek.
+        self.read_only = read_only
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         """An IMMEDIATE transaction: takes the write lock up front, so two
-        writers queue on busy_timeout instead of failing on lock upgrade."""
+        writers queue on busy_timeout instead of failing on lock upgrade. On a
+        read-only store, a plain one: reads in it work, a write is StoreReadOnly."""
         if self.conn.in_transaction:  # nested: join the outer transaction
             yield self.conn
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
             self.conn.execute("COMMIT")
+        except BaseException:
+            _rollback(self.conn)
+            raise
 
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:  # type: ignore[type-arg]
         return self.conn.execute(sql, params)
@@ -64,10 +75,24 @@ class Store:
         self.conn.close()
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction, if there still is one: SQLite has already
+    rolled back after some errors (a full disk), and a second ROLLBACK would
+    replace the real error with "cannot rollback - no transaction is active"."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error, DmtoolError):
+            conn.execute("ROLLBACK")
+
+
+def side_files(path: Path) -> tuple[Path, ...]:
+    """The files SQLite keeps beside the store; they belong to it."""
+    return tuple(Path(f"{path}{suffix}") for suffix in ("-wal", "-shm", "-journal"))
+
+
 def _private(path: Path) -> None:
     """Owner-only files: the store holds private conversations."""
-    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        with contextlib.suppress(FileNotFoundError):
+    for p in (path, *side_files(path)):
+        with contextlib.suppress(OSError):  # gone, or not ours to change
             os.chmod(p, 0o600)
 
 
@@ -104,7 +129,7 @@ def migrate(conn: sqlite3.Connection, target: int | None = None,
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
 
@@ -139,11 +164,12 @@ class _Upgrade:
             self.progress(f"{self.what}: done in {time.monotonic() - self.start:.0f} s\n")
 
 
-def missing_schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    """Tables and indexes the migrations create that this store lacks."""
+def missing_schema(conn: sqlite3.Connection, version: int | None = None) -> list[tuple[str, str]]:
+    """Tables and indexes the migrations (up to `version`, else all) create
+    that this store lacks."""
     fresh = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        migrate(fresh)
+        migrate(fresh, version)
         want = set(fresh.execute("SELECT type, name FROM sqlite_master WHERE type IN "
                                  "('table', 'index') AND name NOT LIKE 'sqlite_%'"))
     finally:
@@ -152,11 +178,25 @@ def missing_schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     return sorted(want - have)
 
 
-def problems_of(conn: sqlite3.Connection) -> list[str]:
-    """Everything `db check` reports: integrity, foreign keys, missing schema."""
-    problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
-    problems += [f"foreign key: {tuple(r)}" for r in conn.execute("PRAGMA foreign_key_check")]
-    problems += [f"missing {kind}: {name}" for kind, name in missing_schema(conn)]
+def problems_of(conn: sqlite3.Connection, version: int | None = None) -> list[str]:
+    """Everything `db check` reports: integrity, foreign keys, missing schema
+    (of the schema `version`, else the current one). A store too damaged for a
+    check to run gets that as its problem instead of an error."""
+    problems: list[str] = []
+    checks: list[tuple[str, Callable[[], list[str]]]] = [
+        ("integrity", lambda: [r[0] for r in conn.execute("PRAGMA integrity_check")
+                               if r[0] != "ok"]),
+        ("foreign keys", lambda: [f"foreign key: {tuple(r)}"
+                                  for r in conn.execute("PRAGMA foreign_key_check")]),
+        ("schema", lambda: [f"missing {kind}: {name}"
+                            for kind, name in missing_schema(conn, version)]),
+    ]
+    for what, check in checks:
+        try:
+            problems += check()
+        except (StoreDamaged, sqlite3.DatabaseError) as e:
+            cause = e.__cause__ or e
+            problems.append(f"the {what} check cannot read the store: {cause}")
     return problems
 
 
@@ -174,25 +214,99 @@ def _statements(script: str) -> list[str]:
     return out
 
 
+def _writable(path: Path) -> bool:
+    """Can this process write the store (and create its side files)? os.access
+    also answers for a read-only filesystem, even for root."""
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    return all(os.access(p, os.W_OK) for p in (path, *side_files(path)) if p.exists())
+
+
+def _connect(target: str | Path, path: Path, *, uri: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False, uri=uri, factory=faults.Connection)
+    conn.dmtool_path = path  # type: ignore[attr-defined]
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
 def open_store(path: Path, *, migrate_to: int | None = None,
                progress: Callable[[str], None] | None = None) -> Store:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Open (create, upgrade) the store. Where it cannot be written, it is opened
+    read-only, as it is: reads work, a write raises StoreReadOnly."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        raise write_failed(path.parent, e) from None
+    if not _writable(path):
+        return _open_read_only(path)
     old_umask = os.umask(0o077)
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        migrate(conn, migrate_to, progress)
-    except sqlite3.DatabaseError as e:
+        with faults.translated(path):
+            conn = _connect(path, path)
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                migrate(conn, migrate_to, progress)
+            except BaseException:
+                conn.close()
+                raise
+    except sqlite3.DatabaseError as e:  # nothing SQLite said that store/faults knows
         raise DmtoolError(f"cannot open the store {path}: {e}",
-                          hint="the file may be damaged: restore a copy made with `dmtool db backup`, "
-                               "or move it aside to start a new store") from None
+                          hint="run `dmtool db check`") from None
     finally:
         os.umask(old_umask)
     _private(path)
     return Store(conn, path)
+
+
+def _first_readable(targets: list[str], path: Path) -> tuple[sqlite3.Connection, int]:
+    """The first of these URIs that reads, and the schema version it reads."""
+    with faults.translated(path):
+        for target in targets:
+            conn = _connect(target, path, uri=True)
+            try:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn, version
+            except StoreError as e:  # read-only, can't open: try the next way
+                conn.close()
+                if isinstance(e, StoreDamaged):
+                    raise
+    raise StoreReadOnly(f"cannot read the store {path}: it was not closed cleanly, and dmtool "
+                        f"cannot write to {path.parent} to finish that",
+                        hint="open it once where it can be written")
+
+
+def _open_read_only(path: Path) -> Store:
+    """The store where this process may not write. SQLite reads a WAL store
+    read-only only while its -wal and -shm files exist; after a clean close they
+    are gone and cannot be created here, so then the file (which then holds
+    every commit) is opened as immutable."""
+    if not path.exists():
+        raise StoreReadOnly(f"cannot write to {path.parent}: there is no store yet, and dmtool "
+                            "cannot create one there",
+                            hint="check that the folder is yours and not on a read-only disk")
+    base = path.resolve().as_uri() + "?mode=ro"
+    wal = Path(f"{path}-wal")
+    targets = [base]
+    if not (wal.exists() and wal.stat().st_size):  # else immutable would miss the WAL's commits
+        targets.append(base + "&immutable=1")
+    try:
+        conn, version = _first_readable(targets, path)
+    except sqlite3.DatabaseError as e:
+        raise DmtoolError(f"cannot open the store {path}: {e}", hint="run `dmtool db check`") from None
+    if version > len(MIGRATIONS):
+        conn.close()
+        raise ConfigError(f"the store was written by a newer dmtool (schema {version})",
+                          hint="upgrade dmtool")
+    if version < len(MIGRATIONS):
+        conn.close()
+        raise StoreReadOnly(f"cannot write to {path}: this version of dmtool must upgrade the "
+                            "store first, which needs write access",
+                            hint="run dmtool once where the store can be written")
+    return Store(conn, path, read_only=True)

@@ -19,15 +19,17 @@ def ensure_conversation(conn: sqlite3.Connection, conversation_id: str, contact_
 
 def add_message(conn: sqlite3.Connection, *, event_id: str | None, conversation_id: str | None,
                 contact_id: int, direction: str, text: str, at: str, source: str, now: str,
-                first_contact: bool = False) -> bool:
+                first_contact: bool = False, import_id: int | None = None) -> bool:
     """Store one DM once (keyed by X's event id). Returns True when it is new.
+    `import_id`: the archive import that adds it (store/imports.py).
 
     A new inbound message reopens a conversation marked done; last_at follows
     the newest message either way."""
     cur = conn.execute(
         "INSERT OR IGNORE INTO messages (event_id, conversation_id, contact_id, direction, text, at, "
-        "source, first_contact, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (event_id, conversation_id, contact_id, direction, text, at, source, int(first_contact), now))
+        "source, first_contact, recorded_at, import_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (event_id, conversation_id, contact_id, direction, text, at, source, int(first_contact), now,
+         import_id))
     if cur.rowcount == 0:
         return False
     if conversation_id:
@@ -44,11 +46,13 @@ def add_message(conn: sqlite3.Connection, *, event_id: str | None, conversation_
 
 def add_post(conn: sqlite3.Connection, *, post_id: str, kind: str, author_id: str | None,
              text: str | None, at: str | None, in_reply_to_user_id: str | None,
-             replied_to_id: str | None, conversation_id: str | None) -> bool:
+             replied_to_id: str | None, conversation_id: str | None,
+             import_id: int | None = None) -> bool:
     cur = conn.execute(
         "INSERT OR IGNORE INTO posts (id, kind, author_id, text, at, in_reply_to_user_id, "
-        "replied_to_id, conversation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (post_id, kind, author_id, text, at, in_reply_to_user_id, replied_to_id, conversation_id))
+        "replied_to_id, conversation_id, import_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (post_id, kind, author_id, text, at, in_reply_to_user_id, replied_to_id, conversation_id,
+         import_id))
     return cur.rowcount > 0
 
 

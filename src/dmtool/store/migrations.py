@@ -381,6 +381,33 @@ MIGRATIONS: list[str] = [
     ALTER TABLE contacts ADD COLUMN opt_out_reason TEXT;
     ALTER TABLE suppressions ADD COLUMN reason TEXT;
     """,
+    # 9: an archive import stopped half way (killed, a full disk) must never let
+    # the gate say yes on a partial history: the STOP may be in the part not yet
+    # written. Before it writes any message an import records itself and every
+    # participant of the archive; until it completes, the gate refuses them
+    # (E_IMPORT_INCOMPLETE). Rows it adds carry its id, so that
+    # `import archive --discard-incomplete` can take them out again.
+    """
+    CREATE TABLE archive_imports (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: rows keep it
+        fingerprint  TEXT NOT NULL,     -- digest of the archive's content: a rerun continues it
+        archive      TEXT NOT NULL,     -- the path it was imported from, for the hint
+        account      TEXT NOT NULL,     -- @username of the archive
+        started_at   TEXT NOT NULL,
+        completed_at TEXT               -- NULL while incomplete
+    );
+    CREATE INDEX archive_imports_pending ON archive_imports (fingerprint) WHERE completed_at IS NULL;
+    CREATE TABLE import_participants (
+        user_id     TEXT NOT NULL,
+        import_id   INTEGER NOT NULL REFERENCES archive_imports(id) ON DELETE CASCADE,
+        PRIMARY KEY (user_id, import_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX import_participants_import ON import_participants (import_id);
+    ALTER TABLE messages ADD COLUMN import_id INTEGER;
+    ALTER TABLE posts ADD COLUMN import_id INTEGER;
+    ALTER TABLE contacts ADD COLUMN import_id INTEGER;
+    CREATE INDEX messages_import ON messages (import_id) WHERE import_id IS NOT NULL;
+    """,
 ]
 
 # The schema version that brings the search index, the actor column and hooks.
@@ -388,3 +415,6 @@ SEARCH_MIGRATION = next(n for n, script in enumerate(MIGRATIONS, start=1) if SEA
 
 # The migration above (tests refer to it by this name: the lead renumbers).
 OPT_OUT_REASON_MIGRATION = next(i for i, m in enumerate(MIGRATIONS) if "opt_out_reason" in m)
+
+# The migration that records archive imports before they write (issue 11).
+IMPORT_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1) if "archive_imports" in m)
