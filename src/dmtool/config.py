@@ -45,6 +45,8 @@ _STATIC: tuple[Setting, ...] = (
     Setting("sync.public_every_minutes", int, 15,
             "check mentions and your replies at most this often (sync --public forces it)",
             minimum=0, maximum=1440),
+    Setting("display.timezone", str, "",
+            "time zone for times in text output, e.g. Asia/Tokyo (empty: TZ, else the system's)"),
 )
 
 
@@ -153,7 +155,20 @@ def parse_value(key: str, text: str) -> Any:
             raw = [p.strip() for p in text.split(",") if p.strip()]
     except ValueError:
         raise ConfigError(f"config key {key!r} must be {_type_name(s.type)}, not {text!r}") from None
-    return check_value(key, raw)
+    value = check_value(key, raw)
+    if key == "display.timezone" and value:
+        # Checked against the zone files here, not at every load: loading the
+        # config must not import zoneinfo (a bad name in the file is reported
+        # when a command first shows a time).
+        from dmtool.localtime import UnknownZone, check_zone_name
+
+        try:
+            check_zone_name(value)
+        except UnknownZone as e:
+            raise ConfigError(f"config key {key!r}: {e}",
+                              hint="use a zone name such as Asia/Tokyo, Europe/Paris or UTC") \
+                from None
+    return value
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
