@@ -63,8 +63,8 @@ def test_first_sync_stores_contacts_messages_and_evidence(cli: Cli, world: Sandb
 
     data = sync(cli)
     assert set(data) == {"dm_events_new", "dm_events_read", "mentions_new", "replies_new",
-                         "contacts_new", "opted_out", "requests", "autoacks_sent", "deferred",
-                         "backend"}
+                         "contacts_new", "opted_out", "optout_review", "requests",
+                         "autoacks_sent", "deferred", "backend"}
     assert data["deferred"] == []
     assert data["backend"] == "sandbox"
     assert data["dm_events_new"] == 4

@@ -35,6 +35,9 @@ def summary(r: ImportResult) -> str:
     line = f"imported the archive of @{r.account}: {', '.join(parts)}"
     if r.opted_out:
         line += "; opted out: " + ", ".join("@" + h for h in r.opted_out)
+    if r.conversations_done:
+        line += (f"; {_plural(r.conversations_done, 'conversation')} quiet for 30 days filed as "
+                 "done (`dmtool inbox --all` lists them)")
     return line
 
 
@@ -44,6 +47,9 @@ def import_archive_cmd(
     path: Annotated[Path, typer.Argument(
         help="The archive zip from X, or the folder it unpacks to.", metavar="PATH")],
     json_: JsonOpt = False,
+    open_: Annotated[bool, typer.Option(
+        "--open", help="Keep the old conversations waiting for your reply open (by default "
+                       "every conversation quiet for 30 days is filed as done).")] = False,
 ) -> None:
     """Import X's "download your data" archive: DM history older than the API's
     30 days and your public replies become messages and consent evidence.
@@ -54,6 +60,10 @@ def import_archive_cmd(
     already synced. Idempotent: importing again adds nothing. A damaged archive
     is refused whole, naming the file.
 
+    Conversations it brings in that have been quiet for 30 days arrive marked
+    done (`inbox --all` lists them); with --open, those waiting for your reply
+    stay open.
+
     The archive has user ids, not handles: once the import is saved, dmtool
     asks X for the handles of contacts known only by id (one request per 100;
     never without credentials). If that fails, the import still stands: a
@@ -62,7 +72,7 @@ def import_archive_cmd(
     """
     from dmtool.services.archive import run_import
 
-    result = run_import(state(ctx), path)
+    result = run_import(state(ctx), path, keep_waiting=open_)
     if json_:
         output.print_json(result.to_dict())
     else:

@@ -27,6 +27,8 @@ ACTIONS: dict[str, str] = {
     "db backup": "writes a copy of the store to a file",
     "done": "marks a conversation done",
     "reopen": "reopens a conversation",
+    "snooze": "hides a conversation until a time",
+    "unsnooze": "shows a snoozed conversation again",
     "templates add": "saves a template",
     "templates remove": "deletes a template",
 }

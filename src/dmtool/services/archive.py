@@ -106,6 +106,7 @@ class ImportResult:
     evidence_new: int = 0
     contacts_new: int = 0
     replies_new: int = 0
+    conversations_done: int = 0  # quiet history filed as done (see settle_old_archive_...)
     opted_out: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)
     # The naming step after the import (see name_contacts).
@@ -129,6 +130,7 @@ class ImportResult:
             "opted_out": list(self.opted_out),
             "messages_read": self.messages_read,
             "replies_new": self.replies_new,
+            "conversations_done": self.conversations_done,
             "skipped_files": list(self.skipped_files),
             "account": self.account,
             "contacts_named": self.contacts_named,
@@ -557,8 +559,11 @@ def _contact(conn: sqlite3.Connection, user_id: str, now: str, result: ImportRes
     return c
 
 
-def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> ImportResult:
-    """Write a validated archive into the store. Idempotent."""
+def import_archive(store: Store, arc: Archive, *, now: str, label: str,
+                   keep_waiting: bool = False) -> ImportResult:
+    """Write a validated archive into the store. Idempotent. Conversations it
+    brings in that have been quiet for 30 days are filed as done, except, with
+    `keep_waiting`, those whose last message is theirs."""
     known = store.get_state(K_ME_ID) or store.get_state(K_ARCHIVE_ACCOUNT)
     if known and known != arc.user_id:
         raise InputError(f"this archive is @{arc.username}'s (user {arc.user_id}), but this profile "
@@ -595,7 +600,7 @@ def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> Impor
                     result.evidence_new += cstore.add_evidence(conn, contact_id, "inbound_dm", dm.at,
                                                                dm.id, None, now=now)
                     apply_optout_words(conn, contact_id, dm.text, dm.at, now=now,
-                                       opted_out=result.opted_out)
+                                       opted_out=result.opted_out, source="archive")
     touched: set[str] = set()
     for batch in _batches(arc.replies):
         with store.tx() as conn:
@@ -608,8 +613,8 @@ def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> Impor
                     touched.add(r.in_reply_to_user_id)
     _public_exchanges(store, touched, now, result)
     with store.tx() as conn:
-        mstore.settle_old_archive_conversations(conn, before=fmt(parse(now) - HISTORY) or now,
-                                                skip=existing)
+        result.conversations_done = mstore.settle_old_archive_conversations(
+            conn, before=fmt(parse(now) - HISTORY) or now, skip=existing, keep_waiting=keep_waiting)
         cstore.audit(conn, "archive_imported", now=now, archive=label, account=arc.username,
                      **{k: v for k, v in result.to_dict().items() if k not in _NOT_AUDITED})
     return result
@@ -637,7 +642,7 @@ def _public_exchanges(store: Store, user_ids: set[str], now: str, result: Import
                                                        r["text"], now=now)
 
 
-def run_import(st: AppState, path: Path) -> ImportResult:
+def run_import(st: AppState, path: Path, *, keep_waiting: bool = False) -> ImportResult:
     """Read, validate, then import `path` into the profile's store.
 
     The store is opened only once the archive has been read whole, so a
@@ -646,7 +651,8 @@ def run_import(st: AppState, path: Path) -> ImportResult:
     arc = read_archive(path)
     st.paths.ensure()
     with sync_lock(st.paths.sync_lock_file, "import: "):
-        result = import_archive(st.store, arc, now=fmt(timeutil.now()) or "", label=str(path))
+        result = import_archive(st.store, arc, now=fmt(timeutil.now()) or "", label=str(path),
+                                keep_waiting=keep_waiting)
         name_contacts(st, result)
     return result
 

@@ -296,4 +296,21 @@ MIGRATIONS: list[str] = [
         SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
         WHERE contact_tails.contact_id = conversations.contact_id);
     """,
+    # 7: snooze, and what the inbox's order and the digest's opt-out reviews
+    # read. A snoozed conversation is hidden from the inbox and the digest's
+    # waiting list until snoozed_until, or until they write after snoozed_at.
+    # The inbox orders conversations by their last message that is not an
+    # autoack (human_at) and the digest lists contacts in opt-out review: an
+    # index each, so neither reads more rows than it shows.
+    """
+    ALTER TABLE conversations ADD COLUMN snoozed_until TEXT;
+    ALTER TABLE conversations ADD COLUMN snoozed_at TEXT;
+    CREATE INDEX conversations_human ON conversations (state, human_at);
+    CREATE INDEX contacts_review ON contacts (optout_review_at)
+        WHERE optout_review_at IS NOT NULL;
+    """,
 ]
+
+# The user_version after the snooze migration (tests upgrade to and from it).
+SNOOZE_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                        if "ADD COLUMN snoozed_until" in m)
