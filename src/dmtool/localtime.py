@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 
 from dmtool.timeutil import parse, parse_when
@@ -23,6 +23,7 @@ _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Universal", "Etc/Zul
                         "GMT0", "GMT+0", "GMT-0", "Etc/Greenwich", "Greenwich"})
 _NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
 _SYSTEM_LINK = Path("/etc/localtime")
+_SYSTEM_NAME = Path("/etc/timezone")  # Debian's name for a copied /etc/localtime
 
 
 class UnknownZone(ValueError):
@@ -121,13 +122,11 @@ def _system() -> DisplayZone:
                 return named(key)
             except UnknownZone:
                 pass
-    if _SYSTEM_LINK.is_file():
+    if _SYSTEM_LINK.is_file():  # a copy of a zone file: its offsets, /etc/timezone's name
         try:
-            name = Path("/etc/timezone").read_text(encoding="utf-8").strip() or "localtime"
+            name = _SYSTEM_NAME.read_text(encoding="utf-8").strip() or "localtime"
         except OSError:
             name = "localtime"
-        if name in _UTC_NAMES:
-            return UTC_ZONE
         try:
             return _from_file(str(_SYSTEM_LINK), name)
         except (OSError, ValueError):
@@ -159,12 +158,3 @@ def resolve(configured: str | None, environ: Mapping[str, str]) -> DisplayZone:
     except UnknownZone:
         return _c_local()
 
-
-def offset_label(zone: DisplayZone, at: datetime) -> str:
-    """'Asia/Tokyo' or, for a zone without a real name, its offset: 'UTC+09:00'."""
-    if zone.name not in ("local", "localtime"):
-        return zone.name
-    off = zone.local(at).utcoffset() or timedelta(0)
-    sign = "-" if off < timedelta(0) else "+"
-    minutes = abs(int(off.total_seconds())) // 60
-    return f"UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
