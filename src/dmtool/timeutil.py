@@ -36,8 +36,9 @@ def parse_opt(text: str | None) -> datetime | None:
 
 # What people type: a date, or a date and a time (minutes or seconds), with an
 # optional offset. ISO 8601's extended form only: 20261201 is more likely a typo.
-_TYPED = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?"
-                    r"(?:Z|[+-]\d{2}:?\d{2})?)?$", re.IGNORECASE)
+# A pattern, not a compiled regex: compiled (and cached by re) only when used.
+_TYPED = (r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?"
+          r"(?:Z|[+-]\d{2}:?\d{2})?)?$")
 
 
 def parse_when(text: str, zone: tzinfo) -> datetime:
@@ -45,7 +46,7 @@ def parse_when(text: str, zone: tzinfo) -> datetime:
     date (its midnight) or date and time, read in `zone` unless it carries an
     offset (Z, +09:00). Returns an aware UTC datetime; raises ValueError."""
     t = text.strip()
-    if not _TYPED.match(t):
+    if not re.match(_TYPED, t, re.IGNORECASE | re.ASCII):
         raise ValueError(f"not a date: {text!r} (use e.g. 2026-12-01 or 2026-12-01T09:00)")
     try:
         dt = datetime.fromisoformat(t.upper().replace("Z", "+00:00"))

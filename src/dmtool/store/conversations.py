@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 
 # A contact's state, by precedence: blocked > opted-out > review-optout >
 # dm-closed > open. dm-closed lasts until they DM you after X refused your DM
@@ -25,17 +24,25 @@ _UNREAD = ("EXISTS (SELECT 1 FROM messages u WHERE u.contact_id = c.id AND u.dir
 _TAGGED = "EXISTS (SELECT 1 FROM contact_tags t WHERE t.contact_id = c.id AND t.tag = :tag)"
 
 
-@dataclass(frozen=True)
 class InboxQuery:
-    """Which conversations the inbox lists, and in which order."""
+    """Which conversations the inbox lists, and in which order. A plain class:
+    a dataclass costs milliseconds to build at every start of inbox and digest."""
 
-    include_done: bool = False
-    waiting: bool = False       # only those waiting for your reply
-    unread: bool = False
-    tag: str | None = None
-    state: str | None = None    # a contact state (STATE_SQL)
-    snoozed: bool = False       # the snoozed ones instead of the others
-    waiting_first: bool = True  # else by activity alone
+    __slots__ = ("include_done", "waiting", "unread", "tag", "state", "snoozed", "waiting_first")
+
+    def __init__(self, *, include_done: bool = False, waiting: bool = False,
+                 unread: bool = False, tag: str | None = None, state: str | None = None,
+                 snoozed: bool = False, waiting_first: bool = True) -> None:
+        self.include_done = include_done
+        self.waiting = waiting            # only those waiting for your reply
+        self.unread = unread
+        self.tag = tag
+        self.state = state                # a contact state (STATE_SQL)
+        self.snoozed = snoozed            # the snoozed ones instead of the others
+        self.waiting_first = waiting_first  # else by activity alone
+
+    def __repr__(self) -> str:
+        return "InboxQuery(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
 def inbox_rows(conn: sqlite3.Connection, q: InboxQuery, *, now: str,
