@@ -66,6 +66,9 @@ def test_state_is_shown_and_nobody_who_asked_to_stop_is_waiting(
                      "@dave": "blocked", "@erin": "dm-closed"}
 
     d = digest(cli)
+    assert {i["handle"]: i["state"] for i in d["inbound"]} == {
+        "alice": "review-optout", "bob": "opted-out", "carol": "open", "dave": "blocked",
+        "erin": "dm-closed"}
     assert [w["handle"] for w in d["waiting"]] == ["carol"]
     assert [(r["handle"], r["new"], r["text"]) for r in d["optout_reviews"]] == [
         ("alice", True, "please stop messaging me")]
@@ -75,6 +78,11 @@ def test_state_is_shown_and_nobody_who_asked_to_stop_is_waiting(
     waiting = out.split("Waiting for your reply")[1].split("\n\n")[0]
     assert "@alice" in reviews and "[new]" in reviews and "please stop messaging me" in reviews
     assert "@alice" not in waiting and "@bob" not in waiting and "@carol" in waiting
+    assert "@bob (Bob B) [opted-out] 2026-03-02 08:00: STOP" in out
+    # the report's "still waiting" and open conversations follow the same rule
+    report = cli("report", "--days", "1", "--json").json()
+    assert report["open_conversations"]["waiting_for_you"] == 1  # carol
+    assert report["first_reply"]["unanswered_open"] == 1
 
     # Writing again after X refused your DM reopens the door (the policy's rule).
     clock.advance(minutes=10)

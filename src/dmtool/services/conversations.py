@@ -98,11 +98,11 @@ def build_digest(conn: sqlite3.Connection, since: datetime, now: datetime, *,
     by_contact: dict[str, dict[str, Any]] = {}
     for r in rows:
         item = by_contact.setdefault(r["handle"], {"handle": r["handle"], "name": r["name"],
-                                                  "messages": []})
+                                                  "state": r["state"], "messages": []})
         # Old: sent before the window began (a DM synced late).
         item["messages"].append({"at": r["at"], "text": r["text"], "old": r["at"] <= s})
     d.inbound = list(by_contact.values())
-    d.waiting = [{"handle": r["handle"], "name": r["name"], "since": r["at"],
+    d.waiting = [{"handle": r["handle"], "name": r["name"], "state": "open", "since": r["at"],
                   "waiting": ago(parse(r["at"]), now)}
                  for r in cvstore.waiting_for_reply(conn, n)]
     for r in cvstore.optout_reviews(conn):
@@ -144,7 +144,8 @@ def render_digest(d: Digest, zone: DisplayZone, *, markdown: bool, with_text: bo
         n = sum(len(i["messages"]) for i in d.inbound)
         lines.append(f"{h}New messages ({n} from {len(d.inbound)})")
         for i in d.inbound:
-            who = f"@{i['handle']}" + (f" ({i['name']})" if i["name"] else "")
+            who = f"@{i['handle']}" + (f" ({i['name']})" if i["name"] else "") \
+                + (f" [{i['state']}]" if i["state"] != "open" else "")
             n_old = sum(m["old"] for m in i["messages"])
             old = old or n_old > 0
             if with_text:

@@ -18,7 +18,8 @@ What is measured (docs/guide.md says the same in plain words):
 - Open conversations, now, by age: those waiting for you are aged from the
   first message of theirs you have not answered (how long they have waited,
   not since their latest nudge); those waiting for them from your last message.
-  Opted-out contacts are not open: nobody may write to them.
+  Only contacts whose state is open count (as in the inbox): not those who
+  opted out or are in opt-out review, nor those blocked or closed to your DMs.
 - Opt-outs that happened in the period (from the audit log, by the time of the
   STOP or of your confirmation, not of the sync that found it).
 """

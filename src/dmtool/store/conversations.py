@@ -129,15 +129,16 @@ def snoozed_until(conn: sqlite3.Connection, contact_id: int, now: str) -> str | 
 # What a digest reads about new messages: inbound ones, never history from an
 # archive import. Both windows go down messages_recorded (see the service for
 # why a window on sent times is bounded by recorded times too).
-_INBOUND = ("SELECT c.handle, c.name, m.at, m.recorded_at, m.text FROM messages m "
+_INBOUND = (f"SELECT c.handle, c.name, ({STATE_SQL}) AS state, m.at, m.recorded_at, m.text "
+            "FROM messages m "
             "JOIN contacts c ON c.id = m.contact_id WHERE m.direction = 'in' "
             "AND m.source != 'archive' AND m.recorded_at > :recorded_since AND {window} "
             "ORDER BY m.at, m.id")
 
 
 def inbound_recorded_between(conn: sqlite3.Connection, since: str, until: str) -> list[sqlite3.Row]:
-    """Inbound messages first recorded in (since, until]: handle, name, at,
-    recorded_at, text. recorded_at, not at: a message synced late is news the
+    """Inbound messages first recorded in (since, until]: handle, name, state,
+    at, recorded_at, text. recorded_at, not at: a message synced late is news the
     first time we see it."""
     return conn.execute(_INBOUND.format(window="m.recorded_at <= :until"),
                         {"recorded_since": since, "until": until}).fetchall()
