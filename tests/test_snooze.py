@@ -97,7 +97,7 @@ def test_bad_snoozes_are_refused_and_change_nothing(cli: Cli, world: SandboxWorl
     two_waiting(world, clock, cli)
     assert cli("contacts", "add", "zoe").exit_code == 0
     for args, code in ((["alice", "until", "2026-03-01"], 2),  # the past
-                       (["alice", "until"], 2), (["alice", "soon"], 2),
+                       (["alice", "until"], 2), (["alice", "soon"], 2), (["alice", "0m"], 2),
                        (["alice", "3d", "4h"], 2), (["alice", "until", "someday"], 2),
                        (["nobody", "3d"], 1),
                        (["zoe", "3d"], 1)):  # a contact, but no conversation yet
@@ -122,7 +122,7 @@ def test_a_store_from_before_the_snooze_migration_upgrades(tmp_path: Path) -> No
     row = new.conn.execute("SELECT snoozed_until, snoozed_at FROM conversations").fetchone()
     assert tuple(row) == (None, None)
     indexes = {r[0] for r in new.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"conversations_human", "contacts_review"} <= indexes
+    assert {"conversations_human", "conversations_snoozed", "contacts_review"} <= indexes
     from dmtool.store.conversations import InboxQuery, inbox_rows
 
     [r] = inbox_rows(new.conn, InboxQuery(), now="2026-03-02T00:00:00.000Z", limit=10)

@@ -247,9 +247,12 @@ def _parse_until(st: AppState, words: list[str], now: datetime) -> datetime:
         raise UsageError("give a duration (3d, 1w) or `until DATE`",
                          hint="e.g. dmtool snooze @alice 1w, or until 2026-12-01")
     try:
-        return now + parse_duration(words[0])
+        until = now + parse_duration(words[0])
     except ValueError as e:
         raise UsageError(str(e), hint="or `until 2026-12-01`") from None
+    if until <= now:
+        raise UsageError(f"snooze for how long? {words[0]} is no time at all")
+    return until
 
 
 def snooze_cmd(
