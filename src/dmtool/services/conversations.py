@@ -110,7 +110,7 @@ def build_digest(conn: sqlite3.Connection, since: datetime, now: datetime, *,
             s < r["at"] <= n if by_sent else s < r["recorded_at"] <= n)
         d.optout_reviews.append({"handle": r["handle"], "name": r["name"], "at": r["at"],
                                  "text": r["text"], "new": new})
-    audit_since = fmt(since - CLOCK_SKEW) or "" if by_sent else s
+    audit_since = (fmt(since - CLOCK_SKEW) or "") if by_sent else s
     for r in cvstore.opt_outs_between(conn, audit_since, n):
         # When they opted out (the audit entry's own time is when we learnt it).
         detail = json.loads(r["detail"]) if r["detail"] else {}
