@@ -56,6 +56,7 @@ def dmtool_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DMTOOL_HOME", str(home))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("TZ", "UTC")  # times in text output are local: the same on every machine
     for var in ("DMTOOL_PROFILE", "DMTOOL_NOW", "X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN",
                 "X_ACCESS_TOKEN_SECRET", "X_CLIENT_ID", "X_CLIENT_SECRET", "VISUAL", "EDITOR",
                 "BROWSER", "DISPLAY", "WAYLAND_DISPLAY"):  # no test opens a real browser

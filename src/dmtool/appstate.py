@@ -16,6 +16,7 @@ from dmtool.paths import DEFAULT_PROFILE, Paths
 
 if TYPE_CHECKING:
     from dmtool.config import Config
+    from dmtool.localtime import DisplayZone
     from dmtool.store import Store
     from dmtool.x.types import XClient
 
@@ -33,6 +34,7 @@ class AppState:
     _config: Config | None = None
     _store: Store | None = None
     _client: XClient | None = None
+    _zone: DisplayZone | None = None
 
     @property
     def paths(self) -> Paths:
@@ -81,6 +83,23 @@ class AppState:
             configured = str(self.config.get("operator.name"))
             actor.set_operator(lambda: actor.operator_name(self.environ, configured))
         return self._store
+
+    @property
+    def zone(self) -> DisplayZone:
+        """The zone text output shows times in: display.timezone, else TZ, else
+        the system's. Resolved on first use: JSON output never needs it."""
+        if self._zone is None:
+            from dmtool.errors import ConfigError
+            from dmtool.localtime import UnknownZone, resolve
+
+            configured = str(self.config.get("display.timezone") or "")
+            try:
+                self._zone = resolve(configured, self.environ)
+            except UnknownZone as e:
+                raise ConfigError(f"{self.paths.config_file}: config key 'display.timezone': {e}",
+                                  hint='`dmtool config set display.timezone Asia/Tokyo`, or "" '
+                                       "to follow TZ") from None
+        return self._zone
 
     @property
     def sandbox(self) -> bool:

@@ -77,6 +77,9 @@ _STATIC: tuple[Setting, ...] = (
             max_length=TEXT_MAX),
     Setting("hooks.timeout_s", int, 10, "seconds a hook may run before it is stopped",
             minimum=1, maximum=300),
+    Setting("display.timezone", str, "",
+            "time zone for times in text output, e.g. Asia/Tokyo (empty: TZ, else the system's)",
+            max_length=64),
 )
 
 # The [lint] keys' ranges. A promotional score below 0.1 would flag every text
@@ -250,7 +253,20 @@ def parse_value(key: str, text: str) -> Any:
     except ValueError:
         raise ConfigError(f"config key {key!r} must be {_type_name(s.type)}, "
                           f"not {_shown(text)}") from None
-    return check_value(key, raw)
+    value = check_value(key, raw)
+    if key == "display.timezone" and value:
+        # Checked against the zone files here, not at every load: loading the
+        # config must not import zoneinfo (a bad name in the file is reported
+        # when a command first shows a time).
+        from dmtool.localtime import UnknownZone, check_zone_name
+
+        try:
+            check_zone_name(value)
+        except UnknownZone as e:
+            raise ConfigError(f"config key {key!r}: {e}",
+                              hint="use a zone name such as Asia/Tokyo, Europe/Paris or UTC") \
+                from None
+    return value
 
 
 def _blank(text: Any) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 
 def now() -> datetime:
@@ -32,6 +32,29 @@ def parse(text: str) -> datetime:
 
 def parse_opt(text: str | None) -> datetime | None:
     return None if text is None else parse(text)
+
+
+# What people type: a date, or a date and a time (minutes or seconds), with an
+# optional offset. ISO 8601's extended form only: 20261201 is more likely a typo.
+# A pattern, not a compiled regex: compiled (and cached by re) only when used.
+_TYPED = (r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?"
+          r"(?:Z|[+-]\d{2}:?\d{2})?)?$")
+
+
+def parse_when(text: str, zone: tzinfo) -> datetime:
+    """A time a person typed (`snooze until`, `--since`, `--at`): an ISO 8601
+    date (its midnight) or date and time, read in `zone` unless it carries an
+    offset (Z, +09:00). Returns an aware UTC datetime; raises ValueError."""
+    t = text.strip()
+    if not re.match(_TYPED, t, re.IGNORECASE | re.ASCII):
+        raise ValueError(f"not a date: {text!r} (use e.g. 2026-12-01 or 2026-12-01T09:00)")
+    try:
+        dt = datetime.fromisoformat(t.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a date: {text!r} (no such day or time)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=zone)
+    return dt.astimezone(UTC)
 
 
 _DURATION = re.compile(r"\s*([0-9]+)\s*([smhdw])\s*")  # ASCII digits, not any \d

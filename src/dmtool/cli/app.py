@@ -22,7 +22,8 @@ COMMAND_MODULES: dict[str, str] = {
     "auth": "auth", "config": "config_cmd", "paths": "config_cmd", "sync": "sync_cmd",
     "contacts": "contacts", "check": "contacts",
     "inbox": "conversations", "thread": "conversations", "done": "conversations",
-    "reopen": "conversations", "digest": "conversations",
+    "reopen": "conversations", "digest": "conversations", "snooze": "conversations",
+    "unsnooze": "conversations",
     "draft": "drafts", "drafts": "drafts", "review": "drafts", "send": "drafts",
     "templates": "drafts", "log": "log_cmd", "reply": "reply",
     "demo": "demo", "sandbox": "sandbox_cmd", "db": "db_cmd",
@@ -48,13 +49,17 @@ COMMAND_HELP: dict[str, str] = {
             "evidence and opt-outs.",
     "contacts": "Your contact record: people, tags, notes and consent.",
     "check": "May I DM this person now? Exit 0 yes, 3 no, with the reasons.",
-    "inbox": "Conversations by last activity, open ones first; marks which need a reply.",
+    "inbox": "Conversations, the ones waiting for your reply first, then by last activity; marks "
+             "which need a reply and the contact's state. Filters combine.",
     "thread": "The conversation with one contact, oldest first. Marks it read unless --peek.",
     "done": "Mark a conversation done (it reopens when they write again).",
     "reopen": "Reopen a conversation marked done.",
-    "digest": "What came in since the last digest: new messages, conversations waiting for a "
-              "reply, opt-outs, failed sends. Prints nothing when nothing is new (so cron mails "
-              "only news), unless --json.",
+    "snooze": "Hide a conversation from the inbox and the digest's waiting list until then, or "
+              "until they write again. `inbox --snoozed` lists them.",
+    "unsnooze": "Show a snoozed conversation in the inbox again.",
+    "digest": "What came in since the last digest: new messages, opt-out reviews, conversations "
+              "waiting for a reply, opt-outs, failed sends. Prints nothing when nothing is new "
+              "(so cron mails only news), unless --json.",
     "draft": "Write a draft DM to one contact. Refused (exit 3) when they may not be DMed; lint "
              "findings are shown. Nothing is sent: review and send it next. A handle not in your "
              "record is looked up on X once, as `check` does.",

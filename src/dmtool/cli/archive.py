@@ -37,6 +37,9 @@ def summary(r: ImportResult) -> str:
     line = f"imported the archive of @{r.account}: {', '.join(parts)}"
     if r.opted_out:
         line += "; opted out: " + ", ".join("@" + h for h in r.opted_out)
+    if r.conversations_done:
+        line += (f"; {_plural(r.conversations_done, 'conversation')} quiet for 30 days filed as "
+                 "done (`dmtool inbox --all` lists them)")
     return line
 
 
@@ -51,6 +54,9 @@ def import_archive_cmd(
         help="Instead of importing: take out what an import that did not finish wrote (for "
              "when its archive is gone).")] = False,
     json_: JsonOpt = False,
+    open_: Annotated[bool, typer.Option(
+        "--open", help="Keep the old conversations waiting for your reply open (by default "
+                       "every conversation quiet for 30 days is filed as done).")] = False,
 ) -> None:
     """Import X's "download your data" archive: DM history older than the API's
     30 days and your public replies become messages and consent evidence.
@@ -65,6 +71,10 @@ def import_archive_cmd(
     it stops before the end (killed, a full disk), dmtool refuses to DM them
     (E_IMPORT_INCOMPLETE, exit 3) until the same archive is imported again to
     the end, or `--discard-incomplete` takes out what the stopped import wrote.
+
+    Conversations it brings in that have been quiet for 30 days arrive marked
+    done (`inbox --all` lists them); with --open, those waiting for your reply
+    stay open.
 
     The archive has user ids, not handles: once the import is saved, dmtool
     asks X for the handles of contacts known only by id (one request per 100;
@@ -83,7 +93,7 @@ def import_archive_cmd(
         raise UsageError("missing the archive: give PATH", hint="dmtool import archive PATH")
     from dmtool.services.archive import run_import
 
-    result = run_import(st, path)
+    result = run_import(st, path, keep_waiting=open_)
     if json_:
         output.print_json(result.to_dict())
     else:

@@ -102,10 +102,11 @@ def contacts_list(
     if json_:
         output.print_json(items)
         return
+    zone = st.zone
     output.print_table(
         ["handle", "name", "status", "tags", "last in", "last out", "can DM now"],
-        [["@" + i["handle"], i["name"], i["status"], i["tags"], (i["last_inbound_at"] or "")[:16],
-          (i["last_outbound_at"] or "")[:16], _now_cell(i["status"], i["can_dm"])]
+        [["@" + i["handle"], i["name"], i["status"], i["tags"], zone.show(i["last_inbound_at"]),
+          zone.show(i["last_outbound_at"]), _now_cell(i["status"], i["can_dm"])]
          for i in items],
         empty="no contacts yet: `dmtool sync`, `dmtool contacts add` or `dmtool contacts import`")
 
@@ -177,31 +178,33 @@ def _show_data(st: AppState, handle: str) -> dict[str, Any]:
 @contacts_app.command("show")
 def contacts_show(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False) -> None:
     """The contact, consent evidence, notes and the last messages."""
-    data = _show_data(state(ctx), handle)
+    st = state(ctx)
+    data = _show_data(st, handle)
     if json_:
         output.print_json(data)
         return
+    zone = st.zone
     output.print_fields([
         ("handle", "@" + data["handle"]), ("name", data["name"]), ("user id", data["user_id"]),
         ("tags", data["tags"]), ("status", data["status"]),
         ("can DM now", _can_dm_now_text(data)),
-        ("opted out", opt_out_text(data["opted_out_at"], data["opt_out_words"],
+        ("opted out", opt_out_text(zone.show(data["opted_out_at"]), data["opt_out_words"],
                                    data["opt_out_reason"]) if data["opted_out_at"] else None),
     ])
     output.print_text("consent evidence:" if data["evidence"] else "consent evidence: none")
     for e in data["evidence"]:
-        output.print_text(f"  {e['at'][:16]}  {e['kind']}  {e['text'] or e['ref']}")
+        output.print_text(f"  {zone.show(e['at'])}  {e['kind']}  {e['text'] or e['ref']}")
     for r in data["reasons"]:
         output.print_text(f"  {r['code']}: {r['message']}")
     if data["notes"]:
         output.print_text("notes:")
         for n in data["notes"]:
-            output.print_text(f"  {n['at'][:16]}  {n['text']}")
+            output.print_text(f"  {zone.show(n['at'])}  {n['text']}")
     if data["messages"]:
         output.print_text("last messages:")
         for m in data["messages"]:
             arrow = "<-" if m["direction"] == "in" else "->"
-            output.print_text(f"  {m['at'][:16]} {arrow} {m['text']}")
+            output.print_text(f"  {zone.show(m['at'])} {arrow} {m['text']}")
 
 
 def _can_dm_now_text(data: dict[str, Any]) -> str:
@@ -602,7 +605,7 @@ def check_cmd(
             if r.code != "E_LINT":  # lint errors are listed above already
                 output.print_text(f"  {r.code}: {r.message}")
         for e in decision.evidence:
-            output.print_text(f"  evidence: {e.kind} on {fmt(e.at)} ({e.text or e.ref})")
+            output.print_text(f"  evidence: {e.kind} on {st.zone.show(e.at)} ({e.text or e.ref})")
         more = total - len(decision.evidence)
         if more > 0:
             output.print_text(f"  ({more} earlier record{'' if more == 1 else 's'} of the same "

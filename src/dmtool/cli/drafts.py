@@ -16,6 +16,7 @@ from dmtool.cli.params import HandleArg, JsonOpt, TemplateArg, draft_id_argument
 from dmtool.errors import DmtoolError, UsageError
 
 if TYPE_CHECKING:
+    from dmtool.localtime import DisplayZone
     from dmtool.services.drafting import DraftView
     from dmtool.services.send import SendResult
     from dmtool.store.drafts import Draft
@@ -89,14 +90,15 @@ def _waits(v: DraftView) -> list[str]:
     return [r.code for r in v.decision.blocking if r.code in TRANSIENT_CODES]
 
 
-def _print_draft(v: DraftView) -> None:
+def _print_draft(v: DraftView, zone: DisplayZone) -> None:
     d = v.draft
     fields = [
         ("draft", d.id), ("contact", f"@{d.handle}" + (f" ({v.contact.name})" if v.contact.name else "")),
         ("status", d.status), ("first contact", v.first_contact), ("template", d.template),
-        ("created", d.created_at), ("updated", d.updated_at), ("approved", d.approved_at),
+        ("created", zone.show(d.created_at)), ("updated", zone.show(d.updated_at)),
+        ("approved", zone.show(d.approved_at) or None),
         ("acknowledged", sorted(d.acknowledged_codes) or None), ("reason", d.reason),
-        ("sent", d.sent_at), ("event", d.dm_event_id),
+        ("sent", zone.show(d.sent_at) or None), ("event", d.dm_event_id),
     ]
     output.print_fields([(k, val) for k, val in fields if val is not None])
     output.print_text("text:")
@@ -107,8 +109,8 @@ def _print_draft(v: DraftView) -> None:
         _print_findings(v)
 
 
-def _summary_row(d: Draft) -> list[Any]:
-    return [d.id, d.status, "@" + d.handle, d.updated_at[:16], d.text]
+def _summary_row(d: Draft, zone: DisplayZone) -> list[Any]:
+    return [d.id, d.status, "@" + d.handle, zone.show(d.updated_at), d.text]
 
 
 # --- draft -------------------------------------------------------------------------------
@@ -170,11 +172,13 @@ def drafts_list(
     """List drafts, newest first."""
     from dmtool.services import drafting
 
-    items = drafting.list_drafts(state(ctx), status)
+    st = state(ctx)
+    items = drafting.list_drafts(st, status)
     if json_:
         output.print_json([drafting.draft_summary(d) for d in items])
         return
-    output.print_table(["id", "status", "to", "updated", "text"], [_summary_row(d) for d in items],
+    output.print_table(["id", "status", "to", "updated", "text"],
+                       [_summary_row(d, st.zone) for d in items],
                        empty="no drafts: write one with `dmtool draft HANDLE`")
 
 
@@ -183,11 +187,12 @@ def drafts_show(ctx: typer.Context, draft_id: IdArg, json_: JsonOpt = False) -> 
     """One draft with its text, status, lint findings and the policy's answer now."""
     from dmtool.services import drafting
 
-    v = drafting.show(state(ctx), draft_id)
+    st = state(ctx)
+    v = drafting.show(st, draft_id)
     if json_:
         output.print_json(v.to_dict())
     else:
-        _print_draft(v)
+        _print_draft(v, st.zone)
 
 
 @drafts_app.command("edit")
@@ -315,13 +320,13 @@ def _render_review(st: AppState, console: Any, v: DraftView, position: str) -> N
     evidence = cstore.evidence(conn, c.id)
     console.print(Text("consent evidence:" + ("" if evidence else " none")))
     for e in evidence:
-        console.print(Text(f"  {e.at[:16]}  {e.kind}  {e.text or e.ref}"))
+        console.print(Text(f"  {st.zone.show(e.at)}  {e.kind}  {e.text or e.ref}"))
     msgs = cstore.messages(conn, c.id, limit=5)
     if msgs:
         console.print(Text("last messages:"))
         for m in msgs:
             arrow = "<-" if m.direction == "in" else "->"
-            console.print(Text(f"  {m.at[:16]} {arrow} {' '.join(m.text.split())}"))
+            console.print(Text(f"  {st.zone.show(m.at)} {arrow} {' '.join(m.text.split())}"))
     console.print(Panel(Text(v.draft.text), title="text", title_align="left"))
     if not v.findings and not v.decision.reasons:
         console.print(Text("checks: no findings"))
@@ -507,11 +512,13 @@ def templates_list(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Your templates."""
     from dmtool.store import drafts as dstore
 
-    items = dstore.list_templates(state(ctx).store.conn)
+    st = state(ctx)
+    items = dstore.list_templates(st.store.conn)
     if json_:
         output.print_json([_template_dict(t) for t in items])
         return
-    output.print_table(["name", "updated", "text"], [[t.name, t.updated_at[:16], t.text] for t in items],
+    output.print_table(["name", "updated", "text"],
+                       [[t.name, st.zone.show(t.updated_at), t.text] for t in items],
                        empty="no templates: add one with `dmtool templates add NAME TEXT`")
 
 

@@ -9,7 +9,7 @@ import typer
 from dmtool import output
 from dmtool.cli.completion import complete_handle
 from dmtool.cli.context import state
-from dmtool.cli.params import JsonOpt, limit_option, since_option
+from dmtool.cli.params import JsonOpt, limit_option, resolve_since, since_option
 
 
 def _detail_text(detail: dict[str, Any]) -> str:
@@ -49,21 +49,20 @@ def log_cmd(
     entries written before dmtool recorded it have none.
     """
     from dmtool import timeutil
-    from dmtool.cli.when import local
-    from dmtool.cli.when import since as since_time
     from dmtool.models import clean_handle
     from dmtool.store import audit
     from dmtool.store import contacts as cstore
 
-    conn = state(ctx).store.conn
+    st = state(ctx)
+    conn = st.store.conn
     user_id = handle = None
     if contact is not None:
         handle = clean_handle(contact)
         known = cstore.find(conn, handle)
         if known is not None:
             user_id, handle = known.user_id, known.handle
-    f = audit.Filter(user_id=user_id, handle=handle,
-                     since=since_time(since, timeutil.now()) if since is not None else None,
+    start = resolve_since(st, since, timeutil.now()) if since is not None else None
+    f = audit.Filter(user_id=user_id, handle=handle, since=timeutil.fmt(start),
                      actions=tuple(action or ()), actor=actor_)
     entries = audit.entries(conn, f, limit or None)
     if json_:
@@ -77,8 +76,9 @@ def log_cmd(
             return
     output.print_table(
         ["at", "action", "contact", "draft", "codes", "detail", "actor"],
-        [[local(e["at"]), e["action"], "@" + e["handle"] if e["handle"] else "", e["draft_id"],
-          " ".join(e["codes"]), _detail_text(e["detail"]), e["actor"]] for e in entries],
+        [[st.zone.show(e["at"], seconds=True), e["action"], "@" + e["handle"] if e["handle"] else "",
+          e["draft_id"], " ".join(e["codes"]), _detail_text(e["detail"]), e["actor"]]
+         for e in entries],
         empty="no entries match" if (contact or since or action or actor_)
         else "the audit log is empty")
 

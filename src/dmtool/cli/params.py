@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dmtool.cli.completion import complete_handle, complete_template
+from dmtool.errors import UsageError
+
+if TYPE_CHECKING:
+    from dmtool.appstate import AppState
 
 # --json means the same on every command that reports: one JSON document on stdout.
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -84,8 +88,6 @@ def since_param(value: Any) -> str:
     """A Typer parser for `--since`: a duration back from now (as
     `duration_param`) or an ISO 8601 date or time. Checked here, so a bad value
     is a usage error; the command turns it into a time in its display zone."""
-    from datetime import datetime
-
     from dmtool.timeutil import parse_duration
 
     text = str(value)
@@ -101,6 +103,24 @@ def since_param(value: Any) -> str:
         raise typer.BadParameter(f"not a duration or a date: {_shown(text)} (use e.g. 30m, 24h, "
                                  "7d, 2026-11-01 or 2026-11-01T09:00)") from None
     return text
+
+
+def resolve_since(st: AppState, text: str, now: datetime) -> datetime:
+    """What a checked `--since` means: `now` minus the duration, or the date or
+    time read in the display zone (unless it carries an offset)."""
+    from dmtool.timeutil import parse_duration
+
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        start = st.zone.parse_typed(text)
+    except ValueError as e:
+        raise UsageError(f"--since: {e}") from None
+    if start >= now:
+        raise UsageError(f"--since {text} is in the future")
+    return start
 
 
 def since_option(help: str) -> Any:

@@ -30,6 +30,8 @@ ACTIONS: dict[str, str] = {
     "done": "marks a conversation done",
     "reopen": "reopens a conversation",
     "sandbox receive": "puts a DM into the sandbox X, for the next sync to read",
+    "snooze": "hides a conversation until a time",
+    "unsnooze": "shows a snoozed conversation again",
     "templates add": "saves a template",
     "templates remove": "deletes a template",
 }

@@ -10,7 +10,7 @@ import typer
 from dmtool import output
 from dmtool.cli.completion import complete_handle
 from dmtool.cli.context import state
-from dmtool.cli.params import LIMIT_MAX, JsonOpt, limit_option, since_option
+from dmtool.cli.params import LIMIT_MAX, JsonOpt, limit_option, resolve_since, since_option
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -41,19 +41,17 @@ def search_cmd(
     index; shorter ones read every message, which takes longer on a big store.
     """
     from dmtool import timeutil
-    from dmtool.cli.when import local
-    from dmtool.cli.when import since as since_time
     from dmtool.services.search import search, terms_of
 
     st = state(ctx)
     text = " ".join(query)
-    start = since_time(since, timeutil.now()) if since is not None else None
+    start = timeutil.fmt(resolve_since(st, since, timeutil.now())) if since is not None else None
     limit = limit or LIMIT_MAX
     result = search(st.store.conn, text, handle=contact, since=start, limit=limit)
     if json_:
         output.print_json(result.to_dict())
         return
-    rows = [[local(h["at"]), _kind(h), "@" + h["contact"]["handle"], _text(h)]
+    rows = [[st.zone.show(h["at"]), _kind(h), "@" + h["contact"]["handle"], _text(h)]
             for h in result.hits]
     if not output.stdout_is_tty():
         output.print_table(["at", "kind", "contact", "text"], rows)

@@ -36,6 +36,9 @@ def summary(r: SyncResult, sandbox: bool) -> str:
     line = f"{prefix}synced: {', '.join(parts)} ({cost})"
     if r.opted_out:
         line += "; opted out: " + ", ".join("@" + h for h in r.opted_out)
+    if r.optout_review:  # `dmtool digest` and `inbox --state review-optout` list them
+        line += (f"; {_plural(len(r.optout_review), 'opt-out review')} to decide: "
+                 + ", ".join("@" + h for h in r.optout_review))
     if r.autoacks_sent:
         line += f"; {_plural(r.autoacks_sent, 'acknowledgement')} sent"
     if r.deferred:  # the stderr note says until when

@@ -134,6 +134,7 @@ class ImportResult:
     evidence_new: int = 0
     contacts_new: int = 0
     replies_new: int = 0
+    conversations_done: int = 0  # quiet history filed as done (see settle_old_archive_...)
     opted_out: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)
     messages_repeated: int = 0  # ids met again in the archive (counted in messages_skipped)
@@ -163,6 +164,7 @@ class ImportResult:
             "messages_read": self.messages_read,
             "messages_repeated": self.messages_repeated,
             "replies_new": self.replies_new,
+            "conversations_done": self.conversations_done,
             "skipped_files": list(self.skipped_files),
             "account": self.account,
             "contacts_named": self.contacts_named,
@@ -601,8 +603,11 @@ def _contact(conn: sqlite3.Connection, user_id: str, now: str, result: ImportRes
     return c
 
 
-def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> ImportResult:
-    """Write a validated archive into the store. Idempotent.
+def import_archive(store: Store, arc: Archive, *, now: str, label: str,
+                   keep_waiting: bool = False) -> ImportResult:
+    """Write a validated archive into the store. Idempotent. Conversations it
+    brings in that have been quiet for 30 days are filed as done, except, with
+    `keep_waiting`, those whose last message is theirs.
 
     Before any message, the import is recorded as pending with every
     participant (the gate refuses them until it completes); a rerun of the same
@@ -624,7 +629,7 @@ def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> Impor
         import_id = imports.start(conn, fingerprint=arc.fingerprint(), archive=where,
                                   account=arc.username, now=now, participants=arc.participants())
     try:
-        return _write(store, arc, import_id, now=now, label=label)
+        return _write(store, arc, import_id, now=now, label=label, keep_waiting=keep_waiting)
     except DiskFull:
         again = shlex.quote(where)
         raise DiskFull(
@@ -634,7 +639,8 @@ def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> Impor
                  "the import (nothing is imported twice)") from None
 
 
-def _write(store: Store, arc: Archive, import_id: int, *, now: str, label: str) -> ImportResult:
+def _write(store: Store, arc: Archive, import_id: int, *, now: str, label: str,
+           keep_waiting: bool) -> ImportResult:
     result = ImportResult(account=arc.username, conversations=arc.conversations,
                           messages_read=arc.messages_read, skipped_files=list(arc.skipped_files),
                           messages_repeated=arc.repeated, first_repeat=arc.first_repeat)
@@ -666,7 +672,7 @@ def _write(store: Store, arc: Archive, import_id: int, *, now: str, label: str) 
                     result.evidence_new += cstore.add_evidence(conn, contact_id, "inbound_dm", dm.at,
                                                                dm.id, None, now=now)
                     apply_optout_words(conn, contact_id, dm.text, dm.at, now=now,
-                                       opted_out=result.opted_out)
+                                       opted_out=result.opted_out, source="archive")
     touched: set[str] = set()
     for batch in _batches(arc.replies):
         with store.tx() as conn:
@@ -682,8 +688,8 @@ def _write(store: Store, arc: Archive, import_id: int, *, now: str, label: str) 
                     imports.adopt_post(conn, r.id, import_id)
     _public_exchanges(store, touched, now, result, import_id)
     with store.tx() as conn:
-        mstore.settle_old_archive_conversations(conn, before=fmt(parse(now) - HISTORY) or now,
-                                                skip=existing)
+        result.conversations_done = mstore.settle_old_archive_conversations(
+            conn, before=fmt(parse(now) - HISTORY) or now, skip=existing, keep_waiting=keep_waiting)
         cstore.audit(conn, "archive_imported", now=now, archive=label, account=arc.username,
                      **{k: v for k, v in result.to_dict().items() if k not in _NOT_AUDITED})
         imports.complete(conn, import_id, now=now)
@@ -714,7 +720,7 @@ def _public_exchanges(store: Store, user_ids: set[str], now: str, result: Import
                                                        r["text"], now=now)
 
 
-def run_import(st: AppState, path: Path) -> ImportResult:
+def run_import(st: AppState, path: Path, *, keep_waiting: bool = False) -> ImportResult:
     """Read, validate, then import `path` into the profile's store.
 
     The store is opened only once the archive has been read whole, so a
@@ -723,7 +729,8 @@ def run_import(st: AppState, path: Path) -> ImportResult:
     arc = read_archive(path)
     st.paths.ensure()
     with sync_lock(st.paths.sync_lock_file, "import: "):
-        result = import_archive(st.store, arc, now=fmt(timeutil.now()) or "", label=str(path))
+        result = import_archive(st.store, arc, now=fmt(timeutil.now()) or "", label=str(path),
+                                keep_waiting=keep_waiting)
         name_contacts(st, result)
     return result
 

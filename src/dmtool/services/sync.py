@@ -113,6 +113,7 @@ class SyncResult:
     replies_new: int = 0
     contacts_new: int = 0
     opted_out: list[str] = field(default_factory=list)
+    optout_review: list[str] = field(default_factory=list)  # "please stop...": a person decides
     requests: int = 0
     autoacks_sent: int = 0
     # What a rate limit held back: {"what": public_check | user_names | autoacks,
@@ -128,6 +129,7 @@ class SyncResult:
             "replies_new": self.replies_new,
             "contacts_new": self.contacts_new,
             "opted_out": list(self.opted_out),
+            "optout_review": list(self.optout_review),
             "requests": self.requests,
             "autoacks_sent": self.autoacks_sent,
             "deferred": [dict(d) for d in self.deferred],
@@ -638,7 +640,8 @@ class _Sync:
     # --- opt-out words --------------------------------------------------------------------
 
     def apply_words(self, conn: sqlite3.Connection, contact_id: int, text: str, at: str) -> None:
-        apply_optout_words(conn, contact_id, text, at, now=self.now_s, opted_out=self.result.opted_out)
+        apply_optout_words(conn, contact_id, text, at, now=self.now_s, opted_out=self.result.opted_out,
+                           reviewed=self.result.optout_review)
 
     # --- mentions and your replies ----------------------------------------------------------
 
@@ -728,15 +731,19 @@ class _Sync:
 
 
 def apply_optout_words(conn: sqlite3.Connection, contact_id: int, text: str, at: str, *,
-                       now: str, opted_out: list[str]) -> None:
+                       now: str, opted_out: list[str], reviewed: list[str] | None = None,
+                       source: str = "sync") -> None:
     """Apply STOP / START / "please stop" in one inbound message (policy §2).
 
     Works as if messages were read in time order, whatever order they are
     stored in (a sync walk reads pages newest first; an archive is history):
     a STOP counts unless a later START or STOP is already stored; a START
     lifts only an earlier opt-out. `opted_out` collects the handles opted out
-    (and drops those a later START lifted) for the caller's report. Shared by
-    sync and the archive import so both apply the same rules."""
+    (and drops those a later START lifted) for the caller's report, `reviewed`
+    those put in review. Shared by sync and the archive import so both apply
+    the same rules; the archive's audit entries say `source: archive`, so that
+    the digest leaves history out."""
+    origin: dict[str, Any] = {"source": source} if source != "sync" else {}
     match = optout.classify_detail(text)
     if match is None:
         return
@@ -750,9 +757,11 @@ def apply_optout_words(conn: sqlite3.Connection, contact_id: int, text: str, at:
             return
         cstore.set_opted_out(conn, c, at, words)
         cstore.audit(conn, "opted_out", now=now, contact=c, codes=["E_OPTED_OUT"],
-                     words=words, at=at, by="contact")
+                     words=words, at=at, by="contact", **origin)
         if c.handle not in opted_out:
             opted_out.append(c.handle)
+        if reviewed is not None and c.handle in reviewed:  # set_opted_out ended the review
+            reviewed.remove(c.handle)
     elif match.kind == "optin":
         if not c.opted_out_at or c.opted_out_at >= at:
             return
@@ -761,7 +770,7 @@ def apply_optout_words(conn: sqlite3.Connection, contact_id: int, text: str, at:
             # set_opted_out clears the review; a later "please stop" still needs a human.
             cstore.set_review(conn, c, c.optout_review_text, c.optout_review_at)
         cstore.audit(conn, "opted_in", now=now, contact=c, words=words, at=at,
-                     lifted=c.opted_out_at)
+                     lifted=c.opted_out_at, **origin)
         if c.handle in opted_out:
             opted_out.remove(c.handle)
     else:
@@ -771,7 +780,9 @@ def apply_optout_words(conn: sqlite3.Connection, contact_id: int, text: str, at:
             return
         cstore.set_review(conn, c, words, at)
         cstore.audit(conn, "optout_review", now=now, contact=c, codes=["E_OPTOUT_REVIEW"],
-                     words=words, matched=match.word, at=at)
+                     words=words, matched=match.word, at=at, **origin)
+        if reviewed is not None and c.handle not in reviewed:
+            reviewed.append(c.handle)
 
 
 def _floor(segments: list[dict[str, Any]], hwm: int, hwm_at: datetime | None

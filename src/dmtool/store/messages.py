@@ -23,8 +23,8 @@ def add_message(conn: sqlite3.Connection, *, event_id: str | None, conversation_
     """Store one DM once (keyed by X's event id). Returns True when it is new.
     `import_id`: the archive import that adds it (store/imports.py).
 
-    A new inbound message reopens a conversation marked done; last_at follows
-    the newest message either way."""
+    A new inbound message reopens a conversation marked done and ends a snooze;
+    last_at follows the newest message either way."""
     cur = conn.execute(
         "INSERT OR IGNORE INTO messages (event_id, conversation_id, contact_id, direction, text, at, "
         "source, first_contact, recorded_at, import_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -41,6 +41,11 @@ def add_message(conn: sqlite3.Connection, *, event_id: str | None, conversation_
             "UPDATE conversations SET last_at = max(COALESCE(last_at, ''), ?), "
             "state = CASE WHEN ? THEN 'open' ELSE state END WHERE id = ?",
             (at, reopen, conversation_id))
+        if reopen:
+            # They wrote again: a snooze ends (not for a message sent before it).
+            conn.execute("UPDATE conversations SET snoozed_until = NULL, snoozed_at = NULL "
+                         "WHERE contact_id = ? AND snoozed_until IS NOT NULL AND snoozed_at <= ?",
+                         (contact_id, at))
     return True
 
 
@@ -110,12 +115,15 @@ def mark_own_send(conn: sqlite3.Connection, event_id: str, *, source: str,
 
 
 def settle_old_archive_conversations(conn: sqlite3.Connection, *, before: str,
-                                     skip: set[str]) -> int:
+                                     skip: set[str], keep_waiting: bool = False) -> int:
     """Mark done the conversations an archive import just brought in (not those in
     `skip`, which existed before) that have been quiet since `before`: old
-    history, not something to answer. State you set yourself is left alone."""
-    rows = conn.execute("SELECT id FROM conversations WHERE state = 'open' AND last_at < ?",
-                        (before,)).fetchall()
+    history, not something to answer. State you set yourself is left alone.
+    With `keep_waiting`, those whose last message (autoacks aside) is theirs
+    stay open: `import archive --open`."""
+    waiting = " AND human_direction IS NOT 'in'" if keep_waiting else ""
+    rows = conn.execute("SELECT id FROM conversations WHERE state = 'open' AND last_at < ?"
+                        + waiting, (before,)).fetchall()
     ids = [r[0] for r in rows if r[0] not in skip]
     for cid in ids:
         conn.execute("UPDATE conversations SET state = 'done' WHERE id = ?", (cid,))

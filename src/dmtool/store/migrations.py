@@ -408,6 +408,22 @@ MIGRATIONS: list[str] = [
     ALTER TABLE contacts ADD COLUMN import_id INTEGER;
     CREATE INDEX messages_import ON messages (import_id) WHERE import_id IS NOT NULL;
     """,
+    # 10: snooze, and what the inbox's order and the digest's opt-out reviews
+    # read. A snoozed conversation is hidden from the inbox and the digest's
+    # waiting list until snoozed_until, or until they write after snoozed_at.
+    # The inbox orders conversations by their last message that is not an
+    # autoack (human_at), both skip the few snoozed ones, and the digest lists
+    # contacts in opt-out review: an index each, so that none reads more rows
+    # than it shows (and the waiting list stays on a covering index).
+    """
+    ALTER TABLE conversations ADD COLUMN snoozed_until TEXT;
+    ALTER TABLE conversations ADD COLUMN snoozed_at TEXT;
+    CREATE INDEX conversations_human ON conversations (state, human_at);
+    CREATE INDEX conversations_snoozed ON conversations (snoozed_until)
+        WHERE snoozed_until IS NOT NULL;
+    CREATE INDEX contacts_review ON contacts (optout_review_at)
+        WHERE optout_review_at IS NOT NULL;
+    """,
 ]
 
 # The schema version that brings the search index, the actor column and hooks.
@@ -418,3 +434,7 @@ OPT_OUT_REASON_MIGRATION = next(i for i, m in enumerate(MIGRATIONS) if "opt_out_
 
 # The migration that records archive imports before they write (issue 11).
 IMPORT_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1) if "archive_imports" in m)
+
+# The user_version after the snooze migration (tests upgrade to and from it).
+SNOOZE_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                        if "ADD COLUMN snoozed_until" in m)
