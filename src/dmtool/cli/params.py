@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -102,8 +102,12 @@ def since_param(value: Any) -> str:
     except ValueError as e:
         if _DURATION_SHAPED.fullmatch(text):  # a duration out of range: say that
             raise typer.BadParameter(str(e)) from None
+    from dmtool.timeutil import OutOfRange, parse_when
+
     try:
-        datetime.fromisoformat(text.strip())
+        parse_when(text, UTC)  # the grammar and range the command reads it with, in its zone
+    except OutOfRange as e:
+        raise typer.BadParameter(str(e)) from None
     except ValueError:
         raise typer.BadParameter(f"not a duration or a date: {_shown(text)} (use e.g. 30m, 24h, "
                                  "7d, 2026-11-01 or 2026-11-01T09:00)") from None

@@ -9,7 +9,7 @@ it like any other DM (opt-out words, review, autoack and all).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dmtool.errors import InputError, NotFound
@@ -31,17 +31,14 @@ class Received:
     outside_window: bool  # older than X's 30 days: sync will not see it
 
 
-def parse_time(text: str) -> datetime:
-    """ISO 8601, in the local zone unless it carries an offset."""
+def parse_time(st: AppState, text: str) -> datetime:
+    """ISO 8601, in the local zone unless it carries an offset: read as every
+    time a person types (timeutil.parse_when), so out of range is an error too."""
     try:
-        at = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"--at: not a date and time: {text!r}",
-                         hint="use ISO 8601, e.g. 2026-03-02T14:30 (local time) or "
-                              "2026-03-02T05:30Z") from None
-    if at.tzinfo is None:
-        at = at.astimezone()  # the local zone ($TZ, else the system's)
-    return at.astimezone(UTC)
+        return st.zone.parse_typed(text)
+    except ValueError as e:
+        raise InputError(f"--at: {e}", hint="use ISO 8601, e.g. 2026-03-02T14:30 (local time) "
+                                            "or 2026-03-02T05:30Z") from None
 
 
 def receive(st: AppState, handle: str, text: str, at: datetime | None = None, *,
