@@ -25,6 +25,7 @@ UNSETTLED = ("sending", "unknown")
 MAX_NAME_LENGTH = 100
 MAX_NOTE_LENGTH = 10_000
 MAX_EVIDENCE_LENGTH = 10_000
+MAX_REASON_LENGTH = 1_000  # why a draft was rejected, an opt-out recorded or dismissed
 
 
 def clean_handle(handle: str, *, stored: bool = False) -> str:

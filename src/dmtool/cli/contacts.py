@@ -490,11 +490,13 @@ def contacts_optout(
     that they asked you to stop some other way (by phone, by email), after a
     confirmation (`--yes` off a terminal). Only a START from them lifts an
     opt-out; `--reason` is kept and shown wherever the opt-out is shown."""
+    from dmtool.models import MAX_REASON_LENGTH
     from dmtool.store import contacts as cstore
+    from dmtool.textnorm import typed
 
-    if reason is not None and not reason.strip():
+    why = None if reason is None else typed(reason, "--reason", max_length=MAX_REASON_LENGTH)
+    if reason is not None and not why:
         raise UsageError("--reason is empty", hint='say why, e.g. --reason "asked by phone to stop"')
-    why = reason.strip() if reason else None
     st = state(ctx)
     now = _stamp()
     if dismiss:
