@@ -424,4 +424,19 @@ def test_the_cli_maps_only_dmtool_errors() -> None:
     assert "sqlite3" not in source
 
 
+def test_only_store_catches_a_drivers_errors() -> None:
+    """Issue 11's precision: store/ turns the engine's errors into StoreDamaged,
+    DiskFull, StoreReadOnly, StoreBusy; nothing above it catches a driver's
+    exception (so a second engine needs no change above store/)."""
+    import re
+
+    src = Path(__file__).parent.parent / "src" / "dmtool"
+    catching = re.compile(r"except\b[^:\n]*\b(sqlite3|psycopg)\b")
+    found = [f"{p.relative_to(src)}:{n}" for p in sorted(src.rglob("*.py"))
+             if p.relative_to(src).parts[0] != "store"
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if catching.search(line)]
+    assert not found, f"a driver's exception caught above store/: {found}"
+
+
 Check = Callable[..., Result]
