@@ -5,7 +5,9 @@ walk docs/commands.md comes from, so a command added later is driven the day
 it appears) with generated arguments: huge and negative whole numbers, NaN and
 infinities, control characters, very long and empty strings, odd Unicode,
 bytes that are not UTF-8 (as a shell hands them over), option-like tokens, and
-plausible handles, draft ids, keys, durations and files. For every run:
+plausible handles, draft ids, keys, durations and files; global options
+before or after the command, stdin, and the local time zone (UTC, +9, +14,
+-11). For every run:
 
 - no traceback and no E_INTERNAL;
 - the exit code is one of the documented 0-5 (130 only comes with a signal,
@@ -259,6 +261,9 @@ def invocation(path: str, seed: Seed, ids: list[str]) -> st.SearchStrategy[dict[
                                                ["-p", "../x"]]),
         "global_after": st.booleans(),
         "stdin": stdin,
+        # the local zone: UTC, and the ends of the world's offsets (+14, -11)
+        "zone": st.sampled_from(["UTC", "UTC", "Asia/Tokyo", "Pacific/Kiritimati",
+                                 "Pacific/Pago_Pago"]),
     })
 
 
@@ -377,13 +382,15 @@ class Hung(BaseException):
 HANG_S = 60  # far above the slowest run on a busy machine
 
 
-def run(args: list[str], stdin: str | bytes | None) -> tuple[int, str, str]:
+def run(args: list[str], stdin: str | bytes | None, zone: str = "UTC") -> tuple[int, str, str]:
     """One in-process run, as a process without a terminal would see it: no
-    prompt may wait for an answer, so a run that does not end fails. `-v`
-    points the root logger at this run's stderr, which the runner closes after
-    it: the logger is put back, as a new process would have it."""
+    prompt may wait for an answer, so a run that does not end fails. `zone` is
+    the local time zone (TZ). `-v` points the root logger at this run's
+    stderr, which the runner closes after it: the logger is put back, as a new
+    process would have it."""
     import logging
     import signal
+    import time
 
     from dmtool.cli.app import app
 
@@ -397,9 +404,14 @@ def run(args: list[str], stdin: str | bytes | None) -> tuple[int, str, str]:
     handlers, level = root.handlers[:], root.level
     old = signal.signal(signal.SIGALRM, hung)
     signal.alarm(HANG_S)
+    was = os.environ["TZ"]
+    os.environ["TZ"] = zone
+    time.tzset()
     try:
         r = CliRunner().invoke(app, args, input=stdin, catch_exceptions=False)
     finally:
+        os.environ["TZ"] = was
+        time.tzset()
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
         root.handlers[:] = handlers
@@ -431,9 +443,10 @@ def test_every_command_survives_hostile_arguments(path, profile):
         head = [*path.split(), *(["--json"] if call["json"] else [])]
         args = ([*head, *call["args"], *globals_] if call["global_after"]
                 else [*globals_, *head, *call["args"]])
-        code, out, err = run(args, call["stdin"])
-        shown = (f"dmtool {[clip(a, 60) for a in args]!r} (stdin {clip(repr(call['stdin']), 60)})"
-                 f" -> exit {code}\nstdout: {clip(out)!r}\nstderr: {clip(err, 1000)!r}")
+        code, out, err = run(args, call["stdin"], call["zone"])
+        shown = (f"TZ={call['zone']} dmtool {[clip(a, 60) for a in args]!r} "
+                 f"(stdin {clip(repr(call['stdin']), 60)}) -> exit {code}\n"
+                 f"stdout: {clip(out)!r}\nstderr: {clip(err, 1000)!r}")
         assert "Traceback" not in out + err, shown
         assert "E_INTERNAL" not in err and "please report it" not in err, shown
         assert code in DOCUMENTED_EXITS, shown
