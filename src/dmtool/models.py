@@ -45,6 +45,16 @@ def clean_handle(handle: str, *, stored: bool = False) -> str:
     return h
 
 
+def is_x_handle(handle: str) -> bool:
+    """Does `handle` (without @) follow X's rule? dmtool's `user_<id>` may not."""
+    return _HANDLE_RE.fullmatch(handle) is not None
+
+
+def placeholder_id(handle: str) -> str | None:
+    """The user id in dmtool's `user_<id>` (a contact known only by id), else None."""
+    return handle[len("user_"):] if _PLACEHOLDER_RE.fullmatch(handle) else None
+
+
 def clean_name(name: str | None) -> str | None:
     """A contact's name as a person typed it (one line, MAX_NAME_LENGTH); None when blank."""
     from dmtool.textnorm import typed
