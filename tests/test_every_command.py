@@ -141,6 +141,15 @@ PLAUSIBLE: dict[str, list[str]] = {
 }
 
 
+# Where a file name or a date breaks things: too long for any system, empty, a
+# home that does not exist, bytes that are not UTF-8; the ends of datetime's
+# years, which a time zone pushes past.
+FILE_EDGES = ["", "a" * 300, "/".join(["b" * 200] * 25), "~nosuchuser-dmtool/x",
+              "\udcff.csv", "/", "."]
+DATE_EDGES = ["0001-01-01", "0001-01-01T00:00+14:00", "9999-12-31", "9999-12-31T23:59-12:00",
+              "1969-12-31", "3000-01-01", "until 0001-01-01", "until 9999-12-31"]
+
+
 class Seed:
     """What the seeded profile offers to read and to write, under one folder."""
 
@@ -161,7 +170,7 @@ class Seed:
         f = self.files
         return [str(f / "copy.db"), str(f / "people.csv"), str(f), str(f / "no" / "dir" / "x.db"),
                 str(db), f"{db}-wal", f"{db}-shm", f"{db}-journal", str(f / "copy\udcff.db"),
-                str(f / ("x" * 300)), ""]
+                str(f / ("x" * 300)), "", "~nosuchuser-dmtool/x.db"]
 
 
 # Arguments that name a file a command writes get only places in the test's
@@ -197,14 +206,18 @@ def value_for(path: str, p: Any, seed: Seed, ids: list[str]) -> st.SearchStrateg
         keys = [k for k in schema() if not k.startswith(NEVER_SET)]
         return mostly(st.sampled_from([*keys, "nosuch", "policy", "policy.", "POLICY.DAILY_SENDS"]),
                       hostile().filter(lambda k: not k.strip().startswith(NEVER_SET)))
+    edges: list[str] = []
     if name in ("draft", "draft_id") or (kind == "integer" and name not in PLAUSIBLE):
         pool = ids + ["0", "9223372036854775807", "9223372036854775808"]
     elif name in ("file", "path"):
-        pool = seed.readable()
+        pool, edges = seed.readable(), FILE_EDGES
     else:
         pool = list(dict.fromkeys(PLAUSIBLE.get(name, TEXTS) +
                                   [str(c) for c in getattr(p.type, "choices", None) or ()]))
-    return mostly(st.sampled_from(pool), hostile())
+        edges = DATE_EDGES if name in ("since", "until", "when", "at") else []
+    # The hostile quarter: half of it the edges of what this parameter is, if any.
+    other = st.one_of(st.sampled_from(edges), hostile()) if edges else hostile()
+    return mostly(st.sampled_from(pool), other)
 
 
 def invocation(path: str, seed: Seed, ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
