@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from dmtool.errors import AuthError, Busy, ConfigError, RateLimited, Unavailable
+from dmtool.errors import NO_SPACE, AuthError, Busy, ConfigError, RateLimited, Unavailable, write_failed
 
 if TYPE_CHECKING:
     import requests.adapters
@@ -304,6 +304,8 @@ def write_private(path: Path, data: bytes) -> None:
                 tmp.unlink()
             raise
     except OSError as exc:
+        if exc.errno in NO_SPACE:  # a full disk says so, as every write of dmtool's does
+            raise write_failed(path, exc) from None
         raise ConfigError(f"cannot write {path}: {exc.strerror or type(exc).__name__}",
                           hint="it must be a file (not a folder) in a folder you can write") from None
     with contextlib.suppress(OSError):
@@ -548,8 +550,11 @@ def credentials_lock(path: Path) -> Iterator[None]:
     import fcntl
 
     lock_path = Path(f"{path}.lock")
-    lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise write_failed(lock_path, e) from None
     try:
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:

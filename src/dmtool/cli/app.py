@@ -239,7 +239,9 @@ class DmtoolGroup(TyperGroup):
                 raise typer.Exit(err.exit_code) from None
             from dmtool.logs import redact
 
-            err = DmtoolError(redact(f"unexpected {type(e).__name__}: {e}"),
+            said = str(e)  # cut: it may quote a huge argument (issue 11 point 9)
+            said = said if len(said) <= 300 else said[:300] + "…"
+            err = DmtoolError(redact(f"unexpected {type(e).__name__}: {said}"),
                               code="E_INTERNAL",
                               hint="set DMTOOL_DEBUG=1 to see the traceback, and please report it")
             _report(ctx, err)

@@ -12,7 +12,7 @@ from dmtool import output
 from dmtool.appstate import AppState
 from dmtool.cli import completion
 from dmtool.cli.context import state
-from dmtool.cli.params import HandleArg, JsonOpt, TemplateArg, draft_id_argument
+from dmtool.cli.params import HandleArg, JsonOpt, TemplateArg, draft_id_argument, file_option
 from dmtool.errors import DmtoolError, UsageError
 
 if TYPE_CHECKING:
@@ -25,8 +25,7 @@ IdArg = Annotated[int, draft_id_argument(completion.complete_draft)]
 EditableIdArg = Annotated[int, draft_id_argument(completion.complete_editable_draft)]
 DiscardableIdArg = Annotated[int, draft_id_argument(completion.complete_discardable_draft)]
 SendableIdArg = Annotated[int, draft_id_argument(completion.complete_sendable_draft)]
-FileOpt = Annotated[str | None, typer.Option(
-    "--file", "-f", help="Read the text from this file ('-' for stdin).")]
+FileOpt = Annotated[str | None, file_option("Read the text from this file ('-' for stdin).")]
 
 drafts_app = typer.Typer(help="Your drafts: list, show, edit and discard them.", no_args_is_help=True)
 templates_app = typer.Typer(help="Saved replies with {name}-style variables; a template only "

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from dmtool import policy
 from dmtool.errors import InputError, PolicyRefused, UsageError
 from dmtool.lint import Finding, LintContext, lint, template_leftovers
-from dmtool.models import Contact
+from dmtool.models import MAX_REASON_LENGTH, Contact
 from dmtool.services import consent, identity
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
@@ -41,7 +41,6 @@ TRANSIENT_CODES = frozenset({"E_AWAIT_REPLY", "E_DAILY_CAP", "E_FIRST_CONTACT_CA
 _VARIABLE = re.compile(r"(?<!\{)\{\s*(\w+)\s*\}(?!\})")
 _VAR_NAME = re.compile(r"^\w+$")
 AUTOACK = "autoack"  # the template name of auto-acknowledgement drafts
-MAX_REASON_LENGTH = 1_000
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ DMTOOL_NOW, else real UTC now.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dmtool.errors import DmtoolError
+from dmtool.errors import DmtoolError, write_failed
 
 State = dict[str, Any]
 
@@ -182,17 +183,34 @@ def _missing(item: Any, fields: tuple[str, ...]) -> str | None:
 
 
 def write_state(path: Path, state: State) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Replace the state file in one step. A full disk or a folder this user
+    may not write is dmtool's error (errors.write_failed), and leaves no
+    temporary file behind."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise write_failed(path, e) from None
 
 
 @contextmanager
 def flock(path: Path, exclusive: bool) -> Iterator[None]:
     lock_path = path.with_name(path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        if exclusive:
+            raise write_failed(lock_path, e) from None
+        try:  # a reader where it may not write: flock needs no write access
+            fd = os.open(lock_path, os.O_RDONLY)
+        except OSError:  # no lock file to share: the state is replaced atomically anyway
+            yield
+            return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
