@@ -53,13 +53,17 @@ def test_a_claim_stops_other_peoples_drafts_replies_and_sends(cli: Cli, kim: Per
     assert "@alice: claimed by kim until 2026-03-02 12:30 (UTC)" in r.stderr
 
     claimed(sam("draft", "alice", "Hi Alice!", "--json"), "kim", "2026-03-02 12:30")
+    # before any editor opens: nobody writes a DM that cannot go
+    claimed(cli("draft", "alice", "--json", env={"DMTOOL_OPERATOR": "sam", "VISUAL": "false"}),
+            "kim", "2026-03-02 12:30")
     claimed(sam("reply", "alice", "Hi Alice!", "--yes", "--json"), "kim", "2026-03-02 12:30")
     claimed(sam.send(before), "kim", "2026-03-02 12:30")  # a draft that is not the holder's
     assert cli("drafts", "list", "--json").json()[0]["id"] == before  # nothing drafted
     assert outbound(world, ALICE) == []
     refusals = [e for e in log(cli) if e["codes"] == ["E_CLAIMED"]]
     assert [(e["detail"]["command"], e["actor"], e["detail"]["holder"]) for e in refusals] == [
-        ("send", "sam", "kim"), ("reply", "sam", "kim"), ("draft", "sam", "kim")]
+        ("send", "sam", "kim"), ("reply", "sam", "kim"), ("draft", "sam", "kim"),
+        ("draft", "sam", "kim")]
 
     # the holder works on; an approver may approve and send the holder's own draft
     mine = kim.draft("alice", THANKS)

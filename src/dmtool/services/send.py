@@ -326,6 +326,9 @@ def send_draft(st: AppState, draft_id: int, *, confirm: Confirm | None, yes: boo
                dry_run: bool, force: bool = False) -> SendResult:
     """Send exactly one approved draft, or settle an earlier attempt. Never twice.
     `force` goes past someone else's claim on the contact (audited)."""
+    from dmtool.services import roles
+
+    roles.require(st, "send")
     d = dstore.get(st.store.conn, draft_id)
     if d.status in dstore.UNSETTLED:
         if dry_run:

@@ -38,11 +38,12 @@ def replies(conn: sqlite3.Connection, since: str, until: str) -> list[sqlite3.Ro
         FROM (
           SELECT d.sent_by, m.contact_id, m.at AS reply_at,
             (SELECT p.direction FROM messages p WHERE p.contact_id = m.contact_id
-               AND p.source != 'autoack' AND (p.at < m.at OR (p.at = m.at AND p.id < m.id))
+               AND p.source != 'autoack' AND p.at <= m.at
+               AND (p.at < m.at OR p.id < m.id)
                ORDER BY p.at DESC, p.id DESC LIMIT 1) AS prev,
             (SELECT max(o.at) FROM messages o WHERE o.contact_id = m.contact_id
-               AND o.direction = 'out' AND o.source != 'autoack'
-               AND (o.at < m.at OR (o.at = m.at AND o.id < m.id))) AS last_out
+               AND o.direction = 'out' AND o.source != 'autoack' AND o.at <= m.at
+               AND (o.at < m.at OR o.id < m.id)) AS last_out
           FROM drafts d JOIN messages m ON m.event_id = d.dm_event_id
           WHERE d.status = 'sent' AND d.sent_at >= ? AND d.sent_at < ?
             AND m.direction = 'out' AND m.source != 'autoack'

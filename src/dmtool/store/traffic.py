@@ -44,12 +44,14 @@ def since_approval(conn: sqlite3.Connection, draft_id: int) -> list[Change]:
     # A mark is missing only if something wrote an approval without one: then by time.
     after, mark = (("m.id > ?", message_mark) if message_mark is not None
                    else ("m.recorded_at > ?", approved_at))
+    # The draft's own DM, if another process sent it meanwhile, is no news.
+    own, mine = ("", ()) if own_event is None else (
+        " AND (m.event_id IS NULL OR m.event_id != ?)", (own_event,))
     for direction, at, text, source, sender, sender_draft in conn.execute(
             "SELECT m.direction, m.at, m.text, m.source, d.sent_by, d.id FROM messages m "
             "LEFT JOIN drafts d ON d.dm_event_id = m.event_id AND d.contact_id = m.contact_id "
-            f"WHERE m.contact_id = ? AND m.source != 'archive' AND {after} "
-            "AND (m.event_id IS NULL OR m.event_id IS NOT ?) ORDER BY m.at, m.id",
-            (contact_id, mark, own_event)):
+            f"WHERE m.contact_id = ? AND m.source != 'archive' AND {after}{own} "
+            "ORDER BY m.at, m.id", (contact_id, mark, *mine)):
         out.append(Change("inbound" if direction == "in" else "outbound", at, text=text,
                           source=source, actor=sender if direction == "out" else None,
                           draft_id=sender_draft))
