@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from typing import Any
 
@@ -460,3 +461,30 @@ def test_review_shows_who_wrote_each_draft_and_when(cli: Cli, kim: Person, sam: 
     child.sendline("q")
     assert finish(child) == 0
     assert show(cli, first)["status"] == "draft"
+
+
+def test_two_approved_drafts_sent_at_once_one_goes_the_other_says_why(
+        cli: Cli, kim: Person, sam: Person, world: SandboxWorld, clock: Clock) -> None:
+    """Sam is at his send prompt when Kim sends the other approved draft: Sam's
+    is back in review before his send takes the lock, and it says why."""
+    from dmtool.appstate import AppState
+    from dmtool.errors import InputError
+    from dmtool.services.send import send_draft
+
+    alice_wrote(cli, world, clock)
+    first = _approved(kim, sam)
+    second = sam.draft("alice", "Hi Alice, Saturday at 10. See you there!")
+    assert kim.approve(second).exit_code == 0
+
+    def meanwhile(_view: object) -> bool:
+        assert kim.send(first).exit_code == 0
+        return True
+
+    st = AppState(environ={**os.environ, "DMTOOL_OPERATOR": "sam"})
+    with pytest.raises(InputError) as caught:
+        send_draft(st, second, confirm=meanwhile, yes=False, dry_run=False)
+    st.close()
+    assert caught.value.code == "E_NOT_APPROVED"
+    assert f"(it is draft: draft {first} was sent to @alice at 2026-03-02 12:00 UTC" \
+        in caught.value.message
+    assert outbound(world, ALICE) == [THANKS]

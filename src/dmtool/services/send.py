@@ -50,6 +50,8 @@ from dmtool.timeutil import now as clock
 from dmtool.x.errors import SendOutcomeUnknown
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from dmtool.appstate import AppState
     from dmtool.models import Contact
     from dmtool.x.types import DMEvent
@@ -153,18 +155,20 @@ def _record_sent(st: AppState, d: dstore.Draft, contact: Contact, *, event_id: s
         if reconciled:
             detail["reconciled"] = True
         cstore.audit(conn, "sent", now=now, contact=contact, draft_id=d.id, **detail)
-        _unapprove_others(st, conn, d, contact, sent_at=stamp, now=now)
+        _unapprove_others(conn, d, contact, sent_at=stamp, now=now)
 
 
-def _unapprove_others(st: AppState, conn: Any, d: dstore.Draft, contact: Contact, *,
+def _unapprove_others(conn: sqlite3.Connection, d: dstore.Draft, contact: Contact, *,
                       sent_at: str, now: str) -> None:
     """Two approved drafts waiting for one person: once one is sent, the other
     goes back to review with a note (the traffic cop would refuse it at send,
-    and its approver should read what was just sent first)."""
+    and its approver should read what was just sent first). The note is kept
+    for everyone: its time is UTC, and nothing here can fail on a setting
+    after the DM has left."""
     for other in dstore.approved_for(conn, contact.id, other_than=d.id):
-        note = (f"draft {d.id} was sent to @{contact.handle} at {st.zone.show(sent_at)} "
-                f"{st.zone.name} after this one was approved: read the conversation, then "
-                "approve this one again if it still fits")
+        note = (f"draft {d.id} was sent to @{contact.handle} at "
+                f"{sent_at[:16].replace('T', ' ')} UTC after this one was approved: read the "
+                "conversation, then approve this one again if it still fits")
         if dstore.return_to_review(conn, other, note, now=now):
             cstore.audit(conn, "returned_to_review", now=now, contact=contact, draft_id=other,
                          after_draft=d.id)
@@ -254,8 +258,9 @@ def _not_sendable(st: AppState, d: dstore.Draft) -> DmtoolError:
         return InputError(f"draft {d.id} was not delivered{_on(st)}: {d.reason}",
                           code="E_NOT_APPROVED",
                           hint=f"approve it again to retry: `dmtool review {d.id} --approve`")
-    return InputError(f"draft {d.id} is not approved (it is {d.status}); nothing was sent{_on(st)}",
-                      code="E_NOT_APPROVED",
+    why = f": {d.reason}" if d.status == "draft" and d.reason else ""  # sent back to review
+    return InputError(f"draft {d.id} is not approved (it is {d.status}{why}); nothing was "
+                      f"sent{_on(st)}", code="E_NOT_APPROVED",
                       hint=f"review it first: `dmtool review {d.id} --approve`")
 
 

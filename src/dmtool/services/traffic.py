@@ -75,9 +75,13 @@ def stop_if_moved(st: AppState, d: dstore.Draft, contact: Contact,
     changes = tstore.since_approval(conn, d.id)
     if not changes:
         return None
+    from dmtool.localtime import UTC_ZONE
+
     said = [describe(c, contact.handle, st.zone) for c in changes]
     stamp = fmt(clock()) or ""
-    note = "the conversation moved after the approval: " + "; ".join(said)
+    # The note stays with the draft for whoever reviews it next: in UTC.
+    note = "the conversation moved after the approval: " + "; ".join(
+        describe(c, contact.handle, UTC_ZONE) for c in changes)
     with st.store.tx() as tx:
         if not dstore.return_to_review(tx, d.id, note, now=stamp):
             return None
