@@ -78,6 +78,11 @@ _STATIC: tuple[Setting, ...] = (
             max_length=TEXT_MAX, multiline=True),
     Setting("hooks.timeout_s", int, 10, "seconds a hook may run before it is stopped",
             minimum=1, maximum=300),
+    Setting("team.approval", str, "none",
+            "who approves a draft: none (its author may), first-contact (another person "
+            "approves first messages) or all (another person approves every draft); unset, "
+            "none while the store has no team members and first-contact once it has",
+            choices=("none", "first-contact", "all")),
     Setting("display.timezone", str, "",
             "time zone for times in text output, e.g. Asia/Tokyo (empty: TZ, else the system's)",
             max_length=64),

@@ -38,6 +38,7 @@ TemplateArg = Annotated[str, typer.Argument(help="Template name.",
 ID_MAX = 2**63 - 1  # SQLite's largest INTEGER: draft ids are 1 to this
 LIMIT_MAX = 1_000_000  # --limit / -n: 0 to this
 DAYS_MAX = 3650  # report --days: 1 to this (ten years)
+MINUTES_MAX = 24 * 60  # claim --minutes: 1 to this (services/claims.MAX_MINUTES)
 _WHOLE = re.compile(r"-?[0-9]+")  # ASCII only: int() would take "١" (Arabic-Indic 1)
 
 
@@ -72,6 +73,7 @@ def whole_number(low: int, high: int) -> Callable[[Any], int]:
 draft_id = whole_number(1, ID_MAX)
 limit = whole_number(0, LIMIT_MAX)
 days = whole_number(1, DAYS_MAX)
+minutes = whole_number(1, MINUTES_MAX)
 
 
 def duration_param(value: Any) -> timedelta:
@@ -216,6 +218,11 @@ def limit_option(help: str, *names: str) -> Any:
 
 def days_option(help: str) -> Any:
     return typer.Option("--days", parser=days, metavar="N", help=help)
+
+
+def minutes_option(help: str) -> Any:
+    """--minutes N (1 to a day)."""
+    return typer.Option("--minutes", parser=minutes, metavar="N", help=help)
 
 
 def duration_option(name: str, help: str) -> Any:
