@@ -424,6 +424,31 @@ MIGRATIONS: list[str] = [
     CREATE INDEX contacts_review ON contacts (optout_review_at)
         WHERE optout_review_at IS NOT NULL;
     """,
+    # 11: a team on one store (issue 15). team_members says who may do what
+    # (services/roles.py); once it has a row, the team's settings (team.*,
+    # policy.*, lint.*, autoack.*, ...) are read from team_settings instead of
+    # each member's config.toml, so nobody loosens the policy on their own
+    # machine. Names are compared ignoring ASCII case (as `log --actor` does),
+    # in the queries: no collation in the table, which PostgreSQL reads too.
+    # And who made each record that has no audit entry of its own: a note's
+    # author, who recorded consent evidence (sync, an import, a person). NULL
+    # for rows written before. Blocks and opt-outs name theirs in the audit log.
+    """
+    CREATE TABLE team_members (
+        name        TEXT PRIMARY KEY,       -- an operator name (dmtool.actor)
+        role        TEXT NOT NULL,          -- owner, approver, drafter, viewer, service
+        added_at    TEXT NOT NULL,
+        added_by    TEXT
+    );
+    CREATE TABLE team_settings (
+        key         TEXT PRIMARY KEY,       -- a config key (config.TEAM_PREFIXES)
+        value       TEXT NOT NULL,          -- JSON
+        set_at      TEXT NOT NULL,
+        set_by      TEXT
+    );
+    ALTER TABLE notes ADD COLUMN author TEXT;
+    ALTER TABLE evidence ADD COLUMN recorded_by TEXT;
+    """,
 ]
 
 # The schema version that brings the search index, the actor column and hooks.
@@ -438,3 +463,8 @@ IMPORT_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1) if "archive
 # The user_version after the snooze migration (tests upgrade to and from it).
 SNOOZE_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
                         if "ADD COLUMN snoozed_until" in m)
+
+# The user_version after the team migration (members, team settings, who made
+# each record): tests upgrade to and from it.
+TEAM_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                      if "CREATE TABLE team_members" in m)
