@@ -150,6 +150,7 @@ def test_actions_print_nothing_on_stdout(cli, populated, tmp_path):
         "sandbox receive": ["carol", "Hi, it's Carol again"], "profiles add": ["work"],
         "snooze": ["alice", "3d"], "unsnooze": ["alice"],
         "templates add": ["hello", "Hello {first_name}"], "templates remove": ["hello"],
+        "team add": ["sam", "--role", "viewer"], "team remove": ["sam"],
     }
     assert set(run) == set(ACTIONS)
     assert cli("contacts", "add", "carol").exit_code == 0
