@@ -17,9 +17,9 @@ from dmtool.cli.access import COMMAND_ACTIONS, LOCAL_WHY, markdown
 from dmtool.cli.reference import leaf_commands
 from dmtool.paths import Paths
 from dmtool.services.roles import ACTIONS, GRANTS, LADDER, LOCAL, OWNER, ROLES, SERVICE, roles_for
+from dmtool.x.sandbox import SandboxWorld
 from tests.conftest import Result
 from tests.test_json_everywhere import ARGS, Populated
-from dmtool.x.sandbox import SandboxWorld
 from tests.xworld import ALICE, BOB, Cli, sync
 
 COMMANDS: dict[str, Any] = dict(leaf_commands())

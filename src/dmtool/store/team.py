@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Member:
+# NamedTuples, not dataclasses: every command on a team store reads a member,
+# and a dataclass costs a millisecond to define at import.
+class Member(NamedTuple):
     name: str
     role: str
     added_at: str
@@ -62,8 +62,7 @@ def remove(conn: sqlite3.Connection, name: str) -> None:
 # --- the shared settings -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StoredSetting:
+class StoredSetting(NamedTuple):
     key: str
     raw: str  # JSON, checked by config.team_values
     set_at: str
