@@ -159,9 +159,11 @@ def test_someone_not_on_the_team_is_refused_everywhere(cli, team, tmp_path) -> N
     assert store_content() == before
     r = as_(cli, "mallory", "inbox", "--json")
     assert json.loads(r.stderr)["error"]["code"] == "E_NOT_A_MEMBER"
-    # This machine's own files stay hers.
+    # The team's settings are the team's; this machine's own files stay hers.
+    assert as_(cli, "mallory", "config", "get", "policy.daily_sends").exit_code == 4
     for args in (["paths", "--json"], ["config", "path"], ["db", "path"], ["profiles", "list"],
-                 ["db", "check"], ["config", "set", "display.timezone", "Asia/Tokyo"]):
+                 ["db", "check"], ["config", "set", "display.timezone", "Asia/Tokyo"],
+                 ["config", "get", "display.timezone"]):
         assert as_(cli, "mallory", *args).exit_code == 0, args
     me = as_(cli, "mallory", "team", "whoami", "--json").json()
     assert me == {"operator": "mallory", "source": "DMTOOL_OPERATOR", "team": True,

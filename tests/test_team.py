@@ -355,3 +355,19 @@ def test_a_store_from_before_the_team_migration_upgrades(tmp_path: Path) -> None
         assert not team.has_members(new.conn) and team.settings(new.conn) == []
     finally:
         new.close()
+
+
+def test_a_restore_keeps_the_team_as_it_is(cli: Cli, tmp_path: Path) -> None:
+    """A backup from before the team (or before a role changed) brings back the
+    record, not last week's roles: nobody becomes owner by a restore."""
+    assert cli("contacts", "add", "ann").exit_code == 0
+    assert cli("db", "backup", str(tmp_path / "before.db")).exit_code == 0
+    assert as_(cli, "ana", "team", "add", "ben", "--role", "drafter").exit_code == 0
+    assert as_(cli, "ana", "config", "set", "policy.daily_sends", "3").exit_code == 0
+    r = as_(cli, "ben", "db", "restore", str(tmp_path / "before.db"), "--yes")
+    assert r.exit_code == 3, r  # restoring is the owners'
+    r = as_(cli, "ana", "db", "restore", str(tmp_path / "before.db"), "--yes")
+    assert r.exit_code == 0 and "the team stays as it was: 2 members" in r.stderr, r
+    assert members(cli) == [("ana", "owner"), ("ben", "drafter")]
+    assert as_(cli, "ben", "config", "get", "policy.daily_sends").stdout == "3\n"
+    assert as_(cli, "ben", "contacts", "forget", "ann", "--yes").exit_code == 3

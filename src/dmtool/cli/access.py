@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 # Commands that act on this machine's files only (`local`) run for anyone,
-# member or not. `config set` is `local` for a machine's own keys and checks
-# `config` itself for a team's key on a team store (cli/config_cmd.py).
+# member or not. `config get` and `config set` are `local` for a machine's own
+# keys, and check `read` and `config` themselves for a team's key (cli/config_cmd.py).
 COMMAND_ACTIONS: dict[str, str] = {
     "auth login": "local", "auth logout": "local", "auth status": "local",
     "check": "read",
-    "config get": "read", "config path": "local", "config set": "local", "config show": "read",
+    "config get": "local", "config path": "local", "config set": "local", "config show": "read",
     "contacts add": "record", "contacts block": "consent", "contacts engage": "consent",
     "contacts export": "read", "contacts forget": "forget", "contacts import": "consent",
     "contacts list": "read", "contacts note": "note", "contacts optout": "consent",
@@ -42,6 +42,7 @@ LOCAL_WHY: dict[str, str] = {
     "auth logout": "this machine's X credentials",
     "auth status": "this machine's X credentials",
     "config path": "prints a path",
+    "config get": "a machine's own key; a team key on a team store needs a member",
     "config set": "a machine's own key; a team key on a team store needs owner",
     "db check": "checks the file, also when it is too damaged to open",
     "db path": "prints a path",

@@ -100,7 +100,14 @@ def config_get(ctx: typer.Context, key: str, json_: JsonOpt = False) -> None:
 
     if setting(key) is None:
         raise InputError(f"unknown config key {key!r}", hint="see `dmtool config show` for the keys")
-    value = state(ctx).config.get(key)
+    from dmtool.config import is_team_key
+
+    st = state(ctx)
+    if is_team_key(key):  # the team's, on a team store: for its members only
+        from dmtool.services import roles
+
+        roles.require(st, "read")
+    value = st.config.get(key)
     if json_:
         output.print_json(value)
     else:
