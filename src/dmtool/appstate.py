@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from dmtool.paths import DEFAULT_PROFILE, Paths
 
 if TYPE_CHECKING:
-    from dmtool.config import Config
+    from dmtool.config import Config, TeamSettings
     from dmtool.localtime import DisplayZone
     from dmtool.store import Store
     from dmtool.x.types import XClient
@@ -35,6 +35,7 @@ class AppState:
     _store: Store | None = None
     _client: XClient | None = None
     _zone: DisplayZone | None = None
+    _operator: tuple[str | None, str] | None = None
 
     @property
     def paths(self) -> Paths:
@@ -62,7 +63,50 @@ class AppState:
 
             self.require_profile()
             self._config = Config.load(self.paths.config_file)
+            self._config.team_loader = self._team_settings
         return self._config
+
+    @property
+    def has_store(self) -> bool:
+        """Whether a store exists yet (commands that only read need not create one)."""
+        return self._store is not None or self.paths.db_file.exists()
+
+    def _team_settings(self) -> TeamSettings | None:
+        """The settings the store's team shares (None: no store, or no members)."""
+        if not self.has_store:
+            return None
+        from dmtool.config import team_settings
+        from dmtool.store import team
+
+        conn = self.store.conn
+        if not team.has_members(conn):
+            return None
+        rows = ((s.key, s.raw, s.set_at, s.set_by) for s in team.settings(conn))
+        return team_settings(rows, f"the team store {self.paths.db_file}")
+
+    def operator(self) -> str | None:
+        """Who is acting (dmtool.actor), or None when nothing can name them."""
+        return self.operator_source()[0]
+
+    def operator_source(self) -> tuple[str | None, str]:
+        """(the operator, where the name comes from): DMTOOL_OPERATOR, else
+        config operator.name, else the login name; on a team store with
+        team.trust_db_user, the database user whatever those say."""
+        if self._operator is None:
+            from dmtool import actor
+
+            if self.config.get("team.trust_db_user"):
+                self._operator = (self.store.db_user(), "database user (team.trust_db_user)")
+            else:
+                name = self.environ.get(actor.ENV, "").strip()
+                configured = str(self.config.get("operator.name") or "").strip()
+                if name:
+                    self._operator = (name, actor.ENV)
+                elif configured:
+                    self._operator = (configured, "operator.name")
+                else:
+                    self._operator = (actor.operator_name(self.environ), "login name")
+        return self._operator
 
     @property
     def store(self) -> Store:
@@ -80,8 +124,7 @@ class AppState:
             # Whoever this invocation writes audit entries for (dmtool.actor).
             from dmtool import actor
 
-            configured = str(self.config.get("operator.name"))
-            actor.set_operator(lambda: actor.operator_name(self.environ, configured))
+            actor.set_operator(self.operator)
         return self._store
 
     @property

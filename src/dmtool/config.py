@@ -12,8 +12,8 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,7 +86,24 @@ _STATIC: tuple[Setting, ...] = (
     Setting("display.timezone", str, "",
             "time zone for times in text output, e.g. Asia/Tokyo (empty: TZ, else the system's)",
             max_length=64),
+    Setting("team.trust_db_user", bool, False,
+            "on a team store, the operator is the database user (PostgreSQL: current_user; "
+            "SQLite: the OS account running dmtool), not DMTOOL_OPERATOR or operator.name "
+            "(docs/team.md)"),
 )
+
+# The settings a team shares. Once the store has members they are read from the
+# store (`config set` by an owner writes them there), never from a member's
+# config.toml: nobody loosens the policy or switches approvals off on their own
+# machine. Prefixes, so that keys added later under them are shared the day
+# they land. Every other key is each machine's own and is never read from the
+# store, above all operator.name, hooks.* (a shared hook would run one
+# member's command on another's machine), store.url, identity.names, display.*.
+TEAM_PREFIXES = ("team.", "policy.", "lint.", "autoack.", "x.budget.", "x.price.")
+
+
+def is_team_key(key: str) -> bool:
+    return key.startswith(TEAM_PREFIXES)
 
 # The [lint] keys' ranges. A promotional score below 0.1 would flag every text
 # (the lightest listed phrase weighs 0.5); a shouting ratio under 0.5 would
@@ -355,10 +372,87 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class TeamSettings:
+    """The settings a team's store holds (checked), and who set each when."""
+
+    where: str  # the store, for messages
+    values: dict[str, Any]
+    origin: dict[str, tuple[str, str | None]]  # key -> (set_at, set_by)
+
+
+def team_settings(rows: Iterable[tuple[str, str, str, str | None]], where: str) -> TeamSettings:
+    """Check the store's (key, JSON value, set_at, set_by) rows as config.toml
+    is checked when loaded: a bad value is a ConfigError (exit 4) naming the
+    store and the key. A key outside TEAM_PREFIXES is never read from a store."""
+    import json
+
+    hint = "an owner sets it again with `dmtool config set KEY VALUE`"
+    values: dict[str, Any] = {}
+    origin: dict[str, tuple[str, str | None]] = {}
+    for key, raw, set_at, set_by in rows:
+        if not is_team_key(key):
+            continue
+        try:
+            value = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise ConfigError(f"{where}: team setting {_shown(key)} is not a value dmtool wrote",
+                              hint=hint) from None
+        try:
+            values[key] = check_value(key, value)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: team setting: {e.message}", hint=e.hint or hint) from None
+        origin[key] = (set_at, set_by)
+    problem = cross_check(values)
+    if problem:
+        raise ConfigError(f"{where}: team settings: {problem}", hint=hint)
+    return TeamSettings(where, values, origin)
+
+
 @dataclass
 class Config:
     path: Path
     values: dict[str, Any]  # only what the file sets, flat dotted keys
+    # On a team store the team keys come from the store: this loads them (None:
+    # no team), on the first read of a team key, so a command that reads none
+    # never opens the store for it (appstate sets it).
+    team_loader: Callable[[], TeamSettings | None] | None = field(default=None, repr=False)
+    _team: TeamSettings | None = field(default=None, repr=False)
+    _team_loaded: bool = field(default=False, repr=False)
+
+    def team(self) -> TeamSettings | None:
+        """The team's settings, when the store has members; None otherwise."""
+        if not self._team_loaded:
+            self._team = self.team_loader() if self.team_loader is not None else None
+            self._team_loaded = True
+        return self._team
+
+    def forget_team(self) -> None:
+        """Read the team's settings again at the next use (they changed)."""
+        self._team_loaded = False
+        self._team = None
+
+    def in_force(self) -> dict[str, Any]:
+        """The values set somewhere (defaults aside): the file's, except that on
+        a team store the team keys are the store's."""
+        team = self.team()
+        if team is None:
+            return self.values
+        return {**{k: v for k, v in self.values.items() if not is_team_key(k)}, **team.values}
+
+    def source(self, key: str) -> str:
+        """Where a key's value comes from: team (the store), config.toml or default."""
+        team = self.team() if is_team_key(key) else None
+        if team is not None:
+            return "team" if key in team.values else "default"
+        return "config.toml" if key in self.values else "default"
+
+    def ignored(self) -> dict[str, Any]:
+        """The file's values for team keys, which a team store overrides (empty
+        when the store has no team)."""
+        if not any(is_team_key(k) for k in self.values) or self.team() is None:
+            return {}
+        return {k: v for k, v in self.values.items() if is_team_key(k)}
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -390,20 +484,27 @@ class Config:
         s = setting(key)
         if s is None:
             raise ConfigError(f"unknown config key {key!r}", hint="see `dmtool config show` for the keys")
+        if is_team_key(key):
+            team = self.team()
+            if team is not None:
+                return team.values.get(key, s.default)
         return self.values.get(key, s.default)
 
     def effective(self) -> dict[str, Any]:
-        return {k: self.values.get(k, s.default) for k, s in schema().items()}
+        values = self.in_force()
+        return {k: values.get(k, s.default) for k, s in schema().items()}
 
-    def set(self, key: str, text: str) -> Any:
-        """Change one key from command-line text. A value out of its range, or
-        one that does not fit the rest of the config, is bad input (E_INPUT):
-        nothing is written."""
+    def change(self, key: str, text: str) -> Any:
+        """The value `config set KEY TEXT` would give the key, checked against
+        its range and the rest of the settings in force. A value that does not
+        fit is bad input (E_INPUT); nothing is written."""
         try:
             value = parse_value(key, text)
         except ConfigError as e:
             raise InputError(e.message, hint=e.hint) from None
-        values = {**self.values, key: value}
+        # A team key is checked against the team's settings on a team store;
+        # a machine's own key against config.toml (the store is not opened).
+        values = {**(self.in_force() if is_team_key(key) else self.values), key: value}
         problem = cross_check(values, key)
         if problem:
             raise InputError(problem)
@@ -417,6 +518,11 @@ class Config:
                     + "; ".join(refused),
                     hint="an acknowledgement must not promote or link; reword it",
                     details=[{"finding": f} for f in refused])
+        return value
+
+    def set(self, key: str, text: str) -> Any:
+        """Change one key of config.toml from command-line text (see change)."""
+        value = self.change(key, text)
         self.values[key] = value
         self.save()
         return value
@@ -450,11 +556,11 @@ class Config:
 
         # Straight from the validated values: no schema walk, so commands that
         # only need the policy do not import lint at start-up.
-        return PolicySettings(**{k.removeprefix("policy."): v for k, v in self.values.items()
+        return PolicySettings(**{k.removeprefix("policy."): v for k, v in self.in_force().items()
                                  if k.startswith("policy.")})
 
     def lint(self) -> LintSettings:
         from dmtool.lint import LintSettings
 
-        return LintSettings(**{k.removeprefix("lint."): v for k, v in self.values.items()
+        return LintSettings(**{k.removeprefix("lint."): v for k, v in self.in_force().items()
                                if k.startswith("lint.")})

@@ -76,6 +76,22 @@ class AuthError(DmtoolError):
     code = "E_AUTH"
 
 
+class TeamRefused(DmtoolError):
+    """Refused by the team's rules (exit 3): a role that does not allow it
+    (E_ROLE, naming the role needed), the last owner (E_LAST_OWNER)."""
+
+    exit_code = 3
+    code = "E_ROLE"
+
+
+class NotAMember(DmtoolError):
+    """The store has a team and the operator is not in it (exit 4): an owner
+    must add them, or they must go by the name they were added under."""
+
+    exit_code = 4
+    code = "E_NOT_A_MEMBER"
+
+
 class TemporaryError(DmtoolError):
     """Something that may work later (exit 5)."""
 

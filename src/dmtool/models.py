@@ -96,9 +96,11 @@ class EvidenceRow:
     at: str
     ref: str
     text: str | None
+    recorded_by: str | None = None  # who recorded it (dmtool.actor); read where it is shown
 
     def to_dict(self) -> dict[str, str | None]:
-        return {"kind": self.kind, "at": self.at, "ref": self.ref, "text": self.text}
+        return {"kind": self.kind, "at": self.at, "ref": self.ref, "text": self.text,
+                "recorded_by": self.recorded_by}
 
 
 @dataclass

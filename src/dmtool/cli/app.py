@@ -28,7 +28,7 @@ COMMAND_MODULES: dict[str, str] = {
     "templates": "drafts", "log": "log_cmd", "reply": "reply",
     "demo": "demo", "sandbox": "sandbox_cmd", "db": "db_cmd",
     "import": "archive", "report": "report_cmd", "profiles": "profiles_cmd",
-    "search": "search_cmd", "claim": "claims_cmd", "release": "claims_cmd",
+    "search": "search_cmd", "claim": "claims_cmd", "release": "claims_cmd", "team": "team_cmd",
 }
 
 
@@ -89,6 +89,8 @@ COMMAND_HELP: dict[str, str] = {
              "sends to this contact are refused (exit 3, E_CLAIMED) unless they add --force. "
              "Drafting to them renews it; claiming again extends it.",
     "release": "End your claim on a conversation (another person's only with --force).",
+    "team": "Who works on this store and in which role: add, list and remove members; who "
+            "am I.",
 }
 
 
@@ -108,7 +110,22 @@ def load_module_commands(module_name: str, only: str | None = None) -> dict[str,
         groups = [g for g in holder.registered_groups if g.name == only]
         if commands or groups:
             holder.registered_commands, holder.registered_groups = commands, groups
-    return dict(typer.main.get_group(holder).commands)
+    loaded = dict(typer.main.get_group(holder).commands)
+    for name, cmd in loaded.items():
+        _guard(name, cmd)
+    return loaded
+
+
+def _guard(path: str, cmd: Any) -> None:
+    """Every command checks the operator's role before it runs (cli/access.py)."""
+    from dmtool.cli.access import guard
+
+    subcommands = getattr(cmd, "commands", None)
+    if subcommands is not None:
+        for name, sub in subcommands.items():
+            _guard(f"{path} {name}", sub)
+    elif cmd.callback is not None:
+        cmd.callback = guard(cmd.callback, path)
 
 
 class DmtoolGroup(TyperGroup):

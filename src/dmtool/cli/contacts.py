@@ -156,6 +156,7 @@ def contacts_add(
 
 def _show_data(st: AppState, handle: str) -> dict[str, Any]:
     from dmtool.store import contacts as cstore
+    from dmtool.store.audit import latest_actor
 
     conn = st.store.conn
     c = cstore.get(conn, handle)  # a read: local only (check asks X)
@@ -167,7 +168,10 @@ def _show_data(st: AppState, handle: str) -> dict[str, Any]:
         "evidence": [e.to_dict() for e in cstore.evidence(conn, c.id)],
         "opted_out_at": c.opted_out_at, "opt_out_words": c.opt_out_words,
         "opt_out_reason": c.opt_out_reason,
+        "opted_out_by": latest_actor(conn, c.user_id, c.handle, "opted_out")
+        if c.opted_out_at else None,
         "optout_review": c.optout_review_text, "blocked_at": c.blocked_at,
+        "blocked_by": latest_actor(conn, c.user_id, c.handle, "blocked") if c.blocked_at else None,
         "dm_closed_at": c.dm_closed_at,
         "notes": cstore.notes(conn, c.id),
         "messages": [m.to_dict() for m in msgs],
@@ -184,27 +188,40 @@ def contacts_show(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False)
         output.print_json(data)
         return
     zone = st.zone
-    output.print_fields([
+    fields = [
         ("handle", "@" + data["handle"]), ("name", data["name"]), ("user id", data["user_id"]),
         ("tags", data["tags"]), ("status", data["status"]),
         ("can DM now", _can_dm_now_text(data)),
         ("opted out", opt_out_text(zone.show(data["opted_out_at"]), data["opt_out_words"],
                                    data["opt_out_reason"]) if data["opted_out_at"] else None),
-    ])
+    ]
+    # Who made the decisions that stop DMs (the audit log's actor).
+    for what, key in (("opted out by", "opted_out_by"), ("blocked by", "blocked_by")):
+        if data[key]:
+            fields.append((what, data[key]))
+    output.print_fields(fields)
     output.print_text("consent evidence:" if data["evidence"] else "consent evidence: none")
     for e in data["evidence"]:
-        output.print_text(f"  {zone.show(e['at'])}  {e['kind']}  {e['text'] or e['ref']}")
+        output.print_text(f"  {zone.show(e['at'])}  {e['kind']}  {e['text'] or e['ref']}"
+                          f"{_by(e['recorded_by'])}")
     for r in data["reasons"]:
         output.print_text(f"  {r['code']}: {r['message']}")
     if data["notes"]:
         output.print_text("notes:")
         for n in data["notes"]:
-            output.print_text(f"  {zone.show(n['at'])}  {n['text']}")
-    if data["messages"]:
-        output.print_text("last messages:")
-        for m in data["messages"]:
-            arrow = "<-" if m["direction"] == "in" else "->"
-            output.print_text(f"  {zone.show(m['at'])} {arrow} {m['text']}")
+            output.print_text(note_line(zone.show(n["at"]), n))
+
+
+def _by(who: str | None) -> str:
+    """" (by NAME)" after a record, when it says who made it."""
+    return f" (by {who})" if who else ""
+
+
+def note_line(at: str, note: dict[str, Any]) -> str:
+    """One note for people: when, who wrote it, the text (its lines indented)."""
+    who = f"note by {note['author']}" if note.get("author") else "note"
+    text = str(note["text"]).replace("\n", "\n    ")
+    return f"  {at}  {who}: {text}"
 
 
 def _can_dm_now_text(data: dict[str, Any]) -> str:

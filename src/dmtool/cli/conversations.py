@@ -143,7 +143,10 @@ def thread_cmd(
     limit: Annotated[int, limit_option("The last N messages (0: all).")] = 50,
     peek: Annotated[bool, typer.Option("--peek", help="Do not mark as read.")] = False,
 ) -> None:
-    """The conversation with one contact, oldest first. Marks it read unless --peek."""
+    """The conversation with one contact, oldest first. Marks it read unless --peek.
+
+    The contact's notes show among the messages, with who wrote them (a note
+    is never sent)."""
     from dmtool.cli.contacts import contact_view
     from dmtool.store import contacts as cstore
     from dmtool.store.conversations import mark_read
@@ -158,26 +161,38 @@ def thread_cmd(
     if not peek and not st.store.read_only:  # a read-only store: as --peek
         with st.store.tx() as tx:
             mark_read(tx, c.id, fmt(now()) or "")
+    notes = cstore.notes(conn, c.id)
+    if limit and len(msgs) == limit:  # the thread starts later: so do its notes
+        notes = [n for n in notes if str(n["at"]) >= msgs[0].at]
     if json_:
         contact, _ = contact_view(st, c)
         output.print_json({"contact": contact, "messages": [
             m.to_dict() | {"sent_by": sent_by.get(m.event_id or "") if m.direction == "out"
-                           else None} for m in msgs]})
+                           else None} for m in msgs], "notes": notes})
         return
     if not msgs:
         output.info(f"no messages with @{c.handle} yet")
     zone = st.zone
+    # Notes (never sent: the team's own record) among the messages, by time.
+    events: list[tuple[str, int, Any]] = sorted(
+        [(m.at, 0, m) for m in msgs] + [(str(n["at"]), 1, n) for n in notes],
+        key=lambda e: (e[0], e[1]))
     if not output.stdout_is_tty():  # piped: one tab-separated record a line
-        output.print_table(["at", "direction", "text"],
-                           [[zone.stamp(m.at), m.direction, m.text] for m in msgs])
+        output.print_table(["at", "direction", "text"], [
+            [zone.stamp(at), "note", f"{e['author'] or ''}: {e['text']}"] if kind
+            else [zone.stamp(at), e.direction, e.text] for at, kind, e in events])
     else:
         from dmtool import actor
+        from dmtool.cli.contacts import note_line
 
         me = actor.current()
-        for m in msgs:
-            who = f"@{c.handle}" if m.direction == "in" else _sender(sent_by.get(m.event_id or ""),
-                                                                    me)
-            output.print_text(f"{zone.show(m.at)}  {who}: {m.text}")
+        for at, kind, e in events:
+            if kind:
+                output.print_text(note_line(zone.show(at), e).strip())
+            else:
+                who = (f"@{c.handle}" if e.direction == "in"
+                       else _sender(sent_by.get(e.event_id or ""), me))
+                output.print_text(f"{zone.show(at)}  {who}: {e.text}")
     if c.opted_out_at:  # on stderr: piped records stay records
         from dmtool.cli.contacts import opt_out_text
 

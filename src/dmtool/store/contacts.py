@@ -201,20 +201,27 @@ def remove_tags(conn: sqlite3.Connection, contact_id: int, tags: Iterable[str]) 
     return n
 
 
-def add_note(conn: sqlite3.Connection, contact_id: int, text: str, *, now: str) -> None:
-    conn.execute("INSERT INTO notes (contact_id, at, text) VALUES (?, ?, ?)", (contact_id, now, text))
+def add_note(conn: sqlite3.Connection, contact_id: int, text: str, *, now: str,
+             author: str | None = None) -> None:
+    """A note, by `author` (an import's), else by whoever is acting (dmtool.actor)."""
+    conn.execute("INSERT INTO notes (contact_id, at, text, author) VALUES (?, ?, ?, ?)",
+                 (contact_id, now, text, author or actor.current()))
 
 
-def notes(conn: sqlite3.Connection, contact_id: int) -> list[dict[str, str]]:
-    return [{"at": r[0], "text": r[1]} for r in conn.execute(
-        "SELECT at, text FROM notes WHERE contact_id = ? ORDER BY at, id", (contact_id,))]
+def notes(conn: sqlite3.Connection, contact_id: int) -> list[dict[str, str | None]]:
+    """The contact's notes ({"at", "author", "text"}), oldest first. A note is
+    the team's record of a contact: nothing ever sends one."""
+    return [{"at": r[0], "author": r[1], "text": r[2]} for r in conn.execute(
+        "SELECT at, author, text FROM notes WHERE contact_id = ? ORDER BY at, id", (contact_id,))]
 
 
-def all_notes(conn: sqlite3.Connection) -> dict[int, list[dict[str, str]]]:
-    """contact id -> its notes ({"at", "text"}), oldest first: one query for an export."""
-    out: dict[int, list[dict[str, str]]] = {}
-    for cid, at, text in conn.execute("SELECT contact_id, at, text FROM notes ORDER BY at, id"):
-        out.setdefault(cid, []).append({"at": at, "text": text})
+def all_notes(conn: sqlite3.Connection) -> dict[int, list[dict[str, str | None]]]:
+    """contact id -> its notes ({"at", "author", "text"}), oldest first: one query
+    for an export."""
+    out: dict[int, list[dict[str, str | None]]] = {}
+    for cid, at, author, text in conn.execute(
+            "SELECT contact_id, at, author, text FROM notes ORDER BY at, id"):
+        out.setdefault(cid, []).append({"at": at, "author": author, "text": text})
     return out
 
 
@@ -227,15 +234,17 @@ def add_evidence(conn: sqlite3.Connection, contact_id: int, kind: str, at: str, 
                  text: str | None, *, now: str) -> bool:
     """Record a consent basis once per (kind, ref). Returns True when new."""
     cur = conn.execute(
-        "INSERT OR IGNORE INTO evidence (contact_id, kind, at, ref, text, recorded_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)", (contact_id, kind, at, ref, text, now))
+        "INSERT OR IGNORE INTO evidence (contact_id, kind, at, ref, text, recorded_at, "
+        "recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (contact_id, kind, at, ref, text, now, actor.current()))
     return cur.rowcount > 0
 
 
 def evidence(conn: sqlite3.Connection, contact_id: int) -> list[EvidenceRow]:
+    """Every consent record of the contact, oldest first, with who recorded it."""
     return [EvidenceRow(*r) for r in conn.execute(
-        "SELECT id, kind, at, ref, text FROM evidence WHERE contact_id = ? ORDER BY at, id",
-        (contact_id,))]
+        "SELECT id, kind, at, ref, text, recorded_by FROM evidence WHERE contact_id = ? "
+        "ORDER BY at, id", (contact_id,))]
 
 
 def deciding_evidence(conn: sqlite3.Connection, contact_id: int, *, newest_of: Iterable[str],

@@ -71,6 +71,24 @@ class Store:
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
+    def db_user(self) -> str | None:
+        """The user the store itself knows is acting (team.trust_db_user). A
+        SQLite file knows only the OS account whose process opens it (the
+        file's permissions decide who may write it), so: that account's name,
+        from the user database by uid, never from LOGNAME or USER, which anyone
+        can set. TODO(PostgreSQL engine): there it is `SELECT current_user`,
+        one database role per member (docs/team.md)."""
+        try:
+            import pwd
+        except ImportError:  # no user database (Windows): the login name
+            import getpass
+
+            return getpass.getuser() or None
+        try:
+            return pwd.getpwuid(os.geteuid()).pw_name or None
+        except KeyError:  # a uid without a passwd entry (a container)
+            return None
+
     def close(self) -> None:
         self.conn.close()
 

@@ -471,6 +471,30 @@ MIGRATIONS: list[str] = [
         minutes     INTEGER NOT NULL      -- how long a renewal (a draft to them) extends it
     );
     CREATE INDEX claims_operator ON claims (operator COLLATE NOCASE, until);
+    # 12: a team on one store (issue 15). team_members says who may do what
+    # (services/roles.py); once it has a row, the team's settings (team.*,
+    # policy.*, lint.*, autoack.*, ...) are read from team_settings instead of
+    # each member's config.toml, so nobody loosens the policy on their own
+    # machine. Names are compared ignoring ASCII case (as `log --actor` does),
+    # in the queries: no collation in the table, which PostgreSQL reads too.
+    # And who made each record that has no audit entry of its own: a note's
+    # author, who recorded consent evidence (sync, an import, a person). NULL
+    # for rows written before. Blocks and opt-outs name theirs in the audit log.
+    """
+    CREATE TABLE team_members (
+        name        TEXT PRIMARY KEY,       -- an operator name (dmtool.actor)
+        role        TEXT NOT NULL,          -- owner, approver, drafter, viewer, service
+        added_at    TEXT NOT NULL,
+        added_by    TEXT
+    );
+    CREATE TABLE team_settings (
+        key         TEXT PRIMARY KEY,       -- a config key (config.TEAM_PREFIXES)
+        value       TEXT NOT NULL,          -- JSON
+        set_at      TEXT NOT NULL,
+        set_by      TEXT
+    );
+    ALTER TABLE notes ADD COLUMN author TEXT;
+    ALTER TABLE evidence ADD COLUMN recorded_by TEXT;
     """,
 ]
 
@@ -490,3 +514,7 @@ SNOOZE_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
 # The user_version after the team migration: attribution, approvals bound to
 # their text, claims (issue 15).
 APPROVALS_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1) if "CREATE TABLE claims" in m)
+# The user_version after the team migration (members, team settings, who made
+# each record): tests upgrade to and from it.
+TEAM_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                      if "CREATE TABLE team_members" in m)
