@@ -101,6 +101,8 @@ WRITES: dict[str, Any] = {
     "drafts discard": lambda p, t: [p.drafts["discard"]],
     "drafts edit": lambda p, t: [p.drafts["edit"], "Thanks Alice, details tomorrow."],
     "import archive": lambda p, t: [str(p.archive)],
+    "claim": lambda p, t: ["alice"],
+    "release": lambda p, t: ["alice"],
     "reply": lambda p, t: ["bob", "Hi Bob, the student price is on the website.", "--yes"],
     "review": lambda p, t: [p.drafts["review"], "--approve"],
     "send": lambda p, t: [p.drafts["send"], "--yes"],

@@ -471,6 +471,7 @@ MIGRATIONS: list[str] = [
         minutes     INTEGER NOT NULL      -- how long a renewal (a draft to them) extends it
     );
     CREATE INDEX claims_operator ON claims (operator COLLATE NOCASE, until);
+    """,
     # 12: a team on one store (issue 15). team_members says who may do what
     # (services/roles.py); once it has a row, the team's settings (team.*,
     # policy.*, lint.*, autoack.*, ...) are read from team_settings instead of
