@@ -28,7 +28,7 @@ COMMAND_MODULES: dict[str, str] = {
     "templates": "drafts", "log": "log_cmd", "reply": "reply",
     "demo": "demo", "sandbox": "sandbox_cmd", "db": "db_cmd",
     "import": "archive", "report": "report_cmd", "profiles": "profiles_cmd",
-    "search": "search_cmd",
+    "search": "search_cmd", "usage": "usage_cmd",
 }
 
 
@@ -85,6 +85,9 @@ COMMAND_HELP: dict[str, str] = {
               "age, and opt-outs, over the last N days.",
     "import": "Bring history into the local record from outside dmtool.",
     "profiles": "List the profiles (one per X account) and add one.",
+    "usage": "What dmtool's requests to X cost: per UTC day and endpoint family, the requests, "
+             "the units read or sent before and after X's same-day rule, the estimated cost; the "
+             "month so far; the budgets and what is left.",
 }
 
 
@@ -279,6 +282,10 @@ def _report(ctx: Any, e: DmtoolError) -> None:
         family = getattr(e, "family", None)
         if family:  # which endpoint family X paused (errors.RATE_FAMILIES)
             extra["family"] = family
+        budget = getattr(e, "budget", None)
+        if budget:  # E_BUDGET: which budget, what it has spent and its limit (US dollars)
+            extra.update(budget=budget, spent=getattr(e, "spent", None),
+                         limit=getattr(e, "limit", None))
         if e.details:
             extra["details"] = e.details
         output.error_json(e.code, e.message, e.hint, **extra)
