@@ -219,3 +219,15 @@ def test_prices_and_budgets_are_bounded_settings(cli: Cli) -> None:
                                               (1234.5, "$1,234.50")])
 def test_dollars_read_as_dollars(amount: float, text: str) -> None:
     assert usd(amount) == text
+
+
+def test_the_demo_sets_a_small_budget_its_walk_fits_in(run: Any) -> None:
+    r = run("demo", timeout=180)
+    assert r.exit_code == 0, r.stderr
+    assert "E_BUDGET" not in r.stderr and "$ dmtool --profile demo usage" in r.stdout
+    usage = json.loads(run("--profile", "demo", "usage", "--json").stdout)
+    day = usage["budget"]["day"]
+    assert day["limit"] == 1.0 and 0 < day["spent"] < 0.5 * day["limit"]
+    assert usage["backend"] == "sandbox" and usage["total"]["requests"] > 0
+    status = json.loads(run("--profile", "demo", "auth", "status", "--json").stdout)
+    assert status["budget"]["month"]["limit"] == 5.0

@@ -235,3 +235,77 @@ def test_a_sync_cut_short_reads_the_page_again_for_free(
     monkeypatch.setattr(sync_service._Sync, "store_dms", original)
     again = sync(cli)
     assert again["dm_events_new"] == 1 and again["dm_events_billable"] == 0  # same UTC day
+
+
+def test_a_login_records_its_token_request_and_who_am_i(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db: Any) -> None:
+    """`auth login` on X: the token request (0 units) and users/me (a user read)."""
+    from tests.test_login import APP, ME as LOGIN_ME, _sandbox_client
+    from tests.xnet import approve, route_x_to_sandbox
+
+    x = SandboxWorld.create(tmp_path / "x.json", clock="2030-01-01T12:00:00Z")
+    x.set_me(*LOGIN_ME)
+    x.register_app(APP, ["http://127.0.0.1:8765/callback"])
+    monkeypatch.setattr("dmtool.cli.auth.open_client", _sandbox_client(x))
+    undo = route_x_to_sandbox(x.path)
+    try:
+        r = cli("auth", "login", "--print-url", "--client-id", APP)
+        assert r.exit_code == 0, r
+        r = cli("auth", "login", "--redirect-url", approve(x.path, r.stdout.strip()))
+    finally:
+        undo()
+    assert r.exit_code == 0, r
+    assert [(q["family"], q["method"], q["endpoint"], q["users"], q["sandbox"])
+            for q in requests(db)] == [("auth", "POST", "/2/oauth2/token", 0, 0),
+                                       ("users", "GET", "/2/users/me", 1, 0)]
+
+
+def test_token_refreshes_reach_the_observers_with_their_status(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from dmtool.credentials import Credentials
+    from dmtool.errors import RateLimited
+    from dmtool.x.client import TweepyClient
+    from dmtool.x.sandbox import SandboxAdapter
+
+    x = SandboxWorld.create(tmp_path / "x.json")
+    x.set_me(ME, "me_account", "Me")
+    soon = int(datetime.now(UTC).timestamp()) + 60
+    seen: list[RequestRecord] = []
+    client = TweepyClient(Credentials(kind="oauth2", client_id="cid", access_token="a-token",
+                                      refresh_token=x.issue_tokens("cid")["refresh_token"],
+                                      expires_at=soon),
+                          adapter=SandboxAdapter(x.path), retry_backoff=0)
+    client.observe(seen.append)
+    client.me()
+    assert [(r.method, r.endpoint, r.family, r.status) for r in seen] == [
+        ("POST", "/2/oauth2/token", None, 200), ("GET", "/2/users/me", "users", 200)]
+    assert [r.billed() for r in seen] == [{}, {"users": (ME,)}]
+    seen.clear()
+    late = TweepyClient(Credentials(kind="oauth2", client_id="cid", access_token="a-token",
+                                    refresh_token="r", expires_at=soon),
+                        adapter=SandboxAdapter(x.path), retry_backoff=0)
+    late.observe(seen.append)
+    x.fail_next(429, path_contains="/2/oauth2/token")
+    with pytest.raises(RateLimited):
+        late.dm_events(5)
+    assert [(r.endpoint, r.status, r.billed()) for r in seen] == [("/2/oauth2/token", 429, {})]
+
+
+def test_no_service_reaches_x_around_the_ledger() -> None:
+    """The profile's client (AppState.client) is taken only by services/ledger.py,
+    which attaches the ledger and the budget: every other caller goes through it."""
+    import ast
+
+    import dmtool
+
+    src = Path(dmtool.__file__).resolve().parent
+    callers = []
+    for path in sorted(src.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "client" and not node.args
+                    and not (isinstance(node.func.value, ast.Name)
+                             and node.func.value.id == "ledger")):
+                callers.append(str(path.relative_to(src)))
+    assert callers == ["services/ledger.py"], callers
