@@ -231,3 +231,19 @@ def test_the_demo_sets_a_small_budget_its_walk_fits_in(run: Any) -> None:
     assert usage["backend"] == "sandbox" and usage["total"]["requests"] > 0
     status = json.loads(run("--profile", "demo", "auth", "status", "--json").stdout)
     assert status["budget"]["month"]["limit"] == 5.0
+
+
+def test_archive_naming_is_recorded_and_held_by_the_budget(
+        cli: Cli, clock: Clock, world: SandboxWorld, tmp_path: Any, db: Any) -> None:
+    from tests.test_archive_handles import archive_with, import_json
+
+    assert cli("config", "set", "x.budget.day_usd", "0.01").exit_code == 0  # one user read
+    path = archive_with(tmp_path / "arc", clock, ALICE, BOB)
+    data, stderr = import_json(cli, path)
+    assert data["messages_new"] == 2 and data["naming_error"]["code"] == "E_BUDGET"
+    assert stderr.startswith("warning: imported, but 2 contacts stay user_<id>")
+    assert world.requests_count() == 0  # two ids could cost $0.02: not asked
+    assert cli("config", "set", "x.budget.day_usd", "0.02").exit_code == 0
+    data, _ = import_json(cli, path)
+    assert data["contacts_named"] == 2
+    assert db("SELECT endpoint, users, b_users FROM x_requests") == [("/2/users", 2, 2)]

@@ -240,7 +240,8 @@ def test_a_sync_cut_short_reads_the_page_again_for_free(
 def test_a_login_records_its_token_request_and_who_am_i(
         cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db: Any) -> None:
     """`auth login` on X: the token request (0 units) and users/me (a user read)."""
-    from tests.test_login import APP, ME as LOGIN_ME, _sandbox_client
+    from tests.test_login import APP, _sandbox_client
+    from tests.test_login import ME as LOGIN_ME
     from tests.xnet import approve, route_x_to_sandbox
 
     x = SandboxWorld.create(tmp_path / "x.json", clock="2030-01-01T12:00:00Z")

@@ -509,11 +509,10 @@ def refresh_if_needed(
     )
     from dmtool.x.observe import TokenWatch
 
-    # Seen like the client's own requests (-v, the ledger): registered first,
-    # so it has the status before _status_hook raises on it.
+    # Seen like the client's own requests (-v, the ledger), with its status
+    # noted before _status_hook may raise on it.
     watch = TokenWatch(observers)
-    handler.register_compliance_hook("refresh_token_response", watch.hook)
-    handler.register_compliance_hook("refresh_token_response", _status_hook)
+    handler.register_compliance_hook("refresh_token_response", watch.hook(_status_hook))
     if adapter is not None:
         _mount(handler, adapter)
     failure: BaseException | None = None

@@ -156,7 +156,7 @@ def exchange(pending: PendingLogin, code: str, *, now: float | None = None,
 
     session = OAuth2Session(pending.client_id, redirect_uri=pending.redirect_uri, scope=list(SCOPES))
     watch = TokenWatch(observers)
-    session.register_compliance_hook("access_token_response", watch.hook)
+    session.register_compliance_hook("access_token_response", watch.hook())
     if adapter is not None:
         session.mount("https://api.x.com/", adapter)
     auth = HTTPBasicAuth(pending.client_id, pending.client_secret) if pending.client_secret else None

@@ -48,12 +48,12 @@ def report_cmd(
 
 
 def _cost_of(st: Any) -> Any:
-    """What the report's period cost on X (services/usage.py period_cost)."""
-    from dmtool.services import budget, usage
+    """What the report's period cost on X (services/budget.py period_cost)."""
+    from dmtool.services import budget
 
     conn, sandbox, prices = st.store.conn, st.sandbox, budget.Prices.from_config(st.config)
-    return lambda since, until: usage.period_cost(conn, since, until, sandbox=sandbox,
-                                                  prices=prices)
+    return lambda since, until: budget.period_cost(conn, since, until, sandbox=sandbox,
+                                                   prices=prices)
 
 
 def _cost_line(r: Report, show: Any) -> str | None:

@@ -18,12 +18,12 @@ day and `digest` adds a line.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from dmtool.errors import BudgetExceeded
 from dmtool.store import ledger as lstore
+from dmtool.timeutil import fmt
 
 if TYPE_CHECKING:
     import sqlite3
@@ -40,11 +40,16 @@ ESTIMATE_NOTE = ("an estimate from dmtool's own requests to X; the bill is X's, 
                  "developer app: other profiles or tools using the same app are not counted here")
 
 
-@dataclass(frozen=True)
+# Plain classes, not dataclasses: `report` (a local command) loads this module.
+
+
 class Prices:
     """US dollars per unit of each kind (store/ledger.py KINDS)."""
 
-    per_unit: Mapping[str, float]
+    __slots__ = ("per_unit",)
+
+    def __init__(self, per_unit: Mapping[str, float]) -> None:
+        self.per_unit = per_unit
 
     @classmethod
     def from_config(cls, config: Config) -> Prices:
@@ -58,10 +63,12 @@ class Prices:
                 for kind, key in PRICE_KEYS.items()}
 
 
-@dataclass(frozen=True)
 class Limits:
-    day: float | None
-    month: float | None
+    __slots__ = ("day", "month")
+
+    def __init__(self, day: float | None, month: float | None) -> None:
+        self.day = day
+        self.month = month
 
     @classmethod
     def from_config(cls, config: Config) -> Limits:
@@ -73,15 +80,17 @@ class Limits:
         return self.day is not None or self.month is not None
 
 
-@dataclass(frozen=True)
 class Period:
     """One budget (the UTC day or month): its limit (None: no budget) and
     what is spent in it so far."""
 
-    name: str  # "day" or "month"
-    start: str  # its first UTC day, YYYY-MM-DD
-    limit: float | None
-    spent: float
+    __slots__ = ("limit", "name", "spent", "start")
+
+    def __init__(self, name: str, start: str, limit: float | None, spent: float) -> None:
+        self.name = name  # "day" or "month"
+        self.start = start  # its first UTC day, YYYY-MM-DD
+        self.limit = limit
+        self.spent = spent
 
     @property
     def left(self) -> float | None:
@@ -183,3 +192,34 @@ def summary(ps: list[Period]) -> str:
             parts.append(f"{p.name}: {usd(p.spent)} of {usd(p.limit)} ({p.share or 0.0:.0%}), "
                          f"{usd(p.left or 0.0)} left")
     return "; ".join(parts)
+
+
+# --- cost in `report` ---------------------------------------------------------------------
+
+
+class Cost:
+    """What the requests of a period cost: `report`'s `cost`."""
+
+    __slots__ = ("answered", "per_conversation_answered", "since", "usd")
+
+    def __init__(self, usd: float, since: str | None, answered: int) -> None:
+        self.usd = usd
+        self.since = since  # when the figures begin: the period's start, or the ledger's if later
+        self.answered = answered  # conversations with a message of yours in the period
+        self.per_conversation_answered = usd / answered if answered else None
+
+    def to_dict(self) -> dict[str, Any]:
+        per = self.per_conversation_answered
+        return {"usd": round(self.usd, 6), "since": self.since,
+                "per_conversation_answered": None if per is None else round(per, 6)}
+
+
+def period_cost(conn: sqlite3.Connection, since: datetime, until: datetime, *, sandbox: bool,
+                prices: Prices) -> Cost:
+    """The estimated cost of dmtool's requests at `since` <= at < `until`, and
+    per conversation answered (None when none was)."""
+    s, u = fmt(since) or "", fmt(until) or ""
+    usd = prices.cost(lstore.units_since(conn, sandbox, s, u).billable)
+    first = lstore.first_at(conn, sandbox)
+    return Cost(usd, None if first is None else max(first, s),
+                lstore.answered_conversations(conn, s, u))

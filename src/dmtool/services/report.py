@@ -24,7 +24,7 @@ What is measured (docs/guide.md says the same in plain words):
   STOP or of your confirmation, not of the sync that found it).
 - What dmtool's requests to X cost in the period, and per conversation
   answered (one with at least one message of yours in it): an estimate from
-  the request ledger (services/usage.py `period_cost`), which begins at the
+  the request ledger (services/budget.py `period_cost`), which begins at the
   upgrade that brought it (`cost.since`).
 """
 
@@ -43,9 +43,9 @@ from dmtool.store import report as rstore
 from dmtool.timeutil import fmt, parse
 
 if TYPE_CHECKING:
-    from dmtool.services.usage import Cost
+    from dmtool.services.budget import Cost
 
-# (since, until) -> what the period's requests to X cost (services/usage.py).
+# (since, until) -> what the period's requests to X cost (services/budget.py).
 CostOf = Callable[[datetime, datetime], "Cost"]
 
 DAY = 86400

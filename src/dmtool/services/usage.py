@@ -1,5 +1,6 @@
-"""`dmtool usage`, and the cost `report` shows: what dmtool's requests to X
-cost, read from the ledger (store/ledger.py), priced with x.price.*.
+"""`dmtool usage`: what dmtool's requests to X cost, read from the ledger
+(store/ledger.py), priced with x.price.* (`report`'s cost is
+budget.period_cost).
 
 Days are UTC days and months UTC calendar months, as X counts them. The
 ledger starts at the upgrade that brought it: `since` says when its data
@@ -17,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from dmtool.errors import UsageError
 from dmtool.services import budget
 from dmtool.store import ledger as lstore
-from dmtool.timeutil import fmt
 
 if TYPE_CHECKING:
     import sqlite3
@@ -128,34 +128,3 @@ def build_usage(conn: sqlite3.Connection, *, sandbox: bool, prices: budget.Price
                                          month_last.isoformat()),
         periods=budget.periods(conn, sandbox=sandbox, prices=prices, limits=limits, now=now),
         prices=prices)
-
-
-# --- cost in `report` ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What the requests of a period cost: `report`'s `cost`."""
-
-    usd: float
-    since: str | None  # when the figures begin: the period's start, or the ledger's if later
-    answered: int  # conversations with at least one message of yours in the period
-    per_conversation_answered: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"usd": round(self.usd, 6), "since": self.since,
-                "per_conversation_answered": None if self.per_conversation_answered is None
-                else round(self.per_conversation_answered, 6)}
-
-
-def period_cost(conn: sqlite3.Connection, since: datetime, until: datetime, *, sandbox: bool,
-                prices: budget.Prices) -> Cost:
-    """The estimated cost of dmtool's requests at `since` <= at < `until`, and
-    per conversation answered (None when none was)."""
-    s, u = fmt(since) or "", fmt(until) or ""
-    units = lstore.units_since(conn, sandbox, s, u)
-    usd = prices.cost(units.billable)
-    first = lstore.first_at(conn, sandbox)
-    answered = lstore.answered_conversations(conn, s, u)
-    return Cost(usd=usd, since=None if first is None else max(first, s), answered=answered,
-                per_conversation_answered=usd / answered if answered else None)

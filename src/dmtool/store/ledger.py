@@ -14,39 +14,50 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 READS = ("dm_events", "users", "posts")  # kinds kept by id: the same-day rule applies
 KINDS = (*READS, "sends")
 LISTING = "/2/dm_events"  # the endpoint sync walks: its reads today form one run (free_below)
 _CHUNK = 500  # ids per IN (...) list
 
+# Plain classes, not dataclasses: `report` reads the ledger, and a local
+# command's start-up should not pay for generating dataclass methods.
 
-@dataclass
+
 class Request:
     """One request to X, as the ledger keeps it."""
 
-    at: str  # RFC 3339 UTC
-    day: str  # YYYY-MM-DD (UTC)
-    sandbox: bool
-    family: str
-    method: str
-    endpoint: str
-    status: int | None
-    error: str | None
-    reads: dict[str, tuple[str, ...]] = field(default_factory=dict)  # READS kind -> ids
-    sends: int = 0
-    draft_id: int | None = None  # a send whose outcome is unknown, until reconciled
+    __slots__ = ("at", "day", "draft_id", "endpoint", "error", "family", "method", "reads",
+                 "sandbox", "sends", "status")
+
+    def __init__(self, *, at: str, day: str, sandbox: bool, family: str, method: str,
+                 endpoint: str, status: int | None, error: str | None,
+                 reads: dict[str, tuple[str, ...]] | None = None, sends: int = 0,
+                 draft_id: int | None = None) -> None:
+        self.at = at  # RFC 3339 UTC
+        self.day = day  # YYYY-MM-DD (UTC)
+        self.sandbox = sandbox
+        self.family = family
+        self.method = method
+        self.endpoint = endpoint
+        self.status = status
+        self.error = error
+        self.reads = reads or {}  # READS kind -> ids
+        self.sends = sends
+        self.draft_id = draft_id  # a send whose outcome is unknown, until reconciled
 
 
-@dataclass
 class Units:
     """Units per kind: raw (what the answers held) and billable (after the
     same-day rule; a send is always billable)."""
 
-    requests: int = 0
-    raw: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    billable: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    __slots__ = ("billable", "raw", "requests")
+
+    def __init__(self, requests: int = 0, raw: dict[str, int] | None = None,
+                 billable: dict[str, int] | None = None) -> None:
+        self.requests = requests
+        self.raw = raw if raw is not None else dict.fromkeys(KINDS, 0)
+        self.billable = billable if billable is not None else dict.fromkeys(KINDS, 0)
 
     def add(self, other: Units) -> None:
         self.requests += other.requests

@@ -240,17 +240,20 @@ def result_count(response: Any) -> int | None:
 class TokenWatch:
     """One request to the token endpoint, which OAuth libraries send on their
     own sessions: observed like the client's requests (0 units). Register
-    `hook` as the library's compliance hook for the token answer, first (it
-    sees the status before any other hook raises), and call `done` after."""
+    `hook(then)` as the library's only compliance hook for the token answer
+    (requests-oauthlib keeps them in a set, in no order): it notes the status,
+    then runs `then`, which may raise. Call `done` after the request."""
 
     def __init__(self, observers: Sequence[RequestObserver]) -> None:
         self._observers = observers
         self._status: int | None = None
         self._started = time.perf_counter()
 
-    def hook(self, response: Any) -> Any:
-        self._status = getattr(response, "status_code", None)
-        return response
+    def hook(self, then: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:
+        def seen(response: Any) -> Any:
+            self._status = getattr(response, "status_code", None)
+            return then(response) if then is not None else response
+        return seen
 
     def done(self, error: BaseException | None) -> None:
         record = RequestRecord(
