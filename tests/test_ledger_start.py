@@ -58,4 +58,8 @@ def test_a_command_that_calls_x_loads_it(synced: None) -> None:
 
 def test_digest_reads_the_budget_only_when_one_is_set(synced: None, cli: Cli) -> None:
     assert cli("config", "set", "x.budget.day_usd", "5").exit_code == 0
-    assert "dmtool.services.budget" in imported("digest", "--format", "json", "--peek")
+    for args in (["digest", "--format", "json", "--peek"], ["auth", "status", "--json"]):
+        modules = imported(*args)
+        # A read of the ledger's totals: not the recorder, nor the X client's modules.
+        assert "dmtool.services.budget" in modules, args
+        assert not modules & {"dmtool.services.ledger", "dmtool.x.observe"}, args

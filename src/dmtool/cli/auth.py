@@ -276,9 +276,7 @@ def _budget(st: AppState) -> dict[str, Any]:
     from dmtool.services import budget
 
     if st.paths.db_file.exists():
-        from dmtool.services import ledger
-
-        periods = ledger.state(st)
+        periods = budget.state(st)
     else:
         now, limits = timeutil.now(), budget.Limits.from_config(st.config)
         periods = [budget.Period("day", budget.utc_day(now), limits.day, 0.0),

@@ -240,9 +240,9 @@ def _budget_line(st: AppState) -> tuple[str | None, bool]:
     if st.config.get("x.budget.day_usd") is None and st.config.get("x.budget.month_usd") is None:
         return None, False  # no budget: nothing more is loaded
     from dmtool import timeutil
-    from dmtool.services import budget, ledger
+    from dmtool.services import budget
 
-    line = budget.warning(ledger.state(st))
+    line = budget.warning(budget.state(st))
     if line is None:
         return None, False
     return line, st.store.get_state(budget.K_DIGESTED) != budget.utc_day(timeutil.now())

@@ -127,11 +127,11 @@ def _budget_warning(st: AppState) -> None:
     """At 80% of an X budget: one line on stderr, the first sync of the UTC day."""
     if st.config.get("x.budget.day_usd") is None and st.config.get("x.budget.month_usd") is None:
         return
-    from dmtool.services import ledger
+    from dmtool.services import budget, ledger
 
     led = ledger.of(st)
     led.flush()
-    line = ledger.warn_once(st, led.periods())
+    line = budget.warn_once(st, led.periods())
     if line:
         output.info(f"warning: {line}")
 

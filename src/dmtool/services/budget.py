@@ -28,6 +28,7 @@ from dmtool.timeutil import fmt
 if TYPE_CHECKING:
     import sqlite3
 
+    from dmtool.appstate import AppState
     from dmtool.config import Config
 
 WARN_SHARE = 0.8
@@ -223,3 +224,31 @@ def period_cost(conn: sqlite3.Connection, since: datetime, until: datetime, *, s
     first = lstore.first_at(conn, sandbox)
     return Cost(usd, None if first is None else max(first, s),
                 lstore.answered_conversations(conn, s, u))
+
+
+# --- the budget state, for `auth status`, `usage`, `digest` and sync's warning -------------
+
+
+def state(st: AppState) -> list[Period]:
+    """The budgets and what is spent in them (a read of the ledger: no client,
+    no request; what a running command has not written yet is not in it)."""
+    from dmtool import timeutil
+
+    return periods(st.store.conn, sandbox=st.sandbox, prices=Prices.from_config(st.config),
+                   limits=Limits.from_config(st.config), now=timeutil.now())
+
+
+def warn_once(st: AppState, ps: list[Period], key: str = K_WARNED) -> str | None:
+    """The WARN_SHARE line, the first time it is due in a UTC day (remembered
+    under `key`), else None."""
+    from dmtool import timeutil
+
+    text = warning(ps)
+    if text is None or st.store.read_only:
+        return None
+    today = utc_day(timeutil.now())
+    if st.store.get_state(key) == today:
+        return None
+    with st.store.tx():
+        st.store.set_state(key, today)
+    return text

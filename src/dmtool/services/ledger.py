@@ -224,25 +224,3 @@ def settle_send(st: AppState, conn: sqlite3.Connection, draft_id: int, *,
         at=timeutil.fmt(now) or "", day=budget.utc_day(now), sandbox=st.sandbox,
         family="dm_send", method="POST", endpoint=SEND_ENDPOINT, status=None,
         error="reconciled", sends=1))
-
-
-def state(st: AppState) -> list[budget.Period]:
-    """The budgets and what is spent in them, for `auth status`, `usage` and
-    `digest` (no client, no request: a read of the ledger)."""
-    return budget.periods(st.store.conn, sandbox=st.sandbox,
-                          prices=budget.Prices.from_config(st.config),
-                          limits=budget.Limits.from_config(st.config), now=timeutil.now())
-
-
-def warn_once(st: AppState, ps: list[budget.Period], key: str = budget.K_WARNED) -> str | None:
-    """The WARN_SHARE line, the first time it is due in a UTC day (remembered
-    under `key`), else None."""
-    text = budget.warning(ps)
-    if text is None or st.store.read_only:
-        return None
-    today = budget.utc_day(timeutil.now())
-    if st.store.get_state(key) == today:
-        return None
-    with st.store.tx():
-        st.store.set_state(key, today)
-    return text
