@@ -30,8 +30,11 @@ def report_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Messages in and out per day, time to your first reply, open
-    conversations by age, and opt-outs, over the last N days; and what the
-    requests to X cost (an estimate), in all and per conversation answered."""
+    conversations by age, and opt-outs, over the last N days.
+
+    Also what dmtool's requests to X cost in the period (an estimate from its
+    request ledger), in all and per conversation answered.
+    """
     from dmtool.services.report import build_report
     from dmtool.timeutil import now
 

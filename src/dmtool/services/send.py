@@ -353,6 +353,7 @@ def send_draft(st: AppState, draft_id: int, *, confirm: Confirm | None, yes: boo
         needs = v.first_contact or not yes
         return SendResult(d, v.first_contact, dry_run=True, sandbox=st.sandbox,
                           needs_confirmation=needs)
+    _within_budget(st, d, contact)  # no one is asked to confirm a send the budget forbids
     if not _ask(st, v, confirm, yes):
         return SendResult(d, v.first_contact, sandbox=st.sandbox, declined=True)
 
