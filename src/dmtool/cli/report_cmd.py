@@ -110,12 +110,13 @@ def _print_plain(r: Report, stamp: Any = str) -> None:
     rows += [["first_reply_median_seconds", _plain_seconds(fr["median_seconds"])],
              ["first_reply_p90_seconds", _plain_seconds(fr["p90_seconds"])]]
     rows += [["open", b.label, b.waiting_for_you, b.waiting_for_them] for b in r.open_by_age]
-    rows += [["opt_outs", r.opt_outs], ["timezone", r.timezone]]
+    rows += [["opt_outs", r.opt_outs]]
     if r.cost is not None:
         c = r.cost
         rows += [["cost_usd", f"{c.usd:.6f}"], ["cost_since", stamp(c.since) if c.since else ""],
                  ["cost_per_conversation_answered", "" if c.per_conversation_answered is None
                   else f"{c.per_conversation_answered:.6f}"]]
+    rows += [["timezone", r.timezone]]  # last: the zone of the dates above
     output.print_table([], rows)
 
 

@@ -207,7 +207,8 @@ class Cost:
         self.usd = usd
         self.since = since  # when the figures begin: the period's start, or the ledger's if later
         self.answered = answered  # conversations with a message of yours in the period
-        self.per_conversation_answered = usd / answered if answered else None
+        # None without a conversation answered, or without ledger data at all.
+        self.per_conversation_answered = usd / answered if answered and since else None
 
     def to_dict(self) -> dict[str, Any]:
         per = self.per_conversation_answered
