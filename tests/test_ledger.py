@@ -177,6 +177,12 @@ def test_a_store_from_before_the_ledger_upgrades(tmp_path: Path) -> None:
             reads={"dm_events": ("6", "7")}))
     assert billed == {"dm_events": 2, "users": 1, "posts": 0}
     assert again == {"dm_events": 1, "users": 0, "posts": 0}
+    with new.tx() as conn:  # more ids than one INSERT takes, some read before that day
+        many = lstore.add(conn, lstore.Request(
+            at="2026-03-02T13:00:00.000Z", day="2026-03-02", sandbox=False, family="dm_read",
+            method="GET", endpoint="/2/dm_events", status=200, error=None,
+            reads={"dm_events": tuple(str(i) for i in range(5, 255))}))
+    assert many["dm_events"] == 250 - 3
     assert new.get_state("me_id") == "1"
     new.close()
 

@@ -19,6 +19,7 @@ READS = ("dm_events", "users", "posts")  # kinds kept by id: the same-day rule a
 KINDS = (*READS, "sends")
 LISTING = "/2/dm_events"  # the endpoint sync walks: its reads today form one run (free_below)
 _CHUNK = 500  # ids per IN (...) list
+_ROWS = 100  # rows per multi-row INSERT
 
 # Plain classes, not dataclasses: `report` reads the ledger, and a local
 # command's start-up should not pay for generating dataclass methods.
@@ -79,12 +80,16 @@ def add(conn: sqlite3.Connection, r: Request) -> dict[str, int]:
     billable = dict.fromkeys(READS, 0)
     for kind in READS:
         ids = list(dict.fromkeys(r.reads.get(kind, ())))
-        if ids:
-            cur = conn.executemany(
-                "INSERT INTO x_read_ids (day, sandbox, kind, rid, request_id) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, sandbox, kind, rid) DO NOTHING",
-                [(r.day, int(r.sandbox), kind, i, request_id) for i in ids])
-            billable[kind] = cur.rowcount
+        for start in range(0, len(ids), _ROWS):
+            chunk = ids[start:start + _ROWS]
+            # RETURNING counts the rows inserted (an id read before that day is
+            # not): the same on every engine, unlike executemany's rowcount.
+            values = ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk))
+            params = [v for i in chunk for v in (r.day, int(r.sandbox), kind, i, request_id)]
+            billable[kind] += len(conn.execute(
+                f"INSERT INTO x_read_ids (day, sandbox, kind, rid, request_id) VALUES {values} "
+                "ON CONFLICT (day, sandbox, kind, rid) DO NOTHING RETURNING rid",
+                params).fetchall())
     if any(billable.values()):
         conn.execute("UPDATE x_requests SET b_dm_events = ?, b_users = ?, b_posts = ? "
                      "WHERE id = ?", (billable["dm_events"], billable["users"],
