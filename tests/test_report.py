@@ -113,6 +113,8 @@ def test_report_numbers_on_a_known_store(cli, known):
             {"age": "30d+", "min_seconds": 2592000, "max_seconds": None,
              "waiting_for_you": 0, "waiting_for_them": 1}]},   # fay
         "opt_outs": 2,  # eve and ivy; hal's STOP is from January
+        # No request to X recorded on this store (tests/test_usage.py has them).
+        "cost": {"usd": 0, "since": None, "per_conversation_answered": None},
     }
 
 
@@ -155,7 +157,8 @@ def test_piped_report_is_tab_separated(cli, known):
         "first_reply_median_seconds\t7200", "first_reply_p90_seconds\t18720",
         "open\t<1d\t1\t1", "open\t1d-3d\t0\t0", "open\t3d-7d\t0\t1", "open\t7d-30d\t1\t0",
         "open\t30d+\t0\t1",
-        "opt_outs\t2", "timezone\tUTC"]
+        "opt_outs\t2", "cost_usd\t0.000000", "cost_since\t", "cost_per_conversation_answered\t",
+        "timezone\tUTC"]
 
 
 def test_terminal_report_says_it_in_words(cli, known, monkeypatch):

@@ -36,6 +36,10 @@ class AppState:
     _client: XClient | None = None
     _zone: DisplayZone | None = None
     _operator: tuple[str | None, str] | None = None
+    # What services keep for one invocation (the request ledger): by name,
+    # with what to do before the store closes.
+    _extensions: dict[str, object] = field(default_factory=dict)
+    _on_close: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def paths(self) -> Paths:
@@ -165,7 +169,21 @@ class AppState:
             self._client = connect(self)
         return self._client
 
+    def extension(self, name: str) -> object | None:
+        return self._extensions.get(name)
+
+    def set_extension(self, name: str, value: object,
+                      on_close: Callable[[], None] | None = None) -> None:
+        """Keep `value` for this invocation; `on_close` runs before the store closes."""
+        self._extensions[name] = value
+        if on_close is not None:
+            self._on_close.append(on_close)
+
     def close(self) -> None:
+        hooks, self._on_close = self._on_close, []
+        for hook in hooks:
+            hook()
+        self._extensions.clear()
         if self._store is not None:
             self._store.close()
             self._store = None

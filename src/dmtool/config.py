@@ -51,6 +51,7 @@ class Setting:
     max_items: int | None = None  # list: entries
     validate: Callable[[Any], None] | None = None
     multiline: bool = False  # text that may hold line breaks (else one line)
+    optional: bool = False  # unset by default (None); `config set KEY none` unsets it again
 
 
 _STATIC: tuple[Setting, ...] = (
@@ -90,6 +91,25 @@ _STATIC: tuple[Setting, ...] = (
             "on a team store, the operator is the database user (PostgreSQL: current_user; "
             "SQLite: the OS account running dmtool), not DMTOOL_OPERATOR or operator.name "
             "(docs/team.md)"),
+    # What X charges (its pay-per-use prices, US dollars) and the budgets that
+    # stop dmtool before it spends more (`dmtool usage`; x-api.md "Limits and cost").
+    Setting("x.budget.day_usd", float, None,
+            "most dmtool may spend on X in a UTC day, in US dollars (none: no limit)",
+            minimum=0, maximum=100_000, optional=True),
+    Setting("x.budget.month_usd", float, None,
+            "most dmtool may spend on X in a UTC calendar month, in US dollars (none: no limit)",
+            minimum=0, maximum=1_000_000, optional=True),
+    Setting("x.price.dm_event_read", float, 0.010, "X's price per DM event read, US dollars",
+            minimum=0, maximum=10),
+    Setting("x.price.dm_send", float, 0.015, "X's price per DM sent, US dollars",
+            minimum=0, maximum=10),
+    Setting("x.price.user_read", float, 0.010, "X's price per user read, US dollars",
+            minimum=0, maximum=10),
+    Setting("x.price.post_read", float, 0.001, "X's price per post read, US dollars",
+            minimum=0, maximum=10),
+    Setting("x.ledger.keep_days", int, 90,
+            "days the request ledger keeps each request; older ones become daily totals",
+            minimum=1, maximum=3650),
 )
 
 # The settings a team shares. Once the store has members they are read from the
@@ -184,6 +204,8 @@ def check_value(key: str, value: Any) -> Any:
     s = setting(key)
     if s is None:
         raise _unknown(key)
+    if value is None and s.optional:
+        return None
     ok: bool
     if s.type is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
@@ -238,6 +260,7 @@ def _typed(key: str, text: str, *, one_line: bool) -> None:
         raise ConfigError(e.message, hint=e.hint) from None
 
 
+UNSET_WORDS = ("none", "off")  # what `config set` takes to unset an optional key
 _INT_TEXT = re.compile(r"[+-]?[0-9]+")  # ASCII digits: int() would also take "١" or "1_0"
 _FLOAT_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?")
 
@@ -269,6 +292,8 @@ def parse_value(key: str, text: str) -> Any:
     s = setting(key)
     if s is None:
         raise _unknown(key)
+    if s.optional and text.strip().lower() in UNSET_WORDS:
+        return None
     raw: Any = text
     try:
         if s.type is bool:
@@ -523,7 +548,10 @@ class Config:
     def set(self, key: str, text: str) -> Any:
         """Change one key of config.toml from command-line text (see change)."""
         value = self.change(key, text)
-        self.values[key] = value
+        if value is None:  # an optional key unset: TOML has no null, so it leaves the file
+            self.values.pop(key, None)
+        else:
+            self.values[key] = value
         self.save()
         return value
 

@@ -92,6 +92,23 @@ class NotAMember(DmtoolError):
     code = "E_NOT_A_MEMBER"
 
 
+class BudgetExceeded(DmtoolError):
+    """A request to X could take spending past the budget the user set
+    (x.budget.day_usd or x.budget.month_usd): it is not made (exit 4: a person
+    raises the budget, or waits for the next UTC day or month). `budget` is
+    "day" or "month"; `spent` and `limit` are in US dollars."""
+
+    exit_code = 4
+    code = "E_BUDGET"
+
+    def __init__(self, message: str, *, budget: str, spent: float, limit: float,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.budget = budget
+        self.spent = spent
+        self.limit = limit
+
+
 class TemporaryError(DmtoolError):
     """Something that may work later (exit 5)."""
 

@@ -33,7 +33,7 @@ COMMAND_ACTIONS: dict[str, str] = {
     "search": "read", "send": "send", "snooze": "triage", "sync": "sync",
     "team add": "team", "team list": "read", "team remove": "team", "team whoami": "local",
     "templates add": "draft", "templates list": "read", "templates remove": "draft",
-    "templates show": "read", "thread": "read", "unsnooze": "triage",
+    "templates show": "read", "thread": "read", "unsnooze": "triage", "usage": "read",
 }
 
 # Why a command is `local`, for docs/team.md.

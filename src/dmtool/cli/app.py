@@ -29,6 +29,7 @@ COMMAND_MODULES: dict[str, str] = {
     "demo": "demo", "sandbox": "sandbox_cmd", "db": "db_cmd",
     "import": "archive", "report": "report_cmd", "profiles": "profiles_cmd",
     "search": "search_cmd", "claim": "claims_cmd", "release": "claims_cmd", "team": "team_cmd",
+    "usage": "usage_cmd",
 }
 
 
@@ -91,6 +92,9 @@ COMMAND_HELP: dict[str, str] = {
     "release": "End your claim on a conversation (another person's only with --force).",
     "team": "Who works on this store and in which role: add, list and remove members; who "
             "am I.",
+    "usage": "What dmtool's requests to X cost: per UTC day and endpoint family, the requests, "
+             "the units read or sent before and after X's same-day rule, the estimated cost; the "
+             "month so far; the budgets and what is left.",
 }
 
 
@@ -302,6 +306,10 @@ def _report(ctx: Any, e: DmtoolError) -> None:
         family = getattr(e, "family", None)
         if family:  # which endpoint family X paused (errors.RATE_FAMILIES)
             extra["family"] = family
+        budget = getattr(e, "budget", None)
+        if budget:  # E_BUDGET: which budget, what it has spent and its limit (US dollars)
+            extra.update(budget=budget, spent=getattr(e, "spent", None),
+                         limit=getattr(e, "limit", None))
         if e.details:
             extra["details"] = e.details
         output.error_json(e.code, e.message, e.hint, **extra)

@@ -17,6 +17,8 @@ config_app = typer.Typer(help="Read and change settings (config.toml of the prof
 
 
 def _show_value(v: object) -> str:
+    if v is None:  # an optional key that is not set
+        return "none"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, list | str):

@@ -294,16 +294,41 @@ def digest_cmd(
     else:
         start, window = default_since(checkpoint, t)
     d = build_digest(store.conn, start, t, window=window, mine=who if mine else None)
+    spending, news = _budget_line(st)
     if fmt_ == "json":
-        output.print_json(d.to_dict(with_text=not no_text))
-    elif not d.empty:
-        sys.stdout.write(output.safe(render_digest(d, st.zone, markdown=fmt_ == "markdown",
-                                                  with_text=not no_text)))
+        output.print_json({**d.to_dict(with_text=not no_text), "budget_warning": spending})
+    elif not d.empty or news:
+        markdown = fmt_ == "markdown"
+        text = "" if d.empty else render_digest(d, st.zone, markdown=markdown,
+                                                 with_text=not no_text)
+        if spending:  # headed and indented as render_digest's sections
+            text += ("\n" if text else "") + ("## " if markdown else "") + "X spending\n" \
+                + ("- " if markdown else "  ") + spending + "\n"
+        sys.stdout.write(output.safe(text))
     if not peek and not store.read_only:  # a read-only store: as --peek
         with store.tx():
             store.set_state(key, fmt(t))
             if inherited:
                 store.set_state(LEGACY_CHECKPOINT, None)
+            if news:
+                from dmtool.services.budget import K_DIGESTED, utc_day
+
+                store.set_state(K_DIGESTED, utc_day(t))
+
+
+def _budget_line(st: AppState) -> tuple[str | None, bool]:
+    """The digest's line at 80% of an X budget (None below it, or without a
+    budget), and whether it is news: the first digest to say it this UTC day
+    (then a digest with nothing else new still prints it)."""
+    if st.config.get("x.budget.day_usd") is None and st.config.get("x.budget.month_usd") is None:
+        return None, False  # no budget: nothing more is loaded
+    from dmtool import timeutil
+    from dmtool.services import budget
+
+    line = budget.warning(budget.state(st))
+    if line is None:
+        return None, False
+    return line, st.store.get_state(budget.K_DIGESTED) != budget.utc_day(timeutil.now())
 
 
 def _parse_until(st: AppState, words: list[str], now: datetime) -> datetime:

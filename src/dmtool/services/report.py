@@ -22,6 +22,10 @@ What is measured (docs/guide.md says the same in plain words):
   opted out or are in opt-out review, nor those blocked or closed to your DMs.
 - Opt-outs that happened in the period (from the audit log, by the time of the
   STOP or of your confirmation, not of the sync that found it).
+- What dmtool's requests to X cost in the period, and per conversation
+  answered (one with at least one message of yours in it): an estimate from
+  the request ledger (services/budget.py `period_cost`), which begins at the
+  upgrade that brought it (`cost.since`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -38,7 +43,11 @@ from dmtool.store import report as rstore
 from dmtool.timeutil import fmt, parse
 
 if TYPE_CHECKING:
+    from dmtool.services.budget import Cost
     from dmtool.services.report_by_operator import OperatorStats
+
+# (since, until) -> what the period's requests to X cost (services/budget.py).
+CostOf = Callable[[datetime, datetime], "Cost"]
 
 DAY = 86400
 
@@ -121,6 +130,7 @@ class Report:
     has_messages: bool
     timezone: str = "UTC"  # the zone of the day buckets
     by_operator: list[OperatorStats] | None = None  # --by-operator (report_by_operator.py)
+    cost: Cost | None = None
 
     @property
     def empty(self) -> bool:
@@ -144,6 +154,7 @@ class Report:
                 "waiting_for_them": sum(b.waiting_for_them for b in self.open_by_age),
                 "by_age": [b.to_dict() for b in self.open_by_age]},
             "opt_outs": self.opt_outs,
+            "cost": self.cost.to_dict() if self.cost is not None else None,
         } | ({} if self.by_operator is None else
              {"by_operator": [o.to_dict() for o in self.by_operator]})
 
@@ -174,7 +185,8 @@ def period(days: int, now: datetime, zone: DisplayZone = UTC_ZONE
 
 
 def build_report(conn: sqlite3.Connection, days: int, now: datetime,
-                 zone: DisplayZone = UTC_ZONE, *, by_operator: bool = False) -> Report:
+                 zone: DisplayZone = UTC_ZONE, *, by_operator: bool = False,
+                 cost_of: CostOf | None = None) -> Report:
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days must be 1..{MAX_DAYS}")
     dates, bounds = period(days, now, zone)
@@ -185,7 +197,8 @@ def build_report(conn: sqlite3.Connection, days: int, now: datetime,
     report = Report(days=days, since=bounds[0], until=now, by_day=list(by_day.values()),
                     first_reply=first_reply, open_by_age=_open_by_age(conn, now),
                     opt_outs=_opt_outs(conn, s, e), has_messages=rstore.has_messages(conn),
-                    timezone=zone.name)
+                    timezone=zone.name,
+                    cost=cost_of(bounds[0], now) if cost_of is not None else None)
     if by_operator:
         from dmtool.services.report_by_operator import by_operator as per_operator
 

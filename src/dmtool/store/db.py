@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 from dmtool.errors import (
     ConfigError,
@@ -29,6 +30,16 @@ def state_value(conn: sqlite3.Connection, key: str) -> str | None:
     return None if row is None else row[0]
 
 
+class CommitHook(Protocol):
+    """Rows that must go in with whatever the next transaction writes (the
+    ledger's requests: recorded with what they brought). `write` runs in the
+    transaction, before COMMIT; `committed` after it succeeded."""
+
+    def write(self, conn: sqlite3.Connection) -> None: ...
+
+    def committed(self) -> None: ...
+
+
 class Store:
     """One profile's SQLite database. Use `tx()` around every multi-row change."""
 
@@ -38,6 +49,7 @@ class Store:
         # Opened read-only (a read-only disk, folders of another user): reads
         # work, commands that would only mark something read act as --peek.
         self.read_only = read_only
+        self.commit_hooks: list[CommitHook] = []
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -48,12 +60,17 @@ class Store:
             yield self.conn
             return
         self.conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
+        hooks = [] if self.read_only else list(self.commit_hooks)
         try:
             yield self.conn
+            for hook in hooks:
+                hook.write(self.conn)
             self.conn.execute("COMMIT")
         except BaseException:
             _rollback(self.conn)
             raise
+        for hook in hooks:
+            hook.committed()
 
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:  # type: ignore[type-arg]
         return self.conn.execute(sql, params)

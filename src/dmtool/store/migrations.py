@@ -497,6 +497,60 @@ MIGRATIONS: list[str] = [
     ALTER TABLE notes ADD COLUMN author TEXT;
     ALTER TABLE evidence ADD COLUMN recorded_by TEXT;
     """,
+    # 13: the ledger of requests to X (issue 16). On X's pay-per-use plan every
+    # DM event read, DM sent and user read is billed, once per resource and UTC
+    # day: each request is kept with what it returned (units per kind, raw and
+    # after that same-day rule) so that `usage`, `report` and the budget can
+    # say what was spent. x_read_ids holds each resource once per UTC day (the
+    # first request that read it): what makes a later read of it free. After
+    # x.ledger.keep_days a day's requests are folded into x_usage_days.
+    """
+    CREATE TABLE x_requests (
+        id          INTEGER PRIMARY KEY,
+        at          TEXT NOT NULL,          -- RFC 3339 UTC
+        day         TEXT NOT NULL,          -- its UTC day, YYYY-MM-DD
+        sandbox     INTEGER NOT NULL,       -- 1: the built-in sandbox X
+        family      TEXT NOT NULL,          -- dm_read, dm_send, timelines, users, auth
+        method      TEXT NOT NULL,
+        endpoint    TEXT NOT NULL,          -- as X documents it: /2/users/:id/mentions
+        status      INTEGER,                -- NULL: no answer
+        error       TEXT,
+        dm_events   INTEGER NOT NULL DEFAULT 0,  -- units returned
+        users       INTEGER NOT NULL DEFAULT 0,
+        posts       INTEGER NOT NULL DEFAULT 0,
+        sends       INTEGER NOT NULL DEFAULT 0,
+        b_dm_events INTEGER NOT NULL DEFAULT 0,  -- of them billable: not read before that UTC day
+        b_users     INTEGER NOT NULL DEFAULT 0,
+        b_posts     INTEGER NOT NULL DEFAULT 0,
+        draft_id    INTEGER                 -- a send whose outcome is unknown, until reconciled
+    );
+    CREATE INDEX x_requests_day ON x_requests (day, sandbox);
+    CREATE INDEX x_requests_draft ON x_requests (draft_id) WHERE draft_id IS NOT NULL;
+    CREATE TABLE x_read_ids (
+        day         TEXT NOT NULL,
+        sandbox     INTEGER NOT NULL,
+        kind        TEXT NOT NULL,          -- dm_events, users, posts
+        rid         TEXT NOT NULL,          -- the resource's X id
+        request_id  INTEGER NOT NULL REFERENCES x_requests(id) ON DELETE CASCADE,
+        PRIMARY KEY (day, sandbox, kind, rid)
+    );
+    CREATE INDEX x_read_ids_request ON x_read_ids (request_id);
+    CREATE TABLE x_usage_days (
+        day         TEXT NOT NULL,
+        sandbox     INTEGER NOT NULL,
+        family      TEXT NOT NULL,
+        endpoint    TEXT NOT NULL,
+        requests    INTEGER NOT NULL,
+        dm_events   INTEGER NOT NULL,
+        users       INTEGER NOT NULL,
+        posts       INTEGER NOT NULL,
+        sends       INTEGER NOT NULL,
+        b_dm_events INTEGER NOT NULL,
+        b_users     INTEGER NOT NULL,
+        b_posts     INTEGER NOT NULL,
+        PRIMARY KEY (day, sandbox, family, endpoint)
+    );
+    """,
 ]
 
 # The schema version that brings the search index, the actor column and hooks.
@@ -519,3 +573,6 @@ APPROVALS_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1) if "CREA
 # each record): tests upgrade to and from it.
 TEAM_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
                       if "CREATE TABLE team_members" in m)
+# The request ledger (issue 16): tests upgrade to and from it by this name.
+LEDGER_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                        if "CREATE TABLE x_requests" in m)
