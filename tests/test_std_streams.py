@@ -124,6 +124,7 @@ FAMILIES: dict[str, Callable[[Any, Path], list[str]]] = {
     "templates": lambda p, tmp: ["templates", "add", "later", "More soon, {first_name}."],
     "thread": lambda p, tmp: ["thread", "alice"],  # marks it read
     "unsnooze": lambda p, tmp: ["unsnooze", "alice"],
+    "usage": lambda p, tmp: ["usage", "--json"],
 }
 
 
