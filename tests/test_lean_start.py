@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import unicodedata
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from dmtool import optout
 from dmtool.cli.app import COMMAND_MODULES, load_module_commands
-from dmtool.textnorm import data_lines, normalise
+from dmtool.textnorm import _strip_edges, data_lines, fold, match_form, normalise
 
 WORDS = [*optout.optout_words(), *optout.optin_words(), *optout.review_phrases()]
 # Opt words with the decorations people add, glued and doubled, and ordinary text.
@@ -29,10 +30,57 @@ texts = st.one_of(
 )
 
 
+# The regular expressions textnorm and optout compiled at import before
+# issue 16; the translate tables and split() that replace them must agree.
+WHITESPACE = re.compile(r"\s+")
+VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+APOSTROPHES = re.compile("['\u2018\u2019\u201b\u02bc\u02b9\u0060\u00b4\uff07]")
+JOINERS = re.compile(r"[\s_'\u2018\u2019\uff07]+")
+
+
 def slow_key(text: str) -> str:
     """optout._key as it was: a regex and a category lookup for every letter."""
     return "".join(ch for ch in normalise(text)
-                   if not (optout._JOINERS.fullmatch(ch) or unicodedata.category(ch) == "Pd"))
+                   if not (JOINERS.fullmatch(ch) or unicodedata.category(ch) == "Pd"))
+
+
+def regex_normalise(text: str) -> str:
+    """textnorm.normalise as it was, with its regular expressions."""
+    folded = VARIATION_SELECTORS.sub("", fold(text))
+    return WHITESPACE.sub(" ", _strip_edges(folded)).strip()
+
+
+def regex_match_form(text: str) -> str:
+    """textnorm.match_form as it was, with its regular expressions."""
+    folded = APOSTROPHES.sub("", VARIATION_SELECTORS.sub("", fold(text)))
+    spaced = "".join(" " if unicodedata.category(ch).startswith("P") or ch == "_" else ch
+                     for ch in folded)
+    return WHITESPACE.sub(" ", spaced).strip()
+
+
+def test_split_knows_the_whitespace_of_the_regex() -> None:
+    """str.split() and the regex \\s agree on every code point."""
+    for cp in range(0x110000):
+        ch = chr(cp)
+        assert bool(WHITESPACE.fullmatch(ch)) == (ch.split() == []), hex(cp)
+
+
+# Text with the characters the replaced patterns were about.
+spiced = st.text(alphabet=st.one_of(
+    st.characters(), st.sampled_from(" \t\n\u3000\u00a0\u2028\x1c_'\u2018\u2019\u201b\u02bc"
+                                     "\u02b9`\u00b4\uff07\ufe0f\ufe0e\U000e0100\U000e01ef-—")),
+    max_size=30)
+
+
+@given(st.one_of(texts, spiced))
+def test_normalise_and_match_form_are_the_regex_ones(text: str) -> None:
+    assert normalise(text) == regex_normalise(text)
+    assert match_form(text) == regex_match_form(text)
+
+
+@given(spiced)
+def test_word_key_of_spiced_text_is_the_letter_by_letter_one(text: str) -> None:
+    assert optout._key(text) == slow_key(text)
 
 
 @given(texts)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dmtool.paths import DEFAULT_PROFILE, Paths
@@ -21,20 +20,22 @@ if TYPE_CHECKING:
     from dmtool.x.types import XClient
 
 
-@dataclass
 class AppState:
-    profile: str = DEFAULT_PROFILE
-    verbose: bool = False
-    # Only a few commands may bring a new profile into being (cli/app.py
-    # CREATES_PROFILE); any other refuses a profile that does not exist, so a
-    # typo in --profile never silently starts an empty record.
-    creates_profile: bool = False
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    _paths: Paths | None = None
-    _config: Config | None = None
-    _store: Store | None = None
-    _client: XClient | None = None
-    _zone: DisplayZone | None = None
+    # A plain class: a dataclass would be generated and compiled at every start-up.
+    def __init__(self, profile: str = DEFAULT_PROFILE, *, verbose: bool = False,
+                 creates_profile: bool = False, environ: Mapping[str, str] | None = None) -> None:
+        self.profile = profile
+        self.verbose = verbose
+        # Only a few commands may bring a new profile into being (cli/app.py
+        # CREATES_PROFILE); any other refuses a profile that does not exist, so a
+        # typo in --profile never silently starts an empty record.
+        self.creates_profile = creates_profile
+        self.environ: Mapping[str, str] = dict(os.environ) if environ is None else environ
+        self._paths: Paths | None = None
+        self._config: Config | None = None
+        self._store: Store | None = None
+        self._client: XClient | None = None
+        self._zone: DisplayZone | None = None
 
     @property
     def paths(self) -> Paths:

@@ -7,16 +7,13 @@ is set and when the file is loaded, so a typo never silently changes behaviour.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import re
-import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dmtool.errors import ConfigError, InputError
 
@@ -31,8 +28,7 @@ NAME_MAX = 100  # one entry of a list of names
 LIST_MAX = 20  # entries in a list
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One key of config.toml. Every key has a range, checked when the value is
     set and when the file is loaded: a number needs `minimum` and `maximum`
     (and must be finite), text a `max_length` or `choices`, a list
@@ -91,32 +87,35 @@ LINT_BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 
-def _from_dataclass(section: str, cls: type, bounds: dict[str, tuple[float, float | None]],
-                    ceilings: frozenset[str] = frozenset()) -> list[Setting]:
+def _from_settings(section: str, cls: Any, helps: dict[str, str],
+                   bounds: dict[str, tuple[float, float | None]],
+                   ceilings: frozenset[str] = frozenset()) -> list[Setting]:
+    """The keys of a settings NamedTuple (PolicySettings, LintSettings): each
+    field with its default, help text and range."""
     out = []
-    for f in dataclasses.fields(cls):
-        low, high = bounds.get(f.name, (None, None))
-        out.append(Setting(f"{section}.{f.name}", type(f.default), f.default,
-                           str(f.metadata.get("help", "")), minimum=low, maximum=high,
-                           ceiling=f.name in ceilings))
+    for name in cls._fields:
+        default = cls._field_defaults[name]
+        low, high = bounds.get(name, (None, None))
+        out.append(Setting(f"{section}.{name}", type(default), default, helps.get(name, ""),
+                           minimum=low, maximum=high, ceiling=name in ceilings))
     return out
 
 
 @cache
 def _section(name: str) -> dict[str, Setting]:
     """The keys of one section. Policy and lint keys come from their settings
-    dataclasses, imported only when that section is asked for: loading a
+    records, imported only when that section is asked for: loading a
     config.toml with no [lint] table never imports lint."""
     if name == "policy":
-        from dmtool.policy import BOUNDS, CEILINGS, PolicySettings
+        from dmtool.policy import BOUNDS, CEILINGS, POLICY_HELP, PolicySettings
 
-        settings = _from_dataclass("policy", PolicySettings,
-                                   {k: (low, high) for k, (_, low, high) in BOUNDS.items()},
-                                   frozenset(CEILINGS))
+        settings = _from_settings("policy", PolicySettings, POLICY_HELP,
+                                  {k: (low, high) for k, (_, low, high) in BOUNDS.items()},
+                                  frozenset(CEILINGS))
     elif name == "lint":
-        from dmtool.lint import LintSettings
+        from dmtool.lint import LINT_HELP, LintSettings
 
-        settings = _from_dataclass("lint", LintSettings, dict(LINT_BOUNDS))
+        settings = _from_settings("lint", LintSettings, LINT_HELP, dict(LINT_BOUNDS))
     else:
         settings = [s for s in _STATIC if s.key.partition(".")[0] == name]
     return {s.key: s for s in settings}
@@ -202,8 +201,9 @@ def check_value(key: str, value: Any) -> Any:
     return value
 
 
-_INT_TEXT = re.compile(r"[+-]?[0-9]+")  # ASCII digits: int() would also take "١" or "1_0"
-_FLOAT_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?")
+# Compiled when `config set` first uses them, not at every start-up.
+_INT_TEXT = r"[+-]?[0-9]+"  # ASCII digits: int() would also take "١" or "1_0"
+_FLOAT_TEXT = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?"
 
 
 def _parse_list(text: str) -> list[Any]:
@@ -212,6 +212,7 @@ def _parse_list(text: str) -> list[Any]:
     if not text.lstrip().startswith("["):
         return [p.strip() for p in text.split(",") if p.strip()]
     import json
+    import tomllib
 
     try:
         value = json.loads(text)
@@ -241,11 +242,11 @@ def parse_value(key: str, text: str) -> Any:
                 raise ValueError
             raw = low in ("true", "yes", "on", "1")
         elif s.type is int:
-            if not _INT_TEXT.fullmatch(text.strip()) or len(text.strip()) > 30:
+            if not re.fullmatch(_INT_TEXT, text.strip()) or len(text.strip()) > 30:
                 raise ValueError
             raw = int(text)
         elif s.type is float:
-            if not _FLOAT_TEXT.fullmatch(text.strip()):
+            if not re.fullmatch(_FLOAT_TEXT, text.strip()):
                 raise ValueError  # nan, inf and the like: numbers in digits only
             raw = float(text)
         elif s.type is list:
@@ -336,10 +337,12 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass
 class Config:
-    path: Path
-    values: dict[str, Any]  # only what the file sets, flat dotted keys
+    __slots__ = ("path", "values")
+
+    def __init__(self, path: Path, values: dict[str, Any]) -> None:
+        self.path = path
+        self.values = values  # only what the file sets, flat dotted keys
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -349,6 +352,8 @@ class Config:
             return cls(path, {})
         except OSError as e:
             raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+        import tomllib
+
         try:
             data = tomllib.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from dmtool.textnorm import data_lines, fold, is_blank, match_form, phrase_pattern
 
@@ -20,6 +19,7 @@ __all__ = [
     "RULES",
     "Finding",
     "LintContext",
+    "LINT_HELP",
     "LintSettings",
     "MAX_LENGTH",
     "Severity",
@@ -32,8 +32,7 @@ __all__ = [
 Severity = Literal["error", "warning"]
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     code: str
     severity: Severity
     message: str
@@ -42,8 +41,7 @@ class Finding:
         return {"code": self.code, "severity": self.severity, "message": self.message}
 
 
-@dataclass(frozen=True)
-class LintContext:
+class LintContext(NamedTuple):
     """Who the draft is for. `first_contact`: they have never DMed you.
     `template`: the text is a template's output, where any brace left over is a
     variable that was not filled (typed text keeps its kaomoji and code)."""
@@ -55,22 +53,21 @@ class LintContext:
     template: bool = False
 
 
-@dataclass(frozen=True)
-class LintSettings:
-    """`[lint]` settings; the help texts are shown by the config command."""
+class LintSettings(NamedTuple):
+    """`[lint]` settings; LINT_HELP says what each is (the config command shows it)."""
 
-    promo_warn_score: float = field(
-        default=1.0, metadata={"help": "promotional-language score that gives a warning (L010)"}
-    )
-    promo_error_score: float = field(
-        default=3.0, metadata={"help": "promotional-language score that blocks the send (L010)"}
-    )
-    shouting_ratio: float = field(
-        default=0.7, metadata={"help": "share of capital letters that counts as shouting (L011)"}
-    )
-    shouting_min_letters: int = field(
-        default=12, metadata={"help": "letters needed before capitals count as shouting (L011)"}
-    )
+    promo_warn_score: float = 1.0
+    promo_error_score: float = 3.0
+    shouting_ratio: float = 0.7
+    shouting_min_letters: int = 12
+
+
+LINT_HELP: dict[str, str] = {
+    "promo_warn_score": "promotional-language score that gives a warning (L010)",
+    "promo_error_score": "promotional-language score that blocks the send (L010)",
+    "shouting_ratio": "share of capital letters that counts as shouting (L011)",
+    "shouting_min_letters": "letters needed before capitals count as shouting (L011)",
+}
 
 
 # X's hard limits, not preferences: no setting changes them.

@@ -7,15 +7,18 @@ no clock, file, database or network, so `check`, `send` and the audit log all
 get the same answer from the same inputs.
 
 All datetimes must be timezone-aware (UTC) and comparable with `now`.
+
+The records are NamedTuples, not dataclasses: immutable all the same, and a
+dataclass costs several times more to define (its methods are generated
+and compiled at import), which every local command that prints a contact's
+status would pay at start-up (issue 16).
 """
 
-from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from dmtool.optout import classify, optin_words, word_kind
 from dmtool.textnorm import SimilarityProbe, normalise
@@ -29,6 +32,7 @@ __all__ = [
     "COUNTING_KINDS",
     "EVIDENCE_KINDS",
     "MANUAL_KINDS",
+    "POLICY_HELP",
     "ContactSnapshot",
     "Decision",
     "Evidence",
@@ -59,8 +63,7 @@ AUTOACK_MAX_AGE = timedelta(days=1)  # don't acknowledge a DM long after it arri
 # --- inputs -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Evidence:
+class Evidence(NamedTuple):
     """A consent basis (or a mention, which is not one). `ref` is the source id."""
 
     kind: str
@@ -79,8 +82,7 @@ class Evidence:
         return {"kind": self.kind, "at": self.at.isoformat(), "ref": self.ref, "text": self.text}
 
 
-@dataclass(frozen=True)
-class Msg:
+class Msg(NamedTuple):
     """One DM in the conversation; "in" = from the contact, "out" = from you."""
 
     at: datetime
@@ -88,8 +90,7 @@ class Msg:
     text: str
 
 
-@dataclass(frozen=True)
-class ContactSnapshot:
+class ContactSnapshot(NamedTuple):
     user_id: str
     handle: str | None
     name: str | None
@@ -106,8 +107,7 @@ class ContactSnapshot:
     import_pending: str | None = None
 
 
-@dataclass(frozen=True)
-class Send:
+class Send(NamedTuple):
     """A DM dmtool sent (to anyone, autoacks included), for caps and duplicates."""
 
     at: datetime
@@ -116,33 +116,33 @@ class Send:
     first_contact: bool
 
 
-@dataclass(frozen=True)
-class PolicySettings:
-    """`[policy]` settings; the help texts are shown by the config command."""
+class PolicySettings(NamedTuple):
+    """`[policy]` settings; POLICY_HELP says what each is (the config command shows it)."""
 
-    consent_days: int = field(
-        default=90, metadata={"help": "days of silence after which consent to DM expires"}
-    )
-    max_unanswered: int = field(default=2, metadata={"help": "DMs in a row without a reply (ceiling 3)"})
-    daily_sends: int = field(default=20, metadata={"help": "DMs in any 24 hours (ceiling 100)"})
-    daily_first_contacts: int = field(
-        default=5, metadata={"help": "first messages to new people in any 24 hours (ceiling 20)"}
-    )
-    similarity_threshold: float = field(
-        default=0.9,
-        metadata={"help": "share of text in common that makes a DM a copy of others (0-1)"},
-    )
-    similarity_min_contacts: int = field(
-        default=2, metadata={"help": "other people who got a similar DM before it counts as mass DM"}
-    )
+    consent_days: int = 90
+    max_unanswered: int = 2
+    daily_sends: int = 20
+    daily_first_contacts: int = 5
+    similarity_threshold: float = 0.9
+    similarity_min_contacts: int = 2
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, object]) -> PolicySettings:
+    def from_mapping(cls, values: Mapping[str, object]) -> "PolicySettings":
         """Build from a `[policy]` table; ValueError listing every bad key."""
         problems = validate_settings(values)
         if problems:
             raise ValueError("; ".join(problems))
         return cls(**values)  # type: ignore[arg-type]  # types checked above
+
+
+POLICY_HELP: dict[str, str] = {
+    "consent_days": "days of silence after which consent to DM expires",
+    "max_unanswered": "DMs in a row without a reply (ceiling 3)",
+    "daily_sends": "DMs in any 24 hours (ceiling 100)",
+    "daily_first_contacts": "first messages to new people in any 24 hours (ceiling 20)",
+    "similarity_threshold": "share of text in common that makes a DM a copy of others (0-1)",
+    "similarity_min_contacts": "other people who got a similar DM before it counts as mass DM",
+}
 
 
 # Per setting: accepted types, minimum, maximum. Every setting has both (config
@@ -164,7 +164,7 @@ def validate_settings(values: Mapping[str, object]) -> list[str]:
     Values above a ceiling are refused rather than clamped, so nobody believes
     a limit is in force that is not.
     """
-    known = {f.name for f in fields(PolicySettings)}
+    known = set(PolicySettings._fields)
     problems = []
     for key, value in values.items():
         if key not in known:
@@ -189,8 +189,7 @@ def validate_settings(values: Mapping[str, object]) -> list[str]:
 # --- outputs ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
     code: str
     message: str
     severity: Literal["block", "warning"] = "block"
@@ -199,8 +198,7 @@ class Reason:
         return {"code": self.code, "message": self.message}
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     allowed: bool
     first_contact: bool
     reasons: tuple[Reason, ...]
@@ -385,7 +383,7 @@ def _common_reasons(
     return reasons
 
 
-def _lint_reasons(findings: Sequence[Finding], *, strict_promo: bool) -> list[Reason]:
+def _lint_reasons(findings: Sequence["Finding"], *, strict_promo: bool) -> list[Reason]:
     """One E_LINT per blocking finding. `strict_promo`: any L010 blocks."""
     return [
         Reason("E_LINT", f"{f.code}: {f.message}")
@@ -439,7 +437,7 @@ def decide(
     settings: PolicySettings,
     now: datetime,
     *,
-    findings: Sequence[Finding] = (),
+    findings: Sequence["Finding"] = (),
     rate_limited_until: datetime | None = None,
 ) -> Decision:
     """May `text` be sent to `contact` now? Every rule is evaluated; all reasons returned.
@@ -592,7 +590,7 @@ def decide_autoack(
     settings: PolicySettings,
     autoack_text: str,
     now: datetime,
-    findings: Sequence[Finding] = (),
+    findings: Sequence["Finding"] = (),
     *,
     rate_limited_until: datetime | None = None,
 ) -> Decision:

@@ -16,7 +16,7 @@ its options take values), so it is a pure function with its own tests.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # The root's options that may also follow the command name. `--version` and
 # `--help` are not moved: after a command, `--help` is that command's help.
@@ -26,12 +26,11 @@ JSON_FLAG = "--json"
 FORMAT_OPTION = "--format"
 
 
-@dataclass(frozen=True)
-class Shape:
+class Shape(NamedTuple):
     """What the scanner must know of one command or group."""
 
     group: bool = False  # its first plain argument names a subcommand
-    value_options: Mapping[str, int] = field(default_factory=dict)  # option -> values it takes
+    value_options: Mapping[str, int] = {}  # option -> values it takes (only read)
     options: frozenset[str] = frozenset()  # every option string it has, flags included
     format_is_output: bool = False  # `--format json` asks for JSON output
 
@@ -43,8 +42,7 @@ class Shape:
 Resolve = Callable[[tuple[str, ...]], "Shape | None"]
 
 
-@dataclass
-class Scanned:
+class Scanned(NamedTuple):
     args: list[str]  # the arguments with global options moved before the command name
     json: bool  # the real --json switch (or an output --format json) is given
     path: tuple[str, ...]  # the command path, as far as it names known commands

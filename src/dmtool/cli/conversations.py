@@ -1,7 +1,6 @@
 """`dmtool inbox`, `thread`, `done`, `reopen`, `snooze`, `unsnooze` and `digest`:
 local reads and marks, no X calls."""
 
-from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
@@ -104,7 +103,7 @@ def _marks(item: dict[str, Any]) -> str:
     return ",".join(marks)
 
 
-def _empty_inbox(q: InboxQuery) -> str:
+def _empty_inbox(q: "InboxQuery") -> str:
     if q.snoozed:
         return "no snoozed conversations"
     if q.waiting or q.unread or q.tag is not None or q.state is not None:
@@ -122,7 +121,7 @@ def thread_cmd(
     peek: Annotated[bool, typer.Option("--peek", help="Do not mark as read.")] = False,
 ) -> None:
     """The conversation with one contact, oldest first. Marks it read unless --peek."""
-    from dmtool.cli.contacts import contact_view
+    from dmtool.cli.contact_view import contact_view
     from dmtool.store import contacts as cstore
     from dmtool.store.conversations import mark_read
     from dmtool.timeutil import fmt, now
@@ -149,7 +148,7 @@ def thread_cmd(
             who = f"@{c.handle}" if m.direction == "in" else "you"
             output.print_text(f"{zone.show(m.at)}  {who}: {m.text}")
     if c.opted_out_at:  # on stderr: piped records stay records
-        from dmtool.cli.contacts import opt_out_text
+        from dmtool.cli.contact_view import opt_out_text
 
         output.info(f"@{c.handle} opted out on "
                     f"{opt_out_text(zone.show(c.opted_out_at), c.opt_out_words, c.opt_out_reason)}: "
@@ -223,7 +222,7 @@ def digest_cmd(
             store.set_state("digest_at", fmt(t))
 
 
-def _parse_until(st: AppState, words: list[str], now: datetime) -> datetime:
+def _parse_until(st: "AppState", words: list[str], now: "datetime") -> "datetime":
     """`snooze` WHEN: a duration (3d) or `until DATE [TIME]` in the display zone."""
     from dmtool.timeutil import parse_duration
 

@@ -19,10 +19,9 @@ _CONTACT_COLS = ", ".join(CONTACT_COLUMNS)
 
 
 def _row_to_contact(conn: sqlite3.Connection, row: sqlite3.Row) -> Contact:
-    c = Contact(**dict(row))
-    c.tags = [r[0] for r in conn.execute(
-        "SELECT tag FROM contact_tags WHERE contact_id = ? ORDER BY tag", (c.id,))]
-    return c
+    tags = tuple(r[0] for r in conn.execute(
+        "SELECT tag FROM contact_tags WHERE contact_id = ? ORDER BY tag", (row["id"],)))
+    return Contact(**dict(row), tags=tags)
 
 
 def by_id(conn: sqlite3.Connection, contact_id: int) -> Contact:
