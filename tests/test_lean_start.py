@@ -102,23 +102,31 @@ def test_data_files_read_as_importlib_resources_reads_them() -> None:
         assert data_lines(name) == want
 
 
-def run_probe(code: str, home: Path) -> str:
+def run_probe(code: str, home: Path, *, ok: bool = True) -> str:
+    """The probe's stdout; with ok=False, it must fail: its stderr."""
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        stdin=subprocess.DEVNULL, env={"DMTOOL_HOME": str(home), "PATH": "/usr/bin"})
-    assert p.returncode == 0, p.stderr
-    return p.stdout.strip()
+    assert (p.returncode == 0) == ok, p.stderr
+    return p.stdout.strip() if ok else p.stderr
 
 
-def test_a_config_without_lint_settings_does_not_import_lint(tmp_path: Path) -> None:
+def test_reading_a_config_imports_neither_lint_nor_the_policy(tmp_path: Path) -> None:
+    """[policy] and [lint] tables are checked at load against dmtool/settings.py:
+    the rules and their word lists stay unimported (issue 16: `inbox` on a
+    profile with a [policy] table once imported the whole policy)."""
     config = tmp_path / "config" / "default" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text('[identity]\nnames = ["Sam"]\n\n[policy]\ndaily_sends = 15\n')
     probe = ("import sys\nfrom dmtool.cli.context import AppState\nst = AppState()\n"
              "assert st.config.policy().daily_sends == 15\n"
-             "print('dmtool.lint' in sys.modules)\n")
-    assert run_probe(probe, tmp_path) == "False"
+             "print(sorted(m for m in ('dmtool.lint', 'dmtool.policy', 'dmtool.optout', "
+             "'dmtool.textnorm') if m in sys.modules))\n")
+    assert run_probe(probe, tmp_path) == "[]"
     config.write_text(config.read_text() + "\n[lint]\nshouting_ratio = 0.8\n")
-    assert run_probe(probe, tmp_path) == "True"  # a [lint] table is checked at load
+    assert run_probe(probe, tmp_path) == "[]"
+    config.write_text(config.read_text().replace("0.8", "0.2"))  # still checked at load
+    assert "lint.shouting_ratio" in run_probe(probe.replace("print(", "(") + "print('ok')",
+                                              tmp_path, ok=False)
 
 
 def test_a_decision_does_not_build_the_review_phrase_matcher(tmp_path: Path) -> None:

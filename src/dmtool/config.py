@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from dmtool.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from dmtool.lint import LintSettings
-    from dmtool.policy import PolicySettings
+    from dmtool.settings import LintSettings, PolicySettings
 
 
 # Text settings are capped too: a DM is at most 10,000 characters (lint.py).
@@ -104,16 +103,15 @@ def _from_settings(section: str, cls: Any, helps: dict[str, str],
 @cache
 def _section(name: str) -> dict[str, Setting]:
     """The keys of one section. Policy and lint keys come from their settings
-    records, imported only when that section is asked for: loading a
-    config.toml with no [lint] table never imports lint."""
+    records (dmtool/settings.py: reading them imports neither the policy nor lint)."""
     if name == "policy":
-        from dmtool.policy import BOUNDS, CEILINGS, POLICY_HELP, PolicySettings
+        from dmtool.settings import BOUNDS, CEILINGS, POLICY_HELP, PolicySettings
 
         settings = _from_settings("policy", PolicySettings, POLICY_HELP,
                                   {k: (low, high) for k, (_, low, high) in BOUNDS.items()},
                                   frozenset(CEILINGS))
     elif name == "lint":
-        from dmtool.lint import LINT_HELP, LintSettings
+        from dmtool.settings import LINT_HELP, LintSettings
 
         settings = _from_settings("lint", LintSettings, LINT_HELP, dict(LINT_BOUNDS))
     else:
@@ -432,7 +430,7 @@ class Config:
         return str(self.get("backend"))
 
     def policy(self) -> PolicySettings:
-        from dmtool.policy import PolicySettings
+        from dmtool.settings import PolicySettings
 
         # Straight from the validated values: no schema walk, so commands that
         # only need the policy do not import lint at start-up.
@@ -440,7 +438,7 @@ class Config:
                                  if k.startswith("policy.")})
 
     def lint(self) -> LintSettings:
-        from dmtool.lint import LintSettings
+        from dmtool.settings import LintSettings
 
         return LintSettings(**{k.removeprefix("lint."): v for k, v in self.values.items()
                                if k.startswith("lint.")})

@@ -15,12 +15,12 @@ status would pay at start-up (issue 16).
 """
 
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from dmtool.optout import classify, optin_words, word_kind
+from dmtool.settings import BOUNDS, CEILINGS, POLICY_HELP, PolicySettings, validate_settings
 from dmtool.textnorm import SimilarityProbe, normalise
 
 if TYPE_CHECKING:  # lint is only a type here; importing it costs start-up time
@@ -42,6 +42,7 @@ __all__ = [
     "Send",
     "decide",
     "decide_autoack",
+    "horizons",
     "is_first_contact",
     "validate_settings",
 ]
@@ -52,7 +53,6 @@ COUNTING_KINDS = frozenset({"inbound_dm", "public_exchange", "request", "offline
 # Recorded by hand: they only count with the text that shows what the person said.
 MANUAL_KINDS = frozenset({"request", "offline"})
 
-CEILINGS: dict[str, int] = {"max_unanswered": 3, "daily_sends": 100, "daily_first_contacts": 20}
 
 DAY = timedelta(days=1)
 SIMILARITY_WINDOW = timedelta(days=30)
@@ -114,76 +114,6 @@ class Send(NamedTuple):
     user_id: str
     text: str
     first_contact: bool
-
-
-class PolicySettings(NamedTuple):
-    """`[policy]` settings; POLICY_HELP says what each is (the config command shows it)."""
-
-    consent_days: int = 90
-    max_unanswered: int = 2
-    daily_sends: int = 20
-    daily_first_contacts: int = 5
-    similarity_threshold: float = 0.9
-    similarity_min_contacts: int = 2
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, object]) -> "PolicySettings":
-        """Build from a `[policy]` table; ValueError listing every bad key."""
-        problems = validate_settings(values)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return cls(**values)  # type: ignore[arg-type]  # types checked above
-
-
-POLICY_HELP: dict[str, str] = {
-    "consent_days": "days of silence after which consent to DM expires",
-    "max_unanswered": "DMs in a row without a reply (ceiling 3)",
-    "daily_sends": "DMs in any 24 hours (ceiling 100)",
-    "daily_first_contacts": "first messages to new people in any 24 hours (ceiling 20)",
-    "similarity_threshold": "share of text in common that makes a DM a copy of others (0-1)",
-    "similarity_min_contacts": "other people who got a similar DM before it counts as mass DM",
-}
-
-
-# Per setting: accepted types, minimum, maximum. Every setting has both (config
-# checks them when a value is set or loaded): consent_days of a billion days
-# once overflowed the date arithmetic of every later check.
-BOUNDS: dict[str, tuple[tuple[type, ...], float, float]] = {
-    "consent_days": ((int,), 1, 3650),
-    "max_unanswered": ((int,), 0, CEILINGS["max_unanswered"]),
-    "daily_sends": ((int,), 0, CEILINGS["daily_sends"]),
-    "daily_first_contacts": ((int,), 0, CEILINGS["daily_first_contacts"]),
-    "similarity_threshold": ((int, float), 0, 1),
-    "similarity_min_contacts": ((int,), 1, 1000),
-}
-
-
-def validate_settings(values: Mapping[str, object]) -> list[str]:
-    """Problems with `[policy]` values, one message per bad key (empty = fine).
-
-    Values above a ceiling are refused rather than clamped, so nobody believes
-    a limit is in force that is not.
-    """
-    known = set(PolicySettings._fields)
-    problems = []
-    for key, value in values.items():
-        if key not in known:
-            problems.append(f"policy.{key}: unknown setting (known: {', '.join(sorted(known))})")
-            continue
-        types, low, high = BOUNDS[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            kind = "a whole number" if types == (int,) else "a number"
-            problems.append(f"policy.{key} must be {kind}, not {value!r}")
-            continue
-        assert isinstance(value, (int, float))
-        if not math.isfinite(value):
-            problems.append(f"policy.{key} must be a finite number, not {value!r}")
-        elif value < low:
-            problems.append(f"policy.{key} = {value} is below the minimum of {low}")
-        elif value > high:
-            where = "ceiling" if key in CEILINGS else "maximum"
-            problems.append(f"policy.{key} = {value} is above the {where} of {high}; lower it")
-    return problems
 
 
 # --- outputs ----------------------------------------------------------------------
@@ -260,6 +190,15 @@ def _inbound_times(contact: ContactSnapshot) -> list[datetime]:
     times = [m.at for m in contact.messages if m.direction == "in"]
     times += [e.at for e in contact.evidence if e.kind == "inbound_dm"]
     return times
+
+
+def horizons(now: datetime, settings: PolicySettings) -> tuple[datetime, ...]:
+    """The instants a decision without a text compares a contact's times with,
+    besides comparing them with one another: when the consent window starts,
+    when the caps' 24 hours start, and now. `contacts list` evaluates the
+    contacts whose times lie alike among these once (services/consent.py);
+    a rule that reads a time against another instant must add it here."""
+    return (now - timedelta(days=settings.consent_days), now - DAY, now)
 
 
 def is_first_contact(contact: ContactSnapshot) -> bool:

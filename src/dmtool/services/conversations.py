@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -49,16 +48,19 @@ CLOCK_SKEW = timedelta(days=1)
 WINDOWS = ("last_digest", "first_digest", "since")
 
 
-@dataclass
 class Digest:
-    since: str
-    until: str
-    window: str = "last_digest"
-    inbound: list[dict[str, Any]] = field(default_factory=list)   # by contact
-    waiting: list[dict[str, Any]] = field(default_factory=list)
-    optout_reviews: list[dict[str, Any]] = field(default_factory=list)
-    opted_out: list[dict[str, Any]] = field(default_factory=list)
-    failed_sends: list[dict[str, Any]] = field(default_factory=list)
+    """What a digest holds. A plain class: a dataclass would be generated and
+    compiled at every start of the digest."""
+
+    def __init__(self, since: str, until: str, window: str = "last_digest") -> None:
+        self.since = since
+        self.until = until
+        self.window = window
+        self.inbound: list[dict[str, Any]] = []  # by contact
+        self.waiting: list[dict[str, Any]] = []
+        self.optout_reviews: list[dict[str, Any]] = []
+        self.opted_out: list[dict[str, Any]] = []
+        self.failed_sends: list[dict[str, Any]] = []
 
     @property
     def empty(self) -> bool:
