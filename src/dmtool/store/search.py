@@ -6,7 +6,7 @@ of finding rows gives exactly that answer; they differ only in speed:
 - the FTS5 trigram index of migration 7 (SEARCH_INDEX) gives candidates for
   terms of 3 characters or more (trigrams cannot find anything shorter), and
   LIKE checks each one;
-- the newest messages first (index messages_at), for a term so common that
+- the newest messages first (index messages_at_kind), for a term so common that
   its newest matches are among the newest few thousand messages;
 - a scan with LIKE, for shorter terms (most Japanese words are two
   characters, `停止`) and on a SQLite without FTS5's trigram tokenizer (the
