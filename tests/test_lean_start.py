@@ -145,3 +145,50 @@ print(d.allowed, optout._review_regex.cache_info().currsize)
 @pytest.mark.parametrize("name", sorted(COMMAND_MODULES))
 def test_a_command_is_built_alone(name: str) -> None:
     assert set(load_module_commands(COMMAND_MODULES[name], name)) == {name}
+
+
+# Every module a local command imports (issue 16: thread, check, contacts list,
+# inbox, digest, report, search, log, config show).
+LOCAL_PATH = ["dmtool.cli.app", "dmtool.cli.argscan", "dmtool.cli.params", "dmtool.cli.contacts",
+              "dmtool.cli.check_cmd", "dmtool.cli.contact_view", "dmtool.cli.conversations",
+              "dmtool.cli.log_cmd", "dmtool.cli.search_cmd", "dmtool.cli.db_cmd",
+              "dmtool.config", "dmtool.settings", "dmtool.policy", "dmtool.optout",
+              "dmtool.textnorm", "dmtool.lint", "dmtool.models", "dmtool.paths",
+              "dmtool.timeutil", "dmtool.localtime", "dmtool.services.consent",
+              "dmtool.services.conversations", "dmtool.services.search", "dmtool.store.contacts",
+              "dmtool.store.conversations", "dmtool.store.audit", "dmtool.store.search",
+              "dmtool.output"]
+
+IMPORT_WORK_PROBE = """
+import dataclasses, re, sys
+import typer  # its own patterns are the floor every Typer CLI pays
+compiled, generated = [], []
+real_compile, real_process = re._compile, dataclasses._process_class
+def spy_compile(pattern, flags):
+    caller = sys._getframe(1)
+    while caller is not None and caller.f_globals.get("__name__", "").startswith("re"):
+        caller = caller.f_back
+    module = caller.f_globals.get("__name__", "") if caller else ""
+    if module.startswith("dmtool") and (pattern, flags) not in seen:
+        compiled.append((module, str(pattern)[:40]))
+    seen.add((pattern, flags))
+    return real_compile(pattern, flags)
+def spy_process(cls, *args):
+    generated.append(cls.__module__ + "." + cls.__qualname__)
+    return real_process(cls, *args)
+seen = set()
+re._compile, dataclasses._process_class = spy_compile, spy_process
+for name in MODULES:
+    __import__(name)
+from dmtool.textnorm import data_lines
+print(sorted(set(compiled)), sorted(m for m in generated if m.startswith("dmtool")),
+      data_lines.cache_info().currsize)
+"""
+
+
+def test_importing_a_local_path_compiles_no_pattern_and_reads_no_lexicon(tmp_path: Path) -> None:
+    """Patterns and word lists are built on first use, and no dataclass has its
+    methods generated, while a local command starts: they cost each command
+    milliseconds (issue 16)."""
+    out = run_probe(IMPORT_WORK_PROBE.replace("MODULES", repr(LOCAL_PATH)), tmp_path)
+    assert out == "[] [] 0"
