@@ -157,7 +157,7 @@ LOCAL_PATH = ["dmtool.cli.app", "dmtool.cli.argscan", "dmtool.cli.params", "dmto
               "dmtool.timeutil", "dmtool.localtime", "dmtool.services.consent",
               "dmtool.services.conversations", "dmtool.services.search", "dmtool.store.contacts",
               "dmtool.store.conversations", "dmtool.store.audit", "dmtool.store.search",
-              "dmtool.output"]
+              "dmtool.output", "dmtool.tomlread"]
 
 IMPORT_WORK_PROBE = """
 import dataclasses, re, sys

@@ -146,9 +146,11 @@ def local_store(run) -> None:
     a, list) else "")
 def test_a_local_command_imports_neither_lint_nor_x(local_store, args, lints):
     """-X importtime lists what a command imported: no tweepy, requests or
-    rich; the lint module and its lexicons only for a command that lints a text."""
+    rich; the lint module and its lexicons only for a command that lints a
+    text; no tomllib for a config file as dmtool writes them."""
     found = importtime(*args)
     heavy = sorted(m for m in found if m.split(".")[0] in (
         "tweepy", "requests", "rich", "oauthlib", "urllib3", "keyring"))
     assert heavy == []
     assert ("dmtool.lint" in found) == lints
+    assert "tomllib" not in found  # the config file dmtool wrote is read by dmtool.tomlread

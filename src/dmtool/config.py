@@ -350,15 +350,21 @@ class Config:
             return cls(path, {})
         except OSError as e:
             raise ConfigError(f"cannot read {path}: {e.strerror}") from None
-        import tomllib
+        from dmtool.tomlread import loads
 
         try:
-            data = tomllib.loads(raw.decode("utf-8"))
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ConfigError(f"{path} is not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path} is not valid TOML: {e}",
-                              hint="fix the file or remove it to start from defaults") from None
+        data = loads(text)  # the usual file, without tomllib's start-up cost
+        if data is None:
+            import tomllib
+
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError(f"{path} is not valid TOML: {e}",
+                                  hint="fix the file or remove it to start from defaults") from None
         values = {}
         for key, value in _flatten(data).items():
             try:
