@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dmtool import optout
@@ -72,7 +72,10 @@ spiced = st.text(alphabet=st.one_of(
     max_size=30)
 
 
-@given(st.one_of(texts, spiced))
+@given(st.one_of(texts, spiced, st.text(alphabet=st.characters(max_codepoint=127), max_size=30)))
+@example("~Opt-Out~")
+@example("__STOP__")
+@example("\x7f`stop`\x00")
 def test_normalise_and_match_form_are_the_regex_ones(text: str) -> None:
     assert normalise(text) == regex_normalise(text)
     assert match_form(text) == regex_match_form(text)

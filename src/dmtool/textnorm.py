@@ -108,9 +108,16 @@ def collapse_spaces(text: str) -> str:
     return " ".join(text.split())
 
 
+# Every ASCII character but letters and digits is punctuation, a symbol, a
+# space or a control character: what _strip_edges drops.
+_ASCII_EDGES = "".join(ch for ch in map(chr, range(128)) if not ch.isalnum())
+
+
 @lru_cache(maxsize=8192)
 def normalise(text: str) -> str:
     """NFKC, casefold, trim punctuation/symbols/emoji/space at the ends, collapse spaces."""
+    if text.isascii():  # the same, without a Unicode lookup per character (NFKC keeps ASCII)
+        return collapse_spaces(text.lower().strip(_ASCII_EDGES))
     return collapse_spaces(_strip_edges(_without_variation_selectors(fold(text))))
 
 
