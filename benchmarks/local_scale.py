@@ -19,12 +19,13 @@ store, 20,000 conversations of 50 messages.
 Then it times, interleaved (so machine noise hits all alike), the median wall
 time of each command next to `python -c "import typer"` (the floor any Typer
 CLI pays), with each child's peak memory (its own max RSS, from wait4).
-Targets (issue 8): inbox, thread, digest, check and --help within 1.5x the
-floor and under 100 MiB; the same for search (issue 12) with words of 3
-characters or more. `contacts list` on 50,000 contacts, `check` on a contact
-of median chattiness, and a search for a two-character word (which the
-trigram index cannot find: a scan of every message) are reported, not
-targets. The store is built at the schema before the search index, then
+Targets (issue 16; issue 8 asked 1.5x): inbox, thread, digest, check and
+--help within 1.3x the floor and under 100 MiB; the same for search (issue
+12) with words of 3 characters or more; `contacts list --json` (50,000
+contacts) and `report --days 365` within 0.5 s, contacts list under 50 MiB.
+`check` on a contact of median chattiness, the 30-day report and a search
+for a two-character word (which the trigram index cannot find: a scan of
+every message) are reported, not targets. The store is built at the schema before the search index, then
 upgraded, as a user's store is: the upgrade's time and the growth of the
 file are reported. CPU time is shown
 too: on a busy machine it is steadier than wall time. With --instructions,
@@ -63,7 +64,9 @@ ARCHIVE_AT = NOW_MS - 300 * DAY_MS  # an archive import brought in everything ol
 DIGEST_AT = NOW_MS - 20 * HOUR_MS  # the last digest
 FORMAT_VERSION = 9  # bump when the generator changes, so kept stores are rebuilt
 
-RATIO_TARGET = 1.5
+RATIO_TARGET = 1.3
+SECONDS_TARGET = 0.5  # contacts list --json and report --days 365 (issue 16)
+LIST_MEMORY_TARGET_MIB = 50.0
 MEMORY_TARGET_MIB = 100.0
 
 VOCABULARY = ("hi thanks sure the a for your on it we can do that when is next week friday "
@@ -450,11 +453,13 @@ def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
 class Case:
     name: str
     cmd: list[str]
-    target: bool
+    target: bool  # within RATIO_TARGET of the floor
     walls: list[float] = field(default_factory=list)
     cpus: list[float] = field(default_factory=list)
     peaks: list[float] = field(default_factory=list)
     instructions: int | None = None
+    seconds: float | None = None  # a target in seconds instead
+    mib: float = MEMORY_TARGET_MIB
 
 
 def instructions(cmd: list[str], env: dict[str, str]) -> int | None:
@@ -534,10 +539,11 @@ def main() -> int:
                  [*dmtool, "digest", "--peek", "--format", "json"], True),
             Case(f"dmtool check {h} --json", [*dmtool, "check", h, "--json"], True),
             Case("dmtool --help", [*dmtool, "--help"], True),
-            Case("dmtool contacts list --json", [*dmtool, "contacts", "list", "--json"], False),
+            Case("dmtool contacts list --json", [*dmtool, "contacts", "list", "--json"], False,
+                 seconds=SECONDS_TARGET, mib=LIST_MEMORY_TARGET_MIB),
             Case("dmtool report --json", [*dmtool, "report", "--json"], False),
             Case("dmtool report --days 365 --json", [*dmtool, "report", "--days", "365", "--json"],
-                 False),
+                 False, seconds=SECONDS_TARGET),
             # For scale: check lists every consent record, one per inbound DM, so
             # on the chattiest contact its output is tens of thousands of entries.
             Case(f"dmtool check @{meta['typical']} --json",
@@ -576,7 +582,8 @@ def main() -> int:
 
     floor = statistics.median(cases[0].walls)
     missed = []
-    print(f"median of {args.runs} runs each; targets: {RATIO_TARGET}x the floor, "
+    print(f"median of {args.runs} runs each; targets: {RATIO_TARGET}x the floor (or "
+          f"{SECONDS_TARGET} s where so marked), "
           f"< {MEMORY_TARGET_MIB:.0f} MiB")
     cpu_floor = statistics.median(cases[0].cpus)
     instr_floor = cases[0].instructions
@@ -588,9 +595,15 @@ def main() -> int:
         ratio, peak = med / floor, max(c.peaks)
         verdict = ""
         if c is not cases[0]:
-            if not c.target:
+            if c.seconds is not None:
+                ok = med <= c.seconds and peak < c.mib
+            elif c.target:
+                ok = ratio <= RATIO_TARGET and peak < c.mib
+            else:
+                ok = None
+            if ok is None:
                 verdict = "(reported, not a target)"
-            elif ratio <= RATIO_TARGET and peak < MEMORY_TARGET_MIB:
+            elif ok:
                 verdict = "ok"
             else:
                 verdict = "MISSED"
