@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dmtool.paths import DEFAULT_PROFILE, Paths
@@ -21,25 +20,27 @@ if TYPE_CHECKING:
     from dmtool.x.types import XClient
 
 
-@dataclass
 class AppState:
-    profile: str = DEFAULT_PROFILE
-    verbose: bool = False
-    # Only a few commands may bring a new profile into being (cli/app.py
-    # CREATES_PROFILE); any other refuses a profile that does not exist, so a
-    # typo in --profile never silently starts an empty record.
-    creates_profile: bool = False
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    _paths: Paths | None = None
-    _config: Config | None = None
-    _store: Store | None = None
-    _client: XClient | None = None
-    _zone: DisplayZone | None = None
-    _operator: tuple[str | None, str] | None = None
-    # What services keep for one invocation (the request ledger): by name,
-    # with what to do before the store closes.
-    _extensions: dict[str, object] = field(default_factory=dict)
-    _on_close: list[Callable[[], None]] = field(default_factory=list)
+    # A plain class: a dataclass would be generated and compiled at every start-up.
+    def __init__(self, profile: str = DEFAULT_PROFILE, *, verbose: bool = False,
+                 creates_profile: bool = False, environ: Mapping[str, str] | None = None) -> None:
+        self.profile = profile
+        self.verbose = verbose
+        # Only a few commands may bring a new profile into being (cli/app.py
+        # CREATES_PROFILE); any other refuses a profile that does not exist, so a
+        # typo in --profile never silently starts an empty record.
+        self.creates_profile = creates_profile
+        self.environ: Mapping[str, str] = dict(os.environ) if environ is None else environ
+        self._paths: Paths | None = None
+        self._config: Config | None = None
+        self._store: Store | None = None
+        self._client: XClient | None = None
+        self._zone: DisplayZone | None = None
+        self._operator: tuple[str | None, str] | None = None
+        # What services keep for one invocation (the request ledger): by name,
+        # with what to do before the store closes.
+        self._extensions: dict[str, object] = {}
+        self._on_close: list[Callable[[], None]] = []
 
     @property
     def paths(self) -> Paths:

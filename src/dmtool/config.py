@@ -7,22 +7,18 @@ is set and when the file is loaded, so a typo never silently changes behaviour.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import re
-import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dmtool.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from dmtool.lint import LintSettings
-    from dmtool.policy import PolicySettings
+    from dmtool.settings import LintSettings, PolicySettings
 
 
 # Text settings are capped too: a DM is at most 10,000 characters (lint.py).
@@ -31,8 +27,7 @@ NAME_MAX = 100  # one entry of a list of names
 LIST_MAX = 20  # entries in a list
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One key of config.toml. Every key has a range, checked when the value is
     set and when the file is loaded: a number needs `minimum` and `maximum`
     (and must be finite), text a `max_length` or `choices`, a list
@@ -134,32 +129,34 @@ LINT_BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 
-def _from_dataclass(section: str, cls: type, bounds: dict[str, tuple[float, float | None]],
-                    ceilings: frozenset[str] = frozenset()) -> list[Setting]:
+def _from_settings(section: str, cls: Any, helps: dict[str, str],
+                   bounds: dict[str, tuple[float, float | None]],
+                   ceilings: frozenset[str] = frozenset()) -> list[Setting]:
+    """The keys of a settings NamedTuple (PolicySettings, LintSettings): each
+    field with its default, help text and range."""
     out = []
-    for f in dataclasses.fields(cls):
-        low, high = bounds.get(f.name, (None, None))
-        out.append(Setting(f"{section}.{f.name}", type(f.default), f.default,
-                           str(f.metadata.get("help", "")), minimum=low, maximum=high,
-                           ceiling=f.name in ceilings))
+    for name in cls._fields:
+        default = cls._field_defaults[name]
+        low, high = bounds.get(name, (None, None))
+        out.append(Setting(f"{section}.{name}", type(default), default, helps.get(name, ""),
+                           minimum=low, maximum=high, ceiling=name in ceilings))
     return out
 
 
 @cache
 def _section(name: str) -> dict[str, Setting]:
     """The keys of one section. Policy and lint keys come from their settings
-    dataclasses, imported only when that section is asked for: loading a
-    config.toml with no [lint] table never imports lint."""
+    records (dmtool/settings.py: reading them imports neither the policy nor lint)."""
     if name == "policy":
-        from dmtool.policy import BOUNDS, CEILINGS, PolicySettings
+        from dmtool.settings import BOUNDS, CEILINGS, POLICY_HELP, PolicySettings
 
-        settings = _from_dataclass("policy", PolicySettings,
-                                   {k: (low, high) for k, (_, low, high) in BOUNDS.items()},
-                                   frozenset(CEILINGS))
+        settings = _from_settings("policy", PolicySettings, POLICY_HELP,
+                                  {k: (low, high) for k, (_, low, high) in BOUNDS.items()},
+                                  frozenset(CEILINGS))
     elif name == "lint":
-        from dmtool.lint import LintSettings
+        from dmtool.settings import LINT_HELP, LintSettings
 
-        settings = _from_dataclass("lint", LintSettings, dict(LINT_BOUNDS))
+        settings = _from_settings("lint", LintSettings, LINT_HELP, dict(LINT_BOUNDS))
     else:
         settings = [s for s in _STATIC if s.key.partition(".")[0] == name]
     return {s.key: s for s in settings}
@@ -261,8 +258,9 @@ def _typed(key: str, text: str, *, one_line: bool) -> None:
 
 
 UNSET_WORDS = ("none", "off")  # what `config set` takes to unset an optional key
-_INT_TEXT = re.compile(r"[+-]?[0-9]+")  # ASCII digits: int() would also take "١" or "1_0"
-_FLOAT_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?")
+# Compiled when `config set` first uses them, not at every start-up.
+_INT_TEXT = r"[+-]?[0-9]+"  # ASCII digits: int() would also take "١" or "1_0"
+_FLOAT_TEXT = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?"
 
 
 def _parse_list(text: str) -> list[Any]:
@@ -271,6 +269,7 @@ def _parse_list(text: str) -> list[Any]:
     if not text.lstrip().startswith("["):
         return [p.strip() for p in text.split(",") if p.strip()]
     import json
+    import tomllib
 
     try:
         value = json.loads(text)
@@ -302,11 +301,11 @@ def parse_value(key: str, text: str) -> Any:
                 raise ValueError
             raw = low in ("true", "yes", "on", "1")
         elif s.type is int:
-            if not _INT_TEXT.fullmatch(text.strip()) or len(text.strip()) > 30:
+            if not re.fullmatch(_INT_TEXT, text.strip()) or len(text.strip()) > 30:
                 raise ValueError
             raw = int(text)
         elif s.type is float:
-            if not _FLOAT_TEXT.fullmatch(text.strip()):
+            if not re.fullmatch(_FLOAT_TEXT, text.strip()):
                 raise ValueError  # nan, inf and the like: numbers in digits only
             raw = float(text)
         elif s.type is list:
@@ -397,8 +396,7 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
-class TeamSettings:
+class TeamSettings(NamedTuple):
     """The settings a team's store holds (checked), and who set each when."""
 
     where: str  # the store, for messages
@@ -434,16 +432,19 @@ def team_settings(rows: Iterable[tuple[str, str, str, str | None]], where: str) 
     return TeamSettings(where, values, origin)
 
 
-@dataclass
 class Config:
-    path: Path
-    values: dict[str, Any]  # only what the file sets, flat dotted keys
-    # On a team store the team keys come from the store: this loads them (None:
-    # no team), on the first read of a team key, so a command that reads none
-    # never opens the store for it (appstate sets it).
-    team_loader: Callable[[], TeamSettings | None] | None = field(default=None, repr=False)
-    _team: TeamSettings | None = field(default=None, repr=False)
-    _team_loaded: bool = field(default=False, repr=False)
+    __slots__ = ("path", "values", "team_loader", "_team", "_team_loaded")
+
+    def __init__(self, path: Path, values: dict[str, Any],
+                 team_loader: Callable[[], TeamSettings | None] | None = None) -> None:
+        self.path = path
+        self.values = values  # only what the file sets, flat dotted keys
+        # On a team store the team keys come from the store: this loads them
+        # (None: no team), on the first read of a team key, so a command that
+        # reads none never opens the store for it (appstate sets it).
+        self.team_loader = team_loader
+        self._team: TeamSettings | None = None
+        self._team_loaded = False
 
     def team(self) -> TeamSettings | None:
         """The team's settings, when the store has members; None otherwise."""
@@ -487,13 +488,21 @@ class Config:
             return cls(path, {})
         except OSError as e:
             raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+        from dmtool.tomlread import loads
+
         try:
-            data = tomllib.loads(raw.decode("utf-8"))
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ConfigError(f"{path} is not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path} is not valid TOML: {e}",
-                              hint="fix the file or remove it to start from defaults") from None
+        data = loads(text)  # the usual file, without tomllib's start-up cost
+        if data is None:
+            import tomllib
+
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError(f"{path} is not valid TOML: {e}",
+                                  hint="fix the file or remove it to start from defaults") from None
         values = {}
         for key, value in _flatten(data).items():
             try:
@@ -580,7 +589,7 @@ class Config:
         return str(self.get("backend"))
 
     def policy(self) -> PolicySettings:
-        from dmtool.policy import PolicySettings
+        from dmtool.settings import PolicySettings
 
         # Straight from the validated values: no schema walk, so commands that
         # only need the policy do not import lint at start-up.
@@ -588,7 +597,7 @@ class Config:
                                  if k.startswith("policy.")})
 
     def lint(self) -> LintSettings:
-        from dmtool.lint import LintSettings
+        from dmtool.settings import LintSettings
 
         return LintSettings(**{k.removeprefix("lint."): v for k, v in self.in_force().items()
                                if k.startswith("lint.")})

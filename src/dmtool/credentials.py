@@ -21,7 +21,6 @@ import os
 import re
 import stat
 import time
-import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
@@ -228,6 +227,8 @@ def _read_saved(path: Path) -> Credentials | None:
 
 
 def _parse(raw: bytes, path: Path, *, secrets_elsewhere: bool = False) -> Credentials:
+    import tomllib  # here: a local command that only asks whether there are any never loads it
+
     bad = f"credentials file {path} is malformed"
     hint = "fix it or run dmtool auth login to write a new one"
     try:

@@ -1,7 +1,6 @@
 """The root command: global options, the command tree, and the one place
 where errors become a message and an exit code."""
 
-from __future__ import annotations
 
 import os
 import sys
@@ -20,7 +19,7 @@ from dmtool.errors import DmtoolError, InputError
 # `dmtool digest` pays for one module, not for all of them. Help lists them all.
 COMMAND_MODULES: dict[str, str] = {
     "auth": "auth", "config": "config_cmd", "paths": "config_cmd", "sync": "sync_cmd",
-    "contacts": "contacts", "check": "contacts",
+    "contacts": "contacts", "check": "check_cmd",
     "inbox": "conversations", "thread": "conversations", "done": "conversations",
     "reopen": "conversations", "digest": "conversations", "snooze": "conversations",
     "unsnooze": "conversations",

@@ -1,7 +1,6 @@
 """`dmtool inbox`, `thread`, `done`, `reopen`, `snooze`, `unsnooze` and `digest`:
 local reads and marks, no X calls."""
 
-from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
@@ -123,7 +122,7 @@ def _marks(item: dict[str, Any]) -> str:
     return ",".join(marks)
 
 
-def _empty_inbox(q: InboxQuery) -> str:
+def _empty_inbox(q: "InboxQuery") -> str:
     if q.snoozed:
         return "no snoozed conversations"
     if q.mine is not None:
@@ -147,7 +146,7 @@ def thread_cmd(
 
     The contact's notes show among the messages, with who wrote them (a note
     is never sent)."""
-    from dmtool.cli.contacts import contact_view
+    from dmtool.cli.contact_view import contact_view
     from dmtool.store import contacts as cstore
     from dmtool.store.conversations import mark_read
     from dmtool.store.drafts import senders
@@ -194,7 +193,7 @@ def thread_cmd(
                        else _sender(sent_by.get(e.event_id or ""), me))
                 output.print_text(f"{zone.show(at)}  {who}: {e.text}")
     if c.opted_out_at:  # on stderr: piped records stay records
-        from dmtool.cli.contacts import opt_out_text
+        from dmtool.cli.contact_view import opt_out_text
 
         output.info(f"@{c.handle} opted out on "
                     f"{opt_out_text(zone.show(c.opted_out_at), c.opt_out_words, c.opt_out_reason)}: "
@@ -316,7 +315,7 @@ def digest_cmd(
                 store.set_state(K_DIGESTED, utc_day(t))
 
 
-def _budget_line(st: AppState) -> tuple[str | None, bool]:
+def _budget_line(st: "AppState") -> tuple[str | None, bool]:
     """The digest's line at 80% of an X budget (None below it, or without a
     budget), and whether it is news: the first digest to say it this UTC day
     (then a digest with nothing else new still prints it)."""
@@ -331,7 +330,7 @@ def _budget_line(st: AppState) -> tuple[str | None, bool]:
     return line, st.store.get_state(budget.K_DIGESTED) != budget.utc_day(timeutil.now())
 
 
-def _parse_until(st: AppState, words: list[str], now: datetime) -> datetime:
+def _parse_until(st: "AppState", words: list[str], now: "datetime") -> "datetime":
     """`snooze` WHEN: a duration (3d) or `until DATE [TIME]` in the display zone."""
     from dmtool.timeutil import parse_duration
 

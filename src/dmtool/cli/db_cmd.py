@@ -1,6 +1,5 @@
 """`dmtool db path | backup FILE | restore FILE | check`."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated

@@ -344,14 +344,15 @@ def export_records(conn: sqlite3.Connection, settings: PolicySettings,
     """Every contact as a CRM wants it: the contact object of `contacts list`
     (consent status, last contact in and out), the opt-out date, and the notes
     as {"at", "author", "text"} objects, oldest first."""
-    from dmtool.services.consent import list_statuses
+    from dmtool.services.consent import listing
 
-    rows = cstore.summaries(conn)
     notes = cstore.all_notes(conn)
     out = []
-    for row, (d, status) in zip(rows, list_statuses(conn, rows, settings, now), strict=True):
+    for r, standing in listing(conn, settings, now):
+        row = dict(zip(cstore.LISTED, r, strict=False))
         out.append({"handle": row["handle"], "user_id": row["user_id"], "name": row["name"],
-                    "tags": cstore.tags_of(row), "status": status, "can_dm": d.allowed,
+                    "tags": cstore.tags_from(row["tag_list"]), "status": standing.status,
+                    "can_dm": standing.allowed,
                     "opted_out_at": row["opted_out_at"],
                     "last_inbound_at": row["last_inbound_at"],
                     "last_outbound_at": row["last_outbound_at"],

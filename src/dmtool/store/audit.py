@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Filter:
+class Filter(NamedTuple):
     user_id: str | None = None  # with handle: the contact's entries, under either
     handle: str | None = None
     since: str | None = None  # RFC 3339

@@ -119,3 +119,9 @@ def discard(conn: sqlite3.Connection, import_id: int) -> dict[str, int]:
         (import_id,)).rowcount
     conn.execute("DELETE FROM archive_imports WHERE id = ?", (import_id,))
     return {"messages": messages, "posts": posts, "evidence": evidence, "contacts": contacts}
+
+
+def any_pending(conn: sqlite3.Connection) -> bool:
+    """Is any archive import incomplete?"""
+    return conn.execute(f"SELECT EXISTS (SELECT 1 FROM archive_imports WHERE {_PENDING})"
+                        ).fetchone()[0] == 1
