@@ -281,3 +281,14 @@ def test_a_folder_where_the_credentials_file_should_be_is_one_clear_line(
     r = cli("auth", "login", "--oauth1")
     assert r.exit_code == 4 and r.stderr.startswith(f"error: cannot write {creds_file()}")
     assert "Traceback" not in r.stderr and creds_file().is_dir()
+
+
+def test_no_credentials_says_the_way_out_once(cli: Cli) -> None:
+    """Audit (issue 12 point 8): "no credentials: run dmtool auth login" and a
+    hint "run dmtool auth login" said it twice. The error says what is wrong,
+    the hint (only) what to run."""
+    for args in (("auth", "status"), ("sync",)):
+        r = cli(*args)
+        assert r.exit_code == 4, r
+        assert r.stderr.count("auth login") == 1, r.stderr
+        assert r.stderr.splitlines()[-1].startswith("hint:") and "auth login" in r.stderr.splitlines()[-1]

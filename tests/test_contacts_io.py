@@ -263,3 +263,14 @@ def test_json_notes_keep_their_time_and_author(cli, tmp_path: Path, monkeypatch)
     assert notes[0] == {"at": "2026-01-05T09:00:00.000Z", "author": "dana", "text": "first"}
     assert notes[1]["text"] == "second"
     assert notes[1]["author"] == "ivy"  # none in the file: whoever imported it
+
+
+def test_a_bad_row_that_spans_lines_is_reported_where_it_starts(cli, tmp_path: Path) -> None:
+    """Audit (issue 11 point 8): the line of a bad row is where the row starts,
+    also when that row's own quoted field spans lines (csv's line_num would
+    give where it ends)."""
+    f = tmp_path / "multi-bad.csv"
+    f.write_text('handle,notes\nbad handle,"one\ntwo\nthree"\nann,x\n')
+    r = cli("contacts", "import", str(f), "--json")
+    assert r.exit_code == 1, r
+    assert [d["line"] for d in json.loads(r.stderr)["error"]["details"]] == [2]
