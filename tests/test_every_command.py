@@ -339,6 +339,7 @@ class Profile:
         self.home, self.seed, self.cache = home, seed, cache
         self.ids: list[str] = json.loads((cache / "ids.json").read_text(encoding="utf-8"))
         self.seeded = stores(cache / "home")
+        self.configs = configs(cache / "home")
 
     def reset(self, files: bool) -> None:
         """The home as seeded; with `files`, the files to read and write too."""
@@ -346,6 +347,11 @@ class Profile:
                            *([(self.seed.files, self.cache / "files")] if files else [])):
             shutil.rmtree(live, ignore_errors=True)
             shutil.copytree(kept, live, symlinks=True)
+
+    def configs_changed(self) -> list[str]:
+        """The profiles whose config.toml differs from the seeded one."""
+        now = configs(self.home)
+        return sorted(p for p in now if now[p] != self.configs.get(p))
 
     def changed(self) -> list[str]:
         """The profiles whose store (with its -wal) differs from the seeded one."""
@@ -363,6 +369,12 @@ def stores(home: Path) -> dict[str, str]:
             h.update(wal.read_bytes())
         out[db.parent.name] = h.hexdigest()
     return out
+
+
+def configs(home: Path) -> dict[str, str]:
+    """Each profile's config.toml, as a digest of its bytes."""
+    return {f.parent.name: hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted((home / "config").glob("*/config.toml"))}
 
 
 @pytest.fixture
@@ -471,6 +483,16 @@ def test_every_command_survives_hostile_arguments(path, profile):
         elif call["json"]:  # an error: JSON on stderr, after any -v lines
             last = err.strip().split("\n")[-1]  # not splitlines: U+0085 is no line end here
             assert "error" in json.loads(last), shown
+        # A setting that was taken must leave every later command working (a
+        # value that passes `config set` and breaks what reads it is the class
+        # issue 11 found: 1e9 consent days, nan thresholds).
+        for name in profile.configs_changed():
+            for later in (["check", "alice", "--json"], ["contacts", "list", "--json"],
+                          ["inbox", "--json"], ["draft", "alice", "Hi Alice, more soon."]):
+                later_code, later_out, later_err = run([*later, "--profile", name], None)
+                assert "Traceback" not in later_out + later_err and "E_INTERNAL" not in \
+                    later_err and later_code in DOCUMENTED_EXITS, \
+                    f"{shown}\nthen dmtool {' '.join(later)}: exit {later_code} {clip(later_err)}"
         # An unchanged store passes as the seeded one did; a changed one is checked.
         for name in profile.changed():
             check_code, check_out, check_err = run(["db", "check", "--json", "--profile", name],
