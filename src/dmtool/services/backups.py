@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from dmtool import timeutil
 from dmtool.errors import ConfigError, InputError, StoreDamaged, StoreError
+from dmtool.services import poller
 from dmtool.services.identity import K_NAMING_AFTER
 from dmtool.services.ratelimits import FAMILIES
 from dmtool.services.ratelimits import key as pause_key
@@ -174,7 +175,7 @@ def restore(st: AppState, candidate: Candidate) -> RestoreResult:
 
     db = st.paths.db_file
     st.paths.ensure()
-    with sync_lock(st.paths.sync_lock_file, "restore: "), send_lock(st):
+    with sync_lock(st.paths.sync_lock_file, "restore: ", poller.me(st, "restore")), send_lock(st):
         now = fmt(timeutil.now()) or ""
         kept = _salvage(st)
         aside = _aside_name(db, now) if db.exists() else None

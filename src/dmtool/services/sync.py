@@ -65,7 +65,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dmtool import actor, optout, timeutil
 from dmtool.errors import (
     BudgetExceeded,
-    Busy,
     ConfigError,
     InputError,
     NotFound,
@@ -73,7 +72,7 @@ from dmtool.errors import (
     write_failed,
 )
 from dmtool.models import Contact
-from dmtool.services import budget, ledger, ratelimits
+from dmtool.services import budget, ledger, poller, ratelimits
 from dmtool.services import hooks as inbound_hooks
 from dmtool.services.identity import NAMING_BATCH, name_placeholders
 from dmtool.store import contacts as cstore
@@ -299,8 +298,10 @@ def _spread(count: int, newest: datetime | None, oldest: datetime | None) -> lis
 
 
 @contextlib.contextmanager
-def sync_lock(path: Path, what: str = "") -> Iterator[None]:
-    """One sync per profile at a time (the kernel frees the lock if we die)."""
+def sync_lock(path: Path, what: str = "", holder: poller.Holder | None = None) -> Iterator[None]:
+    """One sync per profile at a time (the kernel frees the lock if we die).
+    The holder (who, where, since when) is written into the lock file, so
+    that whoever meets the lock can say who holds it (SyncRunning)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -310,11 +311,19 @@ def sync_lock(path: Path, what: str = "") -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise Busy(f"{what}another dmtool sync is running for this profile",
-                       hint="try again when it has finished") from None
+            raise _running(what, poller.read_from(path)) from None
+        if holder is not None:
+            poller.write_into(fd, holder)
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def _running(what: str, holder: poller.Holder | None) -> poller.SyncRunning:
+    command = holder.command if holder else "sync"
+    by = f" ({holder.describe(lambda at: at)})" if holder else ""
+    return poller.SyncRunning(f"{what}another dmtool {command} is running for this profile{by}",
+                              holder, hint="try again when it has finished")
 
 
 def _needed(store: Store, public: bool) -> list[str]:
@@ -331,7 +340,7 @@ def _needed(store: Store, public: bool) -> list[str]:
 def run_sync(st: AppState, *, wait: bool, progress: Progress | None = None,
              autoack_hook: Hook | None = None, public: bool = False,
              sleep: Callable[[float], None] = time.sleep) -> SyncResult:
-    """Sync the profile's store with X. Raises Busy, RateLimited and the X errors.
+    """Sync the profile's store with X. Raises SyncRunning (services/poller.py), RateLimited and the X errors.
 
     With `wait`, a rate limit on a family the sync needs (stored or met on the
     way) is waited out with a countdown through `progress`, then the sync goes
@@ -354,7 +363,7 @@ def _run_locked(st: AppState, *, wait: bool, progress: Progress | None,
     prefix = "sandbox: " if st.sandbox else ""
     hint = "run `dmtool sync` after that time, or `dmtool sync --wait`"
     st.paths.ensure()
-    with sync_lock(st.paths.sync_lock_file, prefix):
+    with sync_lock(st.paths.sync_lock_file, prefix, poller.me(st, "sync")):
         store = st.store
         waits = 0
         syncer: _Sync | None = None
