@@ -108,6 +108,7 @@ WRITES: dict[str, Any] = {
     "send": lambda p, t: [p.drafts["send"], "--yes"],
     "sync": lambda p, t: [],
     "team add": lambda p, t: ["zed", "--role", "viewer"],
+    "team key new": lambda p, t: [],
     "team remove": lambda p, t: ["dora"],
     "templates add": lambda p, t: ["hello", "Hello {first_name}"],
     "templates remove": lambda p, t: ["thanks"],

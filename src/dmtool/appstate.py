@@ -162,7 +162,13 @@ class AppState:
             return True
         from dmtool.credentials import has_credentials
 
-        return has_credentials(self.paths.credentials_file, self.environ)
+        if has_credentials(self.paths.credentials_file, self.environ):
+            return True
+        if not self.has_store:
+            return False
+        from dmtool import team_credentials
+
+        return team_credentials.stored(self.store)
 
     def client(self) -> XClient:
         """The X client for this profile: the sandbox or the real API (tweepy)."""
@@ -231,9 +237,20 @@ def connect(st: AppState) -> XClient:
     if st.sandbox:
         ensure_sandbox_world(st)
         return open_client(None, st.paths.sandbox_file, retry_backoff=0.0)
-    from dmtool.credentials import load_credentials, save_credentials
+    from dmtool.credentials import from_environment, load_credentials, save_credentials
 
     path = st.paths.credentials_file
-    creds = load_credentials(path, st.environ)
+    # The order: the environment, then the team store, then the keyring or the file.
+    creds = from_environment(st.environ)
+    if creds is None and st.has_store:
+        from dmtool import team_credentials as shared
+
+        if shared.stored(st.store):
+            key = shared.require_key(st.environ, path)
+            place = shared.SharedPlace(st.store, key)
+            return open_client(place.read(), None, save_credentials=place.save,
+                               shared_credentials=place)
+    if creds is None:
+        creds = load_credentials(path, st.environ)
     return open_client(creds, None, save_credentials=lambda c: save_credentials(path, c),
                        credentials_path=path)

@@ -31,16 +31,19 @@ COMMAND_ACTIONS: dict[str, str] = {
     "paths": "local", "profiles add": "local", "profiles list": "local", "reopen": "triage",
     "release": "claim", "reply": "draft", "report": "read", "review": "approve", "sandbox receive": "local",
     "search": "read", "send": "send", "snooze": "triage", "sync": "sync",
-    "team add": "team", "team list": "read", "team remove": "team", "team whoami": "local",
+    "team add": "team", "team key new": "team", "team key set": "local", "team list": "read",
+    "team remove": "team", "team whoami": "local",
     "templates add": "draft", "templates list": "read", "templates remove": "draft",
     "templates show": "read", "thread": "read", "unsnooze": "triage", "usage": "read",
 }
 
 # Why a command is `local`, for docs/team.md.
 LOCAL_WHY: dict[str, str] = {
-    "auth login": "this machine's X credentials",
+    "auth login": "this machine's X credentials; on a team store the OAuth 2.0 login (the "
+                  "shared credentials) needs owner",
     "auth logout": "this machine's X credentials",
-    "auth status": "this machine's X credentials",
+    "auth status": "this machine's X credentials (on a team store with shared ones: a member's "
+                   "key opens them)",
     "config path": "prints a path",
     "config get": "a machine's own key; a team key on a team store needs a member",
     "config set": "a machine's own key; a team key on a team store needs owner",
@@ -52,6 +55,7 @@ LOCAL_WHY: dict[str, str] = {
     "profiles list": "this machine's profiles",
     "sandbox receive": "the sandbox X's file",
     "team whoami": "says who you are, member or not",
+    "team key set": "keeps a key in this machine's OS keyring",
 }
 
 # A command whose store may be too damaged to open runs anyway: nobody's role

@@ -90,7 +90,7 @@ COMMAND_HELP: dict[str, str] = {
              "Drafting to them renews it; claiming again extends it.",
     "release": "End your claim on a conversation (another person's only with --force).",
     "team": "Who works on this store and in which role: add, list and remove members; who "
-            "am I.",
+            "am I; the team key of the shared X credentials.",
     "usage": "What dmtool's requests to X cost: per UTC day and endpoint family, the requests, "
              "the units read or sent before and after X's same-day rule, the estimated cost; the "
              "month so far; the budgets and what is left.",
