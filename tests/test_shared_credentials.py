@@ -317,3 +317,19 @@ def test_a_store_without_a_team_keeps_credentials_on_the_machine(cli: Cli) -> No
     assert r.exit_code == 0  # made for later; nothing in the store uses it yet
     assert stored_blob() is None
     assert "no team yet" in r.stderr
+
+
+def test_a_restore_keeps_the_tokens_x_still_accepts(team: Team, routed: SandboxWorld,
+                                                    tmp_path: Path) -> None:
+    """A backup holds a refresh token X has retired since: the restored store
+    keeps the current one, so the team is not logged out by a restore."""
+    assert team.login().exit_code == 0
+    backup = tmp_path / "before.db"
+    assert team.run("ana", "db", "backup", str(backup)).exit_code == 0
+    _expire_soon(team.key)
+    assert team.run("ben", "sync").exit_code == 0  # refreshes: the backup's token is retired
+    [live] = routed.live_refresh_tokens()
+    r = team.run("ana", "db", "restore", str(backup), "--yes")
+    assert r.exit_code == 0, r
+    assert _stored(team.key).refresh_token == live
+    assert team.run("ben", "sync").exit_code == 0

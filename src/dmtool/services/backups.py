@@ -39,6 +39,7 @@ from dmtool.store import backup as bstore
 from dmtool.store import contacts as cstore
 from dmtool.store.db import side_files
 from dmtool.store.migrations import MIGRATIONS
+from dmtool.team_credentials import STATE_KEY as TEAM_CREDENTIALS
 from dmtool.timeutil import fmt
 
 if TYPE_CHECKING:
@@ -195,6 +196,10 @@ def restore(st: AppState, candidate: Candidate) -> RestoreResult:
                                             later=True)
                     bstore.set_state_values(conn, [kv for kv in kept.state if kv[0] in ACCOUNT_KEYS],
                                             missing_only=True)
+                    # The team's X tokens as they are now: X has retired the
+                    # refresh token an older backup holds.
+                    bstore.set_state_values(conn, [kv for kv in kept.state
+                                                   if kv[0] == TEAM_CREDENTIALS and kv[1]])
                     cstore.audit(conn, "restored", now=now, file=str(candidate.file),
                                  kept_aside=str(aside) if aside else None, drafts_unknown=unknown,
                                  unreadable=kept.unreadable, kept=counts)
@@ -230,7 +235,7 @@ def _salvage(st: AppState) -> bstore.Salvage:
     """What the current store holds that the restored one must keep."""
     if not st.paths.db_file.exists():
         return bstore.Salvage()
-    keys = [pause_key(f) for f in FAMILIES] + list(ACCOUNT_KEYS)
+    keys = [pause_key(f) for f in FAMILIES] + list(ACCOUNT_KEYS) + [TEAM_CREDENTIALS]
     try:
         return bstore.salvage(st.store.conn, state_keys=keys)
     except StoreError as e:  # cannot even be opened: nothing to keep from it
