@@ -110,3 +110,18 @@ def test_a_429_one_member_meets_pauses_the_family_for_another(
     r = cli("sync", "--json", env=bob)
     assert r.exit_code == 0, r
     assert r.json()["dm_events_new"] == 1
+
+
+def test_one_poller_across_homes_on_one_store(cli: Cli, world: SandboxWorld,
+                                              tmp_path: Path) -> None:
+    """Members whose homes share one SQLite store meet the same sync lock: it
+    sits beside the store, not in a home's state folder."""
+    alice_home = Path(os.environ["DMTOOL_HOME"])
+    bob = {"DMTOOL_HOME": str(_second_home(tmp_path, alice_home)), "DMTOOL_OPERATOR": "bob"}
+    assert cli("config", "set", "backend", "sandbox", env=bob).exit_code == 0
+    holder = poller.Holder("alice", "host-a", "2026-03-02T11:58:00Z", "sync")
+    with sync_lock(Paths.resolve("default").sync_lock_file, "", holder):
+        r = cli("sync", "--json", env=bob)
+    assert r.exit_code == 0, r
+    assert r.json()["holder"]["operator"] == "alice"
+    assert world.requests_count() == 0

@@ -96,13 +96,16 @@ class Paths(NamedTuple):
     def sandbox_file(self) -> Path:
         return self.data_dir / "sandbox.json"
 
+    # The store's locks sit beside the store, not in this home's state folder:
+    # members whose homes share one SQLite store (docs/team.md) must meet the
+    # same send and sync locks.
     @property
     def send_lock_file(self) -> Path:
-        return self.state_dir / "send.lock"
+        return self.data_dir / "send.lock"
 
     @property
     def sync_lock_file(self) -> Path:
-        return self.state_dir / "sync.lock"
+        return self.data_dir / "sync.lock"
 
     def ensure(self) -> None:
         """Create the profile's missing folders, readable by the owner only.
