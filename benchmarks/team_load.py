@@ -29,6 +29,7 @@ measures contention as much as dmtool).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import queue
@@ -47,9 +48,10 @@ from typing import Any
 SYNC_EVERY_S = 10.0
 CAST_EVERY_S = 0.4
 USERS = 300
-WORDS = ("thanks for asking about the workshop dates and the group rate, we can hold two "
-         "seats until Friday if that suits you; the venue is near the station and the "
-         "morning session starts at nine with coffee before the first talk").split()
+TEXT = ("thanks for asking about the workshop dates and the group rate, we can hold two "
+        "seats until Friday if that suits you; the venue is near the station and the "
+        "morning session starts at nine with coffee before the first talk")
+WORDS = TEXT.split(" ")
 
 
 def dmtool_exe() -> list[str]:
@@ -193,10 +195,8 @@ class Run:
         text = f"Hi, {' '.join(words)} (ref {who}-{tag})"
         r = self.dm(who, "draft", handle, text, "--json", record="draft")
         if r.returncode == 0:
-            try:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
                 self.approvals.put((str(json.loads(r.stdout)["id"]), who))
-            except (ValueError, KeyError, TypeError):
-                pass
 
     def cast(self) -> None:
         from dmtool.x.sandbox import SandboxWorld
