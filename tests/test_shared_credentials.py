@@ -333,3 +333,16 @@ def test_a_restore_keeps_the_tokens_x_still_accepts(team: Team, routed: SandboxW
     assert r.exit_code == 0, r
     assert _stored(team.key).refresh_token == live
     assert team.run("ben", "sync").exit_code == 0
+
+
+def test_the_key_and_tokens_stay_out_of_verbose_logs(team: Team, routed: SandboxWorld) -> None:
+    assert team.login().exit_code == 0
+    _expire_soon(team.key)
+    r = team.run("ben", "-v", "sync", "--json")  # a refresh, logged at DEBUG
+    assert r.exit_code == 0, r
+    assert routed.oauth()["grants"]["refresh_token"] == 1
+    [live] = routed.live_refresh_tokens()
+    out = r.stdout + r.stderr
+    assert "refreshed" in r.stderr  # the log is on
+    for secret in (team.key, live, *routed.oauth()["access_tokens"]):
+        assert secret not in out
