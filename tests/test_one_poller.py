@@ -125,3 +125,41 @@ def test_one_poller_across_homes_on_one_store(cli: Cli, world: SandboxWorld,
     assert r.exit_code == 0, r
     assert r.json()["holder"]["operator"] == "alice"
     assert world.requests_count() == 0
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from dmtool.services import poller
+from dmtool.services.sync import sync_lock
+with sync_lock(Path(sys.argv[1]), "", poller.Holder("dead", "gone", "2026-03-02T11:00:00Z", "sync")):
+    Path(sys.argv[2]).touch()
+    time.sleep(600)
+"""
+
+
+def test_a_holder_that_died_frees_the_lock(cli: Cli, world: SandboxWorld, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+    from tests.xnet import subprocess_env
+
+    paths = Paths.resolve("default")
+    paths.ensure()
+    ready = tmp_path / "ready"
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(paths.sync_lock_file), str(ready)],
+                         cwd=REPO, env=subprocess_env())
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.02)
+        assert cli("sync", "--json").json()["holder"]["operator"] == "dead"
+    finally:
+        p.kill()
+        p.wait()
+    r = cli("sync", "--json")
+    assert r.exit_code == 0, r
+    assert "skipped" not in r.json()  # it ran
