@@ -338,7 +338,14 @@ def test_a_restore_keeps_the_tokens_x_still_accepts(team: Team, routed: SandboxW
 def test_the_key_and_tokens_stay_out_of_verbose_logs(team: Team, routed: SandboxWorld) -> None:
     assert team.login().exit_code == 0
     _expire_soon(team.key)
-    r = team.run("ben", "-v", "sync", "--json")  # a refresh, logged at DEBUG
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        r = team.run("ben", "-v", "sync", "--json")  # a refresh, logged at DEBUG
+    finally:  # -v points the root logger at this run's stderr: give it back
+        root.handlers[:], root.level = handlers, level
     assert r.exit_code == 0, r
     assert routed.oauth()["grants"]["refresh_token"] == 1
     [live] = routed.live_refresh_tokens()
