@@ -336,7 +336,6 @@ def _credentials_in_use(st: AppState) -> tuple[Credentials | None, str | None]:
 
 
 def _account_status(st: AppState) -> dict[str, Any]:
-
     if st.sandbox:
         return _sandbox_status(st)
     creds, key_source = _credentials_in_use(st)
