@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dmtool.credentials import Credentials, credentials_lock, keyring_account
 from dmtool.errors import AuthError, InputError
+from dmtool.store.team import CREDENTIALS_KEY
 
 if TYPE_CHECKING:
     from dmtool.store import Store
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dmtool.credentials")
 
 KEY_ENV = "DMTOOL_TEAM_KEY"
-STATE_KEY = "team_credentials"  # sync_state row: one Fernet token (the credentials' JSON)
+STATE_KEY = CREDENTIALS_KEY  # sync_state row: one Fernet token (the credentials' JSON)
 KEYRING_FIELD = "team_key"
 FROM_KEYRING = "the OS keyring"
 

@@ -39,7 +39,7 @@ from dmtool.store import backup as bstore
 from dmtool.store import contacts as cstore
 from dmtool.store.db import side_files
 from dmtool.store.migrations import MIGRATIONS
-from dmtool.team_credentials import STATE_KEY as TEAM_CREDENTIALS
+from dmtool.store.team import CREDENTIALS_KEY as TEAM_CREDENTIALS
 from dmtool.timeutil import fmt
 
 if TYPE_CHECKING:

@@ -25,6 +25,12 @@ class Member(NamedTuple):
                 "added_by": self.added_by}
 
 
+# The sync_state row that holds the team's X credentials, encrypted with the
+# team key (dmtool/team_credentials.py): a name here so that code which only
+# carries the row over (db restore) need not load the credentials module.
+CREDENTIALS_KEY = "team_credentials"
+
+
 def has_members(conn: sqlite3.Connection) -> bool:
     """Whether the store has a team at all (no members: everybody acts as owner)."""
     return conn.execute("SELECT 1 FROM team_members LIMIT 1").fetchone() is not None
