@@ -1,6 +1,6 @@
 """A team on one store under load (issue 15): several operators at once.
 
-    python benchmarks/team_load.py [--seconds 60] [--operators 8] [--url URL] [--seed 7]
+    python benchmarks/team_load.py [--seconds 60] [--operators 8] [--pg | --url URL] [--seed 7]
 
 Each operator has a DMTOOL_HOME of their own on one store and loops, running
 the real `dmtool` command as a new process each time:
@@ -14,9 +14,10 @@ sandbox cast keeps writing new inbound DMs, and every 10 s two "hosts" (two
 more homes, members with the `service` role) start `sync` at the same moment:
 one syncs, the other is skipped (issue 15 point 6).
 
-The store is SQLite shared by the homes (one machine), or the PostgreSQL
-database `--url` names (the homes then set `store.url`, and the sandbox X is
-shared through DMTOOL_SANDBOX_FILE: this needs the PostgreSQL engine).
+The store is SQLite shared by the homes (one machine), or PostgreSQL: `--pg`
+starts a throwaway server the way the tests do (tests/pgserver.py), `--url`
+names a database of yours (the homes then set `store.url`, and the sandbox X
+is shared through DMTOOL_SANDBOX_FILE).
 
 At the end: per command the runs, p50/p95 wall time (process start
 included), the exit codes; the sends attempted; the DMs the sandbox received
@@ -302,20 +303,35 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def pg_database() -> str:
+    """A fresh database on a PostgreSQL server started as the tests start theirs."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    try:
+        from tests.pgserver import server
+    except ImportError:
+        raise SystemExit("--pg needs the PostgreSQL engine (tests/pgserver.py); "
+                         "use --url with a database of yours") from None
+    srv = server()
+    return str(srv.url(srv.take()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--operators", type=int, default=8)
     ap.add_argument("--url", help="a PostgreSQL database for the store (default: SQLite)")
+    ap.add_argument("--pg", action="store_true",
+                    help="start a throwaway PostgreSQL server (as the tests do) for the store")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the homes (printed) for a look")
     args = ap.parse_args()
     if not 2 <= args.operators <= 64 or not 1 <= args.seconds <= 3600:
         raise SystemExit("--operators 2-64, --seconds 1-3600")
+    url = args.url or (pg_database() if args.pg else None)
     root = Path(tempfile.mkdtemp(prefix="dmtool-team-load-"))
     try:
-        result = Run(root, args.operators, args.seconds, args.url, args.seed).go()
+        result = Run(root, args.operators, args.seconds, url, args.seed).go()
     finally:
         if args.keep:
             print(f"homes kept in {root}", file=sys.stderr)
