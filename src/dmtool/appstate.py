@@ -17,7 +17,14 @@ from dmtool.paths import DEFAULT_PROFILE, Paths
 if TYPE_CHECKING:
     from dmtool.config import Config
     from dmtool.store import Store
+    from dmtool.store.url import StoreLocation
     from dmtool.x.types import XClient
+
+# A profile on the real X takes its store from here (over `store.url`)...
+DATABASE_URL_ENV = "DMTOOL_DATABASE_URL"
+# ...and a sandbox profile only from here: a team's URL in the environment or
+# in config.toml must never receive a fake X's data.
+SANDBOX_DATABASE_URL_ENV = "DMTOOL_SANDBOX_DATABASE_URL"
 
 
 @dataclass
@@ -49,10 +56,30 @@ class AppState:
         if self._store is None:
             from dmtool.store import open_store
 
-            self.config  # noqa: B018 - a broken config.toml must fail before anything runs
+            location = self.store_location()  # a broken config.toml fails before anything runs
             self.paths.ensure()
-            self._store = open_store(self.paths.db_file)
+            self._store = open_store(location, lock_dir=self.paths.state_dir)
         return self._store
+
+    def store_location(self) -> StoreLocation:
+        """Where this profile's store is: DMTOOL_DATABASE_URL, else `store.url`,
+        else the profile's SQLite file. Sandbox profiles (and so `demo`) ignore
+        both and read DMTOOL_SANDBOX_DATABASE_URL only."""
+        from dmtool.store.url import resolve
+
+        if self.sandbox:
+            return resolve(None, self.environ.get(SANDBOX_DATABASE_URL_ENV), self.paths.db_file,
+                           env_name=SANDBOX_DATABASE_URL_ENV)
+        return resolve(str(self.config.get("store.url") or ""), self.environ.get(DATABASE_URL_ENV),
+                       self.paths.db_file)
+
+    @property
+    def has_store(self) -> bool:
+        """Whether a store exists yet (commands that only read need not create one)."""
+        if self._store is not None:
+            return True
+        location = self.store_location()
+        return location.is_postgres or (location.path is not None and location.path.exists())
 
     @property
     def sandbox(self) -> bool:

@@ -42,6 +42,9 @@ _STATIC: tuple[Setting, ...] = (
             minimum=1, maximum=100),
     Setting("sync.max_page_size", int, 100, "largest DM events page sync asks for",
             minimum=1, maximum=100),
+    Setting("store.url", str, "",
+            "the store: empty for this profile's SQLite file, or postgresql://USER@HOST/DB "
+            "(docs/team.md); DMTOOL_DATABASE_URL overrides it"),
     Setting("sync.public_every_minutes", int, 15,
             "check mentions and your replies at most this often (sync --public forces it)",
             minimum=0, maximum=1440),

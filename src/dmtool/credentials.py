@@ -395,14 +395,10 @@ def refresh_if_needed(
 
 @contextlib.contextmanager
 def _file_lock(lock_path: Path) -> Any:
-    import fcntl
+    from dmtool.locks import file_lock
 
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with file_lock(lock_path):
         yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def _read_file(path: Path) -> Credentials | None:

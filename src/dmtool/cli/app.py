@@ -4,7 +4,6 @@ where errors become a message and an exit code."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from typing import Annotated, Any
 
@@ -14,7 +13,7 @@ from typer.core import TyperGroup
 from dmtool import __version__
 from dmtool.appstate import AppState
 from dmtool.cli.context import state
-from dmtool.errors import Busy, DmtoolError, InputError
+from dmtool.errors import DmtoolError, InputError
 
 _JSON_FLAG = "--json"
 
@@ -172,13 +171,6 @@ class DmtoolGroup(TyperGroup):
         except DmtoolError as e:
             _report(ctx, e)
             raise typer.Exit(e.exit_code) from None
-        except sqlite3.OperationalError as e:
-            err: DmtoolError = (
-                Busy("the store is busy in another dmtool process", hint="try again in a moment")
-                if "locked" in str(e) else DmtoolError(f"store error: {e}",
-                                                       hint="run `dmtool db check`"))
-            _report(ctx, err)
-            raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             sys.stderr.write("interrupted\n")
             raise typer.Exit(130) from None
@@ -193,6 +185,12 @@ class DmtoolGroup(TyperGroup):
                     output.error_json("E_USAGE", str(fmt_message()))
                     raise typer.Exit(int(getattr(e, "exit_code", 2))) from None
                 raise
+            from dmtool.store.db import store_error
+
+            err: DmtoolError | None = store_error(e)
+            if err is not None:
+                _report(ctx, err)
+                raise typer.Exit(err.exit_code) from None
             if os.environ.get("DMTOOL_DEBUG"):
                 raise
             if isinstance(e, BrokenPipeError):  # `dmtool ... | head`: the reader had enough

@@ -36,11 +36,10 @@ from dmtool.store import messages as mstore
 from dmtool.timeutil import fmt, parse
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from dmtool.appstate import AppState
     from dmtool.models import Contact
     from dmtool.store import Store
+    from dmtool.store.sql import Conn
 
 # A guard against zip bombs and wrong files, not a normal limit: X splits big
 # archives into -partN files well below this.
@@ -545,7 +544,7 @@ def _batches(rows: list[Any]) -> Iterator[list[Any]]:
         yield rows[start:start + BATCH]
 
 
-def _contact(conn: sqlite3.Connection, user_id: str, now: str, result: ImportResult) -> Contact:
+def _contact(conn: Conn, user_id: str, now: str, result: ImportResult) -> Contact:
     """The contact for an X user id. The archive has no handles for other people:
     a new contact is named user_<id> until a sync sees them (and renames it);
     an existing one keeps its handle."""
@@ -645,7 +644,7 @@ def run_import(st: AppState, path: Path) -> ImportResult:
     writer of X history at a time."""
     arc = read_archive(path)
     st.paths.ensure()
-    with sync_lock(st.paths.sync_lock_file, "import: "):
+    with sync_lock(st.store, "import: "):
         result = import_archive(st.store, arc, now=fmt(timeutil.now()) or "", label=str(path))
         name_contacts(st, result)
     return result

@@ -7,13 +7,13 @@ import csv
 import io
 import json
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from dmtool.errors import InputError
 from dmtool.models import clean_handle
 from dmtool.store import contacts as cstore
+from dmtool.store.sql import Conn
 
 FIELDS = ["handle", "user_id", "name", "tags", "notes"]
 _USER_ID = re.compile(r"^[0-9]{1,25}$")
@@ -134,7 +134,7 @@ class ImportResult:
                 "skipped": [{"line": n, "reason": r} for n, r in self.skipped]}
 
 
-def apply(conn: sqlite3.Connection, rows: list[Row], now: str) -> ImportResult:
+def apply(conn: Conn, rows: list[Row], now: str) -> ImportResult:
     """Create or update contacts. Call inside a transaction."""
     res = ImportResult()
     for row in rows:
@@ -169,7 +169,7 @@ def apply(conn: sqlite3.Connection, rows: list[Row], now: str) -> ImportResult:
     return res
 
 
-def export_records(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def export_records(conn: Conn) -> list[dict[str, Any]]:
     out = []
     for row in cstore.summaries(conn):
         notes = [n["text"] for n in cstore.notes(conn, row["id"])]

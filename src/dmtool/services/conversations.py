@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from dmtool.store import conversations as cvstore
+from dmtool.store.sql import Conn
 from dmtool.timeutil import ago, fmt, parse
 
 
-def inbox(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> list[dict[str, Any]]:
+def inbox(conn: Conn, *, include_done: bool, limit: int) -> list[dict[str, Any]]:
     """Conversations by last activity, open ones first, with what needs a reply."""
     rows = cvstore.inbox_rows(conn, include_done=include_done, limit=limit)
     return [{"handle": r["handle"], "name": r["name"], "last_at": r["last_at"],
@@ -54,7 +54,7 @@ class Digest:
                 "failed_sends": self.failed_sends}
 
 
-def build_digest(conn: sqlite3.Connection, since: datetime, now: datetime) -> Digest:
+def build_digest(conn: Conn, since: datetime, now: datetime) -> Digest:
     s, n = fmt(since) or "", fmt(now) or ""
     d = Digest(since=s, until=n)
     by_contact: dict[str, dict[str, Any]] = {}

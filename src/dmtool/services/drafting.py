@@ -9,7 +9,6 @@ approval (policy.md §5, §7).
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +21,7 @@ from dmtool.models import Contact
 from dmtool.services import consent, identity
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
+from dmtool.store.sql import Conn
 from dmtool.timeutil import fmt
 from dmtool.timeutil import now as clock
 
@@ -102,13 +102,13 @@ def lint_context(st: AppState, contact: Contact, first_contact: bool) -> LintCon
                        sender_names=names)
 
 
-def lint_for(conn: sqlite3.Connection, st: AppState, contact: Contact, text: str) -> list[Finding]:
+def lint_for(conn: Conn, st: AppState, contact: Contact, text: str) -> list[Finding]:
     """Lint `text` for this contact (first contact or not, as the store says now)."""
     first = policy.is_first_contact(consent.snapshot(conn, contact))
     return lint(text, lint_context(st, contact, first), st.config.lint())
 
 
-def evaluate(conn: sqlite3.Connection, st: AppState, contact: Contact, text: str,
+def evaluate(conn: Conn, st: AppState, contact: Contact, text: str,
              now: datetime, draft_id: int | None = None) -> tuple[list[Finding], policy.Decision]:
     findings = lint_for(conn, st, contact, text)
     decision = consent.decide(conn, contact, text, st.config.policy(), now, findings,
@@ -116,7 +116,7 @@ def evaluate(conn: sqlite3.Connection, st: AppState, contact: Contact, text: str
     return findings, decision
 
 
-def view(conn: sqlite3.Connection, st: AppState, draft: dstore.Draft,
+def view(conn: Conn, st: AppState, draft: dstore.Draft,
          now: datetime | None = None) -> DraftView:
     contact = cstore.by_id(conn, draft.contact_id)
     findings, decision = evaluate(conn, st, contact, draft.text, now or clock(), draft.id)

@@ -24,12 +24,12 @@ What is measured (docs/guide.md says the same in plain words):
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from dmtool.store import report as rstore
+from dmtool.store.sql import Conn
 from dmtool.timeutil import fmt, parse
 
 DAY = 86400
@@ -157,7 +157,7 @@ def period(days: int, now: datetime) -> tuple[datetime, datetime]:
     return today - timedelta(days=days - 1), today + timedelta(days=1)
 
 
-def build_report(conn: sqlite3.Connection, days: int, now: datetime) -> Report:
+def build_report(conn: Conn, days: int, now: datetime) -> Report:
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days must be 1..{MAX_DAYS}")
     start, end = period(days, now)
@@ -178,7 +178,7 @@ class _Wait:
     opens_period: bool = False  # their first message in the period: check what came before
 
 
-def _count_messages_and_waits(conn: sqlite3.Connection, since: str, until: str,
+def _count_messages_and_waits(conn: Conn, since: str, until: str,
                               by_day: dict[str, DayCount]) -> FirstReply:
     """One pass over the period's messages: the daily counts, and the waits."""
     waits: list[_Wait] = []
@@ -224,7 +224,7 @@ def _count_messages_and_waits(conn: sqlite3.Connection, since: str, until: str,
     return result
 
 
-def _open_by_age(conn: sqlite3.Connection, now: datetime) -> list[AgeBucket]:
+def _open_by_age(conn: Conn, now: datetime) -> list[AgeBucket]:
     buckets = [AgeBucket(label, lo * DAY, None if hi is None else hi * DAY)
                for label, lo, hi in AGE_BUCKETS]
     for r in rstore.open_conversation_tails(conn):
@@ -239,7 +239,7 @@ def _open_by_age(conn: sqlite3.Connection, now: datetime) -> list[AgeBucket]:
     return buckets
 
 
-def _opt_outs(conn: sqlite3.Connection, since: str, until: str) -> int:
+def _opt_outs(conn: Conn, since: str, until: str) -> int:
     """People who opted out in the period: one each, however many times they
     wrote STOP (each STOP read is its own audit entry)."""
     people: set[str] = set()

@@ -35,15 +35,12 @@ the sync goes on and reports what it held back (SyncResult.deferred).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dmtool import optout, timeutil
@@ -56,10 +53,9 @@ from dmtool.store import messages as mstore
 from dmtool.timeutil import fmt, parse_opt
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from dmtool.appstate import AppState
     from dmtool.store import Store
+    from dmtool.store.sql import Conn
     from dmtool.x.types import DMEvent, Post, PostPage, XClient, XUser
 
 K_ME_ID = "me_id"
@@ -93,7 +89,7 @@ BURST_RISK = 30  # events a page may read on the guess that a burst goes on...
 BURST_SHARE = 8  # ...or this share (1/8) of what the walk has read, if more
 SNOWFLAKE_EPOCH_MS = 1288834974657  # X ids: (ms since this epoch) << 22 | machine, sequence
 
-Hook = Callable[["sqlite3.Connection", Contact, datetime], object]  # truthy: an autoack went out
+Hook = Callable[["Conn", Contact, datetime], object]  # truthy: an autoack went out
 
 
 class Progress(Protocol):
@@ -233,19 +229,18 @@ def _spread(count: int, newest: datetime | None, oldest: datetime | None) -> lis
 
 
 @contextlib.contextmanager
-def sync_lock(path: Path, what: str = "") -> Iterator[None]:
-    """One sync per profile at a time (the kernel frees the lock if we die)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def sync_lock(store: Store, what: str = "") -> Iterator[None]:
+    """One sync per store at a time (freed if the holder dies: store.lock)."""
+    from dmtool.locks import LockTimeout
+
+    held = contextlib.ExitStack()
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Busy(f"{what}another dmtool sync is running for this profile",
-                       hint="try again when it has finished") from None
+        held.enter_context(store.lock("sync", timeout=0))
+    except LockTimeout:
+        raise Busy(f"{what}another dmtool sync is running for this store",
+                   hint="try again when it has finished") from None
+    with held:
         yield
-    finally:
-        os.close(fd)  # closing releases the flock
 
 
 def _needed(store: Store, public: bool) -> list[str]:
@@ -272,9 +267,8 @@ def run_sync(st: AppState, *, wait: bool, progress: Progress | None = None,
     """
     prefix = "sandbox: " if st.sandbox else ""
     hint = "run `dmtool sync` after that time, or `dmtool sync --wait`"
-    st.paths.ensure()
-    with sync_lock(st.paths.sync_lock_file, prefix):
-        store = st.store
+    store = st.store
+    with sync_lock(store, prefix):
         waits = 0
         syncer: _Sync | None = None
         while True:
@@ -465,7 +459,7 @@ class _Sync:
             users[u.id] = u
         return users
 
-    def contact(self, conn: sqlite3.Connection, user_id: str, users: dict[str, XUser]) -> Contact:
+    def contact(self, conn: Conn, user_id: str, users: dict[str, XUser]) -> Contact:
         user = users.get(user_id)
         if user is None:
             known = cstore.find_by_user_id(conn, user_id)
@@ -565,7 +559,7 @@ class _Sync:
                 return
             token = next_token
 
-    def store_dms(self, conn: sqlite3.Connection, me: str, events: list[DMEvent],
+    def store_dms(self, conn: Conn, me: str, events: list[DMEvent],
                   users: dict[str, XUser]) -> list[tuple[int, datetime]]:
         """Store a page's new events; returns (contact id, time) of new inbound ones."""
         inbound: list[tuple[int, datetime]] = []
@@ -614,7 +608,7 @@ class _Sync:
 
     # --- opt-out words --------------------------------------------------------------------
 
-    def apply_words(self, conn: sqlite3.Connection, contact_id: int, text: str, at: str) -> None:
+    def apply_words(self, conn: Conn, contact_id: int, text: str, at: str) -> None:
         apply_optout_words(conn, contact_id, text, at, now=self.now_s, opted_out=self.result.opted_out)
 
     # --- mentions and your replies ----------------------------------------------------------
@@ -657,7 +651,7 @@ class _Sync:
             with self.store.tx():
                 self.store.set_state(key, str(newest))
 
-    def store_mentions(self, conn: sqlite3.Connection, me: str, page: PostPage,
+    def store_mentions(self, conn: Conn, me: str, page: PostPage,
                        users: dict[str, XUser], touched: set[str]) -> None:
         for p in reversed(page.posts):
             if not p.author_id or p.author_id == me:
@@ -670,7 +664,7 @@ class _Sync:
             cstore.add_evidence(conn, c.id, "mention", at, p.id, p.text, now=self.now_s)
             touched.add(p.author_id)
 
-    def store_replies(self, conn: sqlite3.Connection, me: str, page: PostPage,
+    def store_replies(self, conn: Conn, me: str, page: PostPage,
                       touched: set[str]) -> None:
         for p in reversed(page.posts):
             target = p.in_reply_to_user_id
@@ -684,7 +678,7 @@ class _Sync:
         return fmt(p.created_at) or self.now_s
 
     @staticmethod
-    def _add_post(conn: sqlite3.Connection, p: Post, kind: str, at: str) -> bool:
+    def _add_post(conn: Conn, p: Post, kind: str, at: str) -> bool:
         return mstore.add_post(conn, post_id=p.id, kind=kind, author_id=p.author_id, text=p.text,
                                at=at, in_reply_to_user_id=p.in_reply_to_user_id,
                                replied_to_id=p.replied_to_id, conversation_id=p.conversation_id)
@@ -704,7 +698,7 @@ class _Sync:
                                     now=self.now_s)
 
 
-def apply_optout_words(conn: sqlite3.Connection, contact_id: int, text: str, at: str, *,
+def apply_optout_words(conn: Conn, contact_id: int, text: str, at: str, *,
                        now: str, opted_out: list[str]) -> None:
     """Apply STOP / START / "please stop" in one inbound message (policy §2).
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
+from dmtool.store.sql import Conn, Row
 
 
-def inbox_rows(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> list[sqlite3.Row]:
+def inbox_rows(conn: Conn, *, include_done: bool, limit: int) -> list[Row]:
     """One row per conversation, open ones first, then by last activity. Columns:
     handle, name, state, opted_out_at, last_at, last_direction, last_text,
     last_human_direction (ignoring autoacks) and unread.
@@ -38,16 +38,16 @@ def inbox_rows(conn: sqlite3.Connection, *, include_done: bool, limit: int) -> l
         """, {"limit": limit}).fetchall()
 
 
-def mark_read(conn: sqlite3.Connection, contact_id: int, now: str) -> None:
+def mark_read(conn: Conn, contact_id: int, now: str) -> None:
     conn.execute("UPDATE conversations SET last_read_at = ? WHERE contact_id = ?", (now, contact_id))
 
 
-def set_state(conn: sqlite3.Connection, contact_id: int, state: str) -> int:
+def set_state(conn: Conn, contact_id: int, state: str) -> int:
     return conn.execute("UPDATE conversations SET state = ? WHERE contact_id = ?",
                         (state, contact_id)).rowcount
 
 
-def inbound_recorded_between(conn: sqlite3.Connection, since: str, until: str) -> list[sqlite3.Row]:
+def inbound_recorded_between(conn: Conn, since: str, until: str) -> list[Row]:
     """Inbound messages first recorded in (since, until]: handle, name, at, text.
     recorded_at, not at: a message synced late is news the first time we see it."""
     return conn.execute(
@@ -56,7 +56,7 @@ def inbound_recorded_between(conn: sqlite3.Connection, since: str, until: str) -
         (since, until)).fetchall()
 
 
-def waiting_for_reply(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+def waiting_for_reply(conn: Conn) -> list[Row]:
     """Open conversations whose last message (autoacks aside) is theirs: handle, name, at."""
     return conn.execute(
         """SELECT c.handle, c.name, cv.human_at AS at FROM conversations cv
@@ -65,18 +65,18 @@ def waiting_for_reply(conn: sqlite3.Connection) -> list[sqlite3.Row]:
            ORDER BY cv.human_at""").fetchall()
 
 
-def opt_outs_between(conn: sqlite3.Connection, since: str, until: str) -> list[sqlite3.Row]:
+def opt_outs_between(conn: Conn, since: str, until: str) -> list[Row]:
     return conn.execute(
         "SELECT handle, at, detail FROM audit WHERE action = 'opted_out' AND at > ? AND at <= ? "
         "ORDER BY at", (since, until)).fetchall()
 
 
-def failed_sends_between(conn: sqlite3.Connection, since: str, until: str) -> list[sqlite3.Row]:
+def failed_sends_between(conn: Conn, since: str, until: str) -> list[Row]:
     return conn.execute(
         "SELECT d.id, c.handle, d.status, d.reason, d.updated_at FROM drafts d "
         "JOIN contacts c ON c.id = d.contact_id WHERE d.status IN ('failed', 'unknown') "
         "AND d.updated_at > ? AND d.updated_at <= ? ORDER BY d.updated_at", (since, until)).fetchall()
 
 
-def conversation_ids(conn: sqlite3.Connection) -> set[str]:
+def conversation_ids(conn: Conn) -> set[str]:
     return {r[0] for r in conn.execute("SELECT id FROM conversations")}

@@ -1,4 +1,8 @@
-"""Opening the store: WAL, busy timeout, foreign keys, migrations, private files."""
+"""Opening the store: WAL, busy timeout, foreign keys, migrations, private files.
+
+SQLite is the default (one file per profile); a PostgreSQL URL opens the same
+store API on store/pg.py, which is imported only then.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +11,50 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from dmtool.errors import ConfigError, DmtoolError
-from dmtool.store.migrations import MIGRATIONS
+from dmtool.errors import Busy, ConfigError, DmtoolError
+from dmtool.locks import file_lock
+from dmtool.store.migrations import MIGRATIONS, sqlite_text
+from dmtool.store.sql import Conn
+from dmtool.store.url import StoreLocation
 
 BUSY_TIMEOUT_MS = 15_000
+LOCK_NAMES = ("send", "sync", "digest")
 
 
-def state_value(conn: sqlite3.Connection, key: str) -> str | None:
+def state_value(conn: Conn, key: str) -> str | None:
     """One value from sync_state (cursors, checkpoints, the rate-limit pause)."""
     row = conn.execute("SELECT value FROM sync_state WHERE key = ?", (key,)).fetchone()
     return None if row is None else row[0]
 
 
-class Store:
-    """One profile's SQLite database. Use `tx()` around every multi-row change."""
+class SqliteConnection(sqlite3.Connection):
+    """sqlite3's connection, saying which engine it is."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self.conn = conn
+    engine = "sqlite"
+
+
+class Store:
+    """One profile's store. Use `tx()` around every multi-row change.
+
+    This class is the SQLite store; store/pg.py's PgStore gives the same
+    methods their PostgreSQL meaning. Locks (`lock`) are named: "send" (one
+    send at a time, held from `sending` to the recorded outcome), "sync" and
+    "digest"; each is freed when its holder dies."""
+
+    engine = "sqlite"
+
+    def __init__(self, conn: Any, path: Path, *, lock_dir: Path | None = None,
+                 location: StoreLocation | None = None) -> None:
+        self.conn: Conn = conn
         self.path = path
+        self.location = location or StoreLocation("sqlite", path=path)
+        self.lock_dir = lock_dir or path.parent
+        self._held: set[str] = set()
 
     @contextlib.contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self) -> Iterator[Conn]:
         """An IMMEDIATE transaction: takes the write lock up front, so two
         writers queue on busy_timeout instead of failing on lock upgrade."""
         if self.conn.in_transaction:  # nested: join the outer transaction
@@ -43,7 +69,23 @@ class Store:
         else:
             self.conn.execute("COMMIT")
 
-    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:  # type: ignore[type-arg]
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float | None = None) -> Iterator[None]:
+        """Hold one of the store's named locks (a file beside the store: the
+        kernel frees it when the process dies). Raises locks.LockTimeout."""
+        self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with file_lock(self.lock_dir / f"{name}.lock", timeout=timeout):
+            self._held.add(name)
+            try:
+                yield
+            finally:
+                self._held.discard(name)
+
+    def lock_held(self, name: str) -> bool:
+        """Whether this store still holds the lock (a file lock cannot be lost)."""
+        return name in self._held
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> Any:  # type: ignore[type-arg]
         return self.conn.execute(sql, params)
 
     def get_state(self, key: str) -> str | None:
@@ -58,6 +100,23 @@ class Store:
 
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def problems(self) -> list[str]:
+        """Everything `db check` reports."""
+        return problems_of(self.conn)  # type: ignore[arg-type]
+
+    def backup(self, dest: Path) -> None:
+        """A consistent copy of the store in `dest` (safe while others write)."""
+        old = os.umask(0o077)
+        try:
+            target = sqlite3.connect(dest)
+            with target:
+                self.conn.backup(target)  # type: ignore[attr-defined]
+            target.close()
+        except sqlite3.Error as e:
+            raise DmtoolError(f"backup failed: {e}") from None
+        finally:
+            os.umask(old)
 
     def close(self) -> None:
         self.conn.close()
@@ -86,7 +145,7 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
             if version >= target:
                 conn.execute("COMMIT")
                 return version
-            for stmt in _statements(MIGRATIONS[version]):
+            for stmt in split_statements(sqlite_text(MIGRATIONS[version])):
                 conn.execute(stmt)
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
@@ -116,7 +175,7 @@ def problems_of(conn: sqlite3.Connection) -> list[str]:
     return problems
 
 
-def _statements(script: str) -> list[str]:
+def split_statements(script: str) -> list[str]:
     """Split a migration into statements (executescript would commit implicitly)."""
     out, buf = [], ""
     for line in script.splitlines(keepends=True):
@@ -130,12 +189,38 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-def open_store(path: Path, *, migrate_to: int | None = None) -> Store:
+_statements = split_statements  # the name earlier code used
+
+
+def store_error(e: BaseException) -> DmtoolError | None:
+    """A SQLite error that escaped a command, as the error a person can act on."""
+    if isinstance(e, sqlite3.OperationalError):
+        if "locked" in str(e):
+            return Busy("the store is busy in another dmtool process", hint="try again in a moment")
+        return DmtoolError(f"store error: {e}", hint="run `dmtool db check`")
+    return None
+
+
+def open_store(where: Path | str | StoreLocation, *, migrate_to: int | None = None,
+               lock_dir: Path | None = None, readonly: bool = False) -> Store:
+    """Open (and bring up to date) the store at a path, a URL or a location."""
+    if isinstance(where, str):
+        from dmtool.store.url import parse
+
+        where = parse(where)
+    if isinstance(where, StoreLocation):
+        if where.is_postgres:
+            from dmtool.store.pg import open_pg_store
+
+            return open_pg_store(where, migrate_to=migrate_to, readonly=readonly)
+        assert where.path is not None
+        where = where.path
+    path = where
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     old_umask = os.umask(0o077)
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False)
+                               check_same_thread=False, factory=SqliteConnection)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -150,4 +235,4 @@ def open_store(path: Path, *, migrate_to: int | None = None) -> Store:
     finally:
         os.umask(old_umask)
     _private(path)
-    return Store(conn, path)
+    return Store(conn, path, lock_dir=lock_dir)

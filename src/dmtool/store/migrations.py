@@ -1,13 +1,122 @@
-"""Numbered schema migrations, applied in order on open (PRAGMA user_version).
+"""Numbered schema migrations, applied in order on open (PRAGMA user_version
+on SQLite, the table dmtool_schema on PostgreSQL).
 
-Never edit a migration once released: add a new one.
+Never edit a migration once released: add a new one. A migration is either
+one text in the subset both engines speak (SQLite's dialect, which
+store/pgsql.py turns into PostgreSQL's: INTEGER PRIMARY KEY, TEXT, COLLATE
+NOCASE, INSERT OR IGNORE and the like), or a `Migration` with one text per
+engine side by side, for what differs (triggers, FTS); either text may be
+empty. The schema test (tests/test_pg_schema.py) compares the two results.
 Times are stored as RFC 3339 UTC text ("2026-11-28T16:43:00.000Z"), which
 sorts correctly as text. X ids are text (snowflakes exceed JS integers).
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[str] = [
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step written for each engine."""
+
+    sqlite: str
+    postgres: str
+
+
+def sqlite_text(step: str | Migration) -> str:
+    return step.sqlite if isinstance(step, Migration) else step
+
+
+# Migration 6 on PostgreSQL: the same columns, indexes and view; the triggers
+# are PL/pgSQL functions (a trigger's WHEN may not hold a subquery there, so
+# the delete trigger tests it inside), and `rowid` is the conversation's id.
+_PG_READ_MODELS = """
+ALTER TABLE conversations ADD COLUMN latest_id BIGINT;
+ALTER TABLE conversations ADD COLUMN latest_at TEXT COLLATE "C";
+ALTER TABLE conversations ADD COLUMN human_id BIGINT;
+ALTER TABLE conversations ADD COLUMN human_at TEXT COLLATE "C";
+ALTER TABLE conversations ADD COLUMN human_direction TEXT COLLATE "C";
+CREATE INDEX conversations_latest ON conversations (state, latest_at);
+CREATE INDEX conversations_waiting ON conversations (state, human_direction, human_at, contact_id);
+CREATE INDEX messages_contact_direction ON messages (contact_id, direction, at);
+CREATE INDEX messages_unread ON messages (contact_id, recorded_at) WHERE direction = 'in';
+CREATE INDEX evidence_contact_kind ON evidence (contact_id, kind, at);
+
+CREATE VIEW contact_tails AS
+    SELECT c.id AS contact_id, l.id AS latest_id, l.at AS latest_at,
+           h.id AS human_id, h.at AS human_at, h.direction AS human_direction
+    FROM contacts c
+    LEFT JOIN messages l ON l.id = (
+        SELECT id FROM messages m WHERE m.contact_id = c.id
+        ORDER BY m.at DESC, m.id DESC LIMIT 1)
+    LEFT JOIN messages h ON h.id = (
+        SELECT id FROM messages m WHERE m.contact_id = c.id AND m.source != 'autoack'
+        ORDER BY m.at DESC, m.id DESC LIMIT 1);
+
+CREATE FUNCTION messages_latest_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE conversations SET latest_id = NEW.id, latest_at = NEW.at
+     WHERE contact_id = NEW.contact_id
+       AND (latest_id IS NULL OR latest_at < NEW.at
+            OR (latest_at = NEW.at AND latest_id < NEW.id));
+    UPDATE conversations SET human_id = NEW.id, human_at = NEW.at,
+                             human_direction = NEW.direction
+     WHERE contact_id = NEW.contact_id AND NEW.source != 'autoack'
+       AND (human_id IS NULL OR human_at < NEW.at
+            OR (human_at = NEW.at AND human_id < NEW.id));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER messages_latest_insert AFTER INSERT ON messages
+    FOR EACH ROW EXECUTE FUNCTION messages_latest_insert();
+
+CREATE FUNCTION messages_latest_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
+        SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
+        WHERE contact_tails.contact_id = conversations.contact_id)
+     WHERE contact_id IN (OLD.contact_id, NEW.contact_id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER messages_latest_update
+    AFTER UPDATE OF contact_id, at, direction, source ON messages
+    FOR EACH ROW EXECUTE FUNCTION messages_latest_update();
+
+CREATE FUNCTION messages_latest_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM conversations WHERE contact_id = OLD.contact_id
+               AND (latest_id = OLD.id OR human_id = OLD.id)) THEN
+        UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
+            SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
+            WHERE contact_tails.contact_id = conversations.contact_id)
+         WHERE contact_id = OLD.contact_id;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER messages_latest_delete AFTER DELETE ON messages
+    FOR EACH ROW EXECUTE FUNCTION messages_latest_delete();
+
+CREATE FUNCTION conversations_latest_fill() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
+        SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
+        WHERE contact_tails.contact_id = NEW.contact_id)
+     WHERE id = NEW.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER conversations_latest_insert AFTER INSERT ON conversations
+    FOR EACH ROW EXECUTE FUNCTION conversations_latest_fill();
+CREATE TRIGGER conversations_latest_move AFTER UPDATE OF contact_id ON conversations
+    FOR EACH ROW EXECUTE FUNCTION conversations_latest_fill();
+
+UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
+    SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
+    WHERE contact_tails.contact_id = conversations.contact_id);
+"""
+
+
+
+MIGRATIONS: list[str | Migration] = [
     # 1: contacts and what we know about consent.
     """
     CREATE TABLE contacts (
@@ -220,7 +329,7 @@ MIGRATIONS: list[str] = [
     # right under every writer (sync, send, archive, merge, forget). Indexes
     # answer "last in / last out", "unread since" and "newest evidence of each
     # kind" per contact without reading all of a chatty contact's rows.
-    """
+    Migration(sqlite="""
     ALTER TABLE conversations ADD COLUMN latest_id INTEGER;
     ALTER TABLE conversations ADD COLUMN latest_at TEXT;
     ALTER TABLE conversations ADD COLUMN human_id INTEGER;
@@ -295,5 +404,21 @@ MIGRATIONS: list[str] = [
     UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
         SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
         WHERE contact_tails.contact_id = conversations.contact_id);
-    """,
+    """, postgres=_PG_READ_MODELS),
+    # 7: the store's own id, a UUID: `db migrate-to` tells a copy of this store
+    # ("already migrated") from someone else's. New stores get it at creation.
+    Migration(sqlite="""
+    INSERT OR IGNORE INTO sync_state (key, value) VALUES ('store_id',
+        lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4'
+        || substr(lower(hex(randomblob(2))), 2) || '-'
+        || substr('89ab', 1 + abs(random()) % 4, 1) || substr(lower(hex(randomblob(2))), 2)
+        || '-' || lower(hex(randomblob(6))));
+    """, postgres="""
+    INSERT INTO sync_state (key, value) VALUES ('store_id', gen_random_uuid()::text)
+        ON CONFLICT DO NOTHING;
+    """),
 ]
+
+# The version that gives a store its id (see above).
+STORE_ID_MIGRATION = next(i + 1 for i, m in enumerate(MIGRATIONS)
+                          if isinstance(m, Migration) and "'store_id'" in m.sqlite)

@@ -8,17 +8,18 @@ index, and open conversations with a few index seeks each.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
+
+from dmtool.store.sql import Conn, Row
 
 _CHUNK = 500  # ids per IN (...): well under SQLite's variable limit
 
 
-def has_messages(conn: sqlite3.Connection) -> bool:
+def has_messages(conn: Conn) -> bool:
     return conn.execute("SELECT EXISTS (SELECT 1 FROM messages)").fetchone()[0] == 1
 
 
-def messages_between(conn: sqlite3.Connection, since: str, until: str
+def messages_between(conn: Conn, since: str, until: str
                      ) -> Iterable[tuple[int, str, str, str]]:
     """(contact_id, direction, at, source) of every message with since <= at <
     until, by contact, then in time order (ties by id, the order they were stored)."""
@@ -29,7 +30,7 @@ def messages_between(conn: sqlite3.Connection, since: str, until: str
         "WHERE m.at >= ? AND m.at < ? ORDER BY m.contact_id, m.at, m.id", (since, until))
 
 
-def last_human_direction_before(conn: sqlite3.Connection, contact_ids: Sequence[int],
+def last_human_direction_before(conn: Conn, contact_ids: Sequence[int],
                                 before: str) -> dict[int, str | None]:
     """contact id -> direction of their last message before `before`, autoacks
     aside (None when there is none)."""
@@ -45,7 +46,7 @@ def last_human_direction_before(conn: sqlite3.Connection, contact_ids: Sequence[
     return out
 
 
-def open_contact_ids(conn: sqlite3.Connection, contact_ids: Sequence[int]) -> set[int]:
+def open_contact_ids(conn: Conn, contact_ids: Sequence[int]) -> set[int]:
     """Those of these contacts with an open conversation who have not opted
     out: the ones the inbox says are waiting when they wrote last."""
     found: set[int] = set()
@@ -63,7 +64,7 @@ def open_contact_ids(conn: sqlite3.Connection, contact_ids: Sequence[int]) -> se
     return found
 
 
-def open_conversation_tails(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+def open_conversation_tails(conn: Conn) -> list[Row]:
     """One row per contact with an open conversation who has not opted out:
     last_direction and last_at of the last message (autoacks aside), and
     wait_at, when they wrote last, the first of their messages since your last
@@ -86,7 +87,7 @@ def open_conversation_tails(conn: sqlite3.Connection) -> list[sqlite3.Row]:
         """).fetchall()
 
 
-def opt_outs_recorded_since(conn: sqlite3.Connection, since: str) -> list[sqlite3.Row]:
+def opt_outs_recorded_since(conn: Conn, since: str) -> list[Row]:
     """'opted_out' audit entries recorded at or after `since`: at, detail,
     user_id, handle. An opt-out is recorded when dmtool learns of it, never
     before it happened, so this bounds the opt-outs that happened since then."""

@@ -1,7 +1,7 @@
 """The sandbox's state file and the helpers every part of it shares.
 
 The state is one JSON document (`State`). Readers and writers lock a sibling
-`.lock` file (fcntl.flock), re-read, change and write back atomically, so several
+`.lock` file (dmtool.locks), re-read, change and write back atomically, so several
 processes (a cron sync, a send, the test itself) can share one world.
 
 Ids come from a monotonically increasing snowflake-like counter, so they sort
@@ -11,7 +11,6 @@ DMTOOL_NOW, else real UTC now.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -115,14 +114,12 @@ def write_state(path: Path, state: State) -> None:
 
 @contextmanager
 def flock(path: Path, exclusive: bool) -> Iterator[None]:
+    from dmtool.locks import file_lock
+
     lock_path = path.with_name(path.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    with file_lock(lock_path, shared=not exclusive):
         yield
-    finally:
-        os.close(fd)  # closing releases the flock
 
 
 # --- lookups ------------------------------------------------------------------
