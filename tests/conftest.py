@@ -1,4 +1,12 @@
-"""Every test runs offline, in its own DMTOOL_HOME, with no colour and a fixed width."""
+"""Every test runs offline, in its own DMTOOL_HOME, with no colour and a fixed width.
+
+Tests that touch the store (those using the cli, run, world, db or new_store
+fixtures) run twice: on SQLite and on PostgreSQL (a real server the session
+starts: tests/pgserver.py), through the `store_engine` fixture. A module (or
+a test) about SQLite's files opts out with `pytestmark = pytest.mark.sqlite_only`
+or a name in SQLITE_ONLY_MODULES; new store and CLI tests run on both by
+default.
+"""
 
 from __future__ import annotations
 
@@ -37,9 +45,117 @@ def dmtool_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
     for var in ("DMTOOL_PROFILE", "DMTOOL_NOW", "X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN",
-                "X_ACCESS_TOKEN_SECRET", "X_CLIENT_ID", "X_CLIENT_SECRET", "VISUAL", "EDITOR"):
+                "X_ACCESS_TOKEN_SECRET", "X_CLIENT_ID", "X_CLIENT_SECRET", "VISUAL", "EDITOR",
+                "DMTOOL_DATABASE_URL", "DMTOOL_SANDBOX_DATABASE_URL", "DMTOOL_SANDBOX_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    # libpq reads PG* variables: a developer's own must never point a test anywhere
+    for var in [v for v in os.environ if v.startswith("PG")]:
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+# --- both engines ---------------------------------------------------------------------
+
+# Fixtures that mean "this test uses the store": such a test runs on both engines.
+STORE_FIXTURES = frozenset({"cli", "run", "world", "db", "new_store"})
+# Modules whose tests are about SQLite's files, the command tree or start-up,
+# not what the store holds: they run on SQLite only.
+SQLITE_ONLY_MODULES = frozenset({
+    "test_help", "test_docs", "test_startup", "test_lean_start", "test_completion",
+    "test_review_pty", "test_demo", "test_quality", "test_layers", "test_x_client",
+    "test_x_cassettes", "test_sandbox_openapi", "test_credentials", "test_json_everywhere",
+    "test_locks",
+})
+ENGINES = ("sqlite", "pg")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: runs on the SQLite store only")
+    config.addinivalue_line("markers", "pg_only: runs on the PostgreSQL store only")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_engine" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if metafunc.definition.get_closest_marker("pg_only"):
+        metafunc.parametrize("store_engine", ["pg"], indirect=True)
+    elif (module not in SQLITE_ONLY_MODULES
+            and not metafunc.definition.get_closest_marker("sqlite_only")
+            and STORE_FIXTURES & set(metafunc.fixturenames)):
+        metafunc.parametrize("store_engine", ENGINES, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def store_engine(request: pytest.FixtureRequest, dmtool_home: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """"sqlite", or "pg": then this test has its own PostgreSQL database, named
+    by DMTOOL_DATABASE_URL and DMTOOL_SANDBOX_DATABASE_URL (so sandbox
+    profiles use it too)."""
+    engine = getattr(request, "param", "sqlite")
+    if engine == "sqlite":
+        yield engine
+        return
+    from tests import pgserver
+
+    srv = pgserver.server()
+    name = srv.take()
+    url = srv.url(name)
+    monkeypatch.setenv("DMTOOL_DATABASE_URL", url)
+    monkeypatch.setenv("DMTOOL_SANDBOX_DATABASE_URL", url)
+    request.node.pg_url = url
+    try:
+        yield engine
+    finally:
+        srv.release(name)
+
+
+@pytest.fixture
+def pg_url(store_engine: str) -> str:
+    """This test's PostgreSQL database (for tests marked pg_only)."""
+    assert store_engine == "pg", "pg_url needs @pytest.mark.pg_only or the pg engine"
+    return os.environ["DMTOOL_DATABASE_URL"]
+
+
+@pytest.fixture
+def new_store(store_engine: str, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """new_store(migrate_to=None): an empty store of this test's engine, in a
+    new SQLite file or a new PostgreSQL schema (the URL's search_path)."""
+    from dmtool.store import open_store
+
+    opened: list[Any] = []
+    count = [0]
+
+    def make(migrate_to: int | None = None) -> Any:
+        count[0] += 1
+        if store_engine == "sqlite":
+            store = open_store(tmp_path / f"store{count[0]}.db", migrate_to=migrate_to)
+        else:
+            store = open_store(schema_url(f"s{count[0]}"), migrate_to=migrate_to)
+        opened.append(store)
+        return store
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+def schema_url(schema: str) -> str:
+    """This test's database with its own schema (created if missing) first on the search_path."""
+    from tests import pgserver
+
+    url = os.environ["DMTOOL_DATABASE_URL"]
+    dbname = url.split("/")[3].split("?")[0]
+    admin = pgserver.server().connect(dbname)
+    admin.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    admin.close()
+    return f"{url}&options=-csearch_path%3D{schema}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests import pgserver
+
+    pgserver.stop()
 
 
 class Result:
@@ -106,19 +222,36 @@ def world(cli: Callable[..., Result], clock: Any) -> Any:
 
 
 @pytest.fixture
-def db() -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
-    """Raw read access to the default profile's store: db(sql, params) -> rows."""
+def db(store_engine: str) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
+    """Raw access to the default profile's store, on either engine: db(sql, params)
+    -> rows (SQLite's dialect; store/pgsql.py translates it for PostgreSQL)."""
     import sqlite3
 
     from dmtool.paths import Paths
 
-    conns: list[sqlite3.Connection] = []
+    conns: list[Any] = []
 
     def query(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         if not conns:
-            conns.append(sqlite3.connect(Paths.resolve("default").db_file))
-        return conns[0].execute(sql, params).fetchall()
+            if store_engine == "sqlite":
+                conns.append(sqlite3.connect(Paths.resolve("default").db_file))
+            else:
+                from dmtool.store.pg import connect
+                from dmtool.store.url import parse
+
+                conns.append(connect(parse(os.environ["DMTOOL_DATABASE_URL"])))
+        return [tuple(r) for r in conns[0].execute(sql, params).fetchall()]
 
     yield query
     for c in conns:
         c.close()
+
+
+def profile_store(profile: str = "default") -> Any:
+    """The profile's store as dmtool opens it, on this test's engine."""
+    from dmtool.appstate import AppState
+    from dmtool.store import open_store
+
+    st = AppState(profile=profile)
+    st.paths.ensure()
+    return open_store(st.store_location(), lock_dir=st.paths.state_dir)

@@ -13,14 +13,14 @@ import pytest
 from dmtool.paths import Paths
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
-from dmtool.store import open_store
+from tests.conftest import profile_store
 
 STAMP = "2026-01-05T10:00:00.000Z"
 
 
 def seed(profile: str = "default") -> None:
     """Contacts, drafts in every interesting status, and templates."""
-    store = open_store(Paths.resolve(profile).db_file)
+    store = profile_store(profile)
     try:
         with store.tx() as conn:
             ids = {h: cstore.create(conn, h, now=STAMP, name=n).id for h, n in (
@@ -116,7 +116,7 @@ def test_draft_ids_fit_the_command():
 
 def test_draft_ids_match_by_prefix_beyond_ten():
     seed()
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     try:
         with store.tx() as conn:
             for _ in range(12):  # ids 9 to 20

@@ -15,6 +15,7 @@ from dmtool.store import open_store
 from dmtool.store.migrations import MIGRATIONS
 from dmtool.timeutil import fmt, parse
 from dmtool.x.sandbox import SandboxWorld
+from tests.conftest import profile_store
 from tests.test_send_ledger import approved_draft
 from tests.xworld import ALICE, BOB, CAROL, ME, Cli, Clock, sync
 
@@ -230,7 +231,7 @@ def test_a_users_limit_stores_new_people_by_id_and_names_them_later(
 
 def test_users_paused_while_the_account_is_unknown_refuses_the_sync(
         cli: Cli, world: SandboxWorld, clock: Clock) -> None:
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     with store.tx():
         store.set_state("rate_limited_until.users", fmt(clock.now + timedelta(minutes=5)))
     store.close()
@@ -327,7 +328,7 @@ def test_upgrading_in_the_middle_of_a_pause_still_honours_it(cli: Cli, world: Sa
 
 
 def _pause(family: str, until: Any) -> None:
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     with store.tx():
         store.set_state(f"rate_limited_until.{family}", fmt(until))
     store.close()

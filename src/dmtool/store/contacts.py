@@ -131,8 +131,9 @@ def merge_into(conn: Conn, keep: Contact, drop: Contact, *, now: str) -> Contact
     evidence, drafts and messages move over; a block or opt-out on either holds."""
     for table in ("notes", "evidence", "drafts", "messages", "conversations"):
         conn.execute(f"UPDATE {table} SET contact_id = ? WHERE contact_id = ?", (keep.id, drop.id))
-    conn.execute("UPDATE OR IGNORE contact_tags SET contact_id = ? WHERE contact_id = ?",
-                 (keep.id, drop.id))
+    # Tags both have stay with `drop` and go with it (UPDATE OR IGNORE, in SQL both engines speak).
+    conn.execute("UPDATE contact_tags SET contact_id = ? WHERE contact_id = ? AND tag NOT IN "
+                 "(SELECT tag FROM contact_tags WHERE contact_id = ?)", (keep.id, drop.id, keep.id))
     conn.execute(
         "UPDATE contacts SET name = COALESCE(name, ?), blocked_at = COALESCE(blocked_at, ?), "
         "opted_out_at = COALESCE(opted_out_at, ?), opt_out_words = COALESCE(opt_out_words, ?), "
@@ -156,9 +157,11 @@ def placeholders(conn: Conn, *, after: int = 0,
                  limit: int | None = None) -> list[tuple[int, str]]:
     """(contact id, user id) of contacts X has not named yet (handle `user_<id>`,
     e.g. from an archive), in contact id order after `after`; all unless `limit`."""
-    return [(r[0], r[1]) for r in conn.execute(
-        f"SELECT id, user_id FROM contacts WHERE {_PLACEHOLDER} AND id > ? ORDER BY id LIMIT ?",
-        (after, -1 if limit is None else limit))]
+    sql = f"SELECT id, user_id FROM contacts WHERE {_PLACEHOLDER} AND id > ? ORDER BY id"
+    params: tuple[int, ...] = (after,)
+    if limit is not None:  # (LIMIT -1, SQLite's "no limit", is an error on PostgreSQL)
+        sql, params = sql + " LIMIT ?", (after, limit)
+    return [(r[0], r[1]) for r in conn.execute(sql, params)]
 
 
 def placeholder_count(conn: Conn) -> int:
@@ -372,7 +375,7 @@ def summaries(conn: Conn, tag: str | None = None) -> list[Row]:
 def tags_of(row: Row) -> list[str]:
     """The tags of a summaries() row, sorted."""
     raw = row["tag_list"]
-    return raw.split("\x1f") if raw else []
+    return sorted(raw.split("\x1f")) if raw else []
 
 
 def all_evidence(conn: Conn,

@@ -155,6 +155,11 @@ class PgConnection:
     def in_transaction(self) -> bool:
         return int(self.raw.get_transaction_status()) != 0  # TRANSACTION_STATUS_IDLE
 
+    def schema_changed(self) -> None:
+        """Forget what was read from the catalog (after a migration)."""
+        self._identity = None
+        self._returning.clear()
+
     def _identity_tables(self) -> frozenset[str]:
         """Tables with an identity `id`: an INSERT into one returns it (lastrowid)."""
         if self._identity is None:
@@ -190,7 +195,7 @@ class PgConnection:
         text = t.sql
         returning = self._insert_target(sql)
         if returning:
-            text += " RETURNING id"
+            text = text.rstrip().rstrip(";") + " RETURNING id"
         cur = self.raw.cursor()
         try:
             cur.execute(text, params)
@@ -458,6 +463,7 @@ class PgStore(Store):
                     return version
                 _apply(self.pg, MIGRATIONS[version])
                 self.conn.execute("UPDATE dmtool_schema SET version = ?", (version + 1,))
+                self.pg.schema_changed()
 
     def problems(self) -> list[str]:
         from dmtool.store.pgcheck import problems

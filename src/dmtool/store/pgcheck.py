@@ -16,9 +16,8 @@ from dmtool.store.migrations import MIGRATIONS, Migration
 if TYPE_CHECKING:
     from dmtool.store.pg import PgStore
 
-_CREATE = re.compile(r"(?i)\bCREATE\s+(?:UNIQUE\s+)?(TABLE|INDEX|VIEW|TRIGGER)\s+"
-                     r"(?:IF\s+NOT\s+EXISTS\s+)?(\w+)")
-_DROP = re.compile(r"(?i)\bDROP\s+(TABLE|INDEX|VIEW|TRIGGER)\s+(?:IF\s+EXISTS\s+)?(\w+)")
+_OBJECTS = re.compile(r"\b(CREATE|DROP)\s+(?:UNIQUE\s+)?(TABLE|INDEX|VIEW|TRIGGER)\s+"
+                      r"(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(\w+)", re.I)
 
 
 def expected_objects() -> set[tuple[str, str]]:
@@ -28,9 +27,9 @@ def expected_objects() -> set[tuple[str, str]]:
     have: set[tuple[str, str]] = {("table", "dmtool_schema")}
     for step in MIGRATIONS:
         text = step.postgres if isinstance(step, Migration) else translate(step).sql
-        for m in re.finditer(f"{_CREATE.pattern}|{_DROP.pattern}", text):
-            kind, name = (m.group(1) or m.group(3)).lower(), (m.group(2) or m.group(4))
-            if m.group(0).upper().startswith("CREATE"):
+        for m in _OBJECTS.finditer(text):
+            kind, name = m.group(2).lower(), m.group(3)
+            if m.group(1).upper() == "CREATE":
                 have.add((kind, name))
             else:
                 have.discard((kind, name))
