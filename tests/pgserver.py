@@ -106,6 +106,10 @@ class Server:
         os.chmod(self.root, 0o700)
         self._pg("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                  "--locale=C", "-N")
+        # The superuser is trusted; any other role needs its password (the tests
+        # of a refused password create one).
+        (self.data / "pg_hba.conf").write_text("local all postgres trust\n"
+                                               "local all all scram-sha-256\n")
         opts = (f"-c listen_addresses='' -k {self.sock} -c fsync=off -c full_page_writes=off "
                 "-c synchronous_commit=off -c max_connections=150 -c shared_buffers=32MB "
                 "-c log_min_messages=warning")

@@ -32,6 +32,7 @@ class Paths:
     config_dir: Path
     data_dir: Path
     state_dir: Path
+    sandbox_path: Path | None = None  # DMTOOL_SANDBOX_FILE: one fake X for a team's store
 
     @classmethod
     def resolve(cls, profile: str, environ: Mapping[str, str] | None = None) -> Paths:
@@ -47,7 +48,9 @@ class Paths:
             config = Path(platformdirs.user_config_dir(APP))
             data = Path(platformdirs.user_data_dir(APP))
             state = Path(platformdirs.user_state_dir(APP))
-        return cls(profile, config / profile, data / profile, state / profile)
+        shared = env.get("DMTOOL_SANDBOX_FILE")
+        return cls(profile, config / profile, data / profile, state / profile,
+                   Path(shared).expanduser() if shared else None)
 
     @property
     def config_file(self) -> Path:
@@ -63,7 +66,7 @@ class Paths:
 
     @property
     def sandbox_file(self) -> Path:
-        return self.data_dir / "sandbox.json"
+        return self.sandbox_path or self.data_dir / "sandbox.json"
 
     @property
     def send_lock_file(self) -> Path:

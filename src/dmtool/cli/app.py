@@ -74,7 +74,7 @@ COMMAND_HELP: dict[str, str] = {
     "demo": "Create (or reset) the `demo` profile on the built-in sandbox X and walk through sync, "
             "inbox, check, draft, review, send and digest, with a refused cold DM on the way. "
             "Needs no account and no network; runs unattended when not on a terminal.",
-    "db": "The local store: where it is, a backup, an integrity check.",
+    "db": "The store: where it is, a backup, an integrity check, moving it.",
     "report": "Messages in and out per day, time to your first reply, open conversations by "
               "age, and opt-outs, over the last N days.",
     "import": "Bring history into the local record from outside dmtool.",

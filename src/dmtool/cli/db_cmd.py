@@ -12,7 +12,7 @@ from dmtool.cli.context import state
 from dmtool.cli.params import JsonOpt
 from dmtool.errors import InputError
 
-db_app = typer.Typer(help="The local store: where it is, a backup, an integrity check.",
+db_app = typer.Typer(help="The store: where it is, a backup, an integrity check, moving it.",
                      no_args_is_help=True)
 
 
@@ -46,6 +46,34 @@ def db_check(ctx: typer.Context, json_: JsonOpt = False) -> None:
         output.print_text("ok" if not problems else "\n".join(problems))
     if problems:
         raise typer.Exit(1)
+
+
+@db_app.command("migrate-to")
+def db_migrate_to(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(
+        help="The empty store to copy into: postgresql://USER@HOST:PORT/DB?sslmode=verify-full, "
+             "or a SQLite file (a path, or sqlite:////absolute/path).")],
+    json_: JsonOpt = False,
+) -> None:
+    """Copy this profile's store into an empty store elsewhere, in one transaction,
+    then compare every table's rows and keys. The current store is left as it was;
+    the next step (`dmtool config set store.url ...`) is printed. Refused while a
+    send or sync runs, or a send's outcome is unknown."""
+    from dmtool.cli.progress import copy_progress
+    from dmtool.services.move import move_store
+
+    result = move_store(state(ctx), url, copy_progress(json_))
+    if json_:
+        output.print_json(result.to_dict())
+        return
+    output.print_table(["table", "rows", "checksum"],
+                       [[t.table, t.rows, t.checksum] for t in result.tables])
+    if result.already:
+        output.info(f"already migrated: {result.target} holds this store, row for row")
+    else:
+        output.info(f"copied {result.source} to {result.target}; both sides agree")
+    output.info(f"next: {result.next_step}")
 
 
 def register(app: typer.Typer) -> None:

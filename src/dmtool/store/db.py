@@ -101,6 +101,26 @@ class Store:
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Conn]:
+        """A read transaction: every read inside sees the same moment."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("COMMIT")
+
+    # Bulk copies (store/copy.py): inside tx(), between bulk_begin and bulk_end.
+    def bulk_begin(self, tables: list[str]) -> None:
+        pass
+
+    def bulk_insert(self, table: str, cols: list[str], rows: list[tuple[Any, ...]]) -> None:
+        self.conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+                              f"({', '.join('?' * len(cols))})", rows)
+
+    def bulk_end(self, tables: list[str]) -> None:
+        pass
+
     def problems(self) -> list[str]:
         """Everything `db check` reports."""
         return problems_of(self.conn)  # type: ignore[arg-type]

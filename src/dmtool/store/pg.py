@@ -465,6 +465,43 @@ class PgStore(Store):
                 self.conn.execute("UPDATE dmtool_schema SET version = ?", (version + 1,))
                 self.pg.schema_changed()
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Any]:
+        self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("COMMIT")
+
+    def bulk_begin(self, tables: list[str]) -> None:
+        """Triggers off while copying: the rows carry what the triggers would
+        compute (the table's owner may do this, inside the transaction)."""
+        for t in tables:
+            self.conn.execute(f"ALTER TABLE {t} DISABLE TRIGGER USER")
+
+    def bulk_insert(self, table: str, cols: list[str], rows: list[tuple[Any, ...]]) -> None:
+        """COPY ... FROM STDIN: an order of magnitude faster than INSERTs."""
+        import io
+
+        buf = io.StringIO()
+        for r in rows:
+            buf.write("\t".join(_copy_value(v) for v in r))
+            buf.write("\n")
+        buf.seek(0)
+        try:
+            self.pg.raw.cursor().copy_expert(
+                f"COPY {table} ({', '.join(cols)}) FROM STDIN", buf, size=1 << 20)
+        except Exception as e:
+            raise translate_error(e, self.location) from e
+
+    def bulk_end(self, tables: list[str]) -> None:
+        for t in tables:
+            self.conn.execute(f"ALTER TABLE {t} ENABLE TRIGGER USER")
+        for t in sorted(self.pg._identity_tables()):
+            if t in tables:
+                self.conn.execute(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), "
+                                  f"COALESCE(max(id), 0) + 1, false) FROM {t}")
+
     def problems(self) -> list[str]:
         from dmtool.store.pgcheck import problems
 
@@ -518,6 +555,16 @@ def libpq_env(location: StoreLocation) -> dict[str, str]:
         if k in _LIBPQ_ENV:
             out[_LIBPQ_ENV[k]] = v
     return out
+
+
+def _copy_value(v: Any) -> str:
+    """One field in COPY's text format. PostgreSQL text cannot hold NUL."""
+    if v is None:
+        return "\\N"
+    if isinstance(v, str):
+        return (v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                .replace("\r", "\\r").replace("\x00", "\ufffd"))
+    return str(int(v) if isinstance(v, bool) else v)
 
 
 def _apply(conn: PgConnection, step: str | Migration) -> None:

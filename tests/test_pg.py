@@ -1,0 +1,300 @@
+"""What only the PostgreSQL store has: URLs, connection errors, masked
+passwords, advisory locks, db check/backup there, brands in schemas, and
+`db migrate-to` in both directions. (Everything else runs on both engines
+through the store_engine fixture.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dmtool.store import open_store
+from dmtool.store.url import mask, parse
+from tests import pgserver
+from tests.conftest import profile_store, schema_url
+
+pytestmark = pytest.mark.pg_only
+
+SECRET = "s3cr3t-pw-Zq9"
+
+
+def err(r: Any) -> dict[str, Any]:
+    return dict(json.loads(r.stderr.strip().splitlines()[-1])["error"])
+
+
+# --- URLs and what is printed ------------------------------------------------------------
+
+
+def test_mask_hides_passwords_in_urls_and_parameters() -> None:
+    assert mask(f"postgresql://bob:{SECRET}@db.example:5432/dm?sslmode=verify-full") == \
+        "postgresql://bob:***@db.example:5432/dm?sslmode=verify-full"
+    assert SECRET not in mask(f"error: postgres://x:{SECRET}@h/d and password={SECRET}&a=1")
+    assert parse("sqlite:////tmp/x.db").path == Path("/tmp/x.db")
+    assert parse("/tmp/y.db").engine == "sqlite"
+    assert parse("postgresql:///dm?host=/run/postgresql").is_postgres
+
+
+def test_a_password_is_never_printed(cli, pg_url, monkeypatch) -> None:
+    role_url = _role("carol", SECRET)
+    monkeypatch.setenv("DMTOOL_DATABASE_URL", role_url)
+    assert cli("contacts", "add", "alice").exit_code == 0
+    outputs = [cli("db", "path"), cli("db", "path", "--json"), cli("paths"), cli("paths", "--json"),
+               cli("-v", "contacts", "list")]
+    monkeypatch.delenv("DMTOOL_DATABASE_URL")
+    cli("config", "set", "store.url", role_url)
+    outputs += [cli("config", "show"), cli("config", "show", "--json"),
+                cli("config", "get", "store.url")]
+    monkeypatch.setenv("DMTOOL_DATABASE_URL", role_url.replace(SECRET, SECRET + "x"))
+    outputs.append(cli("contacts", "list", "--json"))  # a refused password: the error names the URL
+    for r in outputs:
+        assert SECRET not in r.stdout + r.stderr, r
+    assert "carol:***@" in outputs[0].stdout
+    assert outputs[-1].exit_code == 4 and err(outputs[-1])["code"] == "E_STORE_AUTH"
+
+
+def test_sandbox_profiles_ignore_the_team_url(cli, pg_url, monkeypatch, db) -> None:
+    """A team's URL in the environment or in config.toml never receives a fake X's data."""
+    monkeypatch.delenv("DMTOOL_SANDBOX_DATABASE_URL")
+    assert cli("config", "set", "store.url", pg_url).exit_code == 0
+    assert cli("config", "set", "backend", "sandbox").exit_code == 0
+    assert cli("contacts", "add", "sandy").exit_code == 0
+    assert db("SELECT count(*) FROM contacts") == [(0,)]
+    assert cli("db", "path").stdout.strip().endswith("dmtool.db")
+    assert not cli("demo").exit_code  # demo: its own SQLite store, whatever the environment says
+    assert db("SELECT count(*) FROM contacts") == [(0,)]
+
+
+# --- connecting -------------------------------------------------------------------------------
+
+
+def _role(name: str, password: str) -> str:
+    admin = pgserver.server().connect(os.environ["DMTOOL_DATABASE_URL"].split("/")[3].split("?")[0])
+    cur = admin.cursor()
+    cur.execute(f"CREATE ROLE {name} LOGIN PASSWORD %s", (password,))
+    cur.execute(f"GRANT ALL ON SCHEMA public TO {name}; GRANT ALL ON ALL TABLES IN SCHEMA public "
+                f"TO {name}; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {name}")
+    admin.close()
+    url = os.environ["DMTOOL_DATABASE_URL"]
+    return url.replace("postgresql://postgres@", f"postgresql://{name}:{password}@")
+
+
+def test_connection_failures_are_one_line_each(cli, pg_url, monkeypatch) -> None:
+    cases = {
+        "unreachable": (pg_url.replace("host=", "host=/nonexistent"), 5, "E_STORE_UNAVAILABLE"),
+        "no database": (pg_url.replace("/t", "/nosuchdb_t", 1), 4, "E_STORE_MISSING"),
+        "bad password": (_role("dora", "right-pw").replace("right-pw", "wrong-pw"), 4,
+                         "E_STORE_AUTH"),
+        "bad URL": (pg_url + "&sslmode=sometimes", 4, "E_STORE_URL"),
+        "pooler": ("postgresql://u@ep-cool-1-pooler.us-east-2.aws.neon.tech/db", 4,
+                   "E_STORE_POOLER"),
+    }
+    for what, (url, code, ecode) in cases.items():
+        monkeypatch.setenv("DMTOOL_DATABASE_URL", url)
+        r = cli("contacts", "list", "--json")
+        assert (r.exit_code, err(r)["code"]) == (code, ecode), (what, r)
+        plain = cli("contacts", "list")
+        assert plain.stderr.startswith("error: ") and "Traceback" not in plain.stderr, (what, plain)
+
+
+def test_without_the_driver_exit_4_says_how_to_install(cli, pg_url, monkeypatch) -> None:
+    for name in [m for m in sys.modules if m == "psycopg2" or m.startswith("psycopg2.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "psycopg2", None)  # import psycopg2 -> ImportError
+    r = cli("contacts", "list")
+    assert r.exit_code == 4
+    assert "pip install 'dmtool[postgres]'" in r.stderr
+
+
+def test_libpq_environment_variables_work(cli, pg_url, monkeypatch) -> None:
+    host = pg_url.split("host=")[1].split("&")[0]
+    dbname = pg_url.split("/")[3].split("?")[0]
+    monkeypatch.setenv("PGHOST", host)
+    monkeypatch.setenv("PGUSER", "postgres")
+    monkeypatch.setenv("DMTOOL_DATABASE_URL", f"postgresql:///{dbname}")
+    assert cli("contacts", "add", "alice").exit_code == 0
+    monkeypatch.setenv("DMTOOL_DATABASE_URL", pg_url)
+    assert [c["handle"] for c in cli("contacts", "list", "--json").json()] == ["alice"]
+
+
+# --- locks --------------------------------------------------------------------------------------
+
+
+def test_advisory_locks_are_per_connection_and_freed_with_it(pg_url) -> None:
+    from dmtool.locks import LockTimeout
+
+    a, b = open_store(pg_url), open_store(pg_url)
+    with a.lock("send"):
+        assert a.lock_held("send") and not b.lock_held("send")
+        with pytest.raises(LockTimeout), b.lock("send", timeout=0.1):
+            pass
+        with b.lock("sync", timeout=0):  # another lock of the same store: free
+            pass
+        a.conn.execute("SELECT pg_advisory_unlock_all()")  # as if a pooler moved us elsewhere
+        assert not a.lock_held("send")
+    c = open_store(pg_url)
+    with c.lock("send", timeout=1):
+        c.pg.raw.close()  # the connection dies: the server frees the lock
+        with b.lock("send", timeout=5):
+            pass
+    for s in (a, b):
+        s.close()
+
+
+def test_a_lost_send_lock_records_unknown_and_the_next_send_reconciles(cli, run, monkeypatch):
+    from dmtool.store.pg import PgStore
+    from tests.test_send import approved_draft, draft, outbound, sandbox_world, talking_contact
+
+    world = sandbox_world()
+    uid = talking_contact(world, "alice", "Alice Smith")
+    did = approved_draft(cli, "alice", "Thanks Alice, the dates follow.")
+    real = PgStore.lock_held
+
+    def lost_after_the_post(self: PgStore, name: str) -> bool:
+        if name == "send" and outbound(world, uid):
+            self.conn.execute("SELECT pg_advisory_unlock_all()")
+        return real(self, name)
+
+    monkeypatch.setattr(PgStore, "lock_held", lost_after_the_post)
+    r = cli("send", did, "--yes", "--json")
+    assert r.exit_code == 5 and err(r)["code"] == "E_SEND_UNKNOWN", r
+    assert draft(cli, did)["status"] == "unknown"
+    monkeypatch.setattr(PgStore, "lock_held", real)
+    r = run("send", did, "--yes", "--json")
+    assert r.exit_code == 0 and r.json()["reconciled"] is True, r
+    assert len(outbound(world, uid)) == 1
+
+
+def test_two_brands_in_two_schemas_of_one_database(pg_url) -> None:
+    a = open_store(schema_url("brand_a"))
+    b = open_store(schema_url("brand_b"))
+    from dmtool.store import contacts as cstore
+
+    with a.tx() as c:
+        cstore.create(c, "alice", now="t")
+    assert b.execute("SELECT count(*) FROM contacts").fetchone()[0] == 0
+    assert a.get_state("store_id") != b.get_state("store_id")
+    with a.lock("send"), b.lock("send", timeout=0):  # one brand's send does not hold the other's
+        pass
+    a.close()
+    b.close()
+
+
+# --- db check and db backup ---------------------------------------------------------------------
+
+
+def test_db_check_on_postgresql(cli, db) -> None:
+    assert cli("contacts", "add", "alice").exit_code == 0
+    r = cli("db", "check", "--json")
+    assert r.exit_code == 0 and r.json() == {"ok": True, "problems": [], "schema_version":
+                                             r.json()["schema_version"]}
+    db("ALTER TABLE messages DISABLE TRIGGER messages_latest_insert")
+    db("DROP INDEX conversations_waiting")
+    db("ALTER TABLE drafts ADD CONSTRAINT text_short CHECK (length(text) < 1000) NOT VALID")
+    r = cli("db", "check", "--json")
+    assert r.exit_code == 1
+    assert r.json()["problems"] == ["missing index: conversations_waiting",
+                                    "constraint not validated: text_short on drafts",
+                                    "trigger disabled: messages_latest_insert"]
+
+
+def test_db_backup_runs_pg_dump_or_says_how(cli, tmp_path, monkeypatch) -> None:
+    assert cli("contacts", "add", "alice").exit_code == 0
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    r = cli("db", "backup", str(tmp_path / "b.dump"))
+    assert r.exit_code == 4 and "pg_dump" in r.stderr and "install" in r.stderr
+    monkeypatch.setenv("PATH", f"{pgserver.server().bindir}{os.pathsep}/usr/bin:/bin")
+    r = cli("db", "backup", str(tmp_path / "b.dump"))
+    assert r.exit_code == 0, r
+    assert (tmp_path / "b.dump").read_bytes().startswith(b"PGDMP")  # pg_dump's custom format
+    script = subprocess.run([str(pgserver.server().bindir / "pg_restore"), "--file=-",
+                             str(tmp_path / "b.dump")], capture_output=True, text=True, check=True)
+    assert "alice" in script.stdout and "CREATE TABLE" in script.stdout
+    assert (tmp_path / "b.dump").stat().st_mode & 0o077 == 0
+
+
+# --- db migrate-to -------------------------------------------------------------------------------
+
+
+def _sqlite_profile(cli, monkeypatch) -> str:
+    """The default profile on its SQLite file, with a little of everything."""
+    url = os.environ["DMTOOL_DATABASE_URL"]
+    monkeypatch.delenv("DMTOOL_DATABASE_URL")
+    monkeypatch.delenv("DMTOOL_SANDBOX_DATABASE_URL")
+    from tests.test_send import approved_draft, sandbox_world, talking_contact
+
+    world = sandbox_world()
+    talking_contact(world, "alice", "Alice Smith")
+    cli("contacts", "add", "bob", "--tag", "fair")
+    cli("contacts", "note", "bob", "met at the fair")
+    cli("templates", "add", "hello", "Hi {name}!")
+    did = approved_draft(cli, "alice", "Thanks Alice, the schedule follows.")
+    assert cli("send", did, "--yes").exit_code == 0
+    return url
+
+
+def test_migrate_to_postgresql_and_back(cli, monkeypatch, tmp_path) -> None:
+    url = _sqlite_profile(cli, monkeypatch)
+    before = {name: cli(*args, "--json").json() for name, args in
+              (("contacts", ("contacts", "list")), ("inbox", ("inbox",)), ("log", ("log",)),
+               ("drafts", ("drafts", "list")))}
+    r = cli("db", "migrate-to", url, "--json")
+    assert r.exit_code == 0, r
+    data = r.json()
+    assert not data["already_migrated"] and data["next"].startswith("dmtool config set store.url")
+    rows = {t["table"]: t["rows"] for t in data["tables"]}
+    assert rows["contacts"] == 2 and rows["messages"] >= 2 and rows["sends"] == 1
+
+    again = cli("db", "migrate-to", url, "--json")
+    assert again.exit_code == 0 and again.json()["already_migrated"] is True, again
+
+    monkeypatch.setenv("DMTOOL_SANDBOX_DATABASE_URL", url)  # now on the copy
+    after = {name: cli(*args, "--json").json() for name, args in
+             (("contacts", ("contacts", "list")), ("inbox", ("inbox",)), ("log", ("log",)),
+              ("drafts", ("drafts", "list")))}
+    assert after == before
+    assert cli("contacts", "add", "carol").exit_code == 0  # ids go on after the copied ones
+
+    back = tmp_path / "back.db"
+    r = cli("db", "migrate-to", str(back), "--json")
+    assert r.exit_code == 0, r
+    monkeypatch.delenv("DMTOOL_SANDBOX_DATABASE_URL")
+    mine = open_store(back)
+    assert sorted(r[0] for r in mine.execute("SELECT handle FROM contacts")) == \
+        ["alice", "bob", "carol"]
+    mine.close()
+
+
+def test_migrate_to_refuses_someone_elses_store(cli, monkeypatch) -> None:
+    url = _sqlite_profile(cli, monkeypatch)
+    other = open_store(url)
+    with other.tx() as c:
+        c.execute("INSERT INTO contacts (handle, created_at, updated_at) VALUES ('zed', 't', 't')")
+    other.close()
+    r = cli("db", "migrate-to", url, "--json")
+    assert r.exit_code == 1 and err(r)["code"] == "E_TARGET_NOT_EMPTY", r
+
+
+def test_migrate_to_refuses_while_a_send_is_unsettled_or_running(cli, monkeypatch) -> None:
+    url = _sqlite_profile(cli, monkeypatch)
+    held = profile_store()
+    with held.lock("send"):
+        r = cli("db", "migrate-to", url, "--json")
+    held.close()
+    assert r.exit_code == 5 and err(r)["code"] == "E_BUSY", r
+    store = profile_store()
+    with store.tx() as c:
+        c.execute("UPDATE drafts SET status = 'unknown'")
+    store.close()
+    r = cli("db", "migrate-to", url, "--json")
+    assert r.exit_code == 1 and err(r)["code"] == "E_UNSETTLED", r
+
+
+def test_pg_dump_is_found_for_the_backup_test() -> None:
+    assert shutil.which("pg_dump", path=str(pgserver.server().bindir))
