@@ -50,9 +50,9 @@ def test_an_exclusive_lock_excludes_and_a_shared_one_shares(tmp_path: Path) -> N
             pass
         with pytest.raises(LockTimeout), file_lock(path, shared=True, timeout=0):
             pass
-    with file_lock(path, shared=True), file_lock(path, shared=True, timeout=0):
-        with pytest.raises(LockTimeout), file_lock(path, timeout=0):
-            pass
+    with file_lock(path, shared=True), file_lock(path, shared=True, timeout=0), \
+            pytest.raises(LockTimeout), file_lock(path, timeout=0):
+        pass
     with file_lock(path, timeout=0):  # all released
         pass
     assert path.stat().st_mode & 0o777 == 0o600
