@@ -234,7 +234,7 @@ def db(store_engine: str) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
     def query(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         if not conns:
             if store_engine == "sqlite":
-                conns.append(sqlite3.connect(Paths.resolve("default").db_file))
+                conns.append(sqlite3.connect(Paths.resolve("default").db_file, isolation_level=None))
             else:
                 from dmtool.store.pg import connect
                 from dmtool.store.url import parse

@@ -129,5 +129,32 @@ def connect(st: AppState) -> XClient:
 
     path = st.paths.credentials_file
     creds = load_credentials(path, st.environ)
+    if creds is not None:
+        check_account(st, creds.user_id or _oauth1_user(creds.access_token))
     return open_client(creds, None, save_credentials=lambda c: save_credentials(path, c),
                        credentials_path=path)
+
+
+def _oauth1_user(token: str | None) -> str | None:
+    """An OAuth 1.0a access token starts with its user's id: "12345-AbC..."."""
+    head = (token or "").partition("-")[0]
+    return head if head.isdigit() and "-" in (token or "") else None
+
+
+def check_account(st: AppState, user_id: str | None) -> None:
+    """A store belongs to one X account (recorded at the first sync or login):
+    credentials of another account are refused before any request, so two
+    brands' conversations never mix in one store (a shared team store above all)."""
+    if not user_id or not st.has_store:
+        return
+    stored = st.store.get_state("me_id")
+    if stored and stored != user_id:
+        from dmtool.errors import ConfigError
+
+        who = st.store.get_state("me_username") or stored
+        raise ConfigError(
+            f"this store belongs to @{who} (X user {stored}), but profile {st.profile!r}'s "
+            f"credentials are X user {user_id}'s; nothing was asked of X",
+            code="E_ACCOUNT_MISMATCH",
+            hint=f"log in as @{who} (`dmtool auth login`), or give this account its own store "
+                 "(store.url, docs/team.md)")

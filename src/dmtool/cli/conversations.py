@@ -112,31 +112,37 @@ def digest_cmd(
     for a reply, opt-outs, failed sends. Prints nothing when nothing is new
     (so cron mails only news), unless --json."""
     from dmtool.cli.reporting import with_json
-    from dmtool.services.conversations import build_digest, default_since, render_digest
+    from dmtool.services.conversations import (
+        build_digest,
+        default_since,
+        digest_lock,
+        render_digest,
+    )
     from dmtool.timeutil import fmt, now, parse_duration
 
     fmt_ = with_json(fmt_, json_, "text")
     if fmt_ not in ("text", "markdown", "json"):
         raise UsageError("--format must be text, markdown or json")
     st = state(ctx)
-    t = now()
     store = st.store
-    if since is not None:
-        try:
-            start = t - parse_duration(since)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    else:
-        start = default_since(store.get_state("digest_at"), t)
-    d = build_digest(store.conn, start, t)
-    if fmt_ == "json":
-        output.print_json(d.to_dict(with_text=not no_text))
-    elif not d.empty:
-        sys.stdout.write(output.safe(render_digest(d, markdown=fmt_ == "markdown",
-                                                  with_text=not no_text)))
-    if not peek:
-        with store.tx():
-            store.set_state("digest_at", fmt(t))
+    with digest_lock(store, peek):
+        t = now()
+        if since is not None:
+            try:
+                start = t - parse_duration(since)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+        else:
+            start = default_since(store.get_state("digest_at"), t)
+        d = build_digest(store.conn, start, t)
+        if fmt_ == "json":
+            output.print_json(d.to_dict(with_text=not no_text))
+        elif not d.empty:
+            sys.stdout.write(output.safe(render_digest(d, markdown=fmt_ == "markdown",
+                                                      with_text=not no_text)))
+        if not peek:
+            with store.tx():
+                store.set_state("digest_at", fmt(t))
 
 
 def register(app: typer.Typer) -> None:

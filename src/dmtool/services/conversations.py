@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dmtool.errors import Busy
 from dmtool.store import conversations as cvstore
 from dmtool.store.sql import Conn
 from dmtool.timeutil import ago, fmt, parse
+
+if TYPE_CHECKING:
+    from dmtool.store import Store
+
+DIGEST_LOCK_WAIT_S = 30.0
 
 
 def inbox(conn: Conn, *, include_done: bool, limit: int) -> list[dict[str, Any]]:
@@ -111,3 +119,22 @@ def render_digest(d: Digest, *, markdown: bool, with_text: bool) -> str:
                   + (f" ({f['reason']})" if f["reason"] else "") for f in d.failed_sends]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+@contextlib.contextmanager
+def digest_lock(store: Store, peek: bool) -> Iterator[None]:
+    """Held from reading the digest checkpoint to moving it: of two digests run
+    at once (two cron hosts), the second waits and reports only what is newer."""
+    if peek:
+        yield
+        return
+    from dmtool.locks import LockTimeout
+
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(store.lock("digest", timeout=DIGEST_LOCK_WAIT_S))
+    except LockTimeout:
+        raise Busy("another digest is running for this store", hint="try again in a moment") \
+            from None
+    with held:
+        yield
