@@ -86,6 +86,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("store_engine", ENGINES, indirect=True)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A parameter marked sqlite_only (pytest.param(..., marks=...)) runs on SQLite only."""
+    keep, drop = [], []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        on_pg = spec is not None and spec.params.get("store_engine") == "pg"
+        (drop if on_pg and item.get_closest_marker("sqlite_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(autouse=True)
 def store_engine(request: pytest.FixtureRequest, dmtool_home: Path,
                  monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:

@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 
-from dmtool.paths import Paths
 from dmtool.services.sync import apply_optout_words
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
-from dmtool.store import open_store
 from dmtool.store.conversations import set_state
+from tests.conftest import profile_store
 from tests.xworld import ALICE, BOB, T0, sync
 
 ME = "1000"
@@ -57,7 +56,7 @@ def stamp(short: str) -> str:
 
 
 def seed(messages: dict[str, tuple[str, list[tuple[str, str, str, str]]]] = MESSAGES) -> None:
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     n = 0
     with store.tx() as conn:
         for handle, (uid, items) in messages.items():
