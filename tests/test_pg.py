@@ -298,3 +298,32 @@ def test_migrate_to_refuses_while_a_send_is_unsettled_or_running(cli, monkeypatc
 
 def test_pg_dump_is_found_for_the_backup_test() -> None:
     assert shutil.which("pg_dump", path=str(pgserver.server().bindir))
+
+
+def test_two_operators_on_one_store_see_one_fake_x(cli, tmp_path, monkeypatch) -> None:
+    """Two people (two homes) on one team store, with the sandbox world in a shared file."""
+    from datetime import timedelta
+
+    from dmtool.x.sandbox import SANDBOX_ME, SandboxWorld
+
+    monkeypatch.setenv("DMTOOL_SANDBOX_FILE", str(tmp_path / "shared-world.json"))
+    homes = [tmp_path / "ann", tmp_path / "ben"]
+
+    def as_(home: Path, *args: str) -> Any:
+        monkeypatch.setenv("DMTOOL_HOME", str(home))
+        return cli(*args)
+
+    for home in homes:
+        assert as_(home, "config", "set", "backend", "sandbox").exit_code == 0
+    world = SandboxWorld.create(tmp_path / "shared-world.json")
+    world.set_me(*SANDBOX_ME)
+    uid = world.add_user("alice", "Alice Smith")
+    world.incoming_dm(uid, "Hi! Could you send me the dates?", at=world.now() - timedelta(hours=1))
+    assert as_(homes[0], "sync").exit_code == 0
+    assert [c["handle"] for c in as_(homes[1], "inbox", "--json").json()] == ["alice"]
+    did = str(as_(homes[1], "draft", "alice", "Hi Alice, the dates are below. - Ben", "--json")
+              .json()["id"])
+    assert as_(homes[1], "review", did, "--approve").exit_code == 0
+    assert as_(homes[0], "send", did, "--yes").exit_code == 0  # Ann sends what Ben approved
+    assert [e["text"] for e in world.dms_with(uid)][-1] == "Hi Alice, the dates are below. - Ben"
+    assert not any(any((h / "data").rglob("sandbox.json")) for h in homes)

@@ -29,7 +29,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -86,10 +86,9 @@ def _row_class(names: tuple[str, ...]) -> type[PgRow]:
 
 
 class PgCursor:
-    def __init__(self, cur: Any, lastrowid: int | None = None, *, prefetched: Any = None) -> None:
+    def __init__(self, cur: Any, lastrowid: int | None = None) -> None:
         self._cur = cur
         self.lastrowid = lastrowid
-        self._first = prefetched  # the row a RETURNING for lastrowid already read
         desc = cur.description
         self._cls = _row_class(tuple(d[0] for d in desc)) if desc else None
 
@@ -200,7 +199,10 @@ class PgConnection:
         try:
             cur.execute(text, params)
         except Exception as e:
-            raise translate_error(e, self.location) from e
+            err = translate_error(e, self.location)
+            if err is e:  # a bug's error: as it is
+                raise
+            raise err from e
         if returning:
             first = cur.fetchone() if cur.description else None
             return PgCursor(cur, None if first is None else int(first[0]))
@@ -217,7 +219,10 @@ class PgConnection:
         except DmtoolError:
             raise
         except Exception as e:
-            raise translate_error(e, self.location) from e
+            err = translate_error(e, self.location)
+            if err is e:  # a bug's error: as it is
+                raise
+            raise err from e
         return PgCursor(cur)
 
     def close(self) -> None:
@@ -383,7 +388,10 @@ class PgStore(Store):
         except Exception as e:
             with contextlib.suppress(Exception):
                 self.pg.raw.cursor().execute("ROLLBACK")
-            raise translate_error(e, self.location) from e
+            err = translate_error(e, self.location)
+            if err is e:  # a bug's error: as it is
+                raise
+            raise err from e
         try:
             yield self.conn
         except BaseException:
@@ -394,7 +402,10 @@ class PgStore(Store):
             try:
                 cur.execute("COMMIT")
             except Exception as e:
-                raise translate_error(e, self.location) from e
+                err = translate_error(e, self.location)
+                if err is e:  # a bug's error: as it is
+                    raise
+                raise err from e
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float | None = None) -> Iterator[None]:
@@ -492,7 +503,10 @@ class PgStore(Store):
             self.pg.raw.cursor().copy_expert(
                 f"COPY {table} ({', '.join(cols)}) FROM STDIN", buf, size=1 << 20)
         except Exception as e:
-            raise translate_error(e, self.location) from e
+            err = translate_error(e, self.location)
+            if err is e:  # a bug's error: as it is
+                raise
+            raise err from e
 
     def bulk_end(self, tables: list[str]) -> None:
         for t in tables:
@@ -575,7 +589,10 @@ def _apply(conn: PgConnection, step: str | Migration) -> None:
             try:
                 cur.execute(step.postgres)
             except Exception as e:
-                raise translate_error(e, conn.location) from e
+                err = translate_error(e, conn.location)
+                if err is e:  # a bug's error: as it is
+                    raise
+                raise err from e
         return
     from dmtool.store.db import split_statements
 
@@ -596,7 +613,3 @@ def open_pg_store(location: StoreLocation, *, migrate_to: int | None = None,
         raise
     return store
 
-
-def table_names(conn: PgConnection) -> Sequence[str]:
-    return [r[0] for r in conn.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename")]
