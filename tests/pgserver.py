@@ -100,10 +100,38 @@ class Server:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise ServerError(f"{tool} failed ({self.bindir}): {p.stderr.strip()[-2000:]}\n{log}")
 
+    def _reachable_binaries(self) -> None:
+        """Running as another user, the binaries may sit in a folder that user
+        cannot enter (a checkout under /root): then run a copy (PostgreSQL finds
+        its lib and share folders beside its bin folder)."""
+        if not self.as_user:
+            return
+        try:
+            subprocess.run([str(self.bindir / "initdb"), "--version"], capture_output=True,
+                           cwd=self.root, check=True, **self.as_user)
+            return
+        except (OSError, subprocess.CalledProcessError):
+            pass
+        # The pgserver wheel's binaries find their libraries at $ORIGIN/../../../pgserver.libs:
+        # keep that layout (a system installation has no such folder).
+        install = self.bindir.parent
+        copy = self.root / "pg"
+        shutil.copytree(install, copy / install.parent.name / install.name, symlinks=True)
+        libs = install.parent.parent / f"{install.parent.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, copy / libs.name, symlinks=True)
+        for dirpath, _, names in os.walk(copy):
+            os.chmod(dirpath, 0o755)
+            for n in names:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(dirpath, n), 0o755)
+        self.bindir = copy / install.parent.name / install.name / "bin"
+
     def start(self) -> Server:
         if self.as_user:
             os.chown(self.root, self.as_user["user"], self.as_user["group"])
         os.chmod(self.root, 0o700)
+        self._reachable_binaries()
         self._pg("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                  "--locale=C", "-N")
         # The superuser is trusted; any other role needs its password (the tests

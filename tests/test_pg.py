@@ -123,6 +123,19 @@ def test_libpq_environment_variables_work(cli, pg_url, monkeypatch) -> None:
     assert [c["handle"] for c in cli("contacts", "list", "--json").json()] == ["alice"]
 
 
+def test_the_password_may_come_from_pgpass(cli, pg_url, monkeypatch, tmp_path) -> None:
+    url = _role("erin", SECRET).replace(f":{SECRET}@", "@")
+    monkeypatch.setenv("DMTOOL_DATABASE_URL", url)
+    r = cli("contacts", "list", "--json")
+    assert r.exit_code == 4 and err(r)["code"] == "E_STORE_AUTH", r  # no password: refused
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"*:*:*:erin:{SECRET}\n")
+    passfile.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    r = cli("contacts", "list", "--json")
+    assert r.exit_code == 0 and r.json() == [], r
+
+
 # --- locks --------------------------------------------------------------------------------------
 
 
