@@ -63,6 +63,9 @@ def config_set(ctx: typer.Context, key: str, value: str) -> None:
     st.paths.ensure()
     new = st.config.set(key, value)
     output.info(f"{key} = {_show_value(_masked(key, new))}")
+    if key == "store.url" and new and st.sandbox:
+        output.info("note: this profile uses the sandbox X, which keeps its own store and "
+                    "ignores store.url (docs/team.md)")
 
 
 @config_app.command("path")
