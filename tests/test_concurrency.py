@@ -127,3 +127,18 @@ def test_an_archive_import_and_the_inbox_at_once(cli, tmp_path: Path, world):
     assert out[0] == 0, out
     assert readers and all(code == 0 for code, _, _ in readers), readers
     assert len(cli("inbox", "--all", "--json", "--limit", "500").json()) == 150
+
+
+def test_a_digest_waits_for_another_digest(cli, world, monkeypatch):
+    """Two cron hosts: the checkpoint is read and moved under the digest lock."""
+    from dmtool.services import conversations
+
+    monkeypatch.setattr(conversations, "DIGEST_LOCK_WAIT_S", 0.3)
+    assert cli("digest", "--json").exit_code == 0  # the store exists
+    other = profile_store()
+    with other.lock("digest"):
+        r = cli("digest", "--json")
+        assert r.exit_code == 5 and code_of(r.stderr) == "E_BUSY", r
+        assert cli("digest", "--peek", "--json").exit_code == 0  # moves nothing: no lock
+    other.close()
+    assert cli("digest", "--json").exit_code == 0

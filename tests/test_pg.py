@@ -340,3 +340,20 @@ def test_two_operators_on_one_store_see_one_fake_x(cli, tmp_path, monkeypatch) -
     assert as_(homes[0], "send", did, "--yes").exit_code == 0  # Ann sends what Ben approved
     assert [e["text"] for e in world.dms_with(uid)][-1] == "Hi Alice, the dates are below. - Ben"
     assert not any(any((h / "data").rglob("sandbox.json")) for h in homes)
+
+
+def test_writers_take_the_stores_write_lock(pg_url) -> None:
+    """tx() begins with a transaction-level advisory lock: two writers queue as
+    on SQLite (BEGIN IMMEDIATE), so read-then-write steps cannot interleave."""
+    from dmtool.errors import Busy
+
+    a, b = open_store(pg_url), open_store(pg_url)
+    b.conn.execute("SET lock_timeout = 200")
+    with a.tx():
+        with pytest.raises(Busy), b.tx():
+            pass
+        b.execute("SELECT count(*) FROM contacts")  # readers do not wait
+    with b.tx():  # free once a committed
+        pass
+    a.close()
+    b.close()
