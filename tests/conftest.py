@@ -64,7 +64,7 @@ SQLITE_ONLY_MODULES = frozenset({
     "test_help", "test_docs", "test_startup", "test_lean_start", "test_completion",
     "test_review_pty", "test_demo", "test_quality", "test_layers", "test_x_client",
     "test_x_cassettes", "test_sandbox_openapi", "test_credentials", "test_json_everywhere",
-    "test_locks",
+    "test_locks", "test_pgserver", "test_pgsql",
 })
 ENGINES = ("sqlite", "pg")
 
