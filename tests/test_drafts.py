@@ -13,7 +13,7 @@ from hypothesis import strategies as hs
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
 from dmtool.store import messages as mstore
-from dmtool.store.migrations import MIGRATIONS
+from dmtool.store.migrations import MIGRATIONS, sqlite_text
 from dmtool.timeutil import fmt, now
 from tests.conftest import profile_store
 
@@ -293,7 +293,7 @@ def test_draft_transitions_follow_the_state_machine(ops):
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.row_factory = sqlite3.Row
     for script in MIGRATIONS:
-        conn.executescript(script)
+        conn.executescript(sqlite_text(script))
     cid = cstore.create(conn, "alice", now="2026-01-01T00:00:00.000Z", user_id="1").id
     did = dstore.create(conn, cid, "v0", now="2026-01-01T00:00:00.000Z").id
     status, sent = "draft", 0
