@@ -295,6 +295,9 @@ def test_migrate_to_refuses_someone_elses_store(cli, monkeypatch) -> None:
 
 
 def test_migrate_to_refuses_while_a_send_is_unsettled_or_running(cli, monkeypatch) -> None:
+    from dmtool.services import move
+
+    monkeypatch.setattr(move, "LOCK_WAIT_S", 0.2)
     url = _sqlite_profile(cli, monkeypatch)
     held = profile_store()
     with held.lock("send"):
