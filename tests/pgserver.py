@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 TEMPLATE = "dmtool_template"
-READY = 2  # databases kept ready for the next tests
+READY = 3  # databases kept ready for the next tests
 
 
 class ServerError(RuntimeError):
@@ -85,7 +85,8 @@ class Server:
         self.as_user = _run_as()
         self._admin: Any = None
         self._ready: queue.Queue[str] = queue.Queue()
-        self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._drops: queue.Queue[str] = queue.Queue()
+        self._stopping = threading.Event()
         self._counter = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -147,13 +148,11 @@ class Server:
         self._make_template()
         self._thread = threading.Thread(target=self._worker, name="pg-databases", daemon=True)
         self._thread.start()
-        for _ in range(READY):
-            self._work.put(("create", ""))
         return self
 
     def stop(self) -> None:
         if self._thread is not None:
-            self._work.put(None)
+            self._stopping.set()
             self._thread.join(timeout=30)
             self._thread = None
         with contextlib.suppress(Exception):
@@ -182,37 +181,39 @@ class Server:
         open_store(self.url(TEMPLATE)).close()
 
     def _worker(self) -> None:
+        """Keep READY copies of the template ready; drop used databases when
+        there is nothing to create (a test waits for a copy, never for a drop)."""
         admin = self.connect()
         cur = admin.cursor()
-        while True:
-            job = self._work.get()
-            if job is None:
-                admin.close()
-                return
-            what, name = job
+        while not self._stopping.is_set():
             try:
-                if what == "create":
+                if self._ready.qsize() < READY:
                     with self._lock:
                         self._counter += 1
                         name = f"t{self._counter}"
                     cur.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
                     self._ready.put(name)
-                else:
-                    cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                    continue
+                try:
+                    used = self._drops.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                cur.execute(f"DROP DATABASE IF EXISTS {used} WITH (FORCE)")
             except BaseException as e:  # surfaced to the test waiting for a database
                 self._error = e
                 self._ready.put("")
+                self._stopping.wait(1)
+        admin.close()
 
     def take(self) -> str:
         """A fresh database with the current schema; give it back with `release`."""
-        self._work.put(("create", ""))
         name = self._ready.get(timeout=120)
         if not name:
             raise ServerError(f"could not create a test database: {self._error}")
         return name
 
     def release(self, name: str) -> None:
-        self._work.put(("drop", name))
+        self._drops.put(name)
 
 
 _server: Server | None = None
