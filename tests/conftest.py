@@ -10,6 +10,7 @@ default.
 
 from __future__ import annotations
 
+import _socket
 import json
 import os
 import shutil
@@ -26,6 +27,10 @@ from typer.testing import CliRunner
 REPO = Path(__file__).resolve().parent.parent
 
 
+_REAL_CREATE_CONNECTION = socket.create_connection
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any in-process attempt to open a socket fails the test: the sandbox X
@@ -38,19 +43,39 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+@pytest.fixture
+def loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lift the guard for this machine's loopback only (a test talking to dmtool's
+    own login listener); anything else still fails the test."""
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        host = address[0] if isinstance(address, tuple) else address
+        if host not in LOOPBACK_HOSTS:
+            raise AssertionError(f"a test tried to reach the network ({host})")
+        return _socket.socket.connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "create_connection", _REAL_CREATE_CONNECTION)
+
+
 @pytest.fixture(autouse=True)
 def dmtool_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "dmtool-home"
     monkeypatch.setenv("DMTOOL_HOME", str(home))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("TZ", "UTC")  # times in text output are local: the same on every machine
     for var in ("DMTOOL_PROFILE", "DMTOOL_NOW", "X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN",
                 "X_ACCESS_TOKEN_SECRET", "X_CLIENT_ID", "X_CLIENT_SECRET", "VISUAL", "EDITOR",
+                "BROWSER", "DISPLAY", "WAYLAND_DISPLAY",  # no test opens a real browser
                 "DMTOOL_DATABASE_URL", "DMTOOL_SANDBOX_DATABASE_URL", "DMTOOL_SANDBOX_FILE"):
         monkeypatch.delenv(var, raising=False)
     # libpq reads PG* variables: a developer's own must never point a test anywhere
     for var in [v for v in os.environ if v.startswith("PG")]:
         monkeypatch.delenv(var, raising=False)
+    # Nor touches the OS keyring: "fail" is never a usable keyring, so secrets go to
+    # files unless a test installs its own backend (tests/keyring_backend.py).
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     return home
 
 
@@ -162,6 +187,45 @@ def schema_url(schema: str) -> str:
     admin.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     admin.close()
     return f"{url}&options=-csearch_path%3D{schema}"
+
+
+def default_store_at(version: int, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The default profile's store, made at schema `version` (an upgrade test
+    then lets a command upgrade it): its SQLite file, or on PostgreSQL a new
+    schema the profile then uses (the test's database holds the current one)."""
+    from dmtool.paths import Paths
+    from dmtool.store import open_store
+
+    if "DMTOOL_DATABASE_URL" not in os.environ:
+        return open_store(Paths.resolve("default").db_file, migrate_to=version)
+    url = schema_url(f"at_{version}")
+    monkeypatch.setenv("DMTOOL_DATABASE_URL", url)
+    monkeypatch.setenv("DMTOOL_SANDBOX_DATABASE_URL", url)
+    return open_store(url, migrate_to=version)
+
+
+def profile_env(profile: str) -> dict[str, str]:
+    """The environment for commands on another profile that needs a store of its
+    own: on PostgreSQL a schema of this test's database (as its own store.url
+    would give it; the test's DMTOOL_DATABASE_URL names one store for all
+    profiles); nothing on SQLite, where each profile has its file."""
+    if "DMTOOL_DATABASE_URL" not in os.environ:
+        return {}
+    url = schema_url(f"profile_{profile}")
+    return {"DMTOOL_DATABASE_URL": url, "DMTOOL_SANDBOX_DATABASE_URL": url}
+
+
+def pg_raw(sql: str) -> None:
+    """Run PostgreSQL's own SQL (a trigger, a function: no translation) on this
+    test's database, as its owner would."""
+    from tests import pgserver
+
+    dbname = os.environ["DMTOOL_DATABASE_URL"].split("/")[3].split("?")[0]
+    admin = pgserver.server().connect(dbname)
+    try:
+        admin.cursor().execute(sql)
+    finally:
+        admin.close()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

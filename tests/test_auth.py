@@ -7,13 +7,14 @@ import json
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from dmtool.credentials import Credentials
 from dmtool.paths import Paths
 from dmtool.x.sandbox import SandboxAdapter, SandboxWorld
 from tests.conftest import Result
@@ -94,7 +95,7 @@ def test_verbose_login_logs_requests_but_no_secret(cli: Cli, world: SandboxWorld
     set_env(monkeypatch)
     r = cli("-v", "auth", "login", "--oauth1")
     assert r.exit_code == 0, r
-    assert "/2/users/me -> 200" in r.stderr  # -v really logs the X traffic
+    assert "/2/users/me [users] -> 200" in r.stderr  # -v really logs the X traffic
     assert_no_secret(r.stdout, r.stderr)
 
 
@@ -149,10 +150,10 @@ def test_no_credentials_exit_4_with_a_hint(cli: Cli) -> None:
     assert r.exit_code == 4
 
 
-def test_login_off_a_terminal_needs_redirect_url(cli: Cli) -> None:
-    r = cli("auth", "login", "--client-id", "abc123")
+def test_login_off_a_terminal_needs_a_client_id(cli: Cli) -> None:
+    r = cli("auth", "login")
     assert r.exit_code == 2
-    assert "--redirect-url" in r.stderr
+    assert "--client-id" in r.stderr and "X_CLIENT_ID" in r.stderr
 
 
 def test_oauth1_login_off_a_terminal_names_the_missing_keys(cli: Cli,
@@ -165,52 +166,42 @@ def test_oauth1_login_off_a_terminal_names_the_missing_keys(cli: Cli,
 
 
 def test_refused_authorisation_exits_4(cli: Cli) -> None:
-    r = cli("auth", "login", "--client-id", "abc123", "--redirect-url",
-            "http://127.0.0.1:8765/callback?error=access_denied&state=x")
+    r = cli("auth", "login", "--client-id", "abc123", "--print-url")
+    assert r.exit_code == 0 and "client_id=abc123" in r.stdout  # the authorize address
+    state = parse_qs(urlsplit(r.stdout.strip()).query)["state"][0]
+    r = cli("auth", "login", "--redirect-url",
+            f"http://127.0.0.1:8765/callback?error=access_denied&state={state}")
     assert r.exit_code == 4
     assert "did not authorise" in r.stderr
-    assert "client_id=abc123" in r.stderr  # the authorize address was shown (on stderr)
     assert r.stdout == ""
 
 
 def test_oauth2_login_saves_tokens_and_status_shows_expiry(cli: Cli, world: SandboxWorld,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import dmtool.credentials as credentials
+    """The whole OAuth 2.0 login in process, on the sandbox X: authorize,
+    code exchange, who-am-I, saved; status shows expiry and masks the tokens."""
+    from tests.xnet import approve, route_x_to_sandbox
 
-    access, refresh = "oauth2-access-TOKEN-abcdefghijkl", "oauth2-refresh-TOKEN-mnopqrstuv"
-    seen: list[str] = []
-
-    def finish(handler: Any, pasted: str, *, now: float | None = None) -> Credentials:
-        seen.append(pasted)
-        return Credentials(kind="oauth2", client_id=handler.client_id, access_token=access,
-                           refresh_token=refresh, expires_at=1_900_000_000)
-
-    monkeypatch.setattr(credentials, "finish_oauth2_login", finish)
-    # An address from another attempt (its state differs) is refused plainly.
-    r = cli("auth", "login", "--client-id", "abc123", "--redirect-url",
-            "http://127.0.0.1:8765/callback?code=one-time&state=other")
-    assert r.exit_code == 4 and "another login attempt" in r.stderr and seen == []
-
-    # The state is random per run: pin it, to answer as the browser would.
-    import re
-
-    real_start = credentials.start_oauth2_login
-
-    def start(*args: Any) -> tuple[str, Any]:
-        url, handler = real_start(*args)
-        return re.sub(r"state=[^&]+", "state=s", url), handler
-
-    monkeypatch.setattr(credentials, "start_oauth2_login", start)
-    r = cli("auth", "login", "--client-id", "abc123", "--redirect-url",
-            "http://127.0.0.1:8765/callback?code=one-time&state=s")
+    world.register_app("abc123")
+    r = cli("auth", "login", "--client-id", "abc123", "--print-url")
     assert r.exit_code == 0, r
-    assert seen == ["http://127.0.0.1:8765/callback?code=one-time&state=s"]
-    assert "code_challenge=" in r.stderr and "redirect_uri=http" in r.stderr
+    assert "code_challenge=" in r.stdout and "redirect_uri=http" in r.stdout
+    undo = route_x_to_sandbox(world.path)
+    try:
+        r = cli("auth", "login", "--redirect-url", approve(world.path, r.stdout.strip()))
+    finally:
+        undo()
+    assert r.exit_code == 0, r
+    [refresh] = world.live_refresh_tokens()
+    [access] = world.oauth()["access_tokens"]
+    assert refresh in creds_file().read_text()
     r = cli("auth", "status", "--json")
     data = r.json()
     assert data["kind"] == "oauth2" and data["client_id"] == "abc123"
-    assert data["expires_at"] == "2030-03-17T17:46:40Z"
+    expires = datetime.fromisoformat(data["expires_at"].replace("Z", "+00:00")).timestamp()
+    assert abs(expires - (time.time() + 7200)) < 120  # X's access tokens last two hours
     assert data["user_id"] == ME[0]
+    assert data["refresh_token"] == "****" + refresh[-4:]
     assert access not in r.stdout and refresh not in r.stdout
     assert "refreshed automatically" in cli("auth", "status").stdout
 
@@ -272,3 +263,21 @@ def test_login_honours_and_records_the_users_pause(cli: Cli, world: SandboxWorld
     assert r.exit_code == 5 and "X rate limit on looking up users" in r.stderr, r
     assert world.requests_log() == [] and not creds_file().exists()
     assert "looking up users paused until" in cli("auth", "status").stdout
+
+
+def test_a_folder_where_the_credentials_file_should_be_is_one_clear_line(
+        cli: Cli, world: SandboxWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review (issue 11): `auth logout` with credentials.toml a folder
+    ended in IsADirectoryError. Every auth command says what is wrong instead."""
+    creds_file().mkdir(parents=True)
+    r = cli("auth", "logout")
+    assert r.exit_code == 4, r
+    assert r.stderr.splitlines() == [
+        f"error: cannot remove credentials file {creds_file()}: it is a folder",
+        "hint: remove or rename it yourself, then run dmtool auth login"]
+    r = cli("auth", "status")
+    assert r.exit_code == 4 and r.stderr.startswith(f"error: cannot read credentials file {creds_file()}")
+    set_env(monkeypatch)
+    r = cli("auth", "login", "--oauth1")
+    assert r.exit_code == 4 and r.stderr.startswith(f"error: cannot write {creds_file()}")
+    assert "Traceback" not in r.stderr and creds_file().is_dir()

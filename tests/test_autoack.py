@@ -60,7 +60,15 @@ def test_existing_conversation_and_opt_out_get_none(cli: Cli, world: SandboxWorl
 
 
 def test_promotional_ack_text_is_never_sent(cli: Cli, world: SandboxWorld, clock: Clock) -> None:
-    enable(cli, "Thanks! Buy now: limited time discount, 50% off, act now!")
+    promo = "Thanks! Buy now: limited time discount, 50% off, act now!"
+    r = cli("config", "set", "autoack.text", promo)  # refused when set (config.py) ...
+    assert r.exit_code == 1 and "L010" in r.stderr
+    # ... and a hand-edited config.toml still meets the gate at every acknowledgement
+    from dmtool.paths import Paths
+
+    f = Paths.resolve("default").config_file
+    f.write_text(f.read_text() + f'[autoack]\nenabled = true\ntext = "{promo}"\n')
+    assert cli("config", "get", "autoack.text").stdout.strip() == promo
     sync(cli)
     world.incoming_dm(ALICE, "hello", at=clock.ago(minutes=5))
     assert sync(cli)["autoacks_sent"] == 0

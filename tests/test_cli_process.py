@@ -99,7 +99,7 @@ def test_concurrent_first_open_and_add(run):
 
 
 def test_usage_errors_are_json_with_json(run):
-    r = run("inbox", "--limit", "0", "--json")
+    r = run("inbox", "--limit", "1000001", "--json")
     assert r.exit_code == 2 and r.stdout == ""
     assert json.loads(r.stderr)["error"]["code"] == "E_USAGE"
 

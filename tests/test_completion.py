@@ -91,8 +91,10 @@ def test_bash_splits_at_the_at_sign():
 
 def test_handles_come_from_the_profile_named_on_the_line(cli):
     seed()
+    assert cli("profiles", "add", "work").exit_code == 0
     assert cli("--profile", "work", "contacts", "add", "zed").exit_code == 0
     assert complete("dmtool --profile work thread ") == ["zed"]
+    assert complete("dmtool thread --profile work ") == ["zed"]  # a global option after the command
     assert complete("dmtool -p work contacts show z") == ["zed"]
     assert complete("dmtool thread ", env={"DMTOOL_PROFILE": "work"}) == ["zed"]
     assert "zed" not in complete("dmtool thread ")

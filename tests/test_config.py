@@ -25,30 +25,31 @@ def test_set_get_round_trip(cli):
 def test_set_list_and_bool(cli):
     assert cli("config", "set", "identity.names", "Ana, Acme team").exit_code == 0
     assert cli("config", "get", "identity.names", "--json").json() == ["Ana", "Acme team"]
+    assert cli("config", "set", "autoack.text", "Thanks, we read every DM. Ana").exit_code == 0
     assert cli("config", "set", "autoack.enabled", "yes").exit_code == 0
     assert cli("config", "get", "autoack.enabled").stdout.strip() == "true"
 
 
 def test_unknown_key_named(cli):
     r = cli("config", "set", "policy.dayly_sends", "3")
-    assert r.exit_code == 4
+    assert r.exit_code == 1  # bad input on the command line (E_INPUT); 4 is for config.toml
     assert "policy.dayly_sends" in r.stderr
     assert not config_file().exists()
 
 
 def test_wrong_type_named(cli):
     r = cli("config", "set", "policy.daily_sends", "many")
-    assert r.exit_code == 4
+    assert r.exit_code == 1
     assert "policy.daily_sends" in r.stderr and "whole number" in r.stderr
 
 
 def test_ceiling_refused_when_set(cli):
     r = cli("config", "set", "policy.daily_sends", "101")
-    assert r.exit_code == 4
+    assert r.exit_code == 1
     assert "ceiling" in r.stderr
     assert cli("config", "set", "policy.daily_sends", "100").exit_code == 0
-    assert cli("config", "set", "policy.max_unanswered", "4").exit_code == 4
-    assert cli("config", "set", "policy.daily_first_contacts", "21").exit_code == 4
+    assert cli("config", "set", "policy.max_unanswered", "4").exit_code == 1
+    assert cli("config", "set", "policy.daily_first_contacts", "21").exit_code == 1
 
 
 def test_ceiling_refused_when_loaded(cli):
@@ -82,7 +83,7 @@ def test_broken_toml_names_file_and_line(cli):
 
 def test_bad_backend_choice(cli):
     r = cli("config", "set", "backend", "mastodon")
-    assert r.exit_code == 4 and "backend" in r.stderr
+    assert r.exit_code == 1 and "backend" in r.stderr
 
 
 def test_profiles_are_separate(cli, dmtool_home):

@@ -25,12 +25,16 @@ def test_inbox_orders_and_marks_reply(cli):
     seed_message("ann", "11", "in", "hi there", "2026-11-01T10:00:00.000Z")
     seed_message("bob", "12", "in", "question", "2026-11-02T10:00:00.000Z")
     seed_message("bob", "12", "out", "answer", "2026-11-02T11:00:00.000Z")
+    # ann waits for a reply: first, although bob's conversation moved last
     items = cli("inbox", "--json").json()
-    assert [i["handle"] for i in items] == ["bob", "ann"]
-    assert items[0]["needs_reply"] is False and items[0]["last_direction"] == "out"
-    assert items[1]["needs_reply"] is True and items[1]["unread"] == 1
+    assert [i["handle"] for i in items] == ["ann", "bob"]
+    assert items[1]["needs_reply"] is False and items[1]["last_direction"] == "out"
+    assert items[0]["needs_reply"] is True and items[0]["unread"] == 1
     assert set(items[0]) == {"handle", "name", "last_at", "last_direction", "last_text", "unread",
-                             "needs_reply", "status"}
+                             "needs_reply", "status", "state", "snoozed_until"}
+    assert items[0]["state"] == "open" and items[0]["snoozed_until"] is None
+    by_activity = cli("inbox", "--json", "--sort", "activity").json()
+    assert [i["handle"] for i in by_activity] == ["bob", "ann"]
     assert cli("done", "ann").exit_code == 0
     assert [i["handle"] for i in cli("inbox", "--json").json()] == ["bob"]
     all_items = cli("inbox", "--json", "--all").json()
@@ -69,7 +73,7 @@ def test_digest_reports_then_advances(cli, monkeypatch):
     assert "@ann" in r.stdout and "sunday" in r.stdout and "Waiting for your reply" in r.stdout
     assert "sunday" not in cli("digest", "--peek", "--no-text").stdout
     md = cli("digest", "--peek", "--format", "markdown").stdout
-    assert md.startswith("## New messages")
+    assert md.startswith("First digest: the last 24 hours") and "\n## New messages" in md
     assert cli("digest").stdout != ""
     monkeypatch.setenv("DMTOOL_NOW", "2026-11-10T13:00:00.000Z")
     assert cli("digest").stdout == ""  # checkpoint advanced: nothing new since
@@ -103,7 +107,7 @@ def test_escape_sequences_from_a_sender_never_reach_the_terminal(cli, monkeypatc
 def test_piped_thread_is_tab_separated(cli):
     seed_message("ann", "11", "in", "hello\tthere", "2026-11-01T10:00:00.000Z")
     assert cli("thread", "ann", "--peek").stdout.splitlines() == [
-        "2026-11-01T10:00:00.000Z\tin\thello there"]
+        "2026-11-01T10:00:00+00:00\tin\thello there"]
 
 
 def test_a_digest_mail_shows_the_longest_waits_then_a_count(cli, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import stat
@@ -21,14 +22,13 @@ from dmtool.credentials import (
     SCOPES,
     Credentials,
     delete_credentials,
-    finish_oauth2_login,
     load_credentials,
     mask,
     refresh_if_needed,
     save_credentials,
-    start_oauth2_login,
 )
 from dmtool.errors import AuthError, ConfigError, Unavailable
+from dmtool.oauth_login import code_from, exchange, start
 
 ACCESS = "AAAA-access-token-very-secret-0001"
 REFRESH = "RRRR-refresh-token-very-secret-0002"
@@ -83,9 +83,9 @@ def test_save_replaces_a_too_open_file(tmp_path: Path) -> None:
 def test_missing_file_is_none_and_delete(tmp_path: Path) -> None:
     path = tmp_path / "credentials.toml"
     assert load_credentials(path, {}) is None
-    assert delete_credentials(path) is False
+    assert delete_credentials(path) == []
     save_credentials(path, oauth2())
-    assert delete_credentials(path) is True
+    assert delete_credentials(path) == ["file"]
     assert not path.exists()
 
 
@@ -290,25 +290,27 @@ def test_refresh_without_refresh_token_or_client_id() -> None:
 # --- PKCE login -------------------------------------------------------------------------------
 
 
-def mount(handler: Any, adapter: requests.adapters.BaseAdapter) -> None:
-    handler.mount("https://api.twitter.com/", adapter)
-    handler.mount("https://api.x.com/", adapter)
+def finish(login: Any, redirected_to: str, endpoint: TokenEndpoint, now: float | None = None) -> Credentials:
+    return exchange(login, code_from(login, redirected_to), adapter=endpoint, now=now)
 
 
 def test_pkce_login_round_trip() -> None:
     redirect = "http://127.0.0.1:8765/callback"
-    url, handler = start_oauth2_login("client-123", None, redirect)
+    login = start("client-123", None, redirect)
+    url = login.url
+    assert url.startswith("https://x.com/i/oauth2/authorize?")
     query = parse_qs(urlsplit(url).query)
     assert query["client_id"] == ["client-123"]
     assert query["redirect_uri"] == [redirect]
     assert query["code_challenge_method"] == ["S256"]
-    assert query["code_challenge"][0]
+    expected = base64.urlsafe_b64encode(hashlib.sha256(login.code_verifier.encode()).digest())
+    assert query["code_challenge"] == [expected.rstrip(b"=").decode()]
     assert set(query["scope"][0].split()) == set(SCOPES)
     state = query["state"][0]
+    assert login.code_verifier not in url and login.code_verifier not in repr(login)
 
     endpoint = TokenEndpoint((200, NEW_TOKEN))
-    mount(handler, endpoint)
-    creds = finish_oauth2_login(handler, f"{redirect}?state={state}&code=the-code", now=1000)
+    creds = finish(login, f"{redirect}?state={state}&code=the-code", endpoint, now=1000)
     assert creds.kind == "oauth2" and creds.client_id == "client-123"
     assert creds.access_token == NEW_TOKEN["access_token"]
     assert creds.refresh_token == NEW_TOKEN["refresh_token"]
@@ -317,38 +319,49 @@ def test_pkce_login_round_trip() -> None:
     assert form["grant_type"] == "authorization_code"
     assert form["code"] == "the-code"
     assert form["redirect_uri"] == redirect
-    assert len(form["code_verifier"]) >= 43
+    assert form["code_verifier"] == login.code_verifier and 43 <= len(login.code_verifier) <= 128
+    assert "Authorization" not in endpoint.requests[0].headers  # a public client
 
 
 def test_pkce_login_confidential_client_keeps_secret() -> None:
-    url, handler = start_oauth2_login("client-123", CLIENT_SECRET, "https://example.com/cb")
-    state = parse_qs(urlsplit(url).query)["state"][0]
-    mount(handler, TokenEndpoint((200, NEW_TOKEN)))
-    creds = finish_oauth2_login(handler, f"https://example.com/cb?code=c&state={state}")
+    login = start("client-123", CLIENT_SECRET, "https://example.com/cb")
+    endpoint = TokenEndpoint((200, NEW_TOKEN))
+    creds = finish(login, f"https://example.com/cb?code=c&state={login.state}", endpoint)
     assert creds.client_secret == CLIENT_SECRET
+    expected = base64.b64encode(f"client-123:{CLIENT_SECRET}".encode()).decode()
+    assert endpoint.requests[0].headers["Authorization"] == f"Basic {expected}"
 
 
 @pytest.mark.parametrize(
-    ("pasted", "match"),
+    ("answer", "match"),
     [
-        ("http://127.0.0.1/cb?error=access_denied&state=x", "did not authorise"),
-        ("http://127.0.0.1/cb?state=x", "no authorisation code"),
-        ("http://127.0.0.1/cb?code=abc&state=wrong-state", "refused the login"),
+        ("http://127.0.0.1/cb?error=access_denied&state=STATE", "did not authorise"),
+        ("http://127.0.0.1/cb?state=STATE", "no authorisation code"),
+        ("http://127.0.0.1/cb?code=abc&state=wrong-state", "another login attempt"),
+        ("http://127.0.0.1/cb?code=abc", "no state"),
     ],
 )
-def test_pkce_login_failures(pasted: str, match: str) -> None:
-    _, handler = start_oauth2_login("client-123", None, "http://127.0.0.1/cb")
-    mount(handler, TokenEndpoint((200, NEW_TOKEN)))
+def test_pkce_login_failures(answer: str, match: str) -> None:
+    login = start("client-123", None, "http://127.0.0.1/cb")
+    endpoint = TokenEndpoint((200, NEW_TOKEN))
     with pytest.raises(AuthError, match=match):
-        finish_oauth2_login(handler, pasted)
+        finish(login, answer.replace("STATE", login.state), endpoint)
+    assert endpoint.requests == []  # refused before anything was sent to X
+
+
+def test_pkce_login_refused_by_x_names_the_error_only() -> None:
+    login = start("client-123", None, "http://127.0.0.1/cb")
+    endpoint = TokenEndpoint((400, {"error": "invalid_request",
+                                    "error_description": "Value passed was invalid."}))
+    with pytest.raises(AuthError, match=r"refused the login \(invalid_request\)"):
+        finish(login, f"http://127.0.0.1/cb?code=abc&state={login.state}", endpoint)
 
 
 def test_pkce_login_missing_scope_is_refused() -> None:
-    url, handler = start_oauth2_login("client-123", None, "http://127.0.0.1/cb")
-    state = parse_qs(urlsplit(url).query)["state"][0]
-    mount(handler, TokenEndpoint((200, {**NEW_TOKEN, "scope": "tweet.read users.read"})))
+    login = start("client-123", None, "http://127.0.0.1/cb")
+    endpoint = TokenEndpoint((200, {**NEW_TOKEN, "scope": "tweet.read users.read"}))
     with pytest.raises(AuthError, match="dm.read"):
-        finish_oauth2_login(handler, f"http://127.0.0.1/cb?code=c&state={state}")
+        finish(login, f"http://127.0.0.1/cb?code=c&state={login.state}", endpoint)
 
 
 def test_a_refresh_done_by_another_process_is_reused_not_repeated(tmp_path: Path) -> None:

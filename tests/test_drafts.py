@@ -101,7 +101,7 @@ def test_draft_refused_early_when_contact_may_not_be_dmed(cli):
 
     # Opted out: refused too, with the opt-out named.
     add_talking_contact("carol", "Carol", "2003")
-    cli("contacts", "optout", "carol")
+    cli("contacts", "optout", "carol", "--yes")
     r = cli("draft", "carol", "Hi Carol")
     assert r.exit_code == 3 and "E_OPTED_OUT" in r.stderr
 
@@ -242,7 +242,9 @@ def test_log_human_and_limit(cli):
         cli("review", str(did), "--reject")
     assert len(cli("log", "--json", "--limit", "2").json()) == 2
     out = cli("log").stdout.splitlines()
-    assert len(out) == 3 and all("\trejected\t@alice\t" in line for line in out)
+    # each draft is in the log twice: drafted, then rejected (newest first)
+    assert len(out) == 6 and all("\trejected\t@alice\t" in line for line in out[::2])
+    assert all("\tdrafted\t@alice\t" in line and "command=draft" in line for line in out[1::2])
 
 
 

@@ -84,10 +84,12 @@ ARGS: dict[str, Callable[[Populated], list[str]]] = {
     "contacts show": lambda p: ["alice"],
     "draft": lambda p: ["bob", "Hi Bob, thanks for asking about the price."],
     "drafts discard": lambda p: [p.drafts["discard"]],
-    "drafts edit": lambda p: [p.drafts["edit"], "--text", "Thanks Alice, details tomorrow."],
+    "drafts edit": lambda p: [p.drafts["edit"], "Thanks Alice, details tomorrow."],
     "drafts show": lambda p: [p.drafts["show"]],
     "import archive": lambda p: [str(p.archive)],
+    "reply": lambda p: ["bob", "Hi Bob, the student price is on the website.", "--yes"],
     "review": lambda p: [p.drafts["review"], "--approve"],
+    "search": lambda p: ["price"],
     "send": lambda p: [p.drafts["send"], "--yes"],
     "templates show": lambda p: ["thanks"],
     "thread": lambda p: ["alice"],
@@ -144,8 +146,11 @@ def test_actions_print_nothing_on_stdout(cli, populated, tmp_path):
         "contacts block": ["dave"], "contacts unblock": ["dave"],
         "contacts engage": ["carol", "--evidence", "asked at the meetup to be DMed"],
         "contacts note": ["alice", "met at the meetup"], "contacts tag": ["alice", "vip"],
-        "contacts optout": ["erin"], "contacts forget": ["erin", "--yes"],
-        "db backup": [str(tmp_path / "copy.db")], "done": ["alice"], "reopen": ["alice"],
+        "contacts optout": ["erin", "--yes"], "contacts forget": ["erin", "--yes"],
+        "db backup": [str(tmp_path / "copy.db")], "db restore": [str(tmp_path / "copy.db"), "--yes"],
+        "done": ["alice"], "reopen": ["alice"],
+        "sandbox receive": ["carol", "Hi, it's Carol again"], "profiles add": ["work"],
+        "snooze": ["alice", "3d"], "unsnooze": ["alice"],
         "templates add": ["hello", "Hello {first_name}"], "templates remove": ["hello"],
     }
     assert set(run) == set(ACTIONS)
@@ -167,7 +172,7 @@ def test_digest_json_is_format_json(cli, populated):
         r = cli("digest", "--json", "--format", other)
         assert r.exit_code == 2 and r.stdout == ""
         assert json.loads(r.stderr)["error"]["code"] == "E_USAGE"
-    assert cli("digest", "--peek").stdout.startswith("New messages")  # text stays the default
+    assert "\nNew messages" in cli("digest", "--peek").stdout  # text stays the default
 
 
 def test_export_json_is_format_json(cli, populated):

@@ -284,6 +284,60 @@ def test_migrate_to_postgresql_and_back(cli, monkeypatch, tmp_path) -> None:
     mine.close()
 
 
+def dump(store: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table the copy moves, in key order, by column name."""
+    from dmtool.store import copy
+
+    out = {}
+    for t in copy.tables(store):
+        keys = copy.key_columns(store, t) or copy.columns(store, t)
+        rows = store.execute(f"SELECT * FROM {t} ORDER BY {', '.join(keys)}").fetchall()
+        out[t] = [dict(zip(r.keys(), tuple(r), strict=True)) for r in rows]
+    return out
+
+
+def test_migrate_to_copies_every_table_row_for_row_both_ways(cli, monkeypatch, tmp_path) -> None:
+    """What migrations 7-11 added travels too: audit actors, the hook queue, opt-out
+    reasons, snoozes, archive imports with their participants, the store's id."""
+    from dmtool.store import hooks, imports
+    from dmtool.store import search as sstore
+
+    url = _sqlite_profile(cli, monkeypatch)
+    assert cli("contacts", "optout", "bob", "--reason", "asked by phone", "--yes").exit_code == 0
+    assert cli("snooze", "alice", "3d").exit_code == 0
+    store = profile_store()
+    with store.tx() as c:
+        imports.start(c, fingerprint="f1", archive="/tmp/x.zip", account="me",
+                      now="2026-11-01T00:00:00.000Z", participants=["111", "222"])
+        event = c.execute("SELECT event_id FROM messages WHERE direction = 'in' "
+                          "AND event_id IS NOT NULL LIMIT 1").fetchone()[0]
+        hooks.queue(c, event, "on_inbound", now="2026-11-01T00:00:00.000Z")
+    source = dump(store)
+    store.close()
+    assert source["archive_imports"] and len(source["import_participants"]) == 2
+    assert source["hook_queue"]
+    assert any(r["key"] == "store_id" for r in source["sync_state"])
+    assert any(r["actor"] for r in source["audit"])
+    assert any(r["snoozed_until"] for r in source["conversations"])
+    assert any(r["opt_out_reason"] for r in source["contacts"])
+
+    r = cli("db", "migrate-to", url, "--json")
+    assert r.exit_code == 0, r
+    target = open_store(url)
+    assert dump(target) == source
+    target.close()
+
+    monkeypatch.setenv("DMTOOL_SANDBOX_DATABASE_URL", url)  # now on the copy, and back
+    back = tmp_path / "back.db"
+    r = cli("db", "migrate-to", str(back), "--json")
+    assert r.exit_code == 0, r
+    mine = open_store(back)
+    assert dump(mine) == source
+    assert mine.problems() == []  # the search index was filled by its triggers as rows came
+    assert [h.text for h in sstore.notes(mine.conn, sstore.Query(("fair",)))] == ["met at the fair"]
+    mine.close()
+
+
 def test_migrate_to_refuses_someone_elses_store(cli, monkeypatch) -> None:
     url = _sqlite_profile(cli, monkeypatch)
     other = open_store(url)
@@ -360,3 +414,14 @@ def test_writers_take_the_stores_write_lock(pg_url) -> None:
         pass
     a.close()
     b.close()
+
+
+def test_a_nul_from_x_is_stored_as_a_replacement_character(cli, world, clock) -> None:
+    """SQLite keeps a NUL in text; PostgreSQL text cannot hold one. A DM that
+    carries one is stored with U+FFFD in its place: the sync goes through."""
+    from tests.xworld import ALICE, sync
+
+    world.incoming_dm(ALICE, "hello\x00there", at=clock.ago(minutes=5))
+    sync(cli)
+    texts = [m["text"] for m in cli("thread", "alice", "--json", "--peek").json()["messages"]]
+    assert texts == ["hello\ufffdthere"]

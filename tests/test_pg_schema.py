@@ -1,6 +1,9 @@
 """The migrations give both engines the same schema: tables, columns (type,
 NOT NULL, default, key), indexes (columns, unique, partial), constraints
-(keys, unique, foreign keys with their ON DELETE, checks), views and triggers."""
+(keys, unique, foreign keys with their ON DELETE, checks), views and triggers,
+after every migration. The one difference by design: SQLite's search index
+(migration 7's SEARCH_INDEX: FTS5 tables and their triggers); PostgreSQL
+searches by scanning."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any
 import pytest
 
 from dmtool.store import open_store
-from dmtool.store.migrations import MIGRATIONS
+from dmtool.store.migrations import MIGRATIONS, SEARCH_INDEX
 
 pytestmark = pytest.mark.pg_only
 
@@ -31,12 +34,24 @@ def _type(t: str) -> str:
     return "integer" if "int" in t else "text" if "text" in t or "char" in t else t
 
 
-def sqlite_schema(path: Path) -> dict[str, Any]:
-    store = open_store(path)
+SEARCH_TABLES = set(re.findall(r"CREATE VIRTUAL TABLE (\w+)", SEARCH_INDEX))
+SEARCH_TRIGGERS = set(re.findall(r"CREATE TRIGGER (\w+)", SEARCH_INDEX))
+
+
+def in_search_index(table: str) -> bool:
+    """An FTS5 table of the search index, or one of its shadow tables."""
+    return any(table == t or table.startswith(t + "_") for t in SEARCH_TABLES)
+
+
+def sqlite_schema(path: Path, version: int | None = None) -> dict[str, Any]:
+    """The schema, the search index aside (its tables in "search", triggers in "search_triggers")."""
+    store = open_store(path, migrate_to=version)
     q = store.conn.execute
-    tables = [r[0] for r in q("SELECT name FROM sqlite_master WHERE type = 'table' "
-                              "AND name NOT LIKE 'sqlite_%'")]
-    out: dict[str, Any] = {"tables": {}, "indexes": {}, "views": set(), "triggers": set()}
+    names = [r[0] for r in q("SELECT name FROM sqlite_master WHERE type = 'table' "
+                             "AND name NOT LIKE 'sqlite_%'")]
+    tables = [t for t in names if not in_search_index(t)]
+    out: dict[str, Any] = {"tables": {}, "indexes": {}, "views": set(), "triggers": set(),
+                           "search": {t for t in names if t in SEARCH_TABLES}}
     for t in tables:
         cols = {r[1]: (_type(r[2]), bool(r[3]) or bool(r[5]), _norm(r[4]))
                 for r in q(f"PRAGMA table_info({t})")}
@@ -57,13 +72,15 @@ def sqlite_schema(path: Path) -> dict[str, Any]:
         assert m, sql
         out["indexes"][name] = (m[2], bool(m[1]), _norm(m[3]), _norm(m[4]))
     out["views"] = {r[0] for r in q("SELECT name FROM sqlite_master WHERE type = 'view'")}
-    out["triggers"] = {r[0] for r in q("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    triggers = {r[0] for r in q("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    out["triggers"] = triggers - SEARCH_TRIGGERS
+    out["search_triggers"] = triggers & SEARCH_TRIGGERS
     store.close()
     return out
 
 
-def pg_schema(url: str) -> dict[str, Any]:
-    store = open_store(url)
+def pg_schema(url: str, version: int | None = None) -> dict[str, Any]:
+    store = open_store(url, migrate_to=version)
     q = store.conn.execute
     ns = "current_schema()::regnamespace"
     tables = [r[0] for r in q("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
@@ -120,14 +137,31 @@ def pg_schema(url: str) -> dict[str, Any]:
     return out
 
 
+def assert_same_schema(lite: dict[str, Any], pg: dict[str, Any], version: int) -> None:
+    assert sorted(lite["tables"]) == sorted(pg["tables"]), version
+    for t in lite["tables"]:
+        assert lite["tables"][t] == pg["tables"][t], (version, t)
+    assert lite["indexes"] == pg["indexes"], version
+    assert lite["views"] == pg["views"], version
+    assert lite["triggers"] == pg["triggers"], version
+
+
 def test_both_engines_end_with_the_same_schema(pg_url: str, tmp_path: Path) -> None:
     lite, pg = sqlite_schema(tmp_path / "s.db"), pg_schema(pg_url)
-    assert sorted(lite["tables"]) == sorted(pg["tables"])
-    for t in lite["tables"]:
-        assert lite["tables"][t] == pg["tables"][t], t
-    assert lite["indexes"] == pg["indexes"]
-    assert lite["views"] == pg["views"] == {"contact_tails"}
-    assert lite["triggers"] == pg["triggers"]
+    assert_same_schema(lite, pg, len(MIGRATIONS))
+    assert lite["views"] == {"contact_tails"}
+    # Only SQLite has the search index (where its SQLite has FTS5's trigram tokenizer).
+    assert lite["search"] == SEARCH_TABLES and lite["search_triggers"] == SEARCH_TRIGGERS
+    assert not any(in_search_index(t) for t in pg["tables"])
+
+
+def test_both_engines_have_the_same_schema_after_every_migration(pg_url: str,
+                                                                 tmp_path: Path) -> None:
+    from tests.conftest import schema_url
+
+    for version in range(1, len(MIGRATIONS)):
+        assert_same_schema(sqlite_schema(tmp_path / f"v{version}.db", version),
+                           pg_schema(schema_url(f"at{version}"), version), version)
 
 
 def test_each_step_upgrades_a_store_of_the_version_before(pg_url: str) -> None:

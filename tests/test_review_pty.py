@@ -3,8 +3,10 @@ send confirmation of a first contact, and the editor."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import pexpect
@@ -12,7 +14,7 @@ import pytest
 
 from tests.conftest import dmtool_command
 from tests.test_drafts import add_talking_contact
-from tests.test_send import outbound, sandbox_world
+from tests.test_send import outbound, sandbox_world, talking_contact
 
 
 def spawn(*args: str, env: dict[str, str] | None = None) -> pexpect.spawn:
@@ -139,8 +141,10 @@ def test_first_contact_send_asks_on_the_terminal(cli):
     child.expect_exact("sandbox")
     child.expect_exact("[y/N]")
     child.sendline("n")
-    assert finish(child) == 1
+    child.expect_exact(f"not sent; kept as draft {did} (approved)")  # an answer, not an error
+    assert finish(child) == 0
     assert outbound(world, uid) == []
+    assert cli("drafts", "show", str(did), "--json").json()["status"] == "approved"
 
     child = spawn("send", str(did))
     child.expect_exact("[y/N]")
@@ -149,3 +153,100 @@ def test_first_contact_send_asks_on_the_terminal(cli):
     assert finish(child) == 0
     assert [e["text"] for e in outbound(world, uid)] == [
         "Hi Bob, I'm Ann from the meetup. The slides are ready."]
+
+
+# --- reply ---------------------------------------------------------------------------------
+
+
+def test_reply_asks_once_and_no_keeps_the_draft(cli):
+    world = sandbox_world()
+    uid = talking_contact(world, "alice", "Alice Smith")
+    child = spawn("reply", "alice", "Thanks Alice, see you on Saturday.")
+    child.expect_exact("Thanks Alice, see you on Saturday.")  # the exact text, before the question
+    child.expect_exact("Send? [y/N]")
+    child.sendline("n")
+    child.expect_exact("not sent; kept as draft 1")
+    assert finish(child) == 0  # declining is not an error
+    assert cli("drafts", "show", "1", "--json").json()["status"] == "draft"
+    assert outbound(world, uid) == []
+
+    child = spawn("reply", "alice", "Thanks Alice!!! See you on Saturday!!!")
+    child.expect_exact("warning L011")  # the findings are shown before the question
+    child.expect_exact("Send? [y/N]")
+    child.sendline("y")  # on a terminal, yes acknowledges the warnings shown
+    child.expect_exact("sent draft 2 to @alice (sandbox)")
+    assert finish(child) == 0
+    assert [e["text"] for e in outbound(world, uid)] == ["Thanks Alice!!! See you on Saturday!!!"]
+    log = cli("log", "--json").json()
+    assert [e["action"] for e in reversed(log) if e["draft_id"] == 2] == [
+        "drafted", "approved", "sent"]
+    assert cli("drafts", "show", "2", "--json").json()["acknowledged"] == ["L011"]
+
+
+def test_reply_opens_the_editor_on_the_thread_and_strips_the_comments(cli, tmp_path):
+    world = sandbox_world()
+    uid = talking_contact(world, "alice", "Alice Smith")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    seen = tmp_path / "seen.txt"
+    script = bin_dir / "editor"  # no $VISUAL or $EDITOR: git's fallback, `editor`, opens
+    script.write_text(f"#!/bin/sh\ncp \"$1\" {seen}\n"
+                      f"{{ printf 'Sure, see you Friday.   \\n\\n\\n# my own note\\n'; cat {seen}; }}"
+                      " > \"$1\"\n")
+    script.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    child = spawn("reply", "alice", env=env)
+    child.expect_exact("opening `editor`")  # it says which editor opened
+    child.expect_exact("Sure, see you Friday.")
+    child.expect_exact("Send? [y/N]")
+    child.sendline("y")
+    child.expect_exact("sent draft 1 to @alice")
+    assert finish(child) == 0
+    assert [e["text"] for e in outbound(world, uid)] == ["Sure, see you Friday."]
+    opened = seen.read_text(encoding="utf-8")
+    assert opened.startswith("\n# Your reply to @alice (Alice Smith)")
+    assert "@alice: Hi! Could you tell me more?" in opened  # the last messages, quoted
+    assert "# Checks" in opened and "L011" in opened  # and the lint rules
+    assert all(line.startswith("#") for line in opened.strip().splitlines())
+
+    # An editor that saves nothing but the comments cancels: nothing drafted, exit 0.
+    # X keeps whole seconds: make their new DM later than our reply for sure
+    world.incoming_dm(uid, "One more thing: parking?", at=world.now() + timedelta(seconds=1))
+    assert cli("sync").exit_code == 0
+    script.write_text("#!/bin/sh\nexit 0\n")
+    child = spawn("reply", "alice", env=env)
+    child.expect_exact("nothing drafted, nothing sent")
+    assert finish(child) == 0
+    assert len(cli("drafts", "list", "--json").json()) == 1
+
+
+# --- demo ----------------------------------------------------------------------------------
+
+
+def test_demo_asks_before_wiping_your_work_and_a_no_at_send_ends_politely(run):
+    assert run("demo", timeout=120).exit_code == 0
+    mine = "Hi Theo, Alex here: thanks for the kind words on the pricing thread."
+    assert run("--profile", "demo", "draft", "@theo_writes", mine).exit_code == 0
+
+    child = spawn("demo")
+    child.expect_exact("(1 draft)")
+    child.expect_exact("Wipe it and start the demo again? [y/N]")
+    child.sendline("n")
+    child.expect_exact("Nothing was changed")
+    assert finish(child) == 0
+    drafts = run("--profile", "demo", "drafts", "list", "--json")
+    assert mine in [d["text"] for d in json.loads(drafts.stdout)]
+
+    child = spawn("demo")
+    child.expect_exact("[y/N]")
+    child.sendline("y")
+    child.expect_exact("Answer y to send.")
+    child.expect_exact("[y/N]", timeout=90)
+    child.sendline("n")
+    child.expect_exact("Nothing was sent: you said no")
+    child.expect(pexpect.EOF)
+    assert "failed" not in child.before and "error" not in child.before
+    child.close()
+    assert child.exitstatus == 0
+    drafts = json.loads(run("--profile", "demo", "drafts", "list", "--json").stdout)
+    assert [d["status"] for d in drafts] == ["approved"]  # yours was wiped; the demo's waits

@@ -277,7 +277,7 @@ def test_dry_run_sends_nothing(cli, run, world):
 def test_opted_out_after_approval_is_refused(cli, run, world):
     uid = talking_contact(world, "alice", "Alice Smith")
     did = approved_draft(cli, "alice", "Thanks Alice, one last detail.")
-    assert cli("contacts", "optout", "alice").exit_code == 0
+    assert cli("contacts", "optout", "alice", "--yes").exit_code == 0
     r = run("send", did, "--yes", "--json")
     assert r.exit_code == 3, r
     err = json.loads(r.stderr)["error"]

@@ -114,6 +114,8 @@ def test_db_check_reports_a_missing_table(cli, db):
     r = cli("db", "check", "--json")
     assert r.exit_code == 1
     assert "missing table: templates" in r.json()["problems"]
+    r = cli("templates", "list", "--json")  # the damage, not an internal error
+    assert r.exit_code == 4 and "E_STORE_DAMAGED" in r.stderr and "no table templates" in r.stderr
 
 
 def test_upgrade_copies_suppressions_onto_the_contact_rows(cli, store_engine, monkeypatch):

@@ -60,8 +60,8 @@ def test_first_sync_stores_contacts_messages_and_evidence(cli: Cli, world: Sandb
 
     data = sync(cli)
     assert set(data) == {"dm_events_new", "dm_events_read", "mentions_new", "replies_new",
-                         "contacts_new", "opted_out", "requests", "autoacks_sent", "deferred",
-                         "backend"}
+                         "contacts_new", "opted_out", "optout_review", "requests",
+                         "autoacks_sent", "deferred", "hooks", "backend"}
     assert data["deferred"] == []
     assert data["backend"] == "sandbox"
     assert data["dm_events_new"] == 4
@@ -663,6 +663,7 @@ def test_check_shows_the_newest_record_of_each_kind_and_counts_the_rest(
     assert [(e["kind"], e["ref"]) for e in data["evidence"]] == [("inbound_dm", ids[-1])]
     assert data["evidence_total"] == 4
     text = cli("check", "@alice").stdout
-    assert f"evidence: inbound_dm on {data['evidence'][0]['at']} ({ids[-1]})" in text
+    at = data["evidence"][0]["at"]  # local time (TZ=UTC in the tests)
+    assert f"evidence: inbound_dm on {at[:10]} {at[11:16]} ({ids[-1]})" in text
     assert "3 earlier records of the same kinds: `dmtool contacts show @alice`" in text
     assert len(cli("contacts", "show", "alice", "--json").json()["evidence"]) == 4

@@ -75,7 +75,7 @@ def test_missing_user_is_not_found_naming_the_handle(client: TweepyClient) -> No
     with pytest.raises(NotFound) as info:
         client.user_by_handle("@ghost_user")
     assert "@ghost_user" in info.value.message
-    assert "Could not find user" in (info.value.hint or "")
+    assert info.value.hint is None  # X's own wording only repeated the message (issue 12)
     assert info.value.exit_code == 1
 
 
@@ -364,12 +364,16 @@ def test_403_on_a_read_is_an_auth_error_with_the_detail(client: TweepyClient, wo
 
 def test_401_with_oauth2_refreshes_once_and_retries(world: SandboxWorld) -> None:
     saved: list[Credentials] = []
-    creds = Credentials(kind="oauth2", client_id="cid", access_token=SECRET, refresh_token="old-refresh")
+    pair = world.issue_tokens("cid")
+    creds = Credentials(kind="oauth2", client_id="cid", access_token=pair["access_token"],
+                        refresh_token=pair["refresh_token"])
     client = client_for(world, creds, save_credentials=saved.append)
     world.fail_next(401, path_contains="/2/users/me")
     assert client.me().id == ME
-    assert client.credentials.access_token == "sandbox-access-1"
-    assert [c.refresh_token for c in saved] == ["sandbox-refresh-1"]
+    [rotated] = world.live_refresh_tokens()  # X rotated the refresh token: the new one is saved
+    assert rotated != pair["refresh_token"] and [c.refresh_token for c in saved] == [rotated]
+    assert client.credentials.access_token in world.oauth()["access_tokens"]
+    assert client.credentials.access_token != pair["access_token"]
     paths = [(r["method"], r["path"], r["status"]) for r in world.requests_log()]
     assert paths == [
         ("GET", "/2/users/me", 401),
@@ -388,7 +392,7 @@ def test_oauth2_token_near_expiry_is_refreshed_before_the_request(world: Sandbox
         kind="oauth2",
         client_id="cid",
         access_token=SECRET,
-        refresh_token="r",
+        refresh_token=world.issue_tokens("cid")["refresh_token"],
         expires_at=int(datetime.now(UTC).timestamp()) + 60,
     )
     client = client_for(world, creds, save_credentials=saved.append)
@@ -495,7 +499,9 @@ def test_post_pagination(client: TweepyClient, world: SandboxWorld) -> None:
 def test_open_client(world: SandboxWorld) -> None:
     with pytest.raises(AuthError) as info:
         open_client(None, None)
-    assert "dmtool auth login" in info.value.message
+    assert "no X credentials" in info.value.message
+    assert "dmtool auth login" in (info.value.hint or "")  # said once, as the hint
+    assert "auth login" not in info.value.message
     sandbox = open_client(None, world.path, retry_backoff=0)
     assert sandbox.me().username == "me_account"
     assert sandbox.requests_made == 1
@@ -545,3 +551,52 @@ def test_a_cut_off_answer_to_a_send_is_unknown_not_unsent(world: SandboxWorld) -
     with pytest.raises(SendOutcomeUnknown):
         client.send_dm(ALICE, "did this arrive?")
     assert [e["text"] for e in world.dms_with(ALICE)] == ["did this arrive?"]
+
+
+# --- the request observer (x/observe.py) -------------------------------------------------------
+
+
+def test_every_request_reaches_the_observers(client: TweepyClient, world: SandboxWorld,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    from dmtool.x.observe import RequestRecord
+
+    seen: list[RequestRecord] = []
+    client.observe(seen.append)
+    world.incoming_dm(ALICE, "one", at=datetime.now(UTC) - timedelta(minutes=2))
+    world.incoming_dm(ALICE, "two", at=datetime.now(UTC) - timedelta(minutes=1))
+    client.dm_events(5)
+    client.send_dm(ALICE, "hello")
+    world.fail_next(503, count=3, method="GET")
+    with pytest.raises(Unavailable):
+        client.user_by_handle("bob")
+    with caplog.at_level(logging.DEBUG, logger="dmtool.x"):
+        client.me()
+    got = [(r.method, r.path, r.family, r.page_size, r.results, r.status) for r in seen]
+    assert got == [
+        ("GET", "/2/dm_events", "dm_read", 5, 2, 200),
+        ("POST", f"/2/dm_conversations/with/{ALICE}/messages", "dm_send", None, 1, 201),
+        *[("GET", "/2/users/by/username/bob", "users", None, None, 503)] * 3,  # each retry
+        ("GET", "/2/users/me", "users", None, 1, 200),
+    ]
+    assert all(r.seconds >= 0 for r in seen)
+    line = next(m for m in caplog.messages if "/2/users/me" in m)
+    assert line.startswith("X GET /2/users/me [users] -> 200, 1 result, ") and line.endswith(" ms")
+    assert SECRET not in "\n".join(caplog.messages)
+
+
+def test_a_request_that_gets_no_answer_is_observed_too(world: SandboxWorld) -> None:
+    class Down(requests.adapters.BaseAdapter):
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            raise requests.ConnectionError("down")
+
+        def close(self) -> None:
+            pass
+
+    seen: list[Any] = []
+    c = TweepyClient(Credentials(kind="oauth2", access_token=SECRET), adapter=Down(),
+                     retry_backoff=0)
+    c.observe(seen.append)
+    with pytest.raises(Unavailable):
+        c.dm_events(10)
+    assert [(r.status, r.error, r.results, r.page_size) for r in seen] == [
+        (None, "ConnectionError", None, 10)] * 3

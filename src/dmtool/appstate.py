@@ -8,7 +8,7 @@ It sits below both cli/ (which builds it from the command line) and services/
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ from dmtool.paths import DEFAULT_PROFILE, Paths
 
 if TYPE_CHECKING:
     from dmtool.config import Config
+    from dmtool.localtime import DisplayZone
     from dmtool.store import Store
     from dmtool.store.url import StoreLocation
     from dmtool.x.types import XClient
@@ -31,11 +32,16 @@ SANDBOX_DATABASE_URL_ENV = "DMTOOL_SANDBOX_DATABASE_URL"
 class AppState:
     profile: str = DEFAULT_PROFILE
     verbose: bool = False
+    # Only a few commands may bring a new profile into being (cli/app.py
+    # CREATES_PROFILE); any other refuses a profile that does not exist, so a
+    # typo in --profile never silently starts an empty record.
+    creates_profile: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     _paths: Paths | None = None
     _config: Config | None = None
     _store: Store | None = None
     _client: XClient | None = None
+    _zone: DisplayZone | None = None
 
     @property
     def paths(self) -> Paths:
@@ -43,22 +49,51 @@ class AppState:
             self._paths = Paths.resolve(self.profile, self.environ)
         return self._paths
 
+    def require_profile(self) -> None:
+        """NotFound, with the list of profiles, unless this profile exists or
+        this command may create it."""
+        if self.creates_profile or self.paths.exists():
+            return
+        from dmtool.errors import NotFound
+        from dmtool.paths import list_profiles
+
+        names = list_profiles(self.environ)
+        raise NotFound(f"no profile {self.profile!r} (profiles: {', '.join(names)})",
+                       hint=f"check the name, or create it with `dmtool profiles add {self.profile}`",
+                       details=[{"profile": n} for n in names])
+
     @property
     def config(self) -> Config:
         if self._config is None:
             from dmtool.config import Config
 
+            self.require_profile()
             self._config = Config.load(self.paths.config_file)
         return self._config
 
     @property
     def store(self) -> Store:
         if self._store is None:
+            from dmtool.errors import StoreError
             from dmtool.store import open_store
 
-            location = self.store_location()  # a broken config.toml fails before anything runs
-            self.paths.ensure()
-            self._store = open_store(location, lock_dir=self.paths.state_dir)
+            self.config  # noqa: B018 - a broken config.toml must fail before anything runs
+            location = self.store_location()
+            try:
+                self.paths.ensure()
+            except StoreError:  # a folder it cannot create: reading an existing store still works
+                if not self.has_store:
+                    raise
+            self._store = open_store(location, lock_dir=self.paths.state_dir,
+                                     progress=_upgrade_note())
+            if self.creates_profile and not self.paths.exists():
+                # A store on a server leaves no file here: the config.toml says the profile exists.
+                self.paths.config_file.touch(mode=0o600)
+            # Whoever this invocation writes audit entries for (dmtool.actor).
+            from dmtool import actor
+
+            configured = str(self.config.get("operator.name"))
+            actor.set_operator(lambda: actor.operator_name(self.environ, configured))
         return self._store
 
     def store_location(self) -> StoreLocation:
@@ -67,6 +102,9 @@ class AppState:
         both and read DMTOOL_SANDBOX_DATABASE_URL only."""
         from dmtool.store.url import resolve
 
+        if not (self.creates_profile or self.paths.exists()):
+            # `paths` and `db path` say where a new profile's store would be; it has no config.
+            return resolve(None, self.environ.get(DATABASE_URL_ENV), self.paths.db_file)
         if self.sandbox:
             return resolve(None, self.environ.get(SANDBOX_DATABASE_URL_ENV), self.paths.db_file,
                            env_name=SANDBOX_DATABASE_URL_ENV)
@@ -82,18 +120,36 @@ class AppState:
         return location.is_postgres or (location.path is not None and location.path.exists())
 
     @property
+    def zone(self) -> DisplayZone:
+        """The zone text output shows times in: display.timezone, else TZ, else
+        the system's. Resolved on first use: JSON output never needs it."""
+        if self._zone is None:
+            from dmtool.errors import ConfigError
+            from dmtool.localtime import UnknownZone, resolve
+
+            configured = str(self.config.get("display.timezone") or "")
+            try:
+                self._zone = resolve(configured, self.environ)
+            except UnknownZone as e:
+                raise ConfigError(f"{self.paths.config_file}: config key 'display.timezone': {e}",
+                                  hint='`dmtool config set display.timezone Asia/Tokyo`, or "" '
+                                       "to follow TZ") from None
+        return self._zone
+
+    @property
     def sandbox(self) -> bool:
         return self.config.backend == "sandbox"
 
     def can_reach_x(self) -> bool:
         """Whether this profile has a way to ask X at all: the sandbox, or
-        credentials in the environment or the credentials file. Reads files
-        only, no network; a broken credentials file is a ConfigError."""
+        credentials in the environment or the credentials file (which may say
+        they are in the keyring). Reads files only: no keyring, no network; a
+        broken credentials file is a ConfigError."""
         if self.sandbox:
             return True
-        from dmtool.credentials import load_credentials
+        from dmtool.credentials import has_credentials
 
-        return load_credentials(self.paths.credentials_file, self.environ) is not None
+        return has_credentials(self.paths.credentials_file, self.environ)
 
     def client(self) -> XClient:
         """The X client for this profile: the sandbox or the real API (tweepy)."""
@@ -105,6 +161,29 @@ class AppState:
         if self._store is not None:
             self._store.close()
             self._store = None
+            from dmtool import actor
+
+            actor.set_operator(None)
+
+
+def _upgrade_note() -> Callable[[str], None] | None:
+    """Where a long store upgrade (building the search index) says it is still
+    working: a line rewritten in place on a terminal; nothing elsewhere."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+
+    shown = 0
+
+    def note(text: str) -> None:
+        nonlocal shown
+        line = text.rstrip("\n")
+        sys.stderr.write("\r" + line.ljust(shown) + text[len(line):])  # spaces over a longer one
+        sys.stderr.flush()
+        shown = 0 if text.endswith("\n") else len(line)
+
+    return note
 
 
 def ensure_sandbox_world(st: AppState) -> None:

@@ -6,60 +6,115 @@ is set and when the file is loaded, so a typo never silently changes behaviour.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
+import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dmtool.errors import ConfigError
+from dmtool.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from dmtool.lint import LintSettings
     from dmtool.policy import PolicySettings
 
 
+# Text settings are capped too: a DM is at most 10,000 characters (lint.py).
+TEXT_MAX = 10_000
+NAME_MAX = 100  # one entry of a list of names
+LIST_MAX = 20  # entries in a list
+URL_MAX = 2_000  # a store URL with its TLS file names and options
+
+
 @dataclass(frozen=True)
 class Setting:
+    """One key of config.toml. Every key has a range, checked when the value is
+    set and when the file is loaded: a number needs `minimum` and `maximum`
+    (and must be finite), text a `max_length` or `choices`, a list
+    `max_items` (tests/test_config_bounds.py walks the schema, so a new key
+    without its range fails). `validate` may refuse more (ValueError: why)."""
+
     key: str
     type: type
     default: Any
     help: str
     choices: tuple[str, ...] = ()
     minimum: float | None = None
-    maximum: float | None = None  # a ceiling: higher values are refused
+    maximum: float | None = None
+    ceiling: bool = False  # the maximum is one of the policy's fixed ceilings
+    max_length: int | None = None  # text: characters; list: characters per entry
+    max_items: int | None = None  # list: entries
+    validate: Callable[[Any], None] | None = None
+
+
+def _store_url(value: str) -> None:
+    """A store URL dmtool can read (a PostgreSQL URL or a SQLite file); empty is the default."""
+    if value.strip():
+        from dmtool.store.url import parse
+
+        try:
+            parse(value)
+        except ConfigError as e:
+            raise ValueError(e.message) from None
 
 
 _STATIC: tuple[Setting, ...] = (
     Setting("backend", str, "x", "where X calls go: 'x' (the real API) or 'sandbox'",
             choices=("x", "sandbox")),
-    Setting("identity.names", list, [], "names you sign DMs with (first contacts must say who writes)"),
+    Setting("identity.names", list, [],
+            "names you sign DMs with (first contacts must say who writes); commas separate "
+            "names, or give a list for a name with a comma: '[\"Sam, Acme support\"]'",
+            max_length=NAME_MAX, max_items=LIST_MAX),
     Setting("autoack.enabled", bool, False, "send one acknowledgement when a new conversation opens"),
-    Setting("autoack.text", str, "", "the acknowledgement text (no promotion, no links)"),
+    Setting("autoack.text", str, "", "the acknowledgement text (no promotion, no links)",
+            max_length=TEXT_MAX),
     Setting("sync.first_page_size", int, 2, "DM events asked for in sync's first request",
             minimum=1, maximum=100),
     Setting("sync.max_page_size", int, 100, "largest DM events page sync asks for",
             minimum=1, maximum=100),
     Setting("store.url", str, "",
             "the store: empty for this profile's SQLite file, or postgresql://USER@HOST/DB "
-            "(docs/team.md); DMTOOL_DATABASE_URL overrides it"),
+            "(docs/team.md); DMTOOL_DATABASE_URL overrides it",
+            max_length=URL_MAX, validate=_store_url),
     Setting("sync.public_every_minutes", int, 15,
             "check mentions and your replies at most this often (sync --public forces it)",
             minimum=0, maximum=1440),
+    Setting("operator.name", str, "",
+            "who you are in the audit log (else DMTOOL_OPERATOR, else your login name)",
+            max_length=NAME_MAX),
+    Setting("hooks.on_inbound", str, "",
+            "a shell command run once per new inbound DM after sync, the message as JSON on stdin",
+            max_length=TEXT_MAX),
+    Setting("hooks.timeout_s", int, 10, "seconds a hook may run before it is stopped",
+            minimum=1, maximum=300),
+    Setting("display.timezone", str, "",
+            "time zone for times in text output, e.g. Asia/Tokyo (empty: TZ, else the system's)",
+            max_length=64),
 )
 
+# The [lint] keys' ranges. A promotional score below 0.1 would flag every text
+# (the lightest listed phrase weighs 0.5); a shouting ratio under 0.5 would
+# call a text with more small letters than capitals shouting.
+LINT_BOUNDS: dict[str, tuple[float, float]] = {
+    "promo_warn_score": (0.1, 100), "promo_error_score": (0.1, 100),
+    "shouting_ratio": (0.5, 1), "shouting_min_letters": (1, TEXT_MAX),
+}
 
-def _from_dataclass(section: str, cls: type, ceilings: dict[str, float]) -> list[Setting]:
+
+def _from_dataclass(section: str, cls: type, bounds: dict[str, tuple[float, float | None]],
+                    ceilings: frozenset[str] = frozenset()) -> list[Setting]:
     out = []
     for f in dataclasses.fields(cls):
-        default = f.default
-        typ = type(default)
-        out.append(
-            Setting(f"{section}.{f.name}", typ, default, str(f.metadata.get("help", "")),
-                    minimum=0, maximum=ceilings.get(f.name))
-        )
+        low, high = bounds.get(f.name, (None, None))
+        out.append(Setting(f"{section}.{f.name}", type(f.default), f.default,
+                           str(f.metadata.get("help", "")), minimum=low, maximum=high,
+                           ceiling=f.name in ceilings))
     return out
 
 
@@ -69,13 +124,15 @@ def _section(name: str) -> dict[str, Setting]:
     dataclasses, imported only when that section is asked for: loading a
     config.toml with no [lint] table never imports lint."""
     if name == "policy":
-        from dmtool.policy import CEILINGS, PolicySettings
+        from dmtool.policy import BOUNDS, CEILINGS, PolicySettings
 
-        settings = _from_dataclass("policy", PolicySettings, dict(CEILINGS))
+        settings = _from_dataclass("policy", PolicySettings,
+                                   {k: (low, high) for k, (_, low, high) in BOUNDS.items()},
+                                   frozenset(CEILINGS))
     elif name == "lint":
         from dmtool.lint import LintSettings
 
-        settings = _from_dataclass("lint", LintSettings, {})
+        settings = _from_dataclass("lint", LintSettings, dict(LINT_BOUNDS))
     else:
         settings = [s for s in _STATIC if s.key.partition(".")[0] == name]
     return {s.key: s for s in settings}
@@ -100,11 +157,26 @@ def _type_name(t: type) -> str:
             str: "text", list: "a list of text"}.get(t, t.__name__)
 
 
+def _num(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
+def _unknown(key: str) -> ConfigError:
+    return ConfigError(f"unknown config key {_shown(key)}",
+                       hint="see `dmtool config show` for the keys")
+
+
 def check_value(key: str, value: Any) -> Any:
-    """Return the value in its schema type, or raise ConfigError naming the key."""
+    """Return the value in its schema type, or raise ConfigError naming the key
+    and the range it must be in."""
     s = setting(key)
     if s is None:
-        raise ConfigError(f"unknown config key {key!r}", hint="see `dmtool config show` for the keys")
+        raise _unknown(key)
     ok: bool
     if s.type is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
@@ -116,31 +188,67 @@ def check_value(key: str, value: Any) -> Any:
     else:
         ok = isinstance(value, s.type)
     if not ok:
-        raise ConfigError(f"config key {key!r} must be {_type_name(s.type)}, not {value!r}")
+        raise ConfigError(f"config key {key!r} must be {_type_name(s.type)}, not {_shown(value)}")
     if s.choices and value not in s.choices:
-        raise ConfigError(f"config key {key!r} must be one of {', '.join(s.choices)}, not {value!r}")
-    if s.minimum is not None and value < s.minimum:
-        raise ConfigError(f"config key {key!r} must be at least {s.minimum:g}, not {value!r}")
-    if s.maximum is not None and value > s.maximum:
-        raise ConfigError(
-            f"config key {key!r} is {value!r}, above its ceiling of {s.maximum:g}",
-            hint="the ceilings keep outreach personal; they cannot be raised",
-        )
-    if key.startswith("policy."):
-        # The policy knows its own bounds (e.g. similarity_threshold <= 1).
-        from dmtool.policy import validate_settings
-
-        problems = validate_settings({key.removeprefix("policy."): value})
-        if problems:
-            raise ConfigError(f"config key {key!r}: {problems[0]}")
+        raise ConfigError(f"config key {key!r} must be one of {', '.join(s.choices)}, "
+                          f"not {_shown(value)}")
+    if s.minimum is not None and s.maximum is not None:
+        span = f"from {_num(s.minimum)} to {_num(s.maximum)}"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key {key!r} must be a finite number {span}, not {value!r}")
+        if s.ceiling and value > s.maximum:
+            raise ConfigError(
+                f"config key {key!r} is {value!r}, above its ceiling of {_num(s.maximum)}",
+                hint="the ceilings keep outreach personal; they cannot be raised")
+        if not s.minimum <= value <= s.maximum:
+            raise ConfigError(f"config key {key!r} must be {span}, not {_shown(value)}")
+    if s.max_items is not None and len(value) > s.max_items:
+        raise ConfigError(f"config key {key!r} takes at most {s.max_items} entries, not {len(value)}")
+    if s.max_length is not None:
+        for text in value if isinstance(value, list) else [value]:
+            if len(text) > s.max_length:
+                raise ConfigError(f"config key {key!r} takes at most {s.max_length} characters"
+                                  f"{' an entry' if isinstance(value, list) else ''}, "
+                                  f"not {len(text)}")
+    if s.validate is not None:
+        try:
+            s.validate(value)
+        except ValueError as e:
+            raise ConfigError(f"config key {key!r}: {e}") from None
     return value
+
+
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")  # ASCII digits: int() would also take "١" or "1_0"
+_FLOAT_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?")
+
+
+def _parse_list(text: str) -> list[Any]:
+    """`a, b` is two items; a TOML or JSON list (`["Sam, Acme support"]`) keeps
+    commas inside its items. ValueError for a list that does not parse."""
+    if not text.lstrip().startswith("["):
+        return [p.strip() for p in text.split(",") if p.strip()]
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            raise ValueError(text) from None
+    if not isinstance(value, list):
+        raise ValueError(text)
+    return [v.strip() if isinstance(v, str) else v for v in value
+            if not isinstance(v, str) or v.strip()]
+
+
 
 
 def parse_value(key: str, text: str) -> Any:
     """Turn a command-line string into the key's type (for `config set`)."""
     s = setting(key)
     if s is None:
-        raise ConfigError(f"unknown config key {key!r}", hint="see `dmtool config show` for the keys")
+        raise _unknown(key)
     raw: Any = text
     try:
         if s.type is bool:
@@ -149,14 +257,77 @@ def parse_value(key: str, text: str) -> Any:
                 raise ValueError
             raw = low in ("true", "yes", "on", "1")
         elif s.type is int:
+            if not _INT_TEXT.fullmatch(text.strip()) or len(text.strip()) > 30:
+                raise ValueError
             raw = int(text)
         elif s.type is float:
+            if not _FLOAT_TEXT.fullmatch(text.strip()):
+                raise ValueError  # nan, inf and the like: numbers in digits only
             raw = float(text)
         elif s.type is list:
-            raw = [p.strip() for p in text.split(",") if p.strip()]
+            raw = _parse_list(text)
     except ValueError:
-        raise ConfigError(f"config key {key!r} must be {_type_name(s.type)}, not {text!r}") from None
-    return check_value(key, raw)
+        raise ConfigError(f"config key {key!r} must be {_type_name(s.type)}, "
+                          f"not {_shown(text)}") from None
+    value = check_value(key, raw)
+    if key == "display.timezone" and value:
+        # Checked against the zone files here, not at every load: loading the
+        # config must not import zoneinfo (a bad name in the file is reported
+        # when a command first shows a time).
+        from dmtool.localtime import UnknownZone, check_zone_name
+
+        try:
+            check_zone_name(value)
+        except UnknownZone as e:
+            raise ConfigError(f"config key {key!r}: {e}",
+                              hint="use a zone name such as Asia/Tokyo, Europe/Paris or UTC") \
+                from None
+    return value
+
+
+def _blank(text: Any) -> bool:
+    return not str(text or "").strip()
+
+
+def cross_check(values: dict[str, Any], changed: str | None = None) -> str | None:
+    """What is wrong between two keys of a whole config (None: nothing). With
+    `changed` (the key `config set` changes), say which key to set first."""
+    def get(key: str) -> Any:
+        s = setting(key)
+        return values.get(key, s.default if s else None)
+
+    if get("autoack.enabled") and _blank(get("autoack.text")):
+        first = ("set autoack.enabled false first" if changed == "autoack.text"
+                 else "set autoack.text first")
+        return f"autoack.enabled is true but autoack.text is empty: {first}"
+    scores = ("lint.promo_warn_score", "lint.promo_error_score")
+    if not any(k in values for k in scores):
+        return None  # the defaults agree; and a config without [lint] never imports lint
+    warn, error = get(scores[0]), get(scores[1])
+    if warn > error:
+        first = ("set lint.promo_warn_score first (to that or less)"
+                 if changed == "lint.promo_error_score"
+                 else "set lint.promo_error_score first (to that or more)")
+        return (f"lint.promo_warn_score ({_num(warn)}) is above lint.promo_error_score "
+                f"({_num(error)}); a warning must come before the error: {first}")
+    return None
+
+
+def _lint_autoack(values: dict[str, Any]) -> list[str]:
+    """The findings that would stop every automatic acknowledgement: lint
+    errors, and any promotional wording (policy.decide_autoack)."""
+    from dmtool.lint import LintContext, LintSettings, lint
+
+    def get(key: str) -> Any:
+        s = setting(key)
+        return values.get(key, s.default if s else None)
+
+    names = tuple(str(n) for n in get("identity.names") or ())
+    settings = LintSettings(**{k.removeprefix("lint."): get(k) for k in _section("lint")})
+    findings = lint(str(get("autoack.text")).strip(),
+                    LintContext(first_contact=False, name=None, handle=None, sender_names=names),
+                    settings)
+    return [f"{f.code}: {f.message}" for f in findings if f.severity == "error" or f.code == "L010"]
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -207,6 +378,9 @@ class Config:
                 values[key] = check_value(key, value)
             except ConfigError as e:
                 raise ConfigError(f"{path}: {e.message}", hint=e.hint) from None
+        problem = cross_check(values)
+        if problem:
+            raise ConfigError(f"{path}: {problem}") from None
         return cls(path, values)
 
     def get(self, key: str) -> Any:
@@ -219,7 +393,27 @@ class Config:
         return {k: self.values.get(k, s.default) for k, s in schema().items()}
 
     def set(self, key: str, text: str) -> Any:
-        value = parse_value(key, text)
+        """Change one key from command-line text. A value out of its range, or
+        one that does not fit the rest of the config, is bad input (E_INPUT):
+        nothing is written."""
+        try:
+            value = parse_value(key, text)
+        except ConfigError as e:
+            raise InputError(e.message, hint=e.hint) from None
+        values = {**self.values, key: value}
+        problem = cross_check(values, key)
+        if problem:
+            raise InputError(problem)
+        # Lint the text when it is set or switched on (never when switching off).
+        if (key == "autoack.text" or (key == "autoack.enabled" and value)) \
+                and not _blank(values.get("autoack.text")):
+            refused = _lint_autoack(values)
+            if refused:
+                raise InputError(
+                    "autoack.text would be refused at every automatic acknowledgement: "
+                    + "; ".join(refused),
+                    hint="an acknowledgement must not promote or link; reword it",
+                    details=[{"finding": f} for f in refused])
         self.values[key] = value
         self.save()
         return value
@@ -227,12 +421,22 @@ class Config:
     def save(self) -> None:
         import tomli_w
 
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from dmtool.errors import write_failed
+
         tmp = self.path.with_suffix(".toml.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            tomli_w.dump(_nest(self.values), f)
-        os.replace(tmp, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    tomli_w.dump(_nest(self.values), f)
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):  # never leave a half-written file behind
+                    tmp.unlink()
+                raise
+        except OSError as e:
+            raise write_failed(self.path, e, what="config not saved: ") from None
 
     @property
     def backend(self) -> str:

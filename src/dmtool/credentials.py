@@ -1,8 +1,16 @@
-"""X credentials: load, save (0600), mask, refresh (OAuth 2.0) and PKCE login.
+"""X credentials: where they are read from, saved, masked and refreshed.
+
+The order they are read in: the environment (OAuth 1.0a, all four keys), then
+the profile's credentials file, which holds the secrets itself (`store =
+"file"`, 0600) or says they are in the OS keyring (`store = "keyring"`: the
+file then keeps only what is not secret: kind, client id, account, expiry).
+So a profile whose secrets are in the file never loads `keyring` (cron and
+local commands stay fast), and one whose secrets are in the keyring fails with
+a clear exit 4 where the keyring cannot be reached, never with "no credentials".
 
 Secrets never reach a message, a repr or a log line: errors name the file or
-the field, never a value. tweepy/requests-oauthlib are imported lazily so that
-local commands stay fast.
+the field, never a value. tweepy/requests-oauthlib/keyring are imported lazily
+so that local commands stay fast.
 """
 
 from __future__ import annotations
@@ -12,28 +20,29 @@ import logging
 import os
 import re
 import stat
-import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from dmtool.errors import AuthError, ConfigError, RateLimited, Unavailable
+from dmtool.errors import AuthError, Busy, ConfigError, RateLimited, Unavailable
 
 if TYPE_CHECKING:
     import requests.adapters
 
-log = logging.getLogger("dmtool.x")
+log = logging.getLogger("dmtool.credentials")
 
 Kind = Literal["oauth2", "oauth1", "sandbox"]
-Source = Literal["file", "env"]
+Source = Literal["file", "env", "keyring"]
+Store = Literal["file", "keyring"]
+STORES: tuple[Store, ...] = ("keyring", "file")
 
 SCOPES = ("dm.read", "dm.write", "tweet.read", "users.read", "offline.access")
 TOKEN_URL = "https://api.x.com/2/oauth2/token"
 REFRESH_MARGIN_S = 300  # refresh when the access token expires within 5 minutes
+LOCK_WAIT_S = 60  # another process refreshing takes seconds; beyond this something is stuck
 
 ENV_OAUTH1 = ("X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN", "X_ACCESS_TOKEN_SECRET")
 SECRET_FIELDS = frozenset(
@@ -119,11 +128,15 @@ class Credentials:
         return self.expires_at is not None and self.expires_at - now <= seconds
 
 
-# --- file and environment -------------------------------------------------
+# --- environment, file and keyring ------------------------------------------------------
 
 
-def load_credentials(path: Path, environ: Mapping[str, str]) -> Credentials | None:
-    """Credentials from the environment (OAuth 1.0a, all four keys) or the file; None if neither."""
+def keyring_account(path: Path) -> str:
+    """The keyring entry of a profile: named by its credentials file, unique per home and profile."""
+    return str(Path(path).expanduser().absolute())
+
+
+def _from_env(environ: Mapping[str, str]) -> Credentials | None:
     present = [name for name in ENV_OAUTH1 if environ.get(name)]
     if len(present) == len(ENV_OAUTH1):
         return Credentials(
@@ -142,17 +155,18 @@ def load_credentials(path: Path, environ: Mapping[str, str]) -> Credentials | No
             f"incomplete OAuth 1.0a environment: {missing} not set",
             hint="set all four of " + ", ".join(ENV_OAUTH1) + " or none of them",
         )
+    return None
 
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ConfigError(f"cannot read credentials file {path}: {exc.strerror}") from None
-    _warn_if_readable_by_others(path)
-    creds = _parse(raw, path)
-    if creds.kind == "oauth2":
+
+def load_credentials(path: Path, environ: Mapping[str, str]) -> Credentials | None:
+    """Credentials from the environment, else the keyring or the file (as the
+    file says); None if there are none."""
+    creds = _from_env(environ)
+    if creds is not None:
+        log.debug("credentials: from the environment (X_API_KEY...)")
+        return creds
+    creds = _read_saved(Path(path))
+    if creds is not None and creds.kind == "oauth2":
         # X_CLIENT_ID/X_CLIENT_SECRET may supply what an older file lacks (refresh needs them).
         if not creds.client_id and environ.get("X_CLIENT_ID"):
             creds.client_id = environ["X_CLIENT_ID"]
@@ -161,7 +175,58 @@ def load_credentials(path: Path, environ: Mapping[str, str]) -> Credentials | No
     return creds
 
 
-def _parse(raw: bytes, path: Path) -> Credentials:
+def has_credentials(path: Path, environ: Mapping[str, str]) -> bool:
+    """Whether a profile has credentials, from the environment and the file alone
+    (a file that points at the keyring counts): no keyring, no network."""
+    if _from_env(environ) is not None:
+        return True
+    raw = _read_bytes(Path(path))
+    if raw is None:
+        return False
+    _parse(raw, Path(path), secrets_elsewhere=True)
+    return True
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read credentials file {path}: {exc.strerror}",
+                          hint="it must be a file readable by you; run dmtool auth login to "
+                               "write a new one") from None
+
+
+def _read_saved(path: Path) -> Credentials | None:
+    """What `auth login` saved: the file, with its secrets from the keyring when it says so."""
+    raw = _read_bytes(path)
+    if raw is None:
+        return None
+    _warn_if_readable_by_others(path)
+    creds = _parse(raw, path, secrets_elsewhere=True)
+    if creds.source != "keyring":
+        log.debug("credentials: from the file %s (secrets kept in the file, not the keyring)", path)
+        _check_required(creds, path)
+        return creds
+    from dmtool import keyring_store
+
+    try:
+        secrets = keyring_store.read(keyring_account(path))
+    except AuthError as exc:
+        exc.message = f"the credentials of this profile are in the OS keyring: {exc.message}"
+        raise
+    if secrets is None:
+        raise AuthError("the credentials of this profile were saved in the OS keyring, which no "
+                        "longer has them", hint="run dmtool auth login")
+    for name in SECRET_FIELDS:
+        if secrets.get(name):
+            setattr(creds, name, secrets[name])
+    _check_required(creds, path)
+    return creds
+
+
+def _parse(raw: bytes, path: Path, *, secrets_elsewhere: bool = False) -> Credentials:
     bad = f"credentials file {path} is malformed"
     hint = "fix it or run dmtool auth login to write a new one"
     try:
@@ -178,7 +243,10 @@ def _parse(raw: bytes, path: Path) -> Credentials:
     kind = data.get("kind")
     if kind not in _REQUIRED:
         raise ConfigError(f"{bad}: 'kind' must be oauth2, oauth1 or sandbox", hint=hint)
-    values: dict[str, Any] = {"kind": kind, "source": "file"}
+    store = data.get("store", "file")
+    if store not in STORES:
+        raise ConfigError(f"{bad}: 'store' must be keyring or file", hint=hint)
+    values: dict[str, Any] = {"kind": kind, "source": store}
     for name in _STR_FIELDS:
         value = data.get(name)
         if value is None:
@@ -191,10 +259,18 @@ def _parse(raw: bytes, path: Path) -> Credentials:
         if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
             raise ConfigError(f"{bad}: 'expires_at' must be a number (epoch seconds)", hint=hint)
         values["expires_at"] = int(expires_at)
-    missing = [name for name in _REQUIRED[kind] if not values.get(name)]
+    creds = Credentials(**values)
+    if not secrets_elsewhere:
+        _check_required(creds, path)
+    return creds
+
+
+def _check_required(creds: Credentials, path: Path) -> None:
+    missing = [name for name in _REQUIRED[creds.kind] if not getattr(creds, name)]
     if missing:
-        raise ConfigError(f"{bad}: missing {', '.join(missing)} for kind {kind}", hint=hint)
-    return Credentials(**values)
+        where = "the keyring entry" if creds.source == "keyring" else f"credentials file {path}"
+        raise ConfigError(f"{where} is malformed: missing {', '.join(missing)} for kind {creds.kind}",
+                          hint="fix it or run dmtool auth login to write a new one")
 
 
 def _warn_if_readable_by_others(path: Path) -> None:
@@ -203,37 +279,32 @@ def _warn_if_readable_by_others(path: Path) -> None:
             log.warning("credentials file %s is readable by others; run chmod 600 on it", path)
 
 
-def save_credentials(path: Path, creds: Credentials) -> None:
-    """Write atomically; the file is created 0600 (never briefly wider) in a 0700 folder."""
-    import tomli_w
-
+def write_private(path: Path, data: bytes) -> None:
+    """Write atomically; the file is created 0600 (never briefly wider) in a 0700 folder.
+    A folder or an unwritable place in the way is a ConfigError naming the path."""
     path = Path(path)
     parent = path.parent
-    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(parent, 0o700)
-    doc: dict[str, Any] = {}
-    for f in fields(creds):
-        value = getattr(creds, f.name)
-        if f.name == "source" or value is None:
-            continue
-        doc[f.name] = value
-    data = tomli_w.dumps(doc).encode("utf-8")
-
     tmp = parent / f".{path.name}.{os.getpid()}.tmp"
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)  # in case a umask or ACL widened it
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(parent, 0o700)
+        with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        raise
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o600)  # in case a umask or ACL widened it
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or type(exc).__name__}",
+                          hint="it must be a file (not a folder) in a folder you can write") from None
     with contextlib.suppress(OSError):
         dir_fd = os.open(parent, os.O_RDONLY)
         try:
@@ -242,13 +313,78 @@ def save_credentials(path: Path, creds: Credentials) -> None:
             os.close(dir_fd)
 
 
-def delete_credentials(path: Path) -> bool:
-    """Remove the file; True if there was one."""
-    try:
-        Path(path).unlink()
-    except FileNotFoundError:
+def save_credentials(path: Path, creds: Credentials, store: Store | None = None) -> None:
+    """Save where `store` says (default: where they came from, else the file).
+
+    With the keyring, the secrets go there first and the file then records
+    the rest and `store = "keyring"`: a crash in between leaves the old file,
+    which still names a working place.
+    """
+    import tomli_w
+
+    where: Store = store or ("keyring" if creds.source == "keyring" else "file")
+    doc: dict[str, Any] = {}
+    for f in fields(creds):
+        value = getattr(creds, f.name)
+        if f.name == "source" or value is None:
+            continue
+        if where == "keyring" and f.name in SECRET_FIELDS:
+            continue
+        doc[f.name] = value
+    if where == "keyring":
+        from dmtool import keyring_store
+
+        secrets = {name: getattr(creds, name) for name in SECRET_FIELDS if getattr(creds, name)}
+        keyring_store.write(keyring_account(path), secrets)
+        doc["store"] = "keyring"
+    write_private(Path(path), tomli_w.dumps(doc).encode("utf-8"))
+
+
+def forget_other_store(path: Path, kept: Store) -> bool:
+    """After a login saved to `kept`: remove a copy the keyring still holds from
+    an earlier login (file logins) so no stale secret stays behind."""
+    if kept == "keyring":
         return False
-    return True
+    from dmtool import keyring_store
+
+    try:
+        return keyring_store.delete(keyring_account(path))
+    except AuthError as exc:  # a locked keyring: the new login stands; say what is left
+        log.warning("could not remove the old keyring entry: %s", exc.message)
+        return False
+
+
+def delete_credentials(path: Path) -> list[str]:
+    """Remove the profile's saved credentials from the keyring and the file;
+    the places they were removed from. A keyring that must be reached but is
+    locked fails first, so nothing is half removed."""
+    path = Path(path)
+    removed: list[str] = []
+    from dmtool import keyring_store
+
+    in_keyring = False
+    with contextlib.suppress(ConfigError):  # a broken file is still removed
+        raw = None if path.is_dir() else _read_bytes(path)
+        in_keyring = raw is not None and _parse(raw, path, secrets_elsewhere=True).source == "keyring"
+    if in_keyring:
+        keyring_store.require()  # locked or unreachable: refuse before removing anything
+    try:
+        if keyring_store.delete(keyring_account(path)):
+            removed.append("keyring")
+    except AuthError:
+        if in_keyring:
+            raise
+        log.debug("credentials: the keyring could not be checked for a stale entry")
+    try:
+        path.unlink()
+        removed.append("file")
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        what = "it is a folder" if path.is_dir() else (exc.strerror or type(exc).__name__)
+        raise ConfigError(f"cannot remove credentials file {path}: {what}",
+                          hint="remove or rename it yourself, then run dmtool auth login") from None
+    return removed
 
 
 # --- logging hygiene --------------------------------------------------------
@@ -274,7 +410,7 @@ def _now_epoch(now: float | datetime) -> float:
     return now.timestamp() if isinstance(now, datetime) else float(now)
 
 
-def _token_to_fields(token: Mapping[str, Any], now: float) -> dict[str, Any]:
+def token_fields(token: Mapping[str, Any], now: float) -> dict[str, Any]:
     out: dict[str, Any] = {"access_token": token["access_token"]}
     if token.get("refresh_token"):
         out["refresh_token"] = token["refresh_token"]
@@ -286,7 +422,7 @@ def _token_to_fields(token: Mapping[str, Any], now: float) -> dict[str, Any]:
     return out
 
 
-def _oauth_error(exc: Exception) -> str:
+def oauth_error(exc: Exception) -> str:
     # oauthlib errors carry `error` (e.g. invalid_grant): a code, never a token.
     code = getattr(exc, "error", None)
     return code if isinstance(code, str) and code else type(exc).__name__
@@ -325,14 +461,21 @@ def refresh_if_needed(
         return creds
     if not force and not creds.expires_within(epoch, REFRESH_MARGIN_S):
         return creds
-    if path is not None and creds.source == "file":
-        with _file_lock(Path(f"{path}.lock")):
-            on_disk = _read_file(Path(path))
-            if on_disk is not None and on_disk.kind == "oauth2":
-                if on_disk.access_token != creds.access_token and \
-                        not on_disk.expires_within(epoch, REFRESH_MARGIN_S):
-                    return on_disk  # refreshed by another process meanwhile
-                creds = replace(creds, refresh_token=on_disk.refresh_token or creds.refresh_token)
+    if path is not None and creds.source in ("file", "keyring"):
+        # One refresh at a time per profile: X retires a refresh token once used,
+        # so the second process must take the first one's tokens, not spend the
+        # old refresh token again (which X would refuse).
+        with credentials_lock(Path(path)):
+            saved = _read_saved(Path(path))
+            if saved is not None and saved.kind == "oauth2":
+                if saved.access_token != creds.access_token and \
+                        not saved.expires_within(epoch, REFRESH_MARGIN_S):
+                    log.debug("credentials: another process refreshed the access token; using it")
+                    return saved
+                creds = replace(creds, refresh_token=saved.refresh_token or creds.refresh_token)
+            # The new tokens are saved (by `save`) before this returns, still under
+            # the lock: the rotated refresh token is on disk before anything uses
+            # the new access token.
             return refresh_if_needed(creds, now, save, force=True, adapter=adapter)
     if not creds.refresh_token:
         raise AuthError(
@@ -373,7 +516,7 @@ def refresh_if_needed(
         raise
     except OAuth2Error as exc:
         raise AuthError(
-            f"X refused to refresh the access token ({_oauth_error(exc)})",
+            f"X refused to refresh the access token ({oauth_error(exc)})",
             hint="run dmtool auth login",
         ) from None
     except requests.RequestException:
@@ -386,110 +529,31 @@ def refresh_if_needed(
     finally:
         handler.close()
 
-    fresh = replace(creds, **_token_to_fields(token, epoch))
-    if save is not None and fresh.source == "file":
+    fresh = replace(creds, **token_fields(token, epoch))
+    if save is not None and fresh.source in ("file", "keyring"):
         save(fresh)
     log.debug("refreshed the OAuth 2.0 access token")
     return fresh
 
 
 @contextlib.contextmanager
-def _file_lock(lock_path: Path) -> Any:
-    from dmtool.locks import file_lock
+def credentials_lock(path: Path) -> Iterator[None]:
+    """Hold the profile's refresh lock (a sibling `.lock` file; the system frees it
+    when a process dies: dmtool/locks.py). Busy (exit 5) when another process
+    holds it too long."""
+    from dmtool.locks import LockTimeout, file_lock
 
-    with file_lock(lock_path):
+    lock_path = Path(f"{path}.lock")
+    lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(file_lock(lock_path, timeout=LOCK_WAIT_S))
+        except LockTimeout:
+            raise Busy("another dmtool process has been refreshing the X token for a "
+                       "minute", hint="try again in a moment") from None
         yield
-
-
-def _read_file(path: Path) -> Credentials | None:
-    try:
-        return _parse(path.read_bytes(), path)
-    except FileNotFoundError:
-        return None
 
 
 def _mount(session: Any, adapter: requests.adapters.BaseAdapter) -> None:
     session.mount("https://api.x.com/", adapter)
     session.mount("https://api.twitter.com/", adapter)
-
-
-def start_oauth2_login(client_id: str, client_secret: str | None, redirect_uri: str) -> tuple[str, Any]:
-    """Begin PKCE: return the URL to open and the handler that remembers verifier and state."""
-    quiet_secret_loggers()
-    from tweepy import OAuth2UserHandler
-
-    handler = OAuth2UserHandler(
-        client_id=client_id,
-        redirect_uri=redirect_uri,
-        scope=list(SCOPES),
-        client_secret=client_secret,
-    )
-    return handler.get_authorization_url(), handler
-
-
-def finish_oauth2_login(handler: Any, pasted_redirect_url: str, *, now: float | None = None) -> Credentials:
-    """Exchange the redirect URL the user pasted back for tokens.
-
-    The result has no user_id/username yet: the caller asks X who this is (`me()`).
-    """
-    import requests
-    from oauthlib.oauth2 import OAuth2Error
-
-    url = pasted_redirect_url.strip()
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    if "error" in query:
-        reason = query["error"][0]
-        raise AuthError(f"X did not authorise dmtool ({reason[:40]})", hint="run dmtool auth login again")
-    if "code" not in query:
-        raise AuthError(
-            "the pasted address has no authorisation code",
-            hint="paste the full address of the page X sent you to after you approved",
-        )
-    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
-        # oauthlib refuses http:// callbacks; a loopback redirect is what X allows
-        # for native apps, and only the query matters for parsing.
-        url = urlunsplit(("https", *parts[1:]))
-
-    started = time.time() if now is None else now
-    try:
-        try:
-            token = handler.fetch_token(url)
-        except Warning as w:  # oauthlib raises (not warns) when the scope set differs
-            token = getattr(w, "token", None)
-            if token is None:
-                raise
-    except OAuth2Error as exc:
-        raise AuthError(
-            f"X refused the login ({_oauth_error(exc)})", hint="run dmtool auth login again"
-        ) from None
-    except requests.RequestException:
-        raise Unavailable("cannot reach X to finish the login") from None
-    except (ValueError, KeyError, Warning):
-        raise AuthError(
-            "X answered the login with something unexpected", hint="run dmtool auth login again"
-        ) from None
-
-    raw_scope = token.get("scope")  # oauthlib turns it into a list; X sends a string
-    if raw_scope is None:
-        granted = set(SCOPES)
-    elif isinstance(raw_scope, str):
-        granted = set(raw_scope.split())
-    else:
-        granted = {str(s) for s in raw_scope}
-    missing = [s for s in SCOPES if s not in granted]
-    if missing:
-        raise AuthError(
-            f"the login did not grant {', '.join(missing)}",
-            hint="check the app's permissions, then run dmtool auth login again",
-        )
-    client_secret = None
-    auth = getattr(handler, "auth", None)
-    if auth is not None:
-        client_secret = getattr(auth, "password", None)
-    return Credentials(
-        kind="oauth2",
-        client_id=handler.client_id,
-        client_secret=client_secret,
-        **_token_to_fields(token, started),
-    )

@@ -6,6 +6,8 @@ in a single place, so commands never format errors themselves.
 
 from __future__ import annotations
 
+import errno
+
 
 class DmtoolError(Exception):
     """Base class. Subclasses fix the exit code; instances may refine the code."""
@@ -130,3 +132,59 @@ class DMClosed(DmtoolError):
 
     exit_code = 3
     code = "E_DM_CLOSED"
+
+
+# --- the store and the files under the profile's folders --------------------------
+# Raised by store/ (whatever the engine) and by the code that writes dmtool's
+# files, so the CLI root maps only DmtoolError and never a driver's exceptions.
+
+
+class StoreError(DmtoolError):
+    """The store (or a file dmtool keeps) cannot be used as it is: a person must
+    act (exit 4, like a broken config), retrying the same command will not help."""
+
+    exit_code = 4
+    code = "E_STORE"
+
+
+class StoreDamaged(StoreError):
+    """The store's file is damaged (SQLite: corrupt, not a database)."""
+
+    code = "E_STORE_DAMAGED"
+
+
+class DiskFull(StoreError):
+    """No space left where the store or a file of dmtool's is written. Nothing
+    is damaged: freeing space and running the command again finishes it."""
+
+    code = "E_DISK_FULL"
+
+
+class StoreReadOnly(StoreError):
+    """A write where dmtool may not write: a read-only filesystem, or folders
+    and files owned by someone else. Commands that only read still work."""
+
+    code = "E_READ_ONLY"
+
+
+class StoreBusy(Busy):
+    """Another process holds the store's write lock longer than dmtool waits (exit 5)."""
+
+
+# A full quota is a full disk to the user.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+_NO_WRITE = frozenset({errno.EPERM, errno.EACCES, errno.EROFS})
+
+
+def write_failed(path: object, e: OSError, *, what: str = "") -> DmtoolError:
+    """The error for an OSError met writing `path`, decided by errno: a full disk
+    says so and nothing else; a refused write says where. `what` is a lead-in
+    such as "config not saved: "."""
+    if e.errno in NO_SPACE:
+        return DiskFull(f"{what}disk full: cannot write to {path}",
+                        hint="free some space, then run the command again")
+    if e.errno in _NO_WRITE:
+        return StoreReadOnly(f"{what}cannot write to {path}: {e.strerror or e}",
+                             hint="check that the folder is yours and not on a read-only disk; "
+                                  "commands that only read still work")
+    return StoreError(f"{what}cannot write to {path}: {e.strerror or e}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Literal
 
-from dmtool.textnorm import data_lines, fold, match_form, phrase_pattern
+from dmtool.textnorm import data_lines, fold, is_blank, match_form, phrase_pattern
 
 __all__ = [
     "RULES",
@@ -26,6 +26,7 @@ __all__ = [
     "find_links",
     "lint",
     "promo_score",
+    "template_leftovers",
 ]
 
 Severity = Literal["error", "warning"]
@@ -43,12 +44,15 @@ class Finding:
 
 @dataclass(frozen=True)
 class LintContext:
-    """Who the draft is for. `first_contact`: they have never DMed you."""
+    """Who the draft is for. `first_contact`: they have never DMed you.
+    `template`: the text is a template's output, where any brace left over is a
+    variable that was not filled (typed text keeps its kaomoji and code)."""
 
     first_contact: bool
     name: str | None
     handle: str | None
     sender_names: tuple[str, ...] = ()
+    template: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class LintSettings:
 # X's hard limits, not preferences: no setting changes them.
 MAX_LENGTH = 10_000  # code points in one DM
 _PUNCT_RUN = re.compile(r"[!?]{3,}")  # "!!!", "???", "?!?" (and "！！！" after NFKC)
+# Control characters other than line breaks and tabs (a CR is a line end).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 Rule = Callable[[str, LintContext, LintSettings], list[Finding]]
@@ -94,8 +100,10 @@ _JA_FILL = r"[〇○◯●×＊*_＿]{2,12}|[xX]{2,12}"
 _PLACEHOLDER = re.compile(
     "|".join(
         [
-            r"\{\{[^{}\n]{0,60}\}\}",  # {{first_name}}
-            r"\{ {0,3}\w[\w .\-]{0,40}\}",  # {name}, {first name}, {名前}
+            # {name}, { first_name }, {{first_name}}, {名前}: only an identifier in braces,
+            # so kaomoji ("{^_^}") and code ("{ x: 1 }") keep their braces.
+            r"\{\{ {0,3}[^\W\d]\w{0,40} {0,3}\}\}",
+            r"\{ {0,3}[^\W\d]\w{0,40} {0,3}\}",
             r"\[ {0,3}[A-Z][A-Z0-9_ .\-]{0,40}[A-Z0-9_] {0,3}\]",  # [NAME], [FIRST NAME]
             r"<<[^<>\n]{0,60}>>",  # <<name>>
             r"%[A-Za-z_]{1,40}%",  # %NAME%
@@ -110,27 +118,56 @@ _PLACEHOLDER = re.compile(
 )
 
 
+# In a template's output every brace is a leftover: `{name[0]}`, `{}`,
+# `{name:>9}` (never given to str.format) or a brace without its pair.
+_BRACED = re.compile(r"\{\{[^{}\n]{0,60}\}\}|\{[^{}\n]{0,60}\}")
+
+
+def template_leftovers(normal: str) -> tuple[list[str], list[str]]:
+    """(brace groups, unmatched braces) in a template's output (NFKC text)."""
+    groups = [m.group(0) for m in _BRACED.finditer(normal)]
+    rest = _BRACED.sub("", normal)
+    return groups, [ch for ch in rest if ch in "{}"]
+
+
 def _rule_placeholder(text: str, ctx: LintContext, settings: LintSettings) -> list[Finding]:
-    matches = _PLACEHOLDER.finditer(unicodedata.normalize("NFKC", text))
-    found = list(dict.fromkeys(m.group(0) for m in matches))
-    if not found:
+    normal = unicodedata.normalize("NFKC", text)
+    found = [m.group(0) for m in _PLACEHOLDER.finditer(normal)]
+    stray: list[str] = []
+    if ctx.template:
+        groups, stray = template_leftovers(normal)
+        found += groups
+    found = list(dict.fromkeys(found))
+    stray = list(dict.fromkeys(stray))
+    if not found and not stray:
         return []
-    return [
-        Finding(
-            "L001",
-            "error",
-            f"Fill in or remove the {_plural(found, 'placeholder')} {_quote(found)}: "
-            "the person would see it exactly as written.",
-        )
-    ]
+    parts = []
+    if found:
+        parts.append(f"Fill in or remove the {_plural(found, 'placeholder')} {_quote(found)}: "
+                     "the person would see it exactly as written.")
+    if stray:
+        parts.append(f"Remove the unmatched {_quote(stray)} the template left: a variable "
+                     "looks like {name}.")
+    return [Finding("L001", "error", " ".join(parts))]
 
 
 # --- L002 length ---------------------------------------------------------------
 
 
 def _rule_length(text: str, ctx: LintContext, settings: LintSettings) -> list[Finding]:
-    if not text.strip():
+    if is_blank(text):
         return [Finding("L002", "error", "Write the message: the draft is empty.")]
+    control = _CONTROL.search(text)
+    if control:
+        return [
+            Finding(
+                "L002",
+                "error",
+                f"Remove the control character U+{ord(control.group(0)):04X} (character "
+                f"{control.start() + 1:,}): it does not show, so the text you check is not the "
+                "text they read.",
+            )
+        ]
     if len(text) > MAX_LENGTH:
         return [
             Finding(
@@ -365,7 +402,7 @@ def _says_who_is_writing(text: str, ctx: LintContext) -> bool:
 
 
 def _rule_introduction(text: str, ctx: LintContext, settings: LintSettings) -> list[Finding]:
-    if not ctx.first_contact or not text.strip():
+    if not ctx.first_contact or is_blank(text):
         return []
     missing = []
     if not _addresses_person(text, ctx):

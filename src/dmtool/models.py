@@ -7,23 +7,57 @@ from dataclasses import dataclass, field
 
 from dmtool.errors import InputError
 
-_HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,50}$")
+# X's rule for handles: 1 to 15 of [A-Za-z0-9_]. `user_<id>` is dmtool's own
+# name for a contact X has not named yet (an archive gives ids, not handles).
+_HANDLE_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
+_PLACEHOLDER_RE = re.compile(r"user_[0-9]{1,25}")
+# What 0.1.0 accepted: contacts it stored stay reachable by the handle they have.
+_LEGACY_HANDLE_RE = re.compile(r"[A-Za-z0-9_]{1,50}")
 
 # Draft statuses of a send that may have reached X: it counts as sent until
 # reconciled. Here rather than in store/drafts.py so that the caps can count
 # them without importing the draft machinery.
 UNSETTLED = ("sending", "unknown")
 
+# Limits of the contact fields people type. `contacts add`, `contacts note`,
+# `contacts import` and the store's own export all keep to them, so an export
+# always imports again.
+MAX_NAME_LENGTH = 100
+MAX_NOTE_LENGTH = 10_000
+MAX_EVIDENCE_LENGTH = 10_000
 
-def clean_handle(handle: str) -> str:
-    """'@Alice' -> 'Alice'. Handles are compared case-insensitively elsewhere."""
+
+def clean_handle(handle: str, *, stored: bool = False) -> str:
+    """'@Alice' -> 'Alice'. Handles are compared case-insensitively elsewhere.
+
+    `stored`: a handle to look up, which may be one 0.1.0 stored (up to 50
+    characters); a handle for a new record must follow X's rule."""
     h = handle.strip()
     if h.startswith("@"):
         h = h[1:]
-    if not _HANDLE_RE.match(h):
-        raise InputError(f"not an X handle: {handle!r}",
-                         hint="handles are letters, digits and '_', like @alice")
+    pattern = _LEGACY_HANDLE_RE if stored else _HANDLE_RE
+    if not (pattern.fullmatch(h) or _PLACEHOLDER_RE.fullmatch(h)):
+        from dmtool.textnorm import cut
+
+        raise InputError(f"not an X handle: {cut(handle)}",
+                         hint="handles are 1 to 15 letters, digits and '_', like @alice")
     return h
+
+
+def clean_name(name: str | None) -> str | None:
+    """A contact's name as a person typed it (one line, MAX_NAME_LENGTH); None when blank."""
+    from dmtool.textnorm import typed
+
+    if name is None:
+        return None
+    return typed(name, "the name", max_length=MAX_NAME_LENGTH, one_line=True) or None
+
+
+def clean_note(text: str) -> str:
+    """A note as a person typed it (MAX_NOTE_LENGTH); "" when blank."""
+    from dmtool.textnorm import typed
+
+    return typed(text, "the note", max_length=MAX_NOTE_LENGTH)
 
 
 @dataclass
@@ -40,6 +74,7 @@ class Contact:
     optout_review_text: str | None = None
     optout_review_at: str | None = None
     dm_closed_at: str | None = None
+    opt_out_reason: str | None = None  # yours, when you recorded the opt-out (`contacts optout`)
     tags: list[str] = field(default_factory=list)
 
 

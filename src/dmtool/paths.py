@@ -16,12 +16,42 @@ _PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def check_profile_name(name: str) -> str:
+    if not name:
+        raise UsageError("the profile name is empty",
+                         hint=f"leave --profile out for the {DEFAULT_PROFILE!r} profile, or name one")
     if not _PROFILE_RE.match(name):
         raise UsageError(
             f"invalid profile name {name!r}",
             hint="use letters, digits, '.', '_' or '-' (at most 64 characters)",
         )
     return name
+
+
+def roots(environ: Mapping[str, str] | None = None) -> tuple[Path, Path, Path]:
+    """The config, data and state folders that hold one folder per profile."""
+    env = os.environ if environ is None else environ
+    home = env.get("DMTOOL_HOME")
+    if home:
+        root = Path(home).expanduser()
+        return root / "config", root / "data", root / "state"
+    import platformdirs
+
+    return (Path(platformdirs.user_config_dir(APP)), Path(platformdirs.user_data_dir(APP)),
+            Path(platformdirs.user_state_dir(APP)))
+
+
+def list_profiles(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The profiles that exist (see Paths.exists), `default` first."""
+    config, data, _ = roots(environ)
+    found = {DEFAULT_PROFILE}
+    for root, name in ((config, "config.toml"), (data, "dmtool.db")):
+        try:
+            entries = list(root.iterdir())
+        except OSError:  # no folder yet, or not readable: nothing there to list
+            continue
+        found.update(d.name for d in entries
+                     if _PROFILE_RE.match(d.name) and (d / name).exists())
+    return [DEFAULT_PROFILE, *sorted(found - {DEFAULT_PROFILE})]
 
 
 @dataclass(frozen=True)
@@ -36,21 +66,18 @@ class Paths:
 
     @classmethod
     def resolve(cls, profile: str, environ: Mapping[str, str] | None = None) -> Paths:
-        env = os.environ if environ is None else environ
         check_profile_name(profile)
-        home = env.get("DMTOOL_HOME")
-        if home:
-            root = Path(home).expanduser()
-            config, data, state = root / "config", root / "data", root / "state"
-        else:
-            import platformdirs
-
-            config = Path(platformdirs.user_config_dir(APP))
-            data = Path(platformdirs.user_data_dir(APP))
-            state = Path(platformdirs.user_state_dir(APP))
+        config, data, state = roots(environ)
+        env = os.environ if environ is None else environ
         shared = env.get("DMTOOL_SANDBOX_FILE")
         return cls(profile, config / profile, data / profile, state / profile,
                    Path(shared).expanduser() if shared else None)
+
+    def exists(self) -> bool:
+        """A profile exists once it has a config.toml or a store; `default`
+        always does. Nothing else (an empty folder, a lock) makes one."""
+        return (self.profile == DEFAULT_PROFILE or self.config_file.exists()
+                or self.db_file.exists())
 
     @property
     def config_file(self) -> Path:
@@ -77,10 +104,20 @@ class Paths:
         return self.state_dir / "sync.lock"
 
     def ensure(self) -> None:
-        """Create the profile's folders, readable by the owner only."""
+        """Create the profile's missing folders, readable by the owner only.
+        Folders that exist are left as they are: their owner may have set
+        them tighter, and they may be read-only or someone else's (reading
+        commands still work there; a write says where it could not write)."""
+        from dmtool.errors import write_failed
+
         for d in (self.config_dir, self.data_dir, self.state_dir):
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(d, 0o700)
+            if d.is_dir():
+                continue
+            try:
+                d.mkdir(parents=True, exist_ok=True, mode=0o700)
+                os.chmod(d, 0o700)  # mkdir's mode passes through the umask
+            except OSError as e:
+                raise write_failed(d, e) from None
 
     def as_dict(self) -> dict[str, str]:
         return {

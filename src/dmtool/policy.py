@@ -11,6 +11,7 @@ All datetimes must be timezone-aware (UTC) and comparable with `now`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # lint is only a type here; importing it costs start-up time
     from dmtool.lint import Finding
 
 __all__ = [
+    "BOUNDS",
     "CEILINGS",
     "COUNTING_KINDS",
     "EVIDENCE_KINDS",
@@ -95,9 +97,13 @@ class ContactSnapshot:
     messages: tuple[Msg, ...] = ()
     opted_out_at: datetime | None = None
     opt_out_words: str | None = None  # what they wrote, e.g. "STOP"
+    opt_out_reason: str | None = None  # yours, when you recorded it (`contacts optout --reason`)
     optout_review: str | None = None  # the text that triggered review, until decided
     blocked: bool = False  # user block list or suppression entry
     dm_closed_at: datetime | None = None  # X answered 403 to a send
+    # An archive import that holds this person stopped before it finished: the
+    # archive's path. Their history is partial; the missing part may hold a STOP.
+    import_pending: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,14 +145,16 @@ class PolicySettings:
         return cls(**values)  # type: ignore[arg-type]  # types checked above
 
 
-# Per setting: accepted types, minimum, maximum (None = no bound).
-_BOUNDS: dict[str, tuple[tuple[type, ...], float, float | None]] = {
-    "consent_days": ((int,), 0, None),
+# Per setting: accepted types, minimum, maximum. Every setting has both (config
+# checks them when a value is set or loaded): consent_days of a billion days
+# once overflowed the date arithmetic of every later check.
+BOUNDS: dict[str, tuple[tuple[type, ...], float, float]] = {
+    "consent_days": ((int,), 1, 3650),
     "max_unanswered": ((int,), 0, CEILINGS["max_unanswered"]),
     "daily_sends": ((int,), 0, CEILINGS["daily_sends"]),
     "daily_first_contacts": ((int,), 0, CEILINGS["daily_first_contacts"]),
     "similarity_threshold": ((int, float), 0, 1),
-    "similarity_min_contacts": ((int,), 1, None),
+    "similarity_min_contacts": ((int,), 1, 1000),
 }
 
 
@@ -162,15 +170,17 @@ def validate_settings(values: Mapping[str, object]) -> list[str]:
         if key not in known:
             problems.append(f"policy.{key}: unknown setting (known: {', '.join(sorted(known))})")
             continue
-        types, low, high = _BOUNDS[key]
+        types, low, high = BOUNDS[key]
         if isinstance(value, bool) or not isinstance(value, types):
             kind = "a whole number" if types == (int,) else "a number"
             problems.append(f"policy.{key} must be {kind}, not {value!r}")
             continue
         assert isinstance(value, (int, float))
-        if value < low:
+        if not math.isfinite(value):
+            problems.append(f"policy.{key} must be a finite number, not {value!r}")
+        elif value < low:
             problems.append(f"policy.{key} = {value} is below the minimum of {low}")
-        elif high is not None and value > high:
+        elif value > high:
             where = "ceiling" if key in CEILINGS else "maximum"
             problems.append(f"policy.{key} = {value} is above the {where} of {high}; lower it")
     return problems
@@ -284,13 +294,15 @@ def _sends_since(sends: Sequence[Send], since: datetime) -> list[Send]:
     return sorted((s for s in sends if s.at > since), key=lambda s: s.at)
 
 
-def _cap_reason(code: str, window: list[Send], cap: int, what: str, setting: str) -> Reason:
+def _cap_reason(code: str, window: list[Send], cap: int, what: tuple[str, str], setting: str) -> Reason:
+    """`what` is (one, several): "1 first message", "2 first messages"."""
     # The count drops below the cap once enough of the oldest sends are 24h old.
     index = min(max(len(window) - cap, 0), len(window) - 1) if window else 0
     until = f" The next one is possible after {_moment(window[index].at + DAY)}." if window else ""
+    noun = what[0] if len(window) == 1 else what[1]
     return Reason(
         code,
-        f"You have sent {len(window)} {what} in the last 24 hours (limit {cap}, "
+        f"You have sent {len(window)} {noun} in the last 24 hours (limit {cap}, "
         f"setting policy.{setting}).{until}",
     )
 
@@ -317,12 +329,28 @@ def _common_reasons(
     if opt_out is not None:
         at, words = opt_out
         said = f' by writing "{_short(words)}"' if words else ""
+        if contact.opt_out_reason:
+            said += f' (you recorded it: "{_short(contact.opt_out_reason)}")'
         others = ", ".join(w.upper() if w.isascii() else w for w in optin_words() if w != "start")
         reasons.append(
             Reason(
                 "E_OPTED_OUT",
                 f"{who} opted out on {_date(at)}{said}. Only they can lift it, by writing "
                 f"START to you (or {others}); no dmtool command can.",
+            )
+        )
+    if contact.import_pending is not None:
+        import shlex
+
+        again = shlex.quote(contact.import_pending)
+        reasons.append(
+            Reason(
+                "E_IMPORT_INCOMPLETE",
+                f"An import of the archive {contact.import_pending} that holds your history with "
+                f"{who} stopped before it finished, so dmtool knows only part of it: an opt-out "
+                f"may be in the rest. Run `dmtool import archive {again}` again to finish it "
+                "(nothing is imported twice), or `dmtool import archive --discard-incomplete` "
+                "if that file is gone.",
             )
         )
     if contact.optout_review is not None:
@@ -483,7 +511,9 @@ def decide(
 
     day_window = _sends_since(recent_sends, now - DAY)
     if len(day_window) >= settings.daily_sends:
-        reasons.append(_cap_reason("E_DAILY_CAP", day_window, settings.daily_sends, "DMs", "daily_sends"))
+        reasons.append(
+            _cap_reason("E_DAILY_CAP", day_window, settings.daily_sends, ("DM", "DMs"), "daily_sends")
+        )
     if first_contact:
         firsts = [s for s in day_window if s.first_contact]
         if len(firsts) >= settings.daily_first_contacts:
@@ -492,7 +522,7 @@ def decide(
                     "E_FIRST_CONTACT_CAP",
                     firsts,
                     settings.daily_first_contacts,
-                    "first messages to new people",
+                    ("first message to a new person", "first messages to new people"),
                     "daily_first_contacts",
                 )
             )
@@ -624,7 +654,9 @@ def decide_autoack(
 
     day_window = _sends_since(recent_sends, now - DAY)
     if len(day_window) >= settings.daily_sends:
-        reasons.append(_cap_reason("E_DAILY_CAP", day_window, settings.daily_sends, "DMs", "daily_sends"))
+        reasons.append(
+            _cap_reason("E_DAILY_CAP", day_window, settings.daily_sends, ("DM", "DMs"), "daily_sends")
+        )
 
     # Any promotional finding blocks: an automatic reply must never advertise.
     reasons += _lint_reasons(findings, strict_promo=True)

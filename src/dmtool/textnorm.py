@@ -14,9 +14,16 @@ from collections.abc import Iterable
 from difflib import SequenceMatcher
 from functools import cache, lru_cache
 
+from dmtool.errors import InputError
+
 __all__ = [
+    "clean_display",
+    "cut",
     "data_lines",
     "fold",
+    "is_blank",
+    "line_ends",
+    "typed",
     "match_form",
     "normalise",
     "phrase_pattern",
@@ -208,3 +215,102 @@ def data_lines(name: str) -> tuple[str, ...]:
     # Only whole-line comments: entries themselves may contain "#" (e.g. "#ad").
     stripped = (line.strip() for line in raw.splitlines())
     return tuple(line for line in stripped if line and not line.startswith("#"))
+
+
+# --- text typed by people ------------------------------------------------------------
+#
+# Every entry point where a person's text comes in (drafts, edits, templates,
+# names, notes, consent evidence, reasons) goes through `typed`, so the same
+# text is accepted or refused with the same words everywhere.
+
+# Characters that show as nothing: a text made only of these (and whitespace)
+# reads as empty to the person who receives it. Format characters (Cf: zero-width
+# space and joiners, word joiner, BOM, soft hyphen, direction marks) count too.
+_INVISIBLE = frozenset(
+    "\u034f"  # combining grapheme joiner
+    "\u115f\u1160\u3164\uffa0"  # Hangul fillers
+    "\u2800"  # braille blank
+    "\ufe00\ufe01\ufe02\ufe03\ufe04\ufe05\ufe06\ufe07"
+    "\ufe08\ufe09\ufe0a\ufe0b\ufe0c\ufe0d\ufe0e\ufe0f"  # variation selectors
+)
+
+
+def line_ends(text: str) -> str:
+    """CRLF and lone CR (files from Windows and old Macs) as LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _shows_nothing(ch: str) -> bool:
+    return ch.isspace() or ch in _INVISIBLE or unicodedata.category(ch) == "Cf" \
+        or "\U000e0100" <= ch <= "\U000e01ef"
+
+
+def is_blank(text: str) -> bool:
+    """Nothing a reader would see: only whitespace and invisible characters."""
+    return all(_shows_nothing(ch) for ch in text)
+
+
+# Control characters (Cc) but a tab and a line break, and lone surrogates (Cs:
+# bytes that were not UTF-8); a one-line field refuses line breaks too.
+_REFUSED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_REFUSED_ONE_LINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _bad_character(text: str, *, one_line: bool) -> tuple[int, str] | None:
+    """(position, character) of the first character a person's text may not hold."""
+    m = (_REFUSED_ONE_LINE if one_line else _REFUSED).search(text)
+    return None if m is None else (m.start(), m.group(0))
+
+
+def cut(text: str, limit: int = 40) -> str:
+    """`text` quoted for an error message: control characters escaped, and at
+    most `limit` characters of it, so a 100,000-character value cannot flood
+    the terminal."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text):,} characters)"
+
+
+def typed(text: str, what: str, *, max_length: int | None = None, one_line: bool = False) -> str:
+    """Text a person typed, ready to store, or InputError saying what is wrong.
+
+    Line ends become LF first; then a control character (anything but a line
+    break and a tab; in a one-line field, anything but a tab) or a lone
+    surrogate (bytes that were not UTF-8) is refused: it is invisible or
+    changes how the text shows, so what was checked would not be what is read.
+    Surrounding whitespace is dropped, and a text that shows nothing (only
+    spaces, zero-width or other invisible characters) comes back as "", for the
+    caller to refuse in its own words. `max_length` counts code points.
+    """
+    text = line_ends(text)
+    bad = _bad_character(text, one_line=one_line)
+    if bad is not None:
+        at, ch = bad
+        if unicodedata.category(ch) == "Cs":
+            raise InputError(f"{what} is not valid UTF-8 text (at character {at + 1:,})",
+                             hint="save or type it as UTF-8")
+        kind = "a line break" if ch == "\n" else f"a control character (U+{ord(ch):04X})"
+        where = f"at character {at + 1:,}"
+        hint = ("write it on one line" if ch == "\n" else
+                "control characters are invisible or change how the text shows; "
+                "only line breaks and tabs are allowed")
+        raise InputError(f"{what} contains {kind} {where}", hint=hint)
+    text = text.strip()
+    if is_blank(text):
+        return ""
+    if max_length is not None and len(text) > max_length:
+        raise InputError(f"{what} is too long: {len(text):,} characters, at most {max_length:,}")
+    return text
+
+
+def clean_display(text: str | None, max_length: int | None = None) -> str | None:
+    """Text that comes from X (a display name), made fit to store and show:
+    never refused, only cleaned. Control characters go, line breaks and tabs
+    become spaces, runs of spaces become one, and it is cut to `max_length`;
+    nothing visible left gives None."""
+    if text is None:
+        return None
+    kept = "".join(" " if ch in "\t\n\r" else ch for ch in text
+                   if unicodedata.category(ch) not in ("Cc", "Cs") or ch in "\t\n\r")
+    kept = " ".join(kept.split())[:max_length]
+    return None if is_blank(kept) else kept.strip()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 
 def now() -> datetime:
@@ -34,16 +34,48 @@ def parse_opt(text: str | None) -> datetime | None:
     return None if text is None else parse(text)
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# What people type: a date, or a date and a time (minutes or seconds), with an
+# optional offset. ISO 8601's extended form only: 20261201 is more likely a typo.
+# A pattern, not a compiled regex: compiled (and cached by re) only when used.
+_TYPED = (r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?"
+          r"(?:Z|[+-]\d{2}:?\d{2})?)?$")
+
+
+def parse_when(text: str, zone: tzinfo) -> datetime:
+    """A time a person typed (`snooze until`, `--since`, `--at`): an ISO 8601
+    date (its midnight) or date and time, read in `zone` unless it carries an
+    offset (Z, +09:00). Returns an aware UTC datetime; raises ValueError."""
+    t = text.strip()
+    if not re.match(_TYPED, t, re.IGNORECASE | re.ASCII):
+        raise ValueError(f"not a date: {text!r} (use e.g. 2026-12-01 or 2026-12-01T09:00)")
+    try:
+        dt = datetime.fromisoformat(t.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a date: {text!r} (no such day or time)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=zone)
+    return dt.astimezone(UTC)
+
+
+_DURATION = re.compile(r"\s*([0-9]+)\s*([smhdw])\s*")  # ASCII digits, not any \d
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DURATION_MIN = timedelta(minutes=1)
+DURATION_MAX = timedelta(days=3650)
 
 
 def parse_duration(text: str) -> timedelta:
-    """'90m', '24h', '7d', '2w' -> timedelta. Raises ValueError otherwise."""
-    m = _DURATION.match(text)
+    """'90m', '24h', '7d', '2w' -> timedelta, from 1 minute to 3650 days (the
+    one duration parser of the command line). Raises ValueError otherwise,
+    before any date arithmetic could overflow."""
+    m = _DURATION.fullmatch(text)
+    shown = text.strip() if len(text) <= 40 else text[:40] + "…"
     if not m:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 24h, 7d)")
-    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+        raise ValueError(f"not a duration: {shown!r} (use e.g. 30m, 24h, 7d)")
+    digits = m.group(1).lstrip("0")
+    seconds = int(digits or "0") * _UNIT_SECONDS[m.group(2)] if len(digits) <= 12 else -1
+    if not DURATION_MIN.total_seconds() <= seconds <= DURATION_MAX.total_seconds():
+        raise ValueError(f"a duration must be from 1m to 3650d, not {shown}")
+    return timedelta(seconds=seconds)
 
 
 def ago(dt: datetime, ref: datetime) -> str:

@@ -15,15 +15,6 @@ from dmtool.appstate import AppState
 from dmtool.cli.context import state
 from dmtool.errors import DmtoolError, InputError
 
-_JSON_FLAG = "--json"
-
-
-def _wants_json(args: list[str]) -> bool:
-    if _JSON_FLAG in args or "--format=json" in args:
-        return True
-    return any(a == "--format" and b == "json" for a, b in zip(args, args[1:], strict=False))
-
-
 # Which module defines each top-level command. A command's module is imported
 # (and its Typer parameters built) only when that command runs: a cron
 # `dmtool digest` pays for one module, not for all of them. Help lists them all.
@@ -31,12 +22,19 @@ COMMAND_MODULES: dict[str, str] = {
     "auth": "auth", "config": "config_cmd", "paths": "config_cmd", "sync": "sync_cmd",
     "contacts": "contacts", "check": "contacts",
     "inbox": "conversations", "thread": "conversations", "done": "conversations",
-    "reopen": "conversations", "digest": "conversations",
+    "reopen": "conversations", "digest": "conversations", "snooze": "conversations",
+    "unsnooze": "conversations",
     "draft": "drafts", "drafts": "drafts", "review": "drafts", "send": "drafts",
-    "templates": "drafts", "log": "drafts",
-    "demo": "demo", "db": "db_cmd",
-    "import": "archive", "report": "report_cmd",
+    "templates": "drafts", "log": "log_cmd", "reply": "reply",
+    "demo": "demo", "sandbox": "sandbox_cmd", "db": "db_cmd",
+    "import": "archive", "report": "report_cmd", "profiles": "profiles_cmd",
+    "search": "search_cmd",
 }
+
+
+# The only commands that may create a profile that does not exist yet
+# (issue 11): any other command on an unknown profile is an error listing them.
+CREATES_PROFILE = frozenset({"auth login", "config set", "demo", "sync", "profiles add"})
 
 
 # What `dmtool --help` lists for each command: the first paragraph of its help.
@@ -51,13 +49,17 @@ COMMAND_HELP: dict[str, str] = {
             "evidence and opt-outs.",
     "contacts": "Your contact record: people, tags, notes and consent.",
     "check": "May I DM this person now? Exit 0 yes, 3 no, with the reasons.",
-    "inbox": "Conversations by last activity, open ones first; marks which need a reply.",
+    "inbox": "Conversations, the ones waiting for your reply first, then by last activity; marks "
+             "which need a reply and the contact's state. Filters combine.",
     "thread": "The conversation with one contact, oldest first. Marks it read unless --peek.",
     "done": "Mark a conversation done (it reopens when they write again).",
     "reopen": "Reopen a conversation marked done.",
-    "digest": "What came in since the last digest: new messages, conversations waiting for a "
-              "reply, opt-outs, failed sends. Prints nothing when nothing is new (so cron mails "
-              "only news), unless --json.",
+    "snooze": "Hide a conversation from the inbox and the digest's waiting list until then, or "
+              "until they write again. `inbox --snoozed` lists them.",
+    "unsnooze": "Show a snoozed conversation in the inbox again.",
+    "digest": "What came in since the last digest: new messages, opt-out reviews, conversations "
+              "waiting for a reply, opt-outs, failed sends. Prints nothing when nothing is new "
+              "(so cron mails only news), unless --json.",
     "draft": "Write a draft DM to one contact. Refused (exit 3) when they may not be DMed; lint "
              "findings are shown. Nothing is sent: review and send it next. A handle not in your "
              "record is looked up on X once, as `check` does.",
@@ -68,16 +70,21 @@ COMMAND_HELP: dict[str, str] = {
     "send": "Send exactly one approved draft, after checking the policy and the lint again. On a "
             "terminal it shows the text and asks y/N; elsewhere it needs --yes; a first contact "
             "always needs your confirmation on a terminal.",
+    "reply": "Answer someone whose message is the last one: draft, approve and send in one step, "
+             "with the same checks and audit as `draft`, `review` and `send`.",
     "templates": "Saved replies with {name}-style variables; a template only ever makes a draft.",
     "log": "The audit log, newest first: every send, refusal, approval, rejection, opt-out and "
-           "consent record.",
+           "consent record, with who did it.",
+    "search": "Search message text, notes, and contacts' names and handles, newest first.",
     "demo": "Create (or reset) the `demo` profile on the built-in sandbox X and walk through sync, "
             "inbox, check, draft, review, send and digest, with a refused cold DM on the way. "
             "Needs no account and no network; runs unattended when not on a terminal.",
-    "db": "The store: where it is, a backup, an integrity check, moving it.",
+    "sandbox": "The built-in sandbox X of a sandbox profile: make someone DM you.",
+    "db": "The store: where it is, a backup, a restore, an integrity check, moving it.",
     "report": "Messages in and out per day, time to your first reply, open conversations by "
               "age, and opt-outs, over the last N days.",
     "import": "Bring history into the local record from outside dmtool.",
+    "profiles": "List the profiles (one per X account) and add one.",
 }
 
 
@@ -86,9 +93,12 @@ def load_module_commands(module_name: str, only: str | None = None) -> dict[str,
     just that one (Typer reads every parameter of a command to build it)."""
     import importlib
 
+    from dmtool.cli.usage import use_everywhere
+
     module = importlib.import_module(f"dmtool.cli.{module_name}")
     holder = typer.Typer()
     module.register(holder)
+    use_everywhere(holder)  # usage lines say HANDLE, as the reference does
     if only is not None:
         commands = [c for c in holder.registered_commands if c.name == only]
         groups = [g for g in holder.registered_groups if g.name == only]
@@ -162,8 +172,39 @@ class DmtoolGroup(TyperGroup):
             formatter.write_dl(self._short_helps(ctx, names, limit))
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        ctx.meta["dmtool.json"] = _wants_json(args)
-        return super().parse_args(ctx, args)
+        """Scan the arguments once (cli/argscan.py): global options after the
+        command move before it, and only the real --json makes errors JSON."""
+        from dmtool.cli.argscan import scan
+
+        scanned = scan(args, lambda path: self._shape(ctx, path))
+        ctx.meta["dmtool.json"] = scanned.json
+        ctx.meta["dmtool.path"] = scanned.path
+        if scanned.error and not ctx.resilient_parsing:
+            _usage_error(ctx, scanned.error)
+        return super().parse_args(ctx, scanned.args)
+
+    def _shape(self, ctx: Any, path: tuple[str, ...]) -> Any:
+        """The shape of the command at `path` for the scanner (None: unknown).
+        Resolving a command loads its module, as running it would anyway."""
+        from dmtool.cli.argscan import Shape
+        from dmtool.cli.reporting import FORMAT_IS_OUTPUT
+
+        cmd: Any = self
+        for name in path:
+            get = getattr(cmd, "get_command", None)
+            cmd = get(ctx, name) if get is not None else None
+            if cmd is None:
+                return None
+        values: dict[str, int] = {}
+        options: set[str] = set()
+        for p in cmd.params:
+            if p.param_type_name != "option":
+                continue
+            options.update(p.opts, p.secondary_opts)
+            if not p.is_flag and not p.count:
+                values.update(dict.fromkeys(p.opts, p.nargs))
+        return Shape(group=hasattr(cmd, "get_command"), value_options=values,
+                     options=frozenset(options), format_is_output=" ".join(path) in FORMAT_IS_OUTPUT)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -185,12 +226,6 @@ class DmtoolGroup(TyperGroup):
                     output.error_json("E_USAGE", str(fmt_message()))
                     raise typer.Exit(int(getattr(e, "exit_code", 2))) from None
                 raise
-            from dmtool.store.db import store_error
-
-            err: DmtoolError | None = store_error(e)
-            if err is not None:
-                _report(ctx, err)
-                raise typer.Exit(err.exit_code) from None
             if os.environ.get("DMTOOL_DEBUG"):
                 raise
             if isinstance(e, BrokenPipeError):  # `dmtool ... | head`: the reader had enough
@@ -198,8 +233,8 @@ class DmtoolGroup(TyperGroup):
                 os.dup2(devnull, sys.stdout.fileno())
                 raise typer.Exit(0) from None
             if isinstance(e, UnicodeError):  # e.g. an argument that is not valid UTF-8
-                err = InputError("text that is not valid UTF-8 (check the terminal's or file's "
-                                 "encoding)")
+                err: DmtoolError = InputError("text that is not valid UTF-8 (check the "
+                                              "terminal's or file's encoding)")
                 _report(ctx, err)
                 raise typer.Exit(err.exit_code) from None
             from dmtool.logs import redact
@@ -213,6 +248,17 @@ class DmtoolGroup(TyperGroup):
             obj = ctx.obj
             if isinstance(obj, AppState):
                 obj.close()
+
+
+def _usage_error(ctx: Any, message: str) -> None:
+    """A usage error found before Typer parses (exit 2), JSON with --json."""
+    from dmtool import output
+
+    if ctx.meta.get("dmtool.json"):
+        output.error_json("E_USAGE", message)
+    else:
+        output.error_line(message, "see `dmtool --help`")
+    raise typer.Exit(2)
 
 
 def _report(ctx: Any, e: DmtoolError) -> None:
@@ -275,7 +321,8 @@ def root(
     from dmtool.paths import DEFAULT_PROFILE, check_profile_name
 
     st = state(ctx)
-    st.profile = check_profile_name(profile or DEFAULT_PROFILE)
+    st.profile = DEFAULT_PROFILE if profile is None else check_profile_name(profile)
+    st.creates_profile = " ".join(ctx.meta.get("dmtool.path", ())) in CREATES_PROFILE
     st.verbose = verbose
     if verbose:
         import logging

@@ -1,7 +1,8 @@
 """`dmtool auth login|status|logout`.
 
-Nothing here ever prints a secret: keys and tokens are read with hidden
-input, shown only masked, and registered for redaction in -v logs.
+Nothing here ever prints a secret: keys are read with hidden input, tokens
+are shown only masked, and every secret is registered for redaction in -v
+logs. The OAuth 2.0 login's wait for X's answer is in `login_flow`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dmtool.errors import AuthError, ConfigError, UsageError
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from dmtool.credentials import Credentials
+    from dmtool.credentials import Credentials, Store
+    from dmtool.oauth_login import PendingLogin
     from dmtool.x.types import XClient, XUser
 
 DEFAULT_REDIRECT = "http://127.0.0.1:8765/callback"
@@ -73,45 +75,17 @@ def _oauth1_credentials(st: AppState) -> Credentials:
                        access_token_secret=values["access_token_secret"])
 
 
-def _oauth2_credentials(st: AppState, client_id: str | None, redirect_uri: str,
-                        redirect_url: str | None) -> Credentials:
-    from dmtool.credentials import finish_oauth2_login, start_oauth2_login
-
+def _client_id(st: AppState, client_id: str | None) -> str:
     cid = (client_id or st.environ.get("X_CLIENT_ID") or "").strip()
-    if redirect_url is None and not output.interactive():
-        raise UsageError("OAuth 2.0 login needs a terminal to paste X's redirect address into",
-                         hint="pass --redirect-url URL, or use --oauth1 with X_API_KEY, X_API_SECRET, "
-                              "X_ACCESS_TOKEN and X_ACCESS_TOKEN_SECRET")
+    if cid:
+        return cid
+    if not output.interactive():
+        raise UsageError("OAuth 2.0 login needs your X app's client id",
+                         hint="pass --client-id or set X_CLIENT_ID")
+    cid = str(typer.prompt("X app client id")).strip()
     if not cid:
-        if not output.interactive():
-            raise UsageError("OAuth 2.0 login needs your X app's client id",
-                             hint="pass --client-id or set X_CLIENT_ID")
-        cid = typer.prompt("X app client id").strip()
-        if not cid:
-            raise UsageError("the client id is empty")
-    url, handler = start_oauth2_login(cid, st.environ.get("X_CLIENT_SECRET") or None, redirect_uri)
-    output.info("Open this address, approve dmtool, then paste the address X sends you to:")
-    output.info(f"  {url}")
-    # The pasted address carries a one-time code: read it without echoing it back.
-    pasted = redirect_url if redirect_url is not None else typer.prompt(
-        "address after approval (input hidden)", hide_input=True)
-    _check_state(url, pasted)
-    return finish_oauth2_login(handler, pasted)
-
-
-def _check_state(authorize_url: str, pasted: str) -> None:
-    """PKCE ties the answer to this run's address; say so plainly instead of
-    letting X's token endpoint refuse a pasted address from another attempt."""
-    from urllib.parse import parse_qs, urlsplit
-
-    sent = parse_qs(urlsplit(authorize_url).query).get("state")
-    got = parse_qs(urlsplit(pasted.strip()).query)
-    if "error" in got or "code" not in got:
-        return  # finish_oauth2_login explains these
-    if sent and got.get("state") != sent:
-        raise AuthError("the pasted address belongs to another login attempt",
-                        hint="approve the address printed by this run and paste where it "
-                             "sends you; a login is finished in the run that started it")
+        raise UsageError("the client id is empty")
+    return cid
 
 
 def _remember_account(st: AppState, user: XUser) -> None:
@@ -130,6 +104,48 @@ def _remember_account(st: AppState, user: XUser) -> None:
         store.set_state(K_ME_USERNAME, user.username)
 
 
+def _save(st: AppState, creds: Credentials, where: Store) -> XUser:
+    """Ask X who these credentials belong to, then save them where chosen (and
+    remove a copy an earlier login left in the other place)."""
+    from dmtool.credentials import ENV_OAUTH1, forget_other_store, save_credentials
+
+    _protect(creds)
+    user = open_client(creds).me()
+    creds.user_id, creds.username = user.id, user.username
+    _remember_account(st, user)
+    path = st.paths.credentials_file
+    save_credentials(path, creds, where)
+    forget_other_store(path, where)
+    place = ("the OS keyring (the file " + str(path) + " records only where they are)"
+             if where == "keyring" else f"{path} (readable by you only)")
+    output.info(f"logged in as @{user.username} (user id {user.id}); credentials saved to {place}")
+    if creds.kind == "oauth2" and all(st.environ.get(n) for n in ENV_OAUTH1):
+        output.info("note: the X_API_KEY... variables in the environment take precedence over "
+                    "this login until you unset them")
+    return user
+
+
+def _finish(st: AppState, login: PendingLogin, url: str, where: Store) -> XUser:
+    from dmtool import oauth_login
+
+    code = oauth_login.code_from(login, url)
+    return _save(st, oauth_login.exchange(login, code), where)
+
+
+def _check_options(oauth1: bool, no_browser: bool, print_url: bool, redirect_url: str | None,
+                   client_id: str | None, redirect_uri: str) -> None:
+    modes = [name for name, on in (("--oauth1", oauth1), ("--print-url", print_url),
+                                   ("--redirect-url", redirect_url is not None),
+                                   ("--no-browser", no_browser)) if on]
+    if len(modes) > 1:
+        raise UsageError(f"{' and '.join(modes)} do not go together",
+                         hint="--print-url starts a login and --redirect-url URL finishes it, in "
+                              "two runs; --no-browser pastes the address in one run")
+    if redirect_url is not None and (client_id is not None or redirect_uri != DEFAULT_REDIRECT):
+        raise UsageError("--redirect-url finishes the login --print-url started, with its client "
+                         "id and callback address", hint="give those to --print-url")
+
+
 @auth_app.command("login")
 def auth_login(
     ctx: typer.Context,
@@ -139,42 +155,76 @@ def auth_login(
     client_id: Annotated[str | None, typer.Option(
         "--client-id", help="OAuth 2.0 client id of your X app (default: X_CLIENT_ID).")] = None,
     redirect_uri: Annotated[str, typer.Option(
-        "--redirect-uri", help="The callback address registered for your X app.")]
+        "--redirect-uri", help="The callback address registered for your X app; dmtool listens "
+                               "there (a loopback http address) for X's answer.")]
     = DEFAULT_REDIRECT,
+    no_browser: Annotated[bool, typer.Option(
+        "--no-browser", help="Do not open a browser or listen: paste the address the browser "
+                             "ends on at a prompt (a remote shell).")] = False,
+    print_url: Annotated[bool, typer.Option(
+        "--print-url", help="Print the address to open and keep this login waiting (step one "
+                            "of two, for scripts and remote shells).")] = False,
     redirect_url: Annotated[str | None, typer.Option(
-        "--redirect-url", help="The address X redirected to after approval (instead of pasting it).")]
-    = None,
+        "--redirect-url", help="Finish the login --print-url started, with the address X "
+                               "redirected to after approval (step two).")] = None,
+    store: Annotated[str | None, typer.Option(
+        "--store", help="Where the secrets go: keyring (the OS keyring) or file (readable by "
+                        "you only). Default: the keyring on a terminal when one is usable, "
+                        "else the file.")] = None,
 ) -> None:
-    """Log in to X and save the credentials (readable by you only).
+    """Log in to X and save the credentials (in the OS keyring or a file only you can read).
 
-    By default OAuth 2.0 with PKCE: open the printed address, approve, and
-    paste back the address X sends you to. Access tokens are refreshed
+    By default OAuth 2.0 with PKCE: dmtool prints the authorize address, opens
+    your browser when there is one, and listens on the callback address until
+    X sends the browser back (up to 5 minutes). On a remote shell use
+    --no-browser and paste the address the browser ends on; in a script,
+    --print-url then --redirect-url URL. Access tokens are refreshed
     automatically. --oauth1 uses an app's four OAuth 1.0a keys instead.
     """
-    from dmtool.credentials import ENV_OAUTH1, save_credentials
+    from dmtool import oauth_login
+    from dmtool.cli import login_flow
 
     st = state(ctx)
     if st.sandbox:
         output.info("sandbox: this profile uses the built-in sandbox X; there is nothing to log in to")
+        return
+    if store not in (None, "keyring", "file"):
+        raise UsageError(f"--store is keyring or file, not {store!r}")
+    _check_options(oauth1, no_browser, print_url, redirect_url, client_id, redirect_uri)
+    pending_file = oauth_login.pending_path(st.paths.credentials_file)
+    if print_url:
+        if store == "keyring":
+            login_flow.choose_store(st, store)  # a locked keyring fails now, not at step two
+        login = oauth_login.start(_client_id(st, client_id), st.environ.get("X_CLIENT_SECRET"),
+                                  redirect_uri)
+        login.store = store
+        st.paths.ensure()
+        oauth_login.save_pending(pending_file, login)
+        output.print_text(login.url)
+        output.info("Open this address, approve dmtool, then finish with: "
+                    "dmtool auth login --redirect-url 'ADDRESS-YOUR-BROWSER-ENDS-ON' "
+                    "(within an hour)")
         return
     from dmtool.services import ratelimits
 
     # Checking the credentials asks X who they belong to (a users lookup): under
     # a users pause, say so before anyone goes through the login.
     with ratelimits.guarded(st.store, "users", "not logged in", hint="log in after that time"):
-        creds = (_oauth1_credentials(st) if oauth1
-                 else _oauth2_credentials(st, client_id, redirect_uri, redirect_url))
-        _protect(creds)
-        user = open_client(creds).me()
-    creds.user_id, creds.username, creds.source = user.id, user.username, "file"
-    _remember_account(st, user)
-    path = st.paths.credentials_file
-    save_credentials(path, creds)
-    output.info(f"logged in as @{user.username} (user id {user.id}); "
-                f"credentials saved to {path} (readable by you only)")
-    if not oauth1 and all(st.environ.get(n) for n in ENV_OAUTH1):
-        output.info("note: the X_API_KEY... variables in the environment take precedence over "
-                    "this login until you unset them")
+        if oauth1:
+            _save(st, _oauth1_credentials(st), login_flow.choose_store(st, store))
+        elif redirect_url is not None:
+            login = oauth_login.load_pending(pending_file)
+            where = login_flow.choose_store(st, store or login.store)
+            _finish(st, login, redirect_url, where)
+            oauth_login.delete_pending(pending_file)
+        else:
+            where = login_flow.choose_store(st, store)
+            login = oauth_login.start(_client_id(st, client_id), st.environ.get("X_CLIENT_SECRET"),
+                                      redirect_uri)
+            with login_flow.redirect(login, st, no_browser) as answer:
+                user = _finish(st, login, answer.url, where)
+                answer.tell(True, f"dmtool is logged in as @{user.username}. You can close this "
+                                  "tab and go back to the terminal.")
 
 
 def _rate_limits(st: AppState) -> dict[str, datetime | None]:
@@ -195,7 +245,8 @@ def _sandbox_status(st: AppState) -> dict[str, Any]:
     world = SandboxWorld(st.paths.sandbox_file).snapshot()
     me = world.get("users", {}).get(world.get("me") or "", {})
     return {"backend": "sandbox", "user_id": me.get("id"), "username": me.get("username"),
-            "kind": "sandbox", "source": "sandbox", "expires_at": None}
+            "kind": "sandbox", "source": "sandbox", "location": str(st.paths.sandbox_file),
+            "expires_at": None}
 
 
 def _cached_account(st: AppState) -> tuple[str | None, str | None]:
@@ -232,9 +283,25 @@ def _account_status(st: AppState) -> dict[str, Any]:
         user_id, username = _cached_account(st)
     data: dict[str, Any] = {"backend": "x", "user_id": user_id, "username": username,
                             "kind": creds.kind, "source": creds.source,
+                            "location": _location(st, creds.source),
                             "expires_at": desc.get("expires_at")}
     data.update({k: desc[k] for k in _SHOWN_FIELDS if k in desc})
     return data
+
+
+def _location(st: AppState, source: str) -> str:
+    """Where the secrets in use are: a file path, the keyring entry, the variables."""
+    from dmtool.credentials import ENV_OAUTH1, keyring_account
+
+    path = st.paths.credentials_file
+    if source == "keyring":
+        from dmtool import keyring_store
+
+        name = keyring_store.backend()[1]
+        return f"{name}, service {keyring_store.SERVICE!r}, account {keyring_account(path)!r}"
+    if source == "env":
+        return ", ".join(ENV_OAUTH1)
+    return str(path)
 
 
 @auth_app.command("status")
@@ -251,8 +318,8 @@ def auth_status(ctx: typer.Context, json_: JsonOpt = False) -> None:
         output.print_text("sandbox: this profile uses the built-in sandbox X (no credentials needed)")
     account = f"@{data['username']} (user id {data['user_id']})" if data["user_id"] else \
         "unknown until the first `dmtool sync`"
-    source = {"file": f"file {st.paths.credentials_file}",
-              "env": "environment (X_API_KEY, X_API_SECRET, X_ACCESS_TOKEN, X_ACCESS_TOKEN_SECRET)",
+    source = {"file": f"file {data.get('location')}", "keyring": f"OS keyring ({data.get('location')})",
+              "env": f"environment ({data.get('location')})",
               "sandbox": "the sandbox"}.get(data["source"], data["source"])
     expires = data["expires_at"]
     if expires and data.get("refresh_token"):
@@ -277,7 +344,7 @@ def _limits_text(limits: dict[str, str | None]) -> str:
 
 @auth_app.command("logout")
 def auth_logout(ctx: typer.Context) -> None:
-    """Remove this profile's saved credentials."""
+    """Remove this profile's saved credentials, from the OS keyring and the file."""
     from dmtool.credentials import ENV_OAUTH1, delete_credentials
 
     st = state(ctx)
@@ -285,10 +352,16 @@ def auth_logout(ctx: typer.Context) -> None:
         output.info("sandbox: this profile uses the built-in sandbox X; there is nothing to log out of")
         return
     path = st.paths.credentials_file
-    if delete_credentials(path):
-        output.info(f"logged out: removed {path}")
+    removed = delete_credentials(path)
+    if removed:
+        places = {"keyring": "the OS keyring", "file": str(path)}
+        output.info("logged out: removed the credentials from "
+                    + " and ".join(places[p] for p in removed))
     else:
         output.info("no saved credentials for this profile")
+    from dmtool import oauth_login
+
+    oauth_login.delete_pending(oauth_login.pending_path(path))
     if any(st.environ.get(n) for n in ENV_OAUTH1):
         output.info("note: X_API_KEY... are still set in the environment; dmtool uses them "
                     "until you unset them")

@@ -9,6 +9,7 @@ import typer
 from dmtool import output
 from dmtool.cli.context import state
 from dmtool.cli.params import JsonOpt
+from dmtool.errors import InputError
 
 config_app = typer.Typer(help="Read and change settings (config.toml of the profile).",
                          no_args_is_help=True)
@@ -49,6 +50,10 @@ def config_show(ctx: typer.Context, json_: JsonOpt = False) -> None:
 @config_app.command("get")
 def config_get(ctx: typer.Context, key: str, json_: JsonOpt = False) -> None:
     """Print one setting's value."""
+    from dmtool.config import setting
+
+    if setting(key) is None:
+        raise InputError(f"unknown config key {key!r}", hint="see `dmtool config show` for the keys")
     value = _masked(key, state(ctx).config.get(key))
     if json_:
         output.print_json(value)
@@ -58,7 +63,8 @@ def config_get(ctx: typer.Context, key: str, json_: JsonOpt = False) -> None:
 
 @config_app.command("set")
 def config_set(ctx: typer.Context, key: str, value: str) -> None:
-    """Change one setting (checked against its type and ceiling)."""
+    """Change one setting (checked against its type and range; exit 1 when it is
+    refused, and config.toml is left as it was)."""
     st = state(ctx)
     st.paths.ensure()
     new = st.config.set(key, value)

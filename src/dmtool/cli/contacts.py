@@ -10,11 +10,16 @@ import typer
 
 from dmtool import output
 from dmtool.appstate import AppState
+from dmtool.cli import completion
 from dmtool.cli.context import state
-from dmtool.cli.params import HandleArg, JsonOpt
+from dmtool.cli.params import HandleArg, JsonOpt, draft_id
 from dmtool.errors import InputError, UsageError
 
-STATUSES = ("can-dm", "needs-consent", "opted-out", "blocked", "review")
+STATUSES = ("can-dm", "needs-consent", "opted-out", "blocked", "review", "import-incomplete")
+# Not a status but a filter: can-dm contacts that nothing holds back right now
+# (a contact may be can-dm and still have to wait: pace, daily caps, a rate limit).
+CAN_DM_NOW = "can-dm-now"
+_SHOWN_ROWS = 50  # bad import rows listed on stderr; --json carries them all
 
 contacts_app = typer.Typer(help="Your contact record: people, tags, notes and consent.",
                            no_args_is_help=True)
@@ -41,6 +46,14 @@ def contact_object(*, handle: str, user_id: str | None, name: str | None, tags: 
             "can_dm": can_dm, "last_inbound_at": last_in, "last_outbound_at": last_out}
 
 
+def opt_out_text(at: str, words: str | None, reason: str | None) -> str:
+    """An opt-out for people: when, what they wrote, the reason you gave."""
+    parts = [f'wrote "{" ".join(words.split())}"' if words else "",
+             f"reason: {reason}" if reason else ""]
+    said = "; ".join(p for p in parts if p)
+    return at[:16].replace("T", " ") + (f" ({said})" if said else "")
+
+
 def contact_view(st: AppState, c: Any) -> tuple[dict[str, Any], Any]:
     """One contact's contract object, and the policy decision behind it."""
     from dmtool.services import consent
@@ -61,20 +74,27 @@ def contacts_list(
     json_: JsonOpt = False,
     tag: Annotated[str | None, typer.Option("--tag", help="Only contacts with this tag.")] = None,
     status_: Annotated[str | None, typer.Option(
-        "--status", help="can-dm, needs-consent, opted-out, blocked or review.")] = None,
+        "--status", help="can-dm (consent to DM, though pace or a cap may make you wait), "
+                         "can-dm-now (may be DMed right now), needs-consent, opted-out, blocked, "
+                         "review or import-incomplete.")] = None,
 ) -> None:
-    """List contacts with their consent status."""
+    """List contacts with their consent status, and whether you may DM them right
+    now: `can-dm` means they consented; "can DM now" says `wait` when pace, a
+    daily cap or X's rate limit holds the next DM back."""
     from dmtool.services.consent import list_statuses
     from dmtool.store import contacts as cstore
 
-    if status_ is not None and status_ not in STATUSES:
-        raise UsageError(f"--status must be one of {', '.join(STATUSES)}")
+    if status_ is not None and status_ not in (*STATUSES, CAN_DM_NOW):
+        raise UsageError(f"--status must be one of {', '.join((*STATUSES, CAN_DM_NOW))}")
     st = state(ctx)
     conn = st.store.conn
     rows = cstore.summaries(conn, tag)
     items = []
     for r, (d, s) in zip(rows, list_statuses(conn, rows, st.config.policy(), _now()), strict=True):
-        if status_ and s != status_:
+        if status_ == CAN_DM_NOW:
+            if not d.allowed:
+                continue
+        elif status_ and s != status_:
             continue
         items.append(contact_object(handle=r["handle"], user_id=r["user_id"], name=r["name"],
                                     tags=cstore.tags_of(r), status=s, can_dm=d.allowed,
@@ -82,11 +102,21 @@ def contacts_list(
     if json_:
         output.print_json(items)
         return
+    zone = st.zone
     output.print_table(
-        ["handle", "name", "status", "tags", "last in", "last out"],
-        [["@" + i["handle"], i["name"], i["status"], i["tags"],
-          (i["last_inbound_at"] or "")[:16], (i["last_outbound_at"] or "")[:16]] for i in items],
+        ["handle", "name", "status", "tags", "last in", "last out", "can DM now"],
+        [["@" + i["handle"], i["name"], i["status"], i["tags"], zone.show(i["last_inbound_at"]),
+          zone.show(i["last_outbound_at"]), _now_cell(i["status"], i["can_dm"])]
+         for i in items],
         empty="no contacts yet: `dmtool sync`, `dmtool contacts add` or `dmtool contacts import`")
+
+
+def _now_cell(status: str, can_dm: bool) -> str:
+    """Whether a DM could go right now: `yes`, `wait` (consent, but pace, a cap
+    or a rate limit holds it back) or nothing (no consent at all)."""
+    if can_dm:
+        return "yes"
+    return "wait" if status == "can-dm" else ""
 
 
 @contacts_app.command("add")
@@ -100,8 +130,12 @@ def contacts_add(
     json_: JsonOpt = False,
 ) -> None:
     """Add a contact. Adding someone is not consent to DM them."""
+    from dmtool.models import clean_handle, clean_name, clean_note
     from dmtool.store import contacts as cstore
 
+    handle = clean_handle(handle)  # before the store is opened: a new handle follows X's rule
+    name = clean_name(name)
+    note = clean_note(note) if note is not None else None
     st = state(ctx)
     tags = [cstore.check_tag(t) for t in tag or []]
     now = _stamp()
@@ -132,6 +166,7 @@ def _show_data(st: AppState, handle: str) -> dict[str, Any]:
         "reasons": [r.to_dict() for r in d.reasons],
         "evidence": [e.to_dict() for e in cstore.evidence(conn, c.id)],
         "opted_out_at": c.opted_out_at, "opt_out_words": c.opt_out_words,
+        "opt_out_reason": c.opt_out_reason,
         "optout_review": c.optout_review_text, "blocked_at": c.blocked_at,
         "dm_closed_at": c.dm_closed_at,
         "notes": cstore.notes(conn, c.id),
@@ -143,39 +178,53 @@ def _show_data(st: AppState, handle: str) -> dict[str, Any]:
 @contacts_app.command("show")
 def contacts_show(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False) -> None:
     """The contact, consent evidence, notes and the last messages."""
-    data = _show_data(state(ctx), handle)
+    st = state(ctx)
+    data = _show_data(st, handle)
     if json_:
         output.print_json(data)
         return
+    zone = st.zone
     output.print_fields([
         ("handle", "@" + data["handle"]), ("name", data["name"]), ("user id", data["user_id"]),
-        ("tags", data["tags"]), ("status", data["status"]), ("can DM now", data["can_dm"]),
-        ("opted out", f"{data['opted_out_at']} ({data['opt_out_words']})"
-         if data["opted_out_at"] else None),
+        ("tags", data["tags"]), ("status", data["status"]),
+        ("can DM now", _can_dm_now_text(data)),
+        ("opted out", opt_out_text(zone.show(data["opted_out_at"]), data["opt_out_words"],
+                                   data["opt_out_reason"]) if data["opted_out_at"] else None),
     ])
     output.print_text("consent evidence:" if data["evidence"] else "consent evidence: none")
     for e in data["evidence"]:
-        output.print_text(f"  {e['at'][:16]}  {e['kind']}  {e['text'] or e['ref']}")
+        output.print_text(f"  {zone.show(e['at'])}  {e['kind']}  {e['text'] or e['ref']}")
     for r in data["reasons"]:
         output.print_text(f"  {r['code']}: {r['message']}")
     if data["notes"]:
         output.print_text("notes:")
         for n in data["notes"]:
-            output.print_text(f"  {n['at'][:16]}  {n['text']}")
+            output.print_text(f"  {zone.show(n['at'])}  {n['text']}")
     if data["messages"]:
         output.print_text("last messages:")
         for m in data["messages"]:
             arrow = "<-" if m["direction"] == "in" else "->"
-            output.print_text(f"  {m['at'][:16]} {arrow} {m['text']}")
+            output.print_text(f"  {zone.show(m['at'])} {arrow} {m['text']}")
+
+
+def _can_dm_now_text(data: dict[str, Any]) -> str:
+    """`yes`, or `no` with what holds it back (the reasons are listed below)."""
+    if data["can_dm"]:
+        return "yes"
+    codes = [r["code"] for r in data["reasons"] if r.get("severity", "block") == "block"]
+    wait = " (consent is fine: it only has to wait)" if data["status"] == "can-dm" else ""
+    return f"no: {', '.join(codes)}{wait}" if codes else "no"
 
 
 @contacts_app.command("note")
 def contacts_note(ctx: typer.Context, handle: HandleArg,
                   text: Annotated[str, typer.Argument(help="The note.")]) -> None:
     """Add a note to a contact."""
+    from dmtool.models import clean_note
     from dmtool.store import contacts as cstore
 
-    if not text.strip():
+    text = clean_note(text)
+    if not text:
         raise InputError("the note is empty")
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
@@ -192,55 +241,72 @@ def contacts_tag(
     """Add tags to a contact, or remove them with --remove."""
     from dmtool.store import contacts as cstore
 
-    clean = [cstore.check_tag(t) for t in tags]
+    clean = list(dict.fromkeys(cstore.check_tag(t) for t in tags))
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
+        had = set(c.tags)
         if remove:
             cstore.remove_tags(conn, c.id, clean)
         else:
             cstore.add_tags(conn, c.id, clean)
-    output.info(f"{'removed from' if remove else 'tagged'} @{c.handle}: {', '.join(clean)}")
+    # Say what happened to each tag: a tag it did not have is not "removed".
+    changed = [t for t in clean if (t in had) == remove]
+    same = [t for t in clean if (t in had) != remove]
+    if changed:
+        output.info(f"{'removed from' if remove else 'tagged'} @{c.handle}: {', '.join(changed)}")
+    if same:
+        output.info(f"{'not tagged' if remove else 'already tagged'}, nothing changed: "
+                    f"@{c.handle} {'had no' if remove else 'has'} "
+                    f"{'tag' if len(same) == 1 else 'tags'} {', '.join(same)}")
 
 
-def _format_for(path: Path, fmt: str | None) -> str:
+def _format_for(file: str, fmt: str | None, data: str) -> str:
+    """--format, else the suffix (.csv, .json), else what the text looks like."""
     if fmt is not None:
         if fmt not in ("csv", "json"):
             raise UsageError("--format must be csv or json")
         return fmt
-    return "json" if path.suffix.lower() == ".json" else "csv"
+    suffix = Path(file).suffix.lower() if file != "-" else ""
+    if suffix in (".csv", ".json"):
+        return suffix[1:]
+    from dmtool.services.contacts_io import sniff
+
+    return sniff(data)
 
 
 @contacts_app.command("import")
 def contacts_import(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A CSV or JSON file ('-' for stdin).")],
-    fmt: Annotated[str | None, typer.Option("--format", help="csv or json (default: by suffix).")]
-    = None,
+    file: Annotated[str, typer.Argument(help="A CSV or JSON file ('-' for stdin).")],
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="csv or json (default: by suffix, else by content).")] = None,
     skip_invalid: Annotated[bool, typer.Option(
         "--skip-invalid", help="Import the valid rows and list the others.")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Import contacts. A file with bad rows is refused whole unless --skip-invalid.
-    An import never records consent."""
+    An import never records consent; an `opted_out_at` column (as `contacts
+    export` writes it) adds an opt-out, never removes one."""
+    from dmtool.cli.textfile import read_text
     from dmtool.services import contacts_io
     from dmtool.store import contacts as cstore
     from dmtool.timeutil import fmt as tfmt
 
-    kind = _format_for(file, fmt)
-    try:
-        data = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"no such file: {file}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read {file}: {e}") from None
+    if fmt is not None and fmt not in ("csv", "json"):
+        raise UsageError("--format must be csv or json")
+    data = read_text(file, limit=contacts_io.MAX_IMPORT_BYTES, what="a contacts import")
+    kind = _format_for(file, fmt, data)
     parsed = contacts_io.parse(data, kind)
     unit = "item" if kind == "json" else "line"
+    name = "stdin" if file == "-" else file
     if parsed.bad and not skip_invalid:
         if not json_:  # with --json the rows travel in the error's details
-            for n, reason in parsed.bad:
-                output.info(f"{file}:{n}: {reason}")
+            for n, reason in parsed.bad[:_SHOWN_ROWS]:
+                output.info(f"{name}:{n}: {reason}")
+            if len(parsed.bad) > _SHOWN_ROWS:
+                output.info(f"... and {len(parsed.bad) - _SHOWN_ROWS:,} more")
         raise InputError(
-            f"{len(parsed.bad)} invalid {unit}{'s' if len(parsed.bad) != 1 else ''} in {file}; "
+            f"{len(parsed.bad):,} invalid {unit}{'s' if len(parsed.bad) != 1 else ''} in {name}; "
             "nothing imported", hint="fix them, or add --skip-invalid to import the valid rows",
             details=[{unit: n, "reason": reason} for n, reason in parsed.bad])
     st = state(ctx)
@@ -248,13 +314,17 @@ def contacts_import(
     with st.store.tx() as conn:
         res = contacts_io.apply(conn, parsed.rows, now)
         res.skipped = parsed.bad
-        cstore.audit(conn, "contacts_imported", now=now, file=str(file), created=res.created,
-                     updated=res.updated, skipped=len(res.skipped))
+        cstore.audit(conn, "contacts_imported", now=now, file=name, created=res.created,
+                     updated=res.updated, skipped=len(res.skipped),
+                     opted_out=len(res.opted_out))
     if json_:
         output.print_json(res.to_dict())
         return
     for n, reason in res.skipped:
         output.info(f"skipped {unit} {n}: {reason}")
+    if res.opted_out:
+        output.info(f"opted out (from the file's opted_out_at): "
+                    f"{', '.join('@' + h for h in res.opted_out)}")
     output.info(f"imported: {res.created} new, {res.updated} updated, {res.unchanged} unchanged, "
                 f"{len(res.skipped)} skipped (no consent recorded)")
 
@@ -267,14 +337,16 @@ def contacts_export(
     json_: Annotated[bool, typer.Option(
         "--json", help="Print one JSON document on stdout (the same as --format json).")] = False,
 ) -> None:
-    """Write all contacts (handle, user_id, name, tags, notes) to stdout."""
+    """Write all contacts to stdout: handle, user_id, name, tags, consent status,
+    opt-out date, last message in and out, and notes (in CSV one per line)."""
     from dmtool.cli.reporting import with_json
     from dmtool.services import contacts_io
 
     fmt = with_json(fmt_, json_, "csv")
     if fmt not in ("csv", "json"):
         raise UsageError("--format must be csv or json")
-    records = contacts_io.export_records(state(ctx).store.conn)
+    st = state(ctx)
+    records = contacts_io.export_records(st.store.conn, st.config.policy(), _now())
     if fmt == "json":
         output.print_json(records)
     else:
@@ -302,6 +374,9 @@ def contacts_unblock(ctx: typer.Context, handle: HandleArg) -> None:
     now = _stamp()
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
+        if not c.blocked_at:
+            output.info(f"@{c.handle} is not blocked: nothing changed")
+            return
         kept = cstore.set_blocked(conn, c, None)
         cstore.audit(conn, "unblocked", now=now, contact=c)
     output.info(f"unblocked @{c.handle}")
@@ -352,24 +427,49 @@ def contacts_engage(
         "--kind", help="request (they asked you to DM them) or offline (opted in off X).")]
     = "request",
 ) -> None:
-    """Record consent you obtained: they asked to be DMed, or opted in off X."""
-    from dmtool.services.identity import contact_for
+    """Record consent you obtained: they asked to be DMed, or opted in off X.
+    Someone not yet a contact becomes one, after X confirms the handle (as
+    `check` looks it up)."""
+    from dmtool.services.identity import contact_to_engage
     from dmtool.store import contacts as cstore
 
     if kind not in ("request", "offline"):
         raise UsageError("--kind must be request or offline")
-    if not evidence.strip():
+    from dmtool.models import MAX_EVIDENCE_LENGTH
+    from dmtool.textnorm import typed
+
+    evidence = typed(evidence, "--evidence", max_length=MAX_EVIDENCE_LENGTH)
+    if not evidence:
         raise InputError("--evidence must say what happened", hint='e.g. --evidence "asked at '
                          'the booth to be DMed the beta link"')
     st = state(ctx)
-    found = contact_for(st, handle)  # before the transaction: it may ask X
+    found, created, unverified = contact_to_engage(st, handle)  # before the transaction: it may ask X
+    if created:
+        output.info(f"added @{found.handle} as a contact"
+                    + (f" (not verified on X: {unverified})" if unverified else
+                       f" (X user {found.user_id})"))
     now = _stamp()
     with st.store.tx() as conn:
         c = cstore.by_id(conn, found.id)
-        cstore.add_evidence(conn, c.id, kind, now, f"manual:{kind}:{now}", evidence.strip(), now=now)
-        cstore.audit(conn, "consent_recorded", now=now, contact=c, kind=kind,
-                     evidence=evidence.strip())
+        # Each record is its own: two at the same instant (a script, a pinned
+        # clock) must not collide on (kind, ref) and be dropped in silence.
+        import secrets  # not at the top: it loads hashlib and random for every contacts command
+
+        ref = f"manual:{kind}:{now}:{secrets.token_hex(4)}"
+        cstore.add_evidence(conn, c.id, kind, now, ref, evidence, now=now)
+        cstore.audit(conn, "consent_recorded", now=now, contact=c, kind=kind, evidence=evidence)
     output.info(f"recorded {kind} consent for @{c.handle}")
+    # Consent does not outweigh a stop: say so rather than let "recorded" suggest
+    # they may now be DMed.
+    if c.opted_out_at:
+        output.info(f"note: this changes nothing for now: @{c.handle} opted out on "
+                    f"{c.opted_out_at[:10]}, and only a START from them lifts it")
+    elif c.blocked_at:
+        output.info(f"note: this changes nothing for now: @{c.handle} is blocked "
+                    f"(`dmtool contacts unblock @{c.handle}` first)")
+    elif c.optout_review_text:
+        output.info(f"note: this changes nothing for now: @{c.handle} is in opt-out review "
+                    f"(settle it with `dmtool contacts optout @{c.handle}` or --dismiss)")
 
 
 @contacts_app.command("optout")
@@ -377,78 +477,141 @@ def contacts_optout(
     ctx: typer.Context, handle: HandleArg,
     dismiss: Annotated[bool, typer.Option(
         "--dismiss", help="It was not a request to stop (needs --reason).")] = False,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why you dismiss it.")] = None,
+    reason: Annotated[str | None, typer.Option(
+        "--reason", help="Why: kept and shown with the opt-out (or the dismissal).")] = None,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Do not ask (needed off a terminal for someone not in review).")]
+    = False,
 ) -> None:
-    """Settle an opt-out review: confirm the opt-out, or dismiss it with a reason."""
+    """Opt a contact out, or settle an opt-out review.
+
+    In review (they wrote something that may mean stop): `optout HANDLE`
+    confirms it, `--dismiss --reason TEXT` dismisses it. Anyone else: records
+    that they asked you to stop some other way (by phone, by email), after a
+    confirmation (`--yes` off a terminal). Only a START from them lifts an
+    opt-out; `--reason` is kept and shown wherever the opt-out is shown."""
     from dmtool.store import contacts as cstore
 
+    if reason is not None and not reason.strip():
+        raise UsageError("--reason is empty", hint='say why, e.g. --reason "asked by phone to stop"')
+    why = reason.strip() if reason else None
+    st = state(ctx)
     now = _stamp()
-    with state(ctx).store.tx() as conn:
-        c = cstore.get(conn, handle)
-        if dismiss:
-            if not reason or not reason.strip():
-                raise UsageError("--dismiss needs --reason TEXT", hint="say why it was not a stop")
+    if dismiss:
+        if why is None:
+            raise UsageError("--dismiss needs --reason TEXT", hint="say why it was not a stop")
+        with st.store.tx() as conn:
+            c = cstore.get(conn, handle)
             if not c.optout_review_text:
-                raise InputError(f"@{c.handle} is not in opt-out review")
+                raise InputError(f"@{c.handle} is not in opt-out review: nothing to dismiss")
             cstore.set_review(conn, c, None, None)
             cstore.audit(conn, "optout_dismissed", now=now, contact=c, codes=["E_OPTOUT_REVIEW"],
-                         reason=reason.strip(), text=c.optout_review_text)
-            output.info(f"dismissed the opt-out review of @{c.handle}")
+                         reason=why, text=c.optout_review_text)
+        output.info(f"dismissed the opt-out review of @{c.handle}")
+        return
+    c = cstore.get(st.store.conn, handle)
+    if c.opted_out_at:
+        output.info(f"@{c.handle} is already opted out (since {c.opted_out_at[:10]}): "
+                    "nothing changed")
+        return
+    if not c.optout_review_text and not yes:
+        # No message of theirs asked for it: an opt-out by hand cannot be undone by
+        # any dmtool command, so it is confirmed, like `contacts forget`.
+        if not output.interactive():
+            raise UsageError(f"opting out @{c.handle} needs confirmation: they are not in "
+                             "opt-out review, and only a START from them lifts an opt-out",
+                             hint="add --yes (and --reason TEXT to say why)")
+        if not typer.confirm(f"Opt out @{c.handle}? Only a START from them can lift it."):
+            output.info(f"nothing changed: @{c.handle} is not opted out")
             return
-        if reason is not None:
-            raise UsageError("--reason goes with --dismiss")
-        if c.opted_out_at:
-            output.info(f"@{c.handle} is already opted out")
+    with st.store.tx() as conn:
+        c = cstore.get(conn, handle)
+        if c.opted_out_at:  # another process was quicker: the same result
+            output.info(f"@{c.handle} is already opted out: nothing changed")
             return
         words = c.optout_review_text  # what they wrote, if a message put them in review
-        cstore.set_opted_out(conn, c, now, words)
+        cstore.set_opted_out(conn, c, now, words, why)
         cstore.audit(conn, "opted_out", now=now, contact=c, codes=["E_OPTED_OUT"],
-                     words=words or "", by="user")
-    output.info(f"@{c.handle} is opted out; only a START from them lifts it")
+                     words=words or "", by="user", reason=why or "")
+    because = f" ({why})" if why else ""
+    output.info(f"@{c.handle} is opted out{because}; only a START from them lifts it")
 
 
-def check_cmd(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False) -> None:
+def check_cmd(
+    ctx: typer.Context, handle: HandleArg,
+    draft: Annotated[int | None, typer.Option(
+        "--draft", parser=draft_id, metavar="DRAFT_ID", autocompletion=completion.complete_draft,
+        help="Check this draft of theirs as well: its lint findings, duplicates and every "
+             "reason the policy gives for its text.")] = None,
+    json_: JsonOpt = False,
+) -> None:
     """May I DM this person now? Exit 0 yes, 3 no, with the reasons.
 
     A handle not in your record is looked up on X once, to find a contact
     known only by user id (as an archive import leaves them); anyone else is
-    not found (exit 1). A check never adds a contact."""
+    not found (exit 1). A check never adds a contact. A contact added by hand
+    is looked up on X too: a handle X does not know is refused (exit 1), and
+    when X cannot be asked the answer says "not verified on X"."""
     from dmtool.services import consent
-    from dmtool.services.identity import contact_for
+    from dmtool.services.identity import contact_for, verify
     from dmtool.store import contacts as cstore
     from dmtool.timeutil import fmt
 
     st = state(ctx)
     found = contact_for(st, handle)  # before the transaction: it may ask X
+    found, unverified = verify(st, found, command="check")
     now = _now()
+    findings: list[Any] = []
+    if draft is not None:  # lint and the draft machinery load only for --draft
+        from dmtool.services import drafting
+        from dmtool.store import drafts as dstore
+
+        d = dstore.get(st.store.conn, draft)
+        if d.contact_id != found.id:
+            raise UsageError(f"draft {d.id} is for @{d.handle}, not @{found.handle}",
+                             hint=f"dmtool check {d.handle} --draft {d.id}")
+        findings, decision = drafting.evaluate(st.store.conn, st, found, d.text, now, d.id)
     with st.store.tx() as conn:
         c = cstore.by_id(conn, found.id)
-        d = consent.decide(conn, c, None, st.config.policy(), now)
-        if not d.allowed:
-            cstore.audit(conn, "refused", now=fmt(now) or "", contact=c,
-                         codes=[r.code for r in d.blocking], command="check")
-        total = consent.evidence_total(conn, c, d)
-    data = {"handle": c.handle, "user_id": c.user_id, "allowed": d.allowed,
-            "first_contact": d.first_contact, "reasons": [r.to_dict() for r in d.reasons],
-            "evidence": [{"kind": e.kind, "at": fmt(e.at), "ref": e.ref} for e in d.evidence],
-            "evidence_total": total}
+        if draft is None:
+            decision = consent.decide(conn, c, None, st.config.policy(), now)
+        if not decision.allowed and not st.store.read_only:  # a read-only store answers, unaudited
+            cstore.audit(conn, "refused", now=fmt(now) or "", contact=c, draft_id=draft,
+                         codes=[r.code for r in decision.blocking], command="check")
+        total = consent.evidence_total(conn, c, decision)
+    data: dict[str, Any] = {
+        "handle": c.handle, "user_id": c.user_id, "allowed": decision.allowed,
+        "first_contact": decision.first_contact, "reasons": [r.to_dict() for r in decision.reasons],
+        "evidence": [{"kind": e.kind, "at": fmt(e.at), "ref": e.ref} for e in decision.evidence],
+        "evidence_total": total, "verified": unverified is None}
+    if draft is not None:
+        data.update({"draft_id": draft, "findings": [f.to_dict() for f in findings]})
     if json_:
         output.print_json(data)
     else:
-        if d.allowed:
-            first = " (a first contact: confirm it yourself, no links)" if d.first_contact else ""
-            output.print_text(f"yes: you may DM @{c.handle}{first}")
+        if decision.allowed:
+            first = " (a first contact: confirm it yourself, no links)" if decision.first_contact else ""
+            what = f"draft {draft} to" if draft is not None else "DM"
+            output.print_text(f"yes: you may {what} @{c.handle}{first}")
         else:
-            output.print_text(f"no: do not DM @{c.handle}")
-        for r in d.reasons:
-            output.print_text(f"  {r.code}: {r.message}")
-        for e in d.evidence:
-            output.print_text(f"  evidence: {e.kind} on {fmt(e.at)} ({e.text or e.ref})")
-        if total > len(d.evidence):
-            output.print_text(f"  ({total - len(d.evidence)} earlier records of the same kinds: "
-                              f"`dmtool contacts show @{c.handle}` lists them all)")
-    if not d.allowed:
-        raise typer.Exit(5 if d.temporary else 3)
+            output.print_text(f"no: do not DM @{c.handle}" if draft is None
+                              else f"no: draft {draft} may not go to @{c.handle}")
+        if unverified:
+            output.print_text(f"  not verified on X ({unverified}): `dmtool send` looks "
+                              f"@{c.handle} up before sending")
+        for f in findings:
+            output.print_text(f"  {f.severity} {f.code}: {f.message}")
+        for r in decision.reasons:
+            if r.code != "E_LINT":  # lint errors are listed above already
+                output.print_text(f"  {r.code}: {r.message}")
+        for e in decision.evidence:
+            output.print_text(f"  evidence: {e.kind} on {st.zone.show(e.at)} ({e.text or e.ref})")
+        more = total - len(decision.evidence)
+        if more > 0:
+            output.print_text(f"  ({more} earlier record{'' if more == 1 else 's'} of the same "
+                              f"kinds: `dmtool contacts show @{c.handle}` lists them all)")
+    if not decision.allowed:
+        raise typer.Exit(5 if decision.temporary else 3)
 
 
 def register(app: typer.Typer) -> None:

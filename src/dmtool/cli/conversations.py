@@ -1,16 +1,30 @@
-"""`dmtool inbox`, `thread`, `done`, `reopen` and `digest`: local reads, no X calls."""
+"""`dmtool inbox`, `thread`, `done`, `reopen`, `snooze`, `unsnooze` and `digest`:
+local reads and marks, no X calls."""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dmtool import output
 from dmtool.cli.context import state
-from dmtool.cli.params import HandleArg, JsonOpt
+from dmtool.cli.params import (
+    LIMIT_MAX,
+    HandleArg,
+    JsonOpt,
+    limit_option,
+    resolve_since,
+    since_option,
+)
 from dmtool.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from dmtool.appstate import AppState
+    from dmtool.store.conversations import InboxQuery
 
 
 def _preview(text: str, tty: bool) -> str:
@@ -18,34 +32,93 @@ def _preview(text: str, tty: bool) -> str:
     return text[:60] + "…" if tty and len(text) > 60 else text
 
 
+STATES = ("open", "opted-out", "review-optout", "dm-closed", "blocked")
+SORTS = ("waiting", "activity")
+
+
 def inbox_cmd(
     ctx: typer.Context,
     json_: JsonOpt = False,
     all_: Annotated[bool, typer.Option("--all", help="Include conversations marked done.")] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
+    limit: Annotated[int, limit_option("At most this many (0: all).")] = 50,
+    waiting: Annotated[bool, typer.Option(
+        "--waiting", help="Only those waiting for your reply.")] = False,
+    unread: Annotated[bool, typer.Option("--unread", help="Only those with unread messages.")]
+    = False,
+    tag: Annotated[str | None, typer.Option("--tag", help="Only contacts with this tag.")] = None,
+    state_: Annotated[str | None, typer.Option(
+        "--state", metavar="STATE",
+        help="Only contacts in this state: open, opted-out, review-optout, dm-closed, blocked.")]
+    = None,
+    snoozed: Annotated[bool, typer.Option(
+        "--snoozed", help="The snoozed conversations (hidden otherwise) instead.")] = False,
+    sort: Annotated[str, typer.Option(
+        "--sort", metavar="ORDER",
+        help="waiting: those waiting for your reply first, then by last activity; activity: "
+             "by last activity only.")] = "waiting",
 ) -> None:
-    """Conversations by last activity, open ones first; marks which need a reply."""
+    """Conversations, the ones waiting for your reply first, then by last
+    activity; marks which need a reply and the contact's state. Filters combine."""
     from dmtool.services.conversations import inbox
+    from dmtool.store.conversations import InboxQuery
+    from dmtool.timeutil import now
 
-    items = inbox(state(ctx).store.conn, include_done=all_, limit=limit)
+    if state_ is not None and state_ not in STATES:
+        raise UsageError(f"--state must be one of {', '.join(STATES)}, not {state_!r}")
+    if sort not in SORTS:
+        raise UsageError(f"--sort must be waiting or activity, not {sort!r}")
+    if tag is not None:
+        from dmtool.store.contacts import check_tag
+
+        tag = check_tag(tag)
+    st = state(ctx)
+    query = InboxQuery(include_done=all_, waiting=waiting, unread=unread, tag=tag, state=state_,
+                       snoozed=snoozed, waiting_first=sort == "waiting")
+    items = inbox(st.store.conn, query, now=now(), limit=limit or LIMIT_MAX)
     if json_:
         output.print_json(items)
         return
-    output.print_table(
-        ["", "handle", "name", "last", "unread", "last message"],
-        [["reply" if i["needs_reply"] else ("done" if i["status"] == "done" else ""),
-          "@" + i["handle"], i["name"], (i["last_at"] or "")[:16].replace("T", " "), i["unread"],
-          ("<- " if i["last_direction"] == "in" else "-> ")
-          + _preview(i["last_text"] or "", output.stdout_is_tty())]
-         for i in items],
-        empty="no conversations yet: run `dmtool sync`")
+    zone = st.zone
+    tty = output.stdout_is_tty()
+    columns = ["", "handle", "name", "last", "unread", "last message"]
+    if snoozed:
+        columns.append("snoozed until")
+    rows = []
+    for i in items:
+        row = [_marks(i), "@" + i["handle"], i["name"], zone.show(i["last_at"]), i["unread"],
+               ("<- " if i["last_direction"] == "in" else "-> ")
+               + _preview(i["last_text"] or "", tty)]
+        if snoozed:
+            row.append(zone.show(i["snoozed_until"]))
+        rows.append(row)
+    output.print_table(columns, rows, empty=_empty_inbox(query))
+
+
+def _marks(item: dict[str, Any]) -> str:
+    """reply (they wait for you), the contact's state unless open, done."""
+    marks = ["reply"] if item["needs_reply"] else []
+    if item["state"] != "open":
+        marks.append(item["state"])
+    if item["status"] == "done":
+        marks.append("done")
+    return ",".join(marks)
+
+
+def _empty_inbox(q: InboxQuery) -> str:
+    if q.snoozed:
+        return "no snoozed conversations"
+    if q.waiting or q.unread or q.tag is not None or q.state is not None:
+        return "no conversations match" + ("" if q.include_done else " (`--all` adds those done)")
+    if q.include_done:
+        return "no conversations yet: run `dmtool sync`"
+    return "no open conversations: `dmtool sync` fetches new DMs, `--all` adds those done"
 
 
 def thread_cmd(
     ctx: typer.Context,
     handle: HandleArg,
     json_: JsonOpt = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="The last N messages.")] = 50,
+    limit: Annotated[int, limit_option("The last N messages (0: all).")] = 50,
     peek: Annotated[bool, typer.Option("--peek", help="Do not mark as read.")] = False,
 ) -> None:
     """The conversation with one contact, oldest first. Marks it read unless --peek."""
@@ -57,8 +130,8 @@ def thread_cmd(
     st = state(ctx)
     conn = st.store.conn
     c = cstore.get(conn, handle)  # a read: local only, no X (check asks X)
-    msgs = cstore.messages(conn, c.id, limit=limit)
-    if not peek:
+    msgs = cstore.messages(conn, c.id, limit=limit or None)
+    if not peek and not st.store.read_only:  # a read-only store: as --peek
         with st.store.tx() as tx:
             mark_read(tx, c.id, fmt(now()) or "")
     if json_:
@@ -67,22 +140,35 @@ def thread_cmd(
         return
     if not msgs:
         output.info(f"no messages with @{c.handle} yet")
+    zone = st.zone
     if not output.stdout_is_tty():  # piped: one tab-separated record a line
-        output.print_table(["at", "direction", "text"], [[m.at, m.direction, m.text] for m in msgs])
-        return
-    for m in msgs:
-        who = f"@{c.handle}" if m.direction == "in" else "you"
-        output.print_text(f"{m.at[:16].replace('T', ' ')}  {who}: {m.text}")
+        output.print_table(["at", "direction", "text"],
+                           [[zone.stamp(m.at), m.direction, m.text] for m in msgs])
+    else:
+        for m in msgs:
+            who = f"@{c.handle}" if m.direction == "in" else "you"
+            output.print_text(f"{zone.show(m.at)}  {who}: {m.text}")
+    if c.opted_out_at:  # on stderr: piped records stay records
+        from dmtool.cli.contacts import opt_out_text
+
+        output.info(f"@{c.handle} opted out on "
+                    f"{opt_out_text(zone.show(c.opted_out_at), c.opt_out_words, c.opt_out_reason)}: "
+                    "do not DM them")
 
 
 def _set_state(ctx: typer.Context, handle: str, new: str) -> None:
     from dmtool.store import contacts as cstore
-    from dmtool.store.conversations import set_state
+    from dmtool.store.conversations import conversation_state, set_state
 
     with state(ctx).store.tx() as conn:
         c = cstore.get(conn, handle)
-        if set_state(conn, c.id, new) == 0:
+        was = conversation_state(conn, c.id)
+        if was is None:
             raise InputError(f"no conversation with @{c.handle} yet")
+        if was == new:
+            output.info(f"@{c.handle}: the conversation is {new} already; nothing changed")
+            return
+        set_state(conn, c.id, new)
     output.info(f"@{c.handle}: {'done' if new == 'done' else 'reopened'}")
 
 
@@ -98,9 +184,10 @@ def reopen_cmd(ctx: typer.Context, handle: HandleArg) -> None:
 
 def digest_cmd(
     ctx: typer.Context,
-    since: Annotated[str | None, typer.Option(
-        "--since", help="Look back this far (30m, 24h, 7d) instead of since the last digest.")]
-    = None,
+    since: Annotated[str | None, since_option(
+        "Messages sent in this window instead of those recorded since the last digest: a "
+        "duration (30m, 24h, 7d) or a date (2026-11-01, 2026-11-01T09:00; your time zone "
+        "unless it has an offset).")] = None,
     fmt_: Annotated[str | None, typer.Option(
         "--format", help="text (the default), markdown or json.")] = None,
     no_text: Annotated[bool, typer.Option("--no-text", help="Hide message bodies.")] = False,
@@ -108,9 +195,9 @@ def digest_cmd(
     json_: Annotated[bool, typer.Option(
         "--json", help="Print one JSON document on stdout (the same as --format json).")] = False,
 ) -> None:
-    """What came in since the last digest: new messages, conversations waiting
-    for a reply, opt-outs, failed sends. Prints nothing when nothing is new
-    (so cron mails only news), unless --json."""
+    """What came in since the last digest: new messages, opt-out reviews,
+    conversations waiting for a reply, opt-outs, failed sends. Prints nothing
+    when nothing is new (so cron mails only news), unless --json."""
     from dmtool.cli.reporting import with_json
     from dmtool.services.conversations import (
         build_digest,
@@ -118,31 +205,98 @@ def digest_cmd(
         digest_lock,
         render_digest,
     )
-    from dmtool.timeutil import fmt, now, parse_duration
+    from dmtool.timeutil import fmt, now
 
     fmt_ = with_json(fmt_, json_, "text")
     if fmt_ not in ("text", "markdown", "json"):
         raise UsageError("--format must be text, markdown or json")
     st = state(ctx)
     store = st.store
-    with digest_lock(store, peek):
+    read_only = peek or store.read_only  # a read-only store: as --peek
+    with digest_lock(store, read_only):
         t = now()
         if since is not None:
-            try:
-                start = t - parse_duration(since)
-            except ValueError as e:
-                raise UsageError(str(e)) from None
+            start, window = resolve_since(st, since, t), "since"
         else:
-            start = default_since(store.get_state("digest_at"), t)
-        d = build_digest(store.conn, start, t)
+            start, window = default_since(store.get_state("digest_at"), t)
+        d = build_digest(store.conn, start, t, window=window)
         if fmt_ == "json":
             output.print_json(d.to_dict(with_text=not no_text))
         elif not d.empty:
-            sys.stdout.write(output.safe(render_digest(d, markdown=fmt_ == "markdown",
+            sys.stdout.write(output.safe(render_digest(d, st.zone, markdown=fmt_ == "markdown",
                                                       with_text=not no_text)))
-        if not peek:
+        if not read_only:
             with store.tx():
                 store.set_state("digest_at", fmt(t))
+
+
+def _parse_until(st: AppState, words: list[str], now: datetime) -> datetime:
+    """`snooze` WHEN: a duration (3d) or `until DATE [TIME]` in the display zone."""
+    from dmtool.timeutil import parse_duration
+
+    if words and words[0] == "until":
+        text = " ".join(words[1:])
+        if not text:
+            raise UsageError("`until` needs a date", hint="e.g. until 2026-12-01 or "
+                             "until 2026-12-01T09:00")
+        try:
+            at = st.zone.parse_typed(text)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if at <= now:
+            raise UsageError(f"{text} is not in the future ({st.zone.show(now)} now, "
+                             f"{st.zone.name})")
+        return at
+    if len(words) != 1:
+        raise UsageError("give a duration (3d, 1w) or `until DATE`",
+                         hint="e.g. dmtool snooze @alice 1w, or until 2026-12-01")
+    try:
+        until = now + parse_duration(words[0])
+    except ValueError as e:
+        raise UsageError(str(e), hint="or `until 2026-12-01`") from None
+    if until <= now:
+        raise UsageError(f"snooze for how long? {words[0]} is no time at all")
+    return until
+
+
+def snooze_cmd(
+    ctx: typer.Context,
+    handle: HandleArg,
+    when: Annotated[list[str], typer.Argument(
+        metavar="DURATION|until DATE",
+        help="How long (3d, 1w), or `until 2026-12-01` (or 2026-12-01T09:00; your time zone "
+             "unless it has an offset).")],
+) -> None:
+    """Hide a conversation from the inbox and the digest's waiting list until
+    then, or until they write again. `inbox --snoozed` lists them."""
+    from dmtool.store import contacts as cstore
+    from dmtool.store.conversations import set_snooze
+    from dmtool.timeutil import fmt, now
+
+    st = state(ctx)
+    t = now()
+    until = _parse_until(st, when, t)
+    with st.store.tx() as conn:
+        c = cstore.get(conn, handle)
+        if set_snooze(conn, c.id, fmt(until), fmt(t) or "") == 0:
+            raise InputError(f"no conversation with @{c.handle} yet")
+    output.info(f"@{c.handle}: snoozed until {st.zone.show(until)} ({st.zone.name}), or until "
+                "they write")
+
+
+def unsnooze_cmd(ctx: typer.Context, handle: HandleArg) -> None:
+    """Show a snoozed conversation in the inbox again."""
+    from dmtool.store import contacts as cstore
+    from dmtool.store.conversations import set_snooze, snoozed_until
+    from dmtool.timeutil import fmt, now
+
+    st = state(ctx)
+    with st.store.tx() as conn:
+        c = cstore.get(conn, handle)
+        was = snoozed_until(conn, c.id, fmt(now()) or "")
+        if set_snooze(conn, c.id, None, "") == 0:
+            raise InputError(f"no conversation with @{c.handle} yet")
+    output.info(f"@{c.handle}: " + ("back in the inbox" if was else "was not snoozed"))
 
 
 def register(app: typer.Typer) -> None:
@@ -151,3 +305,5 @@ def register(app: typer.Typer) -> None:
     app.command("done")(done_cmd)
     app.command("reopen")(reopen_cmd)
     app.command("digest")(digest_cmd)
+    app.command("snooze")(snooze_cmd)
+    app.command("unsnooze")(unsnooze_cmd)

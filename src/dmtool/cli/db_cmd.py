@@ -1,4 +1,4 @@
-"""`dmtool db path | backup FILE | check`."""
+"""`dmtool db path | backup FILE | restore FILE | check`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import typer
 from dmtool import output
 from dmtool.cli.context import state
 from dmtool.cli.params import JsonOpt
-from dmtool.errors import InputError
+from dmtool.errors import DmtoolError, StoreDamaged, UsageError
 
-db_app = typer.Typer(help="The store: where it is, a backup, an integrity check, moving it.",
+db_app = typer.Typer(help="The store: where it is, a backup, a restore, an integrity check, moving it.",
                      no_args_is_help=True)
 
 
@@ -25,25 +25,93 @@ def db_path(ctx: typer.Context, json_: JsonOpt = False) -> None:
 
 @db_app.command("backup")
 def db_backup(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Where to write.")]) -> None:
-    """Write a consistent copy of the store (safe while other commands run). A
-    PostgreSQL store is dumped with pg_dump (custom format: restore with pg_restore)."""
-    if file.exists():
-        raise InputError(f"{file} already exists", hint="choose a new file name")
-    state(ctx).store.backup(file)
+    """Write a consistent copy of the store (safe while other commands run).
+
+    The copy is checked once written: when the store is damaged, nothing is
+    written and the command fails. The store's own files (and SQLite's files
+    beside any store) are refused as targets. A PostgreSQL store is dumped
+    with pg_dump (custom format: restore it with pg_restore)."""
+    from dmtool.services.backups import backup
+
+    backup(state(ctx), file.expanduser())
     output.info(f"backed up to {file}")
+
+
+@db_app.command("restore")
+def db_restore(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A backup written by `dmtool db backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Replace the store with a backup, keeping the current one aside.
+
+    The file is checked first (a damaged file or another account's store is
+    refused). Holds the send and sync locks while it works. What the current
+    store knows that protects people is kept, as far as it can still be read:
+    every opt-out, block, opt-out review and suppression, and the ledger of
+    sends (caps and duplicates count it), so a restore never brings back
+    someone who opted out. Every draft that may have gone out since the
+    backup (approved, being sent, or in the ledger) becomes `unknown`: `dmtool
+    send ID` asks X before anything else, so no DM goes twice. The sync starts
+    over: the next `dmtool sync` reads again what X still has (30 days of DMs).
+
+    SQLite stores only: a PostgreSQL store is restored with pg_restore
+    (docs/team.md), and this command says how.
+    """
+    from dmtool.services.backups import check_backup, restore
+
+    st = state(ctx)
+    candidate = check_backup(st, file.expanduser())
+    if not yes:
+        if not output.interactive():
+            raise UsageError(f"restoring {file} replaces the store: it needs confirmation",
+                             hint="add --yes")
+        s = candidate.summary
+        newest = s.get("newest_message") or "none"
+        if not typer.confirm(f"Replace the store with {file} ({s['contacts']} contacts, "
+                             f"{s['messages']} messages, the newest from {newest})? "
+                             "The current store is kept aside."):
+            raise DmtoolError("nothing restored: you did not confirm", code="E_CANCELLED")
+    result = restore(st, candidate)
+    output.info(f"restored the store from {result.file}")
+    if result.kept_aside is not None:
+        output.info(f"the store it replaced is kept at {result.kept_aside}")
+    k = result.kept
+    output.info(f"kept from it: {_n(k.get('opted_out', 0), 'opt-out')}, "
+                f"{_n(k.get('blocked', 0), 'block')}, {_n(k.get('reviews', 0), 'opt-out review')} "
+                f"and {_n(k.get('sends', 0), 'send')} the backup did not have")
+    for what in result.unreadable:
+        output.info(f"warning: could not read from the replaced store: {what}")
+    if result.drafts_unknown:
+        ids = ", ".join(str(i) for i in result.drafts_unknown)
+        output.info(f"drafts that may have gone out since the backup are now unknown ({ids}): "
+                    "`dmtool send ID` asks X first")
+    output.info("run `dmtool sync` to bring back what X still has since the backup")
 
 
 @db_app.command("check")
 def db_check(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """Check the store: SQLite's integrity and foreign-key checks, or on PostgreSQL
-    the schema, constraints, indexes and triggers; and that nothing is missing."""
-    store = state(ctx).store
-    problems = store.problems()
-    result = {"ok": not problems, "problems": problems, "schema_version": store.schema_version()}
+    """Check the store: SQLite's integrity and foreign-key checks, or on
+    PostgreSQL the schema version, constraints, indexes and triggers; and that
+    no table, index or trigger is missing.
+
+    Lists every problem found (exit 1), also when the store is too damaged to
+    open; `ok` (exit 0) otherwise."""
+    st = state(ctx)
+    version: int | None = None
+    try:
+        store = st.store
+        version = store.schema_version()
+        problems = store.problems()
+    except StoreDamaged as e:  # too damaged to open or read its version
+        problems = [e.message]
+    result = {"ok": not problems, "problems": problems, "schema_version": version}
     if json_:
         output.print_json(result)
     else:
         output.print_text("ok" if not problems else "\n".join(problems))
+        if problems:
+            output.info("hint: restore a backup with `dmtool db restore FILE`")
     if problems:
         raise typer.Exit(1)
 
@@ -74,6 +142,10 @@ def db_migrate_to(
     else:
         output.info(f"copied {result.source} to {result.target}; both sides agree")
     output.info(f"next: {result.next_step}")
+
+
+def _n(count: int, what: str) -> str:
+    return f"{count} {what}{'' if count == 1 else 's'}"
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,14 @@ def demo_cmd() -> None:
         output.print_text(text)
         sys.stdout.flush()  # narration must come before the next step's own output
 
-    run_demo(interactive=output.interactive(), write=write)
+    def confirm_reset(changes: list[str]) -> bool:
+        return typer.confirm(f"The demo profile holds work that is not the demo's "
+                             f"({', '.join(changes)}). Wipe it and start the demo again?",
+                             default=False)
+
+    interactive = output.interactive()
+    run_demo(interactive=interactive, write=write,
+             confirm_reset=confirm_reset if interactive else None)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,21 +12,19 @@ from dmtool import output
 from dmtool.appstate import AppState
 from dmtool.cli import completion
 from dmtool.cli.context import state
-from dmtool.cli.params import HandleArg, JsonOpt, TemplateArg
-from dmtool.errors import DmtoolError, InputError, UsageError
+from dmtool.cli.params import HandleArg, JsonOpt, TemplateArg, draft_id_argument
+from dmtool.errors import DmtoolError, UsageError
 
 if TYPE_CHECKING:
+    from dmtool.localtime import DisplayZone
     from dmtool.services.drafting import DraftView
+    from dmtool.services.send import SendResult
     from dmtool.store.drafts import Draft
 
-_ID_HELP = "Draft id (see `dmtool drafts list`)."
-IdArg = Annotated[int, typer.Argument(help=_ID_HELP, min=1, autocompletion=completion.complete_draft)]
-EditableIdArg = Annotated[int, typer.Argument(
-    help=_ID_HELP, min=1, autocompletion=completion.complete_editable_draft)]
-DiscardableIdArg = Annotated[int, typer.Argument(
-    help=_ID_HELP, min=1, autocompletion=completion.complete_discardable_draft)]
-SendableIdArg = Annotated[int, typer.Argument(
-    help=_ID_HELP, min=1, autocompletion=completion.complete_sendable_draft)]
+IdArg = Annotated[int, draft_id_argument(completion.complete_draft)]
+EditableIdArg = Annotated[int, draft_id_argument(completion.complete_editable_draft)]
+DiscardableIdArg = Annotated[int, draft_id_argument(completion.complete_discardable_draft)]
+SendableIdArg = Annotated[int, draft_id_argument(completion.complete_sendable_draft)]
 FileOpt = Annotated[str | None, typer.Option(
     "--file", "-f", help="Read the text from this file ('-' for stdin).")]
 
@@ -40,44 +36,20 @@ templates_app = typer.Typer(help="Saved replies with {name}-style variables; a t
 # --- input -----------------------------------------------------------------------------
 
 
+# A DM is at most 10,000 characters (lint L002); a file far larger is a wrong file.
+_MAX_TEXT_FILE_BYTES = 1 << 20
+
+
 def _read_file(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    try:
-        return Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read {path}: {e}") from None
+    from dmtool.cli.textfile import read_text
+
+    return read_text(path, limit=_MAX_TEXT_FILE_BYTES, what="a message")
 
 
 def _edit(environ: Mapping[str, str], initial: str = "", what: str = "the text") -> str:
-    """Open $VISUAL/$EDITOR on a private temporary file (terminal only)."""
-    import shlex
-    import subprocess
-    import tempfile
+    from dmtool.cli.editor import edit
 
-    if not output.interactive():
-        raise UsageError(f"nothing given for {what}, and no terminal to open an editor on",
-                         hint="give it as an argument, or with --file F (--file - for stdin)")
-    editor = environ.get("VISUAL") or environ.get("EDITOR")
-    if not editor:
-        raise UsageError("no editor: set $VISUAL or $EDITOR",
-                         hint=f"or give {what} as an argument or with --file F")
-    fd, name = tempfile.mkstemp(prefix="dmtool-", suffix=".txt")  # 0600: DMs are private
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(initial)
-        try:
-            rc = subprocess.call([*shlex.split(editor), name])
-        except OSError as e:
-            raise UsageError(f"cannot run the editor {editor!r}: {e.strerror}",
-                             hint="check $VISUAL / $EDITOR") from None
-        if rc != 0:
-            raise InputError(f"the editor exited with status {rc}; nothing was saved")
-        return Path(name).read_text(encoding="utf-8")
-    finally:
-        os.unlink(name)
+    return edit(environ, initial, what)
 
 
 def _one_source(text: str | None, file: str | None) -> str | None:
@@ -93,23 +65,40 @@ def _sandbox(st: AppState) -> str:
     return " (sandbox)" if st.sandbox else ""
 
 
+def _reason_kind(code: str, severity: str) -> str:
+    """How a policy reason reads: a warning, a wait (send refuses until it is
+    over) or a policy refusal."""
+    from dmtool.services.drafting import TRANSIENT_CODES
+
+    if severity == "warning":
+        return "warning"
+    return "wait" if code in TRANSIENT_CODES else "policy"
+
+
 def _print_findings(v: DraftView, *, err: bool = False) -> None:
     say = output.info if err else output.print_text
     for f in v.findings:
         say(f"  {f.severity} {f.code}: {f.message}")
     for r in v.decision.reasons:
         if r.code != "E_LINT":  # lint errors are listed above already
-            say(f"  {'warning' if r.severity == 'warning' else 'policy'} {r.code}: {r.message}")
+            say(f"  {_reason_kind(r.code, r.severity)} {r.code}: {r.message}")
 
 
-def _print_draft(v: DraftView) -> None:
+def _waits(v: DraftView) -> list[str]:
+    from dmtool.services.drafting import TRANSIENT_CODES
+
+    return [r.code for r in v.decision.blocking if r.code in TRANSIENT_CODES]
+
+
+def _print_draft(v: DraftView, zone: DisplayZone) -> None:
     d = v.draft
     fields = [
         ("draft", d.id), ("contact", f"@{d.handle}" + (f" ({v.contact.name})" if v.contact.name else "")),
         ("status", d.status), ("first contact", v.first_contact), ("template", d.template),
-        ("created", d.created_at), ("updated", d.updated_at), ("approved", d.approved_at),
+        ("created", zone.show(d.created_at)), ("updated", zone.show(d.updated_at)),
+        ("approved", zone.show(d.approved_at) or None),
         ("acknowledged", sorted(d.acknowledged_codes) or None), ("reason", d.reason),
-        ("sent", d.sent_at), ("event", d.dm_event_id),
+        ("sent", zone.show(d.sent_at) or None), ("event", d.dm_event_id),
     ]
     output.print_fields([(k, val) for k, val in fields if val is not None])
     output.print_text("text:")
@@ -120,8 +109,8 @@ def _print_draft(v: DraftView) -> None:
         _print_findings(v)
 
 
-def _summary_row(d: Draft) -> list[Any]:
-    return [d.id, d.status, "@" + d.handle, d.updated_at[:16], d.text]
+def _summary_row(d: Draft, zone: DisplayZone) -> list[Any]:
+    return [d.id, d.status, "@" + d.handle, zone.show(d.updated_at), d.text]
 
 
 # --- draft -------------------------------------------------------------------------------
@@ -163,6 +152,10 @@ def draft_cmd(
         output.info(f"fix the errors with `dmtool drafts edit {v.draft.id}` before approving")
     else:
         output.info(f"next: `dmtool review {v.draft.id}` or `dmtool review {v.draft.id} --approve`")
+    waits = _waits(v)
+    if waits:
+        output.info(f"it only has to wait ({', '.join(waits)}): you may approve it now, and "
+                    "`dmtool send` refuses it until the wait is over")
 
 
 # --- drafts ------------------------------------------------------------------------------
@@ -179,11 +172,13 @@ def drafts_list(
     """List drafts, newest first."""
     from dmtool.services import drafting
 
-    items = drafting.list_drafts(state(ctx), status)
+    st = state(ctx)
+    items = drafting.list_drafts(st, status)
     if json_:
         output.print_json([drafting.draft_summary(d) for d in items])
         return
-    output.print_table(["id", "status", "to", "updated", "text"], [_summary_row(d) for d in items],
+    output.print_table(["id", "status", "to", "updated", "text"],
+                       [_summary_row(d, st.zone) for d in items],
                        empty="no drafts: write one with `dmtool draft HANDLE`")
 
 
@@ -192,27 +187,34 @@ def drafts_show(ctx: typer.Context, draft_id: IdArg, json_: JsonOpt = False) -> 
     """One draft with its text, status, lint findings and the policy's answer now."""
     from dmtool.services import drafting
 
-    v = drafting.show(state(ctx), draft_id)
+    st = state(ctx)
+    v = drafting.show(st, draft_id)
     if json_:
         output.print_json(v.to_dict())
     else:
-        _print_draft(v)
+        _print_draft(v, st.zone)
 
 
 @drafts_app.command("edit")
 def drafts_edit(
     ctx: typer.Context,
     draft_id: EditableIdArg,
-    text: Annotated[str | None, typer.Option("--text", help="The new text.")] = None,
+    text: Annotated[str | None, typer.Argument(
+        help="The new text. Without it (and without --file) $VISUAL/$EDITOR opens.")] = None,
     file: FileOpt = None,
+    text_opt: Annotated[str | None, typer.Option(
+        "--text", hidden=True, help="The new text (the same as TEXT; kept for old scripts).")]
+    = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Change a draft's text (the editor opens without --text or --file). An
-    approved draft goes back to `draft`: approve it again."""
+    """Change a draft's text: `drafts edit ID "new text"`, --file F, or the editor
+    without either. An approved draft goes back to `draft`: approve it again."""
     from dmtool.services import drafting
 
     st = state(ctx)
-    body = _one_source(text, file)
+    if text is not None and text_opt is not None:
+        raise UsageError("give the new text once: as TEXT or with --text, not both")
+    body = _one_source(text if text is not None else text_opt, file)
     if body is None:
         current = drafting.show(st, draft_id).draft.text
         body = _edit(st.environ, current, what="the new text")
@@ -246,9 +248,10 @@ def drafts_discard(ctx: typer.Context, draft_id: DiscardableIdArg, json_: JsonOp
 
 def review_cmd(
     ctx: typer.Context,
-    draft_id: Annotated[int | None, typer.Argument(
-        help="Review this draft only; with --approve or --reject, decide without a prompt.",
-        min=1, autocompletion=completion.complete_reviewable_draft)] = None,
+    draft_id: Annotated[int | None, draft_id_argument(
+        completion.complete_reviewable_draft,
+        help="Review this draft only; with --approve or --reject, decide without a prompt.")]
+    = None,
     approve: Annotated[bool, typer.Option("--approve", help="Approve the draft.")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Reject the draft.")] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why it is rejected.")] = None,
@@ -317,13 +320,13 @@ def _render_review(st: AppState, console: Any, v: DraftView, position: str) -> N
     evidence = cstore.evidence(conn, c.id)
     console.print(Text("consent evidence:" + ("" if evidence else " none")))
     for e in evidence:
-        console.print(Text(f"  {e.at[:16]}  {e.kind}  {e.text or e.ref}"))
+        console.print(Text(f"  {st.zone.show(e.at)}  {e.kind}  {e.text or e.ref}"))
     msgs = cstore.messages(conn, c.id, limit=5)
     if msgs:
         console.print(Text("last messages:"))
         for m in msgs:
             arrow = "<-" if m.direction == "in" else "->"
-            console.print(Text(f"  {m.at[:16]} {arrow} {' '.join(m.text.split())}"))
+            console.print(Text(f"  {st.zone.show(m.at)} {arrow} {' '.join(m.text.split())}"))
     console.print(Panel(Text(v.draft.text), title="text", title_align="left"))
     if not v.findings and not v.decision.reasons:
         console.print(Text("checks: no findings"))
@@ -332,9 +335,9 @@ def _render_review(st: AppState, console: Any, v: DraftView, position: str) -> N
                            style="red" if f.severity == "error" else "yellow"))
     for r in v.decision.reasons:
         if r.code != "E_LINT":
-            kind = "warning" if r.severity == "warning" else "policy"
+            kind = _reason_kind(r.code, r.severity)
             console.print(Text(f"  {kind} {r.code}: {r.message}",
-                               style="yellow" if r.severity == "warning" else "red"))
+                               style="red" if kind == "policy" else "yellow"))
 
 
 def _review_loop(st: AppState, ids: list[int] | None) -> None:
@@ -418,23 +421,31 @@ def _review_done(counts: dict[str, int]) -> None:
 # --- send --------------------------------------------------------------------------------
 
 
+def show_dm(st: AppState, v: DraftView, *, acknowledged: bool = True) -> None:
+    """The exact text in a box on stderr (stdout stays for results), with what
+    the person must know before saying yes."""
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.text import Text
+
+    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    where = " on the sandbox X" if st.sandbox else ""
+    title = f"DM to @{v.contact.handle}" + (f" ({v.contact.name})" if v.contact.name else "")
+    console.print(Panel(Text(v.draft.text), title=title + where, title_align="left"))
+    if v.first_contact:
+        console.print(Text(f"This is your first message to @{v.contact.handle}: "
+                           "they have never DMed you.", style="yellow"))
+    label = "acknowledged warning" if acknowledged else "warning"
+    for code, message in v.warnings:
+        console.print(Text(f"  {label} {code}: {message}", style="" if acknowledged else "yellow"))
+
+
 def _confirm_send(st: AppState) -> Callable[[DraftView], bool]:
     """Show the exact text on the terminal and ask y/N (on stderr: stdout stays for results)."""
 
     def ask(v: DraftView) -> bool:
-        from rich.console import Console
-        from rich.panel import Panel
-        from rich.text import Text
-
-        console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+        show_dm(st, v)
         where = " on the sandbox X" if st.sandbox else ""
-        title = f"DM to @{v.contact.handle}" + (f" ({v.contact.name})" if v.contact.name else "")
-        console.print(Panel(Text(v.draft.text), title=title + where, title_align="left"))
-        if v.first_contact:
-            console.print(Text(f"This is your first message to @{v.contact.handle}: "
-                               "they have never DMed you.", style="yellow"))
-        for code, message in v.warnings:
-            console.print(Text(f"  acknowledged warning {code}: {message}"))
         return typer.confirm(f"Send this DM to @{v.contact.handle}{where}?", default=False, err=True)
 
     return ask
@@ -457,11 +468,24 @@ def send_cmd(
     st = state(ctx)
     confirm = _confirm_send(st) if output.interactive() else None
     r = send_draft(st, draft_id, confirm=confirm, yes=yes, dry_run=dry_run)
+    render_send(st, r, json_)
+
+
+def render_send(st: AppState, r: SendResult, json_: bool) -> None:
+    """What `send` (and `reply`) print about a send's outcome."""
     if json_:
         output.print_json(r.to_dict())
         return
     d, box = r.draft, _sandbox(st)
-    if r.dry_run:
+    if r.declined:  # an answer, not an error: exit 0
+        output.print_text(f"not sent; kept as draft {d.id}" + (" (approved)"
+                                                               if d.status == "approved" else ""))
+        if d.status == "approved":
+            output.info(f"send it later with `dmtool send {d.id}`")
+        else:
+            output.info(f"approve and send it later (`dmtool review {d.id}`, then `dmtool send "
+                        f"{d.id}`), or drop it with `dmtool drafts discard {d.id}`")
+    elif r.dry_run:
         output.print_text(f"dry run: draft {d.id} to @{d.handle} passes every check; "
                           f"nothing was sent{box}")
         if r.first_contact:
@@ -488,11 +512,13 @@ def templates_list(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Your templates."""
     from dmtool.store import drafts as dstore
 
-    items = dstore.list_templates(state(ctx).store.conn)
+    st = state(ctx)
+    items = dstore.list_templates(st.store.conn)
     if json_:
         output.print_json([_template_dict(t) for t in items])
         return
-    output.print_table(["name", "updated", "text"], [[t.name, t.updated_at[:16], t.text] for t in items],
+    output.print_table(["name", "updated", "text"],
+                       [[t.name, st.zone.show(t.updated_at), t.text] for t in items],
                        empty="no templates: add one with `dmtool templates add NAME TEXT`")
 
 
@@ -544,39 +570,6 @@ def templates_remove(ctx: typer.Context, name: TemplateArg) -> None:
     output.info(f"removed template {name}")
 
 
-# --- log ---------------------------------------------------------------------------------
-
-
-def _detail_text(detail: dict[str, Any]) -> str:
-    parts = []
-    for k, v in detail.items():
-        if k == "text":
-            continue  # the approved text is in the draft; keep the line short
-        parts.append(f"{k}={v}")
-    return " ".join(parts)
-
-
-def log_cmd(
-    ctx: typer.Context,
-    json_: JsonOpt = False,
-    limit: Annotated[int, typer.Option(
-        "--limit", "-n", min=0, help="At most this many entries (0: all).")] = 50,
-) -> None:
-    """The audit log, newest first: every send, refusal, approval, rejection,
-    opt-out and consent record."""
-    from dmtool.store import contacts as cstore
-
-    entries = cstore.audit_log(state(ctx).store.conn, limit or None)
-    if json_:
-        output.print_json(entries)
-        return
-    output.print_table(
-        ["at", "action", "contact", "draft", "codes", "detail"],
-        [[e["at"][:19], e["action"], "@" + e["handle"] if e["handle"] else "", e["draft_id"],
-          " ".join(e["codes"]), _detail_text(e["detail"])] for e in entries],
-        empty="the audit log is empty")
-
-
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
     app.command("draft")(draft_cmd)
@@ -584,4 +577,3 @@ def register(app: typer.Typer) -> None:
     app.command("review")(review_cmd)
     app.command("send")(send_cmd)
     app.add_typer(templates_app, name="templates")
-    app.command("log")(log_cmd)

@@ -1,12 +1,27 @@
-"""Arguments several command modules share, with their shell completion."""
+"""Arguments several command modules share, with their shell completion, and
+the one way the command line reads a bounded whole number or a duration.
+
+Every number a command takes goes through `whole_number` and every duration
+through `duration_param` (issue 11): only ASCII digits, a range checked before
+the value reaches SQLite or datetime, and a usage error (exit 2) otherwise,
+never an OverflowError. Use `draft_id_argument`, `limit_option`, `days_option`
+and `duration_option` for new commands too.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dmtool.cli.completion import complete_handle, complete_template
+from dmtool.errors import UsageError
+
+if TYPE_CHECKING:
+    from dmtool.appstate import AppState
 
 # --json means the same on every command that reports: one JSON document on stdout.
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -14,3 +29,118 @@ HandleArg = Annotated[str, typer.Argument(help="X handle, with or without @.",
                                           autocompletion=complete_handle)]
 TemplateArg = Annotated[str, typer.Argument(help="Template name.",
                                             autocompletion=complete_template)]
+
+ID_MAX = 2**63 - 1  # SQLite's largest INTEGER: draft ids are 1 to this
+LIMIT_MAX = 1_000_000  # --limit / -n: 0 to this
+DAYS_MAX = 3650  # report --days: 1 to this (ten years)
+_WHOLE = re.compile(r"-?[0-9]+")  # ASCII only: int() would take "١" (Arabic-Indic 1)
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:40] + "…")
+
+
+def whole_number(low: int, high: int) -> Callable[[Any], int]:
+    """A Typer parser for a whole number from `low` to `high`, written in
+    ASCII digits; anything else is a usage error naming the range."""
+
+    def parse(value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):  # a default
+            number = value
+        else:
+            text = str(value)
+            if not _WHOLE.fullmatch(text):
+                raise typer.BadParameter(
+                    f"must be a whole number from {low} to {high} (digits 0-9), not {_shown(text)}")
+            digits = text.lstrip("-").lstrip("0")
+            if len(digits) > len(str(max(abs(low), abs(high)))):  # far out: no int() of it
+                raise typer.BadParameter(f"must be from {low} to {high}, not {_shown(text)}")
+            number = int(text)
+        if not low <= number <= high:
+            raise typer.BadParameter(f"must be from {low} to {high}, not {number}")
+        return number
+
+    parse.__name__ = "integer"
+    return parse
+
+
+draft_id = whole_number(1, ID_MAX)
+limit = whole_number(0, LIMIT_MAX)
+days = whole_number(1, DAYS_MAX)
+
+
+def duration_param(value: Any) -> timedelta:
+    """A Typer parser for a duration (30m, 24h, 7d, 2w) from 1m to 3650d."""
+    from dmtool.timeutil import parse_duration
+
+    if isinstance(value, timedelta):
+        return value
+    try:
+        return parse_duration(str(value))
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+_DURATION_SHAPED = re.compile(r"\s*[0-9]+\s*[A-Za-z]+\s*")
+
+
+def since_param(value: Any) -> str:
+    """A Typer parser for `--since`: a duration back from now (as
+    `duration_param`) or an ISO 8601 date or time. Checked here, so a bad value
+    is a usage error; the command turns it into a time in its display zone."""
+    from dmtool.timeutil import parse_duration
+
+    text = str(value)
+    try:
+        parse_duration(text)
+        return text
+    except ValueError as e:
+        if _DURATION_SHAPED.fullmatch(text):  # a duration out of range: say that
+            raise typer.BadParameter(str(e)) from None
+    try:
+        datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"not a duration or a date: {_shown(text)} (use e.g. 30m, 24h, "
+                                 "7d, 2026-11-01 or 2026-11-01T09:00)") from None
+    return text
+
+
+def resolve_since(st: AppState, text: str, now: datetime) -> datetime:
+    """What a checked `--since` means: `now` minus the duration, or the date or
+    time read in the display zone (unless it carries an offset)."""
+    from dmtool.timeutil import parse_duration
+
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        start = st.zone.parse_typed(text)
+    except ValueError as e:
+        raise UsageError(f"--since: {e}") from None
+    if start >= now:
+        raise UsageError(f"--since {text} is in the future")
+    return start
+
+
+def since_option(help: str) -> Any:
+    return typer.Option("--since", parser=since_param, metavar="D", help=help)
+
+
+def draft_id_argument(autocompletion: Callable[..., Any] | None = None, *,
+                      help: str = "Draft id (see `dmtool drafts list`).") -> Any:
+    return typer.Argument(help=help, parser=draft_id, metavar="DRAFT_ID",
+                          autocompletion=autocompletion)
+
+
+def limit_option(help: str, *names: str) -> Any:
+    """--limit N (0 to 1,000,000; what 0 means is the command's to say in `help`)."""
+    return typer.Option(*(names or ("--limit",)), parser=limit, metavar="N", help=help)
+
+
+def days_option(help: str) -> Any:
+    return typer.Option("--days", parser=days, metavar="N", help=help)
+
+
+def duration_option(name: str, help: str) -> Any:
+    return typer.Option(name, parser=duration_param, metavar="DURATION", help=help)

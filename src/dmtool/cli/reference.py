@@ -25,6 +25,8 @@ def _param_row(p: Any) -> str | None:
         kind = "flag" if p.is_flag else "option"
         if p.multiple:
             kind += ", repeatable"
+        if p.required:
+            kind += ", required"
     help_text = (getattr(p, "help", None) or "").replace("\n", " ").replace("|", "\\|")
     default = getattr(p, "default", None)
     if default not in (None, False, (), []) and not callable(default) and not p.is_flag:

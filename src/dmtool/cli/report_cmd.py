@@ -10,7 +10,7 @@ import typer
 
 from dmtool import output
 from dmtool.cli.context import state
-from dmtool.cli.params import JsonOpt
+from dmtool.cli.params import JsonOpt, days_option
 
 if TYPE_CHECKING:
     from dmtool.services.report import Report
@@ -24,8 +24,9 @@ EMPTY = "nothing to report yet: no messages recorded (run `dmtool sync` or `dmto
 
 def report_cmd(
     ctx: typer.Context,
-    days: Annotated[int, typer.Option(
-        "--days", min=1, max=365, help="The last N days (UTC), today included: 1 to 365.")] = 30,
+    days: Annotated[int, days_option(
+        "The last N days in your time zone (display.timezone, else TZ), today included: "
+        "1 to 3650.")] = 30,
     json_: JsonOpt = False,
 ) -> None:
     """Messages in and out per day, time to your first reply, open
@@ -33,7 +34,8 @@ def report_cmd(
     from dmtool.services.report import build_report
     from dmtool.timeutil import now
 
-    r = build_report(state(ctx).store.conn, days, now())
+    st = state(ctx)
+    r = build_report(st.store.conn, days, now(), st.zone)
     if json_:
         output.print_json(r.to_dict())
     elif r.empty:
@@ -66,7 +68,8 @@ def _plain_seconds(value: float | None) -> str:
 
 def _print_plain(r: Report) -> None:
     """Piped: one tab-separated record a line, the key first. Days are
-    `date, in, out`; the rest is named as in the JSON."""
+    `date, in, out` (dates in the zone of the last line); the rest is named as
+    in the JSON."""
     fr = r.first_reply.to_dict()
     t = r.totals()
     rows: list[list[Any]] = [[d.date, d.inbound, d.outbound] for d in r.by_day]
@@ -75,7 +78,7 @@ def _print_plain(r: Report) -> None:
     rows += [["first_reply_median_seconds", _plain_seconds(fr["median_seconds"])],
              ["first_reply_p90_seconds", _plain_seconds(fr["p90_seconds"])]]
     rows += [["open", b.label, b.waiting_for_you, b.waiting_for_them] for b in r.open_by_age]
-    rows += [["opt_outs", r.opt_outs]]
+    rows += [["opt_outs", r.opt_outs], ["timezone", r.timezone]]
     output.print_table([], rows)
 
 
@@ -107,7 +110,7 @@ def _print_rich(r: Report) -> None:
     t = r.totals()
     last = r.by_day[-1].date
     console.print(f"[bold]Last {r.days} day{'s' if r.days != 1 else ''}[/] "
-                  f"({r.by_day[0].date} to {last}, UTC days)")
+                  f"({r.by_day[0].date} to {last}, days in {r.timezone})")
     rows = _chart_rows(r)
     top = max((max(n_in, n_out) for _, n_in, n_out in rows), default=0)
     chart = Table(show_edge=False, header_style="bold", box=None, pad_edge=False)

@@ -22,11 +22,16 @@ ACTIONS: dict[str, str] = {
     "contacts engage": "records consent evidence",
     "contacts forget": "deletes a contact",
     "contacts note": "adds a note",
-    "contacts optout": "settles an opt-out review",
+    "contacts optout": "records an opt-out, or settles an opt-out review",
     "contacts tag": "adds or removes tags",
     "db backup": "writes a copy of the store to a file",
+    "profiles add": "creates a profile",
+    "db restore": "replaces the store with a backup",
     "done": "marks a conversation done",
     "reopen": "reopens a conversation",
+    "sandbox receive": "puts a DM into the sandbox X, for the next sync to read",
+    "snooze": "hides a conversation until a time",
+    "unsnooze": "shows a snoozed conversation again",
     "templates add": "saves a template",
     "templates remove": "deletes a template",
 }
@@ -37,6 +42,11 @@ EXEMPT: dict[str, str] = {
                   "back; `auth status --json` reports the outcome",
     "demo": "a guided tour that tells a story on its own sandbox profile, not data",
 }
+
+
+# Commands whose `--format json` asks for JSON output (the same as `--json`),
+# so that it makes errors JSON too; elsewhere `--format` names an input format.
+FORMAT_IS_OUTPUT = frozenset({"digest", "contacts export"})
 
 
 def with_json(fmt: str | None, json_: bool, default: str) -> str:

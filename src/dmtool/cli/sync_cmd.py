@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dmtool import output
+from dmtool import actor, output
 from dmtool.cli.context import state
 from dmtool.cli.params import JsonOpt
 
@@ -36,6 +36,9 @@ def summary(r: SyncResult, sandbox: bool) -> str:
     line = f"{prefix}synced: {', '.join(parts)} ({cost})"
     if r.opted_out:
         line += "; opted out: " + ", ".join("@" + h for h in r.opted_out)
+    if r.optout_review:  # `dmtool digest` and `inbox --state review-optout` list them
+        line += (f"; {_plural(len(r.optout_review), 'opt-out review')} to decide: "
+                 + ", ".join("@" + h for h in r.optout_review))
     if r.autoacks_sent:
         line += f"; {_plural(r.autoacks_sent, 'acknowledgement')} sent"
     if r.deferred:  # the stderr note says until when
@@ -94,13 +97,19 @@ def sync_cmd(
     if st.config.get("autoack.enabled"):
         from dmtool.services.send import send_autoack, settle_autoacks
 
-        settle_autoacks(st)
+        with actor.acting_as(actor.AUTOACK):
+            settle_autoacks(st)
 
         def hook(conn: object, contact: Contact, at: datetime) -> object:
-            return send_autoack(st, contact.id, at)
+            with actor.acting_as(actor.AUTOACK):
+                return send_autoack(st, contact.id, at)
 
     with _progress() as progress:
         result = run_sync(st, wait=wait, progress=progress, autoack_hook=hook, public=public)
+    if result.hooks.failed:  # one line per sync, whatever the number (cron mails stderr)
+        output.info(f"warning: hooks.on_inbound failed for {result.hooks.failed} of "
+                    f"{_plural(result.hooks.ran, 'new message')} ({result.hooks.last_failure}); "
+                    "see `dmtool log --action hook_failed`")
     if json_:
         output.print_json(result.to_dict())
     else:

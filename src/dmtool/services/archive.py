@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+import shlex
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -26,12 +27,13 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from dmtool import timeutil
-from dmtool.errors import AuthError, DmtoolError, InputError
+from dmtool.errors import AuthError, DiskFull, DmtoolError, InputError
 from dmtool.services import ratelimits
 from dmtool.services.identity import name_placeholders
 from dmtool.services.sync import K_ARCHIVE_ACCOUNT, K_ME_ID, apply_optout_words, sync_lock
 from dmtool.store import contacts as cstore
 from dmtool.store import conversations as cvstore
+from dmtool.store import imports
 from dmtool.store import messages as mstore
 from dmtool.timeutil import fmt, parse
 
@@ -94,6 +96,32 @@ class Archive:
     conversations: int = 0
     messages_read: int = 0  # every messageCreate, including those not importable
     skipped_files: list[str] = field(default_factory=list)
+    # A message id met again (X's archives should not repeat one): skipped,
+    # counted, and the first place it repeats kept for the warning.
+    repeated: int = 0
+    first_repeat: str | None = None
+    message_ids: set[str] = field(default_factory=set, repr=False)
+
+    def participants(self) -> set[str]:
+        """Everyone this archive holds history with: whom the gate holds back
+        while an import of it is incomplete."""
+        people = {dm.sender_id if dm.sender_id != self.user_id else dm.recipient_id
+                  for dm in self.dms}
+        return people | {r.in_reply_to_user_id for r in self.replies}
+
+    def fingerprint(self) -> str:
+        """A digest of what the import writes: the same archive, wherever it is
+        read from (zip or folder, moved or renamed), has the same one."""
+        import hashlib
+
+        h = hashlib.sha256(f"{self.user_id}\n".encode())
+        for d in self.dms:
+            h.update(json.dumps([d.id, d.conversation_id, d.at, d.sender_id, d.recipient_id,
+                                 d.text], ensure_ascii=False).encode())
+        for r in self.replies:
+            h.update(json.dumps([r.id, r.at, r.in_reply_to_user_id, r.replied_to_id, r.text],
+                                ensure_ascii=False).encode())
+        return h.hexdigest()
 
 
 @dataclass
@@ -105,8 +133,13 @@ class ImportResult:
     evidence_new: int = 0
     contacts_new: int = 0
     replies_new: int = 0
+    conversations_done: int = 0  # quiet history filed as done (see settle_old_archive_...)
     opted_out: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)
+    messages_repeated: int = 0  # ids met again in the archive (counted in messages_skipped)
+    first_repeat: str | None = None
+    # Other imports still incomplete (their archives), holding people back.
+    incomplete: list[str] = field(default_factory=list)
     # The naming step after the import (see name_contacts).
     contacts_named: int = 0
     contacts_unnamed: int = 0
@@ -115,7 +148,8 @@ class ImportResult:
 
     @property
     def messages_skipped(self) -> int:
-        """Already stored, or not part of a 1:1 conversation with you."""
+        """Already stored, not part of a 1:1 conversation with you, or an id
+        the archive repeats."""
         return self.messages_read - self.messages_new
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,7 +161,9 @@ class ImportResult:
             "contacts_new": self.contacts_new,
             "opted_out": list(self.opted_out),
             "messages_read": self.messages_read,
+            "messages_repeated": self.messages_repeated,
             "replies_new": self.replies_new,
+            "conversations_done": self.conversations_done,
             "skipped_files": list(self.skipped_files),
             "account": self.account,
             "contacts_named": self.contacts_named,
@@ -135,6 +171,7 @@ class ImportResult:
             "requests": self.requests,
             "naming_error": None if self.naming_error is None else {
                 "code": self.naming_error.code, "message": self.naming_error.message},
+            "incomplete_imports": list(self.incomplete),
         }
 
 
@@ -469,6 +506,11 @@ def _read_dms(source: _Source, name: str, arc: Archive, seen: set[str]) -> None:
             at = _plausible(when, where, "createdAt")
             text = _utf8(text, where)
             arc.messages_read += 1
+            if msg_id in arc.message_ids:
+                arc.repeated += 1
+                arc.first_repeat = arc.first_repeat or f"id {msg_id} ({where})"
+                continue
+            arc.message_ids.add(msg_id)
             if one_to_one and sender != recipient and arc.user_id in (sender, recipient):
                 arc.dms.append(DM(msg_id, conv_id, at, sender, recipient, text))
                 seen.add(conv_id)
@@ -525,6 +567,7 @@ def read_archive(path: Path) -> Archive:
         for name in _parts(names, _TWEET_FILE):
             _read_tweets(source, name, arc)
     arc.conversations = len(seen)
+    arc.message_ids.clear()  # needed only to find repeats while reading
     # Oldest first, so opt-out words apply in the order they were written.
     arc.dms.sort(key=lambda d: (d.at, int(d.id)))
     arc.replies.sort(key=lambda r: (r.at, int(r.id)))
@@ -544,7 +587,8 @@ def _batches(rows: list[Any]) -> Iterator[list[Any]]:
         yield rows[start:start + BATCH]
 
 
-def _contact(conn: Conn, user_id: str, now: str, result: ImportResult) -> Contact:
+def _contact(conn: Conn, user_id: str, now: str, result: ImportResult,
+             import_id: int) -> Contact:
     """The contact for an X user id. The archive has no handles for other people:
     a new contact is named user_<id> until a sync sees them (and renames it);
     an existing one keeps its handle."""
@@ -552,27 +596,58 @@ def _contact(conn: Conn, user_id: str, now: str, result: ImportResult) -> Contac
     if c is not None:
         return c
     c, created = cstore.upsert_x_user(conn, user_id, f"user_{user_id}", None, now=now)
-    result.contacts_new += int(created)
+    if created:
+        result.contacts_new += 1
+        imports.mark_contact(conn, c.id, import_id)
     return c
 
 
-def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> ImportResult:
-    """Write a validated archive into the store. Idempotent."""
+def import_archive(store: Store, arc: Archive, *, now: str, label: str,
+                   keep_waiting: bool = False) -> ImportResult:
+    """Write a validated archive into the store. Idempotent. Conversations it
+    brings in that have been quiet for 30 days are filed as done, except, with
+    `keep_waiting`, those whose last message is theirs.
+
+    Before any message, the import is recorded as pending with every
+    participant (the gate refuses them until it completes); a rerun of the same
+    archive continues it. A full disk stops it with DiskFull saying that the
+    part written is kept and a rerun finishes it."""
     known = store.get_state(K_ME_ID) or store.get_state(K_ARCHIVE_ACCOUNT)
     if known and known != arc.user_id:
         raise InputError(f"this archive is @{arc.username}'s (user {arc.user_id}), but this profile "
                          f"belongs to user {known}; nothing imported",
                          hint="import it into that account's profile: `dmtool --profile NAME import "
                               "archive ...`")
-    if not known:
-        # Sync checks this before it adopts an account: another account's history
-        # must never become consent evidence for this one.
-        with store.tx():
+    with store.tx() as conn:
+        if not known:
+            # Sync checks this before it adopts an account: another account's history
+            # must never become consent evidence for this one.
             store.set_state(K_ARCHIVE_ACCOUNT, arc.user_id)
+        # Absolute, so the hint to run it again works from any folder (and cron).
+        where = str(Path(label).absolute())
+        import_id = imports.start(conn, fingerprint=arc.fingerprint(), archive=where,
+                                  account=arc.username, now=now, participants=arc.participants())
+    try:
+        return _write(store, arc, import_id, now=now, label=label, keep_waiting=keep_waiting)
+    except DiskFull:
+        again = shlex.quote(where)
+        raise DiskFull(
+            f"disk full: the import of {where} stopped part way. The part imported so far is "
+            "kept; until the import is finished, dmtool will not DM the people in this archive",
+            hint=f"free some space, then run `dmtool import archive {again}` again: it finishes "
+                 "the import (nothing is imported twice)") from None
+
+
+def _write(store: Store, arc: Archive, import_id: int, *, now: str, label: str,
+           keep_waiting: bool) -> ImportResult:
     result = ImportResult(account=arc.username, conversations=arc.conversations,
-                          messages_read=arc.messages_read, skipped_files=list(arc.skipped_files))
+                          messages_read=arc.messages_read, skipped_files=list(arc.skipped_files),
+                          messages_repeated=arc.repeated, first_repeat=arc.first_repeat)
     me = arc.user_id
     existing = cvstore.conversation_ids(store.conn)
+    # Rows another incomplete import wrote that this archive holds too become
+    # this import's, so discarding that one never takes them away.
+    adopt = any(p["id"] != import_id for p in imports.pending(store.conn))
     ids: dict[str, int] = {}  # user id -> contact id, to look each person up once
     for batch in _batches(arc.dms):
         with store.tx() as conn:
@@ -580,21 +655,23 @@ def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> Impor
                 inbound = dm.sender_id != me
                 other = dm.sender_id if inbound else dm.recipient_id
                 if other not in ids:
-                    ids[other] = _contact(conn, other, now, result).id
+                    ids[other] = _contact(conn, other, now, result, import_id).id
                 contact_id = ids[other]
                 # recorded_at is the message's own time: history is not news for
                 # the digest, which reports messages recorded since it last ran.
                 if not mstore.add_message(conn, event_id=dm.id, conversation_id=dm.conversation_id,
                                           contact_id=contact_id, direction="in" if inbound else "out",
                                           text=dm.text, at=dm.at, source="archive",
-                                          now=min(dm.at, now)):
+                                          now=min(dm.at, now), import_id=import_id):
+                    if adopt:
+                        imports.adopt_message(conn, dm.id, import_id)
                     continue
                 result.messages_new += 1
                 if inbound:
                     result.evidence_new += cstore.add_evidence(conn, contact_id, "inbound_dm", dm.at,
                                                                dm.id, None, now=now)
                     apply_optout_words(conn, contact_id, dm.text, dm.at, now=now,
-                                       opted_out=result.opted_out)
+                                       opted_out=result.opted_out, source="archive")
     touched: set[str] = set()
     for batch in _batches(arc.replies):
         with store.tx() as conn:
@@ -602,24 +679,30 @@ def import_archive(store: Store, arc: Archive, *, now: str, label: str) -> Impor
                 # Kept as posts so that a sync can pair them with mentions later.
                 if mstore.add_post(conn, post_id=r.id, kind="own", author_id=me, text=r.text, at=r.at,
                                    in_reply_to_user_id=r.in_reply_to_user_id,
-                                   replied_to_id=r.replied_to_id, conversation_id=None):
+                                   replied_to_id=r.replied_to_id, conversation_id=None,
+                                   import_id=import_id):
                     result.replies_new += 1
                     touched.add(r.in_reply_to_user_id)
-    _public_exchanges(store, touched, now, result)
+                elif adopt:
+                    imports.adopt_post(conn, r.id, import_id)
+    _public_exchanges(store, touched, now, result, import_id)
     with store.tx() as conn:
-        mstore.settle_old_archive_conversations(conn, before=fmt(parse(now) - HISTORY) or now,
-                                                skip=existing)
+        result.conversations_done = mstore.settle_old_archive_conversations(
+            conn, before=fmt(parse(now) - HISTORY) or now, skip=existing, keep_waiting=keep_waiting)
         cstore.audit(conn, "archive_imported", now=now, archive=label, account=arc.username,
                      **{k: v for k, v in result.to_dict().items() if k not in _NOT_AUDITED})
+        imports.complete(conn, import_id, now=now)
+        result.incomplete = [p["archive"] for p in imports.pending(conn)]
     return result
 
 
 # Not in the archive_imported audit entry: known only after the naming step.
 _NOT_AUDITED = frozenset({"account", "opted_out", "skipped_files", "contacts_named",
-                          "contacts_unnamed", "requests", "naming_error"})
+                          "contacts_unnamed", "requests", "naming_error", "incomplete_imports"})
 
 
-def _public_exchanges(store: Store, user_ids: set[str], now: str, result: ImportResult) -> None:
+def _public_exchanges(store: Store, user_ids: set[str], now: str, result: ImportResult,
+                      import_id: int) -> None:
     """A reply of yours is consent only as half of an exchange (policy §1): the
     person must have mentioned or replied to you, which the archive cannot show
     (it holds only your posts). So count only replies that pair with a mention
@@ -631,12 +714,12 @@ def _public_exchanges(store: Store, user_ids: set[str], now: str, result: Import
     rows = mstore.public_exchanges(store.conn, user_ids)
     with store.tx() as conn:
         for r in rows:
-            c = _contact(conn, r["user_id"], now, result)
+            c = _contact(conn, r["user_id"], now, result, import_id)
             result.evidence_new += cstore.add_evidence(conn, c.id, "public_exchange", r["at"], r["id"],
                                                        r["text"], now=now)
 
 
-def run_import(st: AppState, path: Path) -> ImportResult:
+def run_import(st: AppState, path: Path, *, keep_waiting: bool = False) -> ImportResult:
     """Read, validate, then import `path` into the profile's store.
 
     The store is opened only once the archive has been read whole, so a
@@ -645,9 +728,28 @@ def run_import(st: AppState, path: Path) -> ImportResult:
     arc = read_archive(path)
     st.paths.ensure()
     with sync_lock(st.store, "import: "):
-        result = import_archive(st.store, arc, now=fmt(timeutil.now()) or "", label=str(path))
+        result = import_archive(st.store, arc, now=fmt(timeutil.now()) or "", label=str(path),
+                                keep_waiting=keep_waiting)
         name_contacts(st, result)
     return result
+
+
+def discard_incomplete(st: AppState) -> list[dict[str, Any]]:
+    """Take out what every incomplete import wrote (for when its archive is
+    gone): see store/imports.discard. Returns what each one removed."""
+    st.paths.ensure()
+    with sync_lock(st.store, "import: "):
+        store = st.store
+        done = []
+        now = fmt(timeutil.now()) or ""
+        for p in imports.pending(store.conn):
+            with store.tx() as conn:
+                removed = imports.discard(conn, p["id"])
+                cstore.audit(conn, "archive_discarded", now=now, archive=p["archive"],
+                             account=p["account"], started_at=p["started_at"], removed=removed)
+            done.append({"archive": p["archive"], "account": p["account"],
+                         "started_at": p["started_at"], **removed})
+    return done
 
 
 def name_contacts(st: AppState, result: ImportResult) -> None:

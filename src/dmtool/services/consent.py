@@ -10,6 +10,7 @@ from dmtool import policy
 from dmtool.models import Contact, EvidenceRow
 from dmtool.services import ratelimits
 from dmtool.store import contacts as cstore
+from dmtool.store import imports
 from dmtool.store import messages as mstore
 from dmtool.store.db import state_value
 from dmtool.store.sql import Conn, Row
@@ -48,10 +49,11 @@ def snapshot(conn: Conn, contact: Contact) -> policy.ContactSnapshot:
         messages=tuple(policy.Msg(at=parse(m.at), direction=m.direction,  # type: ignore[arg-type]
                                   text=m.text) for m in msgs),
         opted_out_at=parse_opt(contact.opted_out_at),
-        opt_out_words=contact.opt_out_words,
+        opt_out_words=contact.opt_out_words, opt_out_reason=contact.opt_out_reason,
         optout_review=contact.optout_review_text,
         blocked=bool(contact.blocked_at),
         dm_closed_at=parse_opt(contact.dm_closed_at),
+        import_pending=imports.pending_archive(conn, contact.user_id),
     )
 
 
@@ -107,7 +109,8 @@ def decide(conn: Conn, contact: Contact, text: str | None,
 
 
 def status(contact: Contact, decision: policy.Decision) -> str:
-    """One word for lists: blocked, opted-out, review, needs-consent or can-dm."""
+    """One word for lists: blocked, opted-out, review, import-incomplete,
+    needs-consent or can-dm."""
     codes = {r.code for r in decision.blocking}
     if "E_BLOCKED" in codes:
         return "blocked"
@@ -115,6 +118,8 @@ def status(contact: Contact, decision: policy.Decision) -> str:
         return "opted-out"
     if contact.optout_review_text:
         return "review"
+    if "E_IMPORT_INCOMPLETE" in codes:
+        return "import-incomplete"
     if codes & CONSENT_CODES:
         return "needs-consent"
     return "can-dm"
@@ -146,6 +151,7 @@ def list_statuses(conn: Conn, rows: Sequence[Row],
     for s in sends:
         theirs.setdefault(s.user_id, []).append(s)
     limited = rate_limited_until(conn)
+    held = imports.pending_by_user(conn)  # people an incomplete archive import holds back
     memo: dict[tuple[object, ...], tuple[policy.Decision, str]] = {}
     out = []
     for r in rows:
@@ -156,9 +162,10 @@ def list_statuses(conn: Conn, rows: Sequence[Row],
                                 key=lambda e: e[1]))
         own = theirs.get(r["user_id"] or "", [])
         n_out = unanswered.get(cid, 0)
+        pending = held.get(r["user_id"]) if r["user_id"] else None
         key = (evidence, r["last_inbound_at"], n_out, r["last_outbound_at"] if n_out else None,
                r["opted_out_at"], r["opt_out_words"], r["optout_review_text"], blocked,
-               r["dm_closed_at"], tuple(s.at for s in own))
+               r["dm_closed_at"], tuple(s.at for s in own), pending)
         hit = memo.get(key)
         if hit is None:
             c = Contact(*r[:len(cstore.CONTACT_COLUMNS)])  # summaries() leads with them
@@ -172,8 +179,9 @@ def list_statuses(conn: Conn, rows: Sequence[Row],
                 evidence=tuple(policy.Evidence(kind=k, at=parse(at), ref=ref, text=text)
                                for k, at, ref, text in evidence), messages=tuple(msgs),
                 opted_out_at=parse_opt(c.opted_out_at), opt_out_words=c.opt_out_words,
+                opt_out_reason=c.opt_out_reason,
                 optout_review=c.optout_review_text, blocked=blocked,
-                dm_closed_at=parse_opt(c.dm_closed_at))
+                dm_closed_at=parse_opt(c.dm_closed_at), import_pending=pending)
             relevant = today + [s for s in own if not s.at > now - policy.DAY]
             d = policy.decide(snap, None, relevant, settings, now, rate_limited_until=limited)
             hit = memo[key] = (d, status(c, d))

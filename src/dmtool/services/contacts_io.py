@@ -1,5 +1,10 @@
 """Contact import and export (CSV and JSON). Parsing is pure; applying is one
-transaction, so a refused file changes nothing. An import never records consent."""
+transaction, so a refused file changes nothing. An import never records
+consent; it may only add an opt-out (the `opted_out_at` column of an export).
+
+Both sides keep to the same field limits (models.MAX_NAME_LENGTH, ...), so the
+store's own export always imports again.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,39 @@ import csv
 import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from dmtool.errors import InputError
-from dmtool.models import clean_handle
+from dmtool import timeutil
+from dmtool.errors import DmtoolError, InputError
+from dmtool.models import clean_handle, clean_name, clean_note
 from dmtool.store import contacts as cstore
 from dmtool.store.sql import Conn
+from dmtool.textnorm import cut, line_ends
 
+if TYPE_CHECKING:
+    from dmtool.policy import PolicySettings
+
+# The columns an import reads. The consent columns of an export (status,
+# last contact) are facts of the store that wrote it: an import ignores them,
+# except that `opted_out_at` may add an opt-out (never remove one).
 FIELDS = ["handle", "user_id", "name", "tags", "notes"]
-_USER_ID = re.compile(r"^[0-9]{1,25}$")
+EXPORT_FIELDS = ["handle", "user_id", "name", "tags", "status", "opted_out_at",
+                 "last_inbound_at", "last_outbound_at", "notes"]
+_USER_ID = re.compile(r"[0-9]{1,25}")
+_YES = {"yes", "true", "1", "y", "x"}
+_NO = {"", "no", "false", "0", "n"}
+# Larger than the biggest export a store can make; a guard against a wrong file
+# (`/dev/zero`, a disk image), as archive import has one.
+MAX_IMPORT_BYTES = 128 * 1024 * 1024
+
+
+@dataclass
+class Note:
+    text: str
+    at: str | None = None  # as exported (JSON); None: the time of the import
 
 
 @dataclass
@@ -26,7 +54,8 @@ class Row:
     user_id: str | None = None
     name: str | None = None
     tags: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    opted_out_at: str | None = None
 
 
 @dataclass
@@ -35,83 +64,191 @@ class Parsed:
     bad: list[tuple[int, str]]  # (line or item number, reason)
 
 
-def _split_list(value: Any, sep: str) -> list[str]:
+def sniff(data: str) -> str:
+    """csv or json, from the text itself (stdin, or a file without a telling suffix)."""
+    return "json" if data.lstrip("\ufeff \t\r\n")[:1] in ("[", "{") else "csv"
+
+
+# --- notes ----------------------------------------------------------------------------
+#
+# In CSV the notes column is readable text: one note per line; the line breaks
+# inside a note continue on lines that start with a tab (notes never start
+# with whitespace: they are stored stripped).
+
+
+def notes_to_cell(notes: list[str]) -> str:
+    return "\n".join(n.replace("\n", "\n\t") for n in notes)
+
+
+def _notes_from_cell(cell: str) -> list[str]:
+    if cell.lstrip().startswith("["):  # 0.1.0 exported notes as a JSON list
+        try:
+            old = json.loads(cell)
+        except (ValueError, RecursionError):
+            old = None
+        if isinstance(old, list) and all(isinstance(n, str) for n in old):
+            return old
+    notes: list[str] = []
+    for line in line_ends(cell).split("\n"):
+        if line.startswith("\t") and notes:
+            notes[-1] += "\n" + line[1:]
+        elif line.strip():
+            notes.append(line)
+    return notes
+
+
+def _notes(value: Any) -> list[Note]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):  # JSON: strings or {"at", "text"} objects
+        out = []
+        for n in value:
+            if isinstance(n, dict):
+                at = n.get("at")
+                out.append(Note(str(n.get("text") or ""), str(at) if at else None))
+            else:
+                out.append(Note(str(n)))
+    else:
+        out = [Note(n) for n in _notes_from_cell(str(value))]
+    for n in out:
+        n.text = clean_note(n.text)
+        n.at = _time(n.at, "a note's at") if n.at else None
+    return [n for n in out if n.text]
+
+
+# --- one record -------------------------------------------------------------------------
+
+
+def _time(value: str, what: str) -> str:
+    try:
+        return timeutil.fmt(timeutil.parse(value)) or value
+    except (ValueError, OverflowError):
+        raise ValueError(f"{what} must be a date and time like 2026-03-02T12:00:00Z, "
+                         f"not {cut(value)}") from None
+
+
+def _opted_out(value: Any) -> str | None:
+    """A manual opt-out to add: a date, or yes/true (then: the time of the import)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return ""
+    text = str(value).strip()
+    if text.lower() in _NO:
+        return None
+    if text.lower() in _YES:
+        return ""
+    return _time(text, "opted_out_at")
+
+
+def _split_tags(value: Any) -> list[str]:
     if value is None or value == "":
         return []
     if isinstance(value, list):
         return [str(v) for v in value]
-    return [p for p in str(value).split(sep) if p.strip()]
+    return [p for p in str(value).split(";") if p.strip()]
 
 
-def _row(line: int, rec: dict[str, Any], note_sep: str) -> Row:
+def _row(line: int, rec: Any) -> Row:
     if not isinstance(rec, dict):
         raise ValueError("not an object with a handle")
     handle = rec.get("handle")
-    if not handle or not str(handle).strip():
+    if handle is None or not str(handle).strip():
         raise ValueError("handle is missing")
-    try:
-        h = clean_handle(str(handle))
-    except InputError as e:
-        raise ValueError(e.message) from None
     uid = rec.get("user_id")
     uid = None if uid in (None, "") else str(uid).strip()
-    if uid is not None and not _USER_ID.match(uid):
-        raise ValueError(f"user_id must be X's numeric id, not {uid!r}")
-    name = rec.get("name")
-    name = None if name in (None, "") else str(name).strip()
-    if name is not None and len(name) > 100:
-        raise ValueError("name is longer than 100 characters")
+    if uid is not None and not _USER_ID.fullmatch(uid):
+        raise ValueError(f"user_id must be X's numeric id, not {cut(uid)}")
     try:
-        tags = [cstore.check_tag(t) for t in _split_list(rec.get("tags"), ";")]
-    except InputError as e:
+        h = clean_handle(str(handle))
+        name = rec.get("name")
+        name = None if name is None else clean_name(str(name))
+        tags = [cstore.check_tag(t) for t in _split_tags(rec.get("tags"))]
+        notes = _notes(rec.get("notes"))
+    except DmtoolError as e:
         raise ValueError(e.message) from None
-    notes_value = rec.get("notes")
-    if isinstance(notes_value, str) and notes_value.lstrip().startswith("["):
-        # Export writes notes as a JSON list so notes with line breaks survive.
-        try:
-            notes_value = json.loads(notes_value)
-        except json.JSONDecodeError:
-            raise ValueError("notes start with '[' but are not a JSON list") from None
-    if isinstance(notes_value, list):
-        notes = [str(n.get("text") if isinstance(n, dict) else n) for n in notes_value]
-    else:
-        notes = _split_list(notes_value, note_sep)
-    return Row(line, h, uid, name, tags, [n for n in notes if n.strip()])
+    return Row(line, h, uid, name, tags, notes, _opted_out(rec.get("opted_out_at")))
+
+
+# --- the file ---------------------------------------------------------------------------
+
+
+def _json_records(data: str) -> list[tuple[int, Any]]:
+    try:
+        doc = json.loads(data)
+    except json.JSONDecodeError as e:
+        raise InputError(f"not valid JSON: {e.msg} at line {e.lineno}",
+                         hint="for a CSV file give --format csv") from None
+    except RecursionError:
+        raise InputError("not a contacts file: the JSON is nested too deeply",
+                         hint="a JSON import is a list of contact objects") from None
+    except ValueError as e:  # e.g. a number with more digits than Python converts
+        raise InputError(f"not valid JSON: {e}") from None
+    if isinstance(doc, dict) and isinstance(doc.get("contacts"), list):
+        doc = doc["contacts"]
+    if not isinstance(doc, list):
+        raise InputError("a JSON import must be a list of contact objects")
+    return list(enumerate(doc, start=1))
+
+
+class _Lines:
+    """The text's lines, counted: the line a CSV error is on, even inside a
+    quoted field that spans lines (csv's line_num lags behind on errors)."""
+
+    def __init__(self, data: str) -> None:
+        self._it = iter(io.StringIO(data, newline=""))
+        self.count = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._it)
+        self.count += 1
+        return line
+
+
+def _csv_records(data: str) -> list[tuple[int, Any]]:
+    lines = _Lines(line_ends(data))
+    limit = csv.field_size_limit()
+    csv.field_size_limit(MAX_IMPORT_BYTES)  # a field is bounded by the file's size
+    records: list[tuple[int, Any]] = []
+    try:
+        reader = csv.DictReader(lines)
+        if not reader.fieldnames or "handle" not in [(f or "").strip() for f in reader.fieldnames]:
+            raise InputError("a CSV import needs a header line with a 'handle' column",
+                             hint=f"columns: {','.join(FIELDS)}; for a JSON file give "
+                                  "--format json")
+        start = lines.count + 1
+        for rec in reader:
+            if None in rec:  # more cells than the header has columns
+                records.append((start, ValueError("more values than the header has columns")))
+            else:
+                records.append((start, {(k or "").strip(): v for k, v in rec.items()}))
+            start = lines.count + 1
+    except csv.Error as e:
+        raise InputError(f"CSV error at line {max(lines.count, 1)}: {e}") from None
+    finally:
+        csv.field_size_limit(limit)
+    return records
 
 
 def parse(data: str, fmt: str) -> Parsed:
     """Validate every row; report each bad one with its line (CSV) or item (JSON)."""
+    records = _json_records(data) if fmt == "json" else _csv_records(data)
     rows: list[Row] = []
     bad: list[tuple[int, str]] = []
-    records: list[tuple[int, Any]] = []
-    if fmt == "json":
-        try:
-            doc = json.loads(data)
-        except json.JSONDecodeError as e:
-            raise InputError(f"not valid JSON: {e.msg} at line {e.lineno}") from None
-        if isinstance(doc, dict) and isinstance(doc.get("contacts"), list):
-            doc = doc["contacts"]
-        if not isinstance(doc, list):
-            raise InputError("a JSON import must be a list of contact objects")
-        records = list(enumerate(doc, start=1))
-        note_sep = "\n"
-    else:
-        reader = csv.DictReader(io.StringIO(data))
-        if not reader.fieldnames or "handle" not in [f.strip() for f in reader.fieldnames]:
-            raise InputError("a CSV import needs a header line with a 'handle' column",
-                             hint=f"columns: {','.join(FIELDS)}")
-        try:
-            for rec in reader:
-                records.append((reader.line_num, {(k or "").strip(): v for k, v in rec.items()}))
-        except csv.Error as e:
-            raise InputError(f"CSV error at line {reader.line_num}: {e}") from None
-        note_sep = "\n"
     seen: dict[str, int] = {}
     for line, rec in records:
         try:
-            row = _row(line, rec, note_sep)
+            if isinstance(rec, ValueError):
+                raise rec
+            row = _row(line, rec)
         except ValueError as e:
             bad.append((line, str(e)))
+            continue
+        except RecursionError:  # a JSON value nested almost as deep as the parser allows
+            bad.append((line, "a value is nested too deeply"))
             continue
         key = row.user_id or row.handle.lower()
         if key in seen:
@@ -127,11 +264,20 @@ class ImportResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    opted_out: list[str] = field(default_factory=list)  # handles given an opt-out
     skipped: list[tuple[int, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+                "opted_out": self.opted_out,
                 "skipped": [{"line": n, "reason": r} for n, r in self.skipped]}
+
+
+def _opt_out(conn: Conn, c: Any, at: str, now: str, res: ImportResult) -> None:
+    stamp = min(at, now) if at else now  # a date in the future is no opt-out yet: now
+    cstore.set_opted_out(conn, c, stamp, None)
+    cstore.audit(conn, "opted_out", now=now, contact=c, codes=["E_OPTED_OUT"], by="import")
+    res.opted_out.append(c.handle)
 
 
 def apply(conn: Conn, rows: list[Row], now: str) -> ImportResult:
@@ -147,7 +293,9 @@ def apply(conn: Conn, rows: list[Row], now: str) -> ImportResult:
             c = cstore.create(conn, row.handle, now=now, user_id=row.user_id, name=row.name)
             cstore.add_tags(conn, c.id, row.tags)
             for n in row.notes:
-                cstore.add_note(conn, c.id, n, now=now)
+                cstore.add_note(conn, c.id, n.text, now=n.at or now)
+            if row.opted_out_at is not None and not c.opted_out_at:
+                _opt_out(conn, c, row.opted_out_at, now, res)
             res.created += 1
             continue
         changed = False
@@ -155,13 +303,16 @@ def apply(conn: Conn, rows: list[Row], now: str) -> ImportResult:
             cstore.update_name(conn, c, row.name, now=now)
             changed = True
         if row.user_id and not c.user_id:
-            cstore.set_user_id(conn, c, row.user_id, now=now)
+            c = cstore.set_user_id(conn, c, row.user_id, now=now)
             changed = True
         changed |= cstore.add_tags(conn, c.id, row.tags) > 0
         for n in row.notes:
-            if not cstore.has_note(conn, c.id, n):
-                cstore.add_note(conn, c.id, n, now=now)
+            if not cstore.has_note(conn, c.id, n.text):
+                cstore.add_note(conn, c.id, n.text, now=n.at or now)
                 changed = True
+        if row.opted_out_at is not None and not c.opted_out_at:  # added, never removed
+            _opt_out(conn, c, row.opted_out_at, now, res)
+            changed = True
         if changed:
             res.updated += 1
         else:
@@ -169,22 +320,35 @@ def apply(conn: Conn, rows: list[Row], now: str) -> ImportResult:
     return res
 
 
-def export_records(conn: Conn) -> list[dict[str, Any]]:
+# --- export ----------------------------------------------------------------------------
+
+
+def export_records(conn: Conn, settings: PolicySettings,
+                   now: datetime) -> list[dict[str, Any]]:
+    """Every contact as a CRM wants it: the contact object of `contacts list`
+    (consent status, last contact in and out), the opt-out date, and the notes
+    as {"at", "text"} objects, oldest first."""
+    from dmtool.services.consent import list_statuses
+
+    rows = cstore.summaries(conn)
+    notes = cstore.all_notes(conn)
     out = []
-    for row in cstore.summaries(conn):
-        notes = [n["text"] for n in cstore.notes(conn, row["id"])]
+    for row, (d, status) in zip(rows, list_statuses(conn, rows, settings, now), strict=True):
         out.append({"handle": row["handle"], "user_id": row["user_id"], "name": row["name"],
-                    "tags": cstore.tags_of(row),
-                    "notes": notes})
+                    "tags": cstore.tags_of(row), "status": status, "can_dm": d.allowed,
+                    "opted_out_at": row["opted_out_at"],
+                    "last_inbound_at": row["last_inbound_at"],
+                    "last_outbound_at": row["last_outbound_at"],
+                    "notes": notes.get(row["id"], [])})
     return out
 
 
 def to_csv(records: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=EXPORT_FIELDS, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     for r in records:
-        w.writerow({"handle": r["handle"], "user_id": r["user_id"] or "", "name": r["name"] or "",
+        w.writerow({**{k: "" if r[k] is None else r[k] for k in EXPORT_FIELDS},
                     "tags": ";".join(r["tags"]),
-                    "notes": json.dumps(r["notes"], ensure_ascii=False) if r["notes"] else ""})
+                    "notes": notes_to_cell([n["text"] for n in r["notes"]])})
     return buf.getvalue()

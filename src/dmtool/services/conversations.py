@@ -15,92 +15,164 @@ from dmtool.store.sql import Conn
 from dmtool.timeutil import ago, fmt, parse
 
 if TYPE_CHECKING:
+    from dmtool.localtime import DisplayZone
     from dmtool.store import Store
 
 DIGEST_LOCK_WAIT_S = 30.0
 
 
-def inbox(conn: Conn, *, include_done: bool, limit: int) -> list[dict[str, Any]]:
-    """Conversations by last activity, open ones first, with what needs a reply."""
-    rows = cvstore.inbox_rows(conn, include_done=include_done, limit=limit)
+def inbox(conn: Conn, query: cvstore.InboxQuery, *, now: datetime,
+          limit: int) -> list[dict[str, Any]]:
+    """Conversations, waiting for your reply first (unless by activity alone),
+    then by the time of their last message that is not an autoack."""
+    now_s = fmt(now) or ""
+    rows = cvstore.inbox_rows(conn, query, now=now_s, limit=limit)
     return [{"handle": r["handle"], "name": r["name"], "last_at": r["last_at"],
              "last_direction": r["last_direction"], "last_text": r["last_text"],
              "unread": r["unread"],
-             # Someone who opted out is never waiting for a DM from you.
-             "needs_reply": r["state"] == "open" and r["last_human_direction"] == "in"
-             and r["opted_out_at"] is None,
-             "status": r["state"]} for r in rows if r["last_at"] is not None]
+             # Never for someone who asked to stop, is in review for it, is
+             # blocked or cannot be DMed (state), nor for a conversation done.
+             "needs_reply": bool(r["waiting"]),
+             "status": r["status"], "state": r["state"],
+             "snoozed_until": r["snoozed_until"] if (r["snoozed_until"] or "") > now_s
+             else None}
+            for r in rows]
 
 
 # A digest is read in a mail: the longest waits first, then a count. JSON
 # (for scripts) lists every waiting conversation.
 DIGEST_WAITING_SHOWN = 25
+FIRST_DIGEST = timedelta(hours=24)
+# Nothing is recorded before it was sent, but X's clock and this machine's may
+# disagree a little: a window on sent times reads the messages recorded since
+# its start less this much (an index range), then keeps those sent in it.
+CLOCK_SKEW = timedelta(days=1)
+
+# Which window a digest covers (JSON `window`): since the last digest, or the
+# first digest's last 24 hours (both by when messages were recorded: a DM
+# synced late is news the first time it is seen), or an explicit --since (by
+# when messages were sent).
+WINDOWS = ("last_digest", "first_digest", "since")
 
 
 @dataclass
 class Digest:
     since: str
     until: str
+    window: str = "last_digest"
     inbound: list[dict[str, Any]] = field(default_factory=list)   # by contact
     waiting: list[dict[str, Any]] = field(default_factory=list)
+    optout_reviews: list[dict[str, Any]] = field(default_factory=list)
     opted_out: list[dict[str, Any]] = field(default_factory=list)
     failed_sends: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        """Nothing new: cron must print nothing. Waiting conversations alone are
-        not news; they were in the last digest."""
-        return not (self.inbound or self.opted_out or self.failed_sends)
+        """Nothing new: cron must print nothing. Waiting conversations and
+        reviews already listed are not news; they were in the last digest."""
+        return not (self.inbound or self.opted_out or self.failed_sends
+                    or any(r["new"] for r in self.optout_reviews))
 
     def to_dict(self, with_text: bool) -> dict[str, Any]:
         inbound = self.inbound if with_text else [
             {k: v for k, v in i.items() if k != "messages"} | {"messages": [
                 {k: v for k, v in m.items() if k != "text"} for m in i["messages"]]}
             for i in self.inbound]
-        return {"since": self.since, "until": self.until, "inbound": inbound,
-                "waiting": self.waiting, "opted_out": self.opted_out,
-                "failed_sends": self.failed_sends}
+        reviews = self.optout_reviews if with_text else [
+            {k: v for k, v in r.items() if k != "text"} for r in self.optout_reviews]
+        return {"since": self.since, "until": self.until, "window": self.window,
+                "inbound": inbound, "waiting": self.waiting, "optout_reviews": reviews,
+                "opted_out": self.opted_out, "failed_sends": self.failed_sends}
 
 
-def build_digest(conn: Conn, since: datetime, now: datetime) -> Digest:
+def _from_archive(detail: dict[str, Any]) -> bool:
+    return detail.get("source") == "archive"
+
+
+def build_digest(conn: Conn, since: datetime, now: datetime, *,
+                 window: str = "last_digest") -> Digest:
+    """What came in in (since, now]. By recorded time, unless `window` is
+    "since" (by sent time). History from an archive import is never news."""
+    by_sent = window == "since"
     s, n = fmt(since) or "", fmt(now) or ""
-    d = Digest(since=s, until=n)
+    d = Digest(since=s, until=n, window=window)
+    if by_sent:
+        rows = cvstore.inbound_sent_between(conn, s, n,
+                                            recorded_since=fmt(since - CLOCK_SKEW) or "")
+    else:
+        rows = cvstore.inbound_recorded_between(conn, s, n)
     by_contact: dict[str, dict[str, Any]] = {}
-    for r in cvstore.inbound_recorded_between(conn, s, n):
+    for r in rows:
         item = by_contact.setdefault(r["handle"], {"handle": r["handle"], "name": r["name"],
-                                                  "messages": []})
-        item["messages"].append({"at": r["at"], "text": r["text"]})
+                                                  "state": r["state"], "messages": []})
+        # Old: sent before the window began (a DM synced late).
+        item["messages"].append({"at": r["at"], "text": r["text"], "old": r["at"] <= s})
     d.inbound = list(by_contact.values())
-    d.waiting = [{"handle": r["handle"], "name": r["name"], "since": r["at"],
-                  "waiting": ago(parse(r["at"]), now)} for r in cvstore.waiting_for_reply(conn)]
-    for r in cvstore.opt_outs_between(conn, s, n):
+    d.waiting = [{"handle": r["handle"], "name": r["name"], "state": "open", "since": r["at"],
+                  "waiting": ago(parse(r["at"]), now)}
+                 for r in cvstore.waiting_for_reply(conn, n)]
+    for r in cvstore.optout_reviews(conn):
+        new = r["source"] is not None and r["source"] != "archive" and (
+            s < r["at"] <= n if by_sent else s < r["recorded_at"] <= n)
+        d.optout_reviews.append({"handle": r["handle"], "name": r["name"], "at": r["at"],
+                                 "text": r["text"], "new": new})
+    audit_since = (fmt(since - CLOCK_SKEW) or "") if by_sent else s
+    for r in cvstore.opt_outs_between(conn, audit_since, n):
         # When they opted out (the audit entry's own time is when we learnt it).
         detail = json.loads(r["detail"]) if r["detail"] else {}
-        d.opted_out.append({"handle": r["handle"], "at": detail.get("at") or r["at"]})
+        at = detail.get("at") or r["at"]
+        if _from_archive(detail) or (by_sent and not s < at <= n):
+            continue
+        d.opted_out.append({"handle": r["handle"], "at": at, "reason": detail.get("reason") or None})
     d.failed_sends = [{"id": r["id"], "handle": r["handle"], "status": r["status"],
                        "reason": r["reason"], "at": r["updated_at"]}
                       for r in cvstore.failed_sends_between(conn, s, n)]
     return d
 
 
-def default_since(checkpoint: str | None, now: datetime) -> datetime:
-    return parse(checkpoint) if checkpoint else now - timedelta(hours=24)
+def default_since(checkpoint: str | None, now: datetime) -> tuple[datetime, str]:
+    """Where a digest without --since starts, and which window that is."""
+    if checkpoint:
+        return parse(checkpoint), "last_digest"
+    return now - FIRST_DIGEST, "first_digest"
 
 
-def render_digest(d: Digest, *, markdown: bool, with_text: bool) -> str:
+def render_digest(d: Digest, zone: DisplayZone, *, markdown: bool, with_text: bool) -> str:
+    """The digest for a person (a cron mail, a chat): times in `zone`."""
     h = "## " if markdown else ""
     b = "- " if markdown else "  "
     lines: list[str] = []
+    if d.window == "first_digest":
+        lines += [f"First digest: the last 24 hours, since {zone.show(d.since)} ({zone.name}). "
+                  "The next one covers the time since this one.", ""]
+    old = False
     if d.inbound:
         n = sum(len(i["messages"]) for i in d.inbound)
         lines.append(f"{h}New messages ({n} from {len(d.inbound)})")
         for i in d.inbound:
-            who = f"@{i['handle']}" + (f" ({i['name']})" if i["name"] else "")
+            who = f"@{i['handle']}" + (f" ({i['name']})" if i["name"] else "") \
+                + (f" [{i['state']}]" if i["state"] != "open" else "")
+            n_old = sum(m["old"] for m in i["messages"])
+            old = old or n_old > 0
             if with_text:
                 for m in i["messages"]:
-                    lines.append(f"{b}{who} {m['at'][:16].replace('T', ' ')}: {m['text']}")
+                    mark = " [old]" if m["old"] else ""
+                    lines.append(f"{b}{who} {zone.show(m['at'])}{mark}: {m['text']}")
             else:
-                lines.append(f"{b}{who}: {len(i['messages'])} new")
+                lines.append(f"{b}{who}: {len(i['messages'])} new"
+                             + (f" ({n_old} old)" if n_old else ""))
+        if old:
+            lines.append(f"{b}[old]: sent before {zone.show(d.since)} ({zone.name}) and only "
+                         "synced since")
+        lines.append("")
+    if d.optout_reviews:
+        lines.append(f"{h}Opt-out reviews (did they ask you to stop?)")
+        for r in d.optout_reviews:
+            said = f': "{r["text"]}"' if with_text and r["text"] else ""
+            lines.append(f"{b}@{r['handle']} on {zone.show(r['at'])}"
+                         + (" [new]" if r["new"] else "") + said)
+        lines.append(f"{b}decide with `dmtool contacts optout HANDLE` (confirm) or "
+                     "`dmtool contacts optout HANDLE --dismiss --reason TEXT`")
         lines.append("")
     if d.waiting:
         lines.append(f"{h}Waiting for your reply")
@@ -111,7 +183,8 @@ def render_digest(d: Digest, *, markdown: bool, with_text: bool) -> str:
         lines.append("")
     if d.opted_out:
         lines.append(f"{h}Opted out")
-        lines += [f"{b}@{o['handle']} on {o['at'][:10]}" for o in d.opted_out]
+        lines += [f"{b}@{o['handle']} on {zone.show_date(o['at'])}"
+                  + (f" (reason: {o['reason']})" if o.get("reason") else "") for o in d.opted_out]
         lines.append("")
     if d.failed_sends:
         lines.append(f"{h}Sends that need a look")

@@ -48,14 +48,70 @@ def reset_profile(environ: dict[str, str]) -> Paths:
     return paths
 
 
+def _config_changes(paths: Paths) -> list[str]:
+    from dmtool.config import Config
+
+    ours = {"backend": "sandbox", "identity.names": [SIGNATURE]}
+    try:
+        values = Config.load(paths.config_file).values
+    except DmtoolError:
+        return ["a config.toml dmtool cannot read"]
+    changed = sorted(k for k in set(values) | set(ours) if values.get(k) != ours.get(k))
+    return [f"config ({', '.join(changed)})"] if changed and paths.config_file.exists() else []
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def user_changes(environ: dict[str, str]) -> list[str]:
+    """What the demo profile holds that the demo did not make: drafts, contacts
+    outside the demo's cast, settings. Empty for a fresh or untouched profile."""
+    from dmtool.store import contacts as cstore
+    from dmtool.store import drafts as dstore
+    from dmtool.store import open_store
+    from dmtool.x.sandbox.cast import DEMO_CAST
+
+    paths = Paths.resolve(PROFILE, environ)
+    changes = _config_changes(paths)
+    if not paths.db_file.exists():
+        return changes
+    cast = {p["username"].lower() for p in DEMO_CAST.values()}
+    try:
+        store = open_store(paths.db_file)
+    except Exception:  # noqa: BLE001 - whatever is wrong with it, it is not the demo's
+        return [*changes, "a store dmtool cannot read"]
+    try:
+        drafts = [d for d in dstore.list_drafts(store.conn, None)
+                  if not (d.text == REPLY and d.handle.lower() == DEMO_CAST["customer"]["username"])]
+        contacts = [r["handle"] for r in cstore.summaries(store.conn)
+                    if str(r["handle"]).lower() not in cast]
+    finally:
+        store.close()
+    if drafts:
+        changes.insert(0, _plural(len(drafts), "draft"))
+    if contacts:
+        changes.insert(1 if drafts else 0, _plural(len(contacts), "contact"))
+    return changes
+
+
 def run_demo(*, interactive: bool, write: Callable[[str], None],
-             environ: dict[str, str] | None = None) -> None:
+             environ: dict[str, str] | None = None,
+             confirm_reset: Callable[[list[str]], bool] | None = None) -> None:
+    """The tour. On a terminal (`confirm_reset` given), a demo profile holding
+    work of yours is wiped only after you say so; off a terminal it is reset
+    without asking, as the README runs it unattended."""
     env = dict(os.environ if environ is None else environ)
     env.pop("DMTOOL_PROFILE", None)
     env.pop("DMTOOL_NOW", None)
     # The demo's data never goes anywhere but its own SQLite file.
     for var in ("DMTOOL_DATABASE_URL", "DMTOOL_SANDBOX_DATABASE_URL", "DMTOOL_SANDBOX_FILE"):
         env.pop(var, None)
+    if confirm_reset is not None:
+        changes = user_changes(env)
+        if changes and not confirm_reset(changes):
+            write("Nothing was changed: the demo profile is as you left it.")
+            return
     reset_profile(env)
     base = [sys.executable, "-m", "dmtool", "--profile", PROFILE]
 
@@ -91,8 +147,15 @@ def run_demo(*, interactive: bool, write: Callable[[str], None],
               ["review", draft_id, "--approve"]))
     send_args = ["send", draft_id] if interactive else ["send", draft_id, "--yes"]
     step(Step("7. Send it: the policy and lint run again, then exactly one DM goes out."
-              + (" Answer y to send." if interactive else ""), send_args,
-              expect=(0, 2) if interactive else (0,)))
+              + (" Answer y to send." if interactive else ""), send_args))
+    shown = subprocess.run(base + ["drafts", "show", draft_id, "--json"], env=env,
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if json.loads(shown.stdout)["status"] != "sent":  # you answered no: that is your call
+        write(f"\nNothing was sent: you said no, and the draft stays approved.\n"
+              f"  dmtool --profile demo send {draft_id}     sends it when you are ready\n"
+              "  dmtool --profile demo inbox\n"
+              "The demo stops here; `dmtool demo` runs it again from the start.")
+        return
     step(Step("8. A cold DM to Quinn is refused before you even get to review it.",
               ["draft", "@quiet_quinn", COLD], expect=(3,)))
     step(Step("9. The digest: what came in since last time (cron mails it only when non-empty).",

@@ -9,6 +9,7 @@ approval (policy.md §5, §7).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,25 +17,31 @@ from typing import TYPE_CHECKING, Any
 
 from dmtool import policy
 from dmtool.errors import InputError, PolicyRefused, UsageError
-from dmtool.lint import Finding, LintContext, lint
+from dmtool.lint import Finding, LintContext, lint, template_leftovers
 from dmtool.models import Contact
 from dmtool.services import consent, identity
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
 from dmtool.store.sql import Conn
+from dmtool.textnorm import cut, line_ends, typed
 from dmtool.timeutil import fmt
 from dmtool.timeutil import now as clock
 
 if TYPE_CHECKING:
     from dmtool.appstate import AppState
 
-# Caps and X's rate limit may lift by send time, so they do not stop a draft or
-# an approval; send checks them again.
-TRANSIENT_CODES = frozenset({"E_DAILY_CAP", "E_FIRST_CONTACT_CAP", "E_RATE_LIMITED"})
+# What only has to wait: the caps and X's rate limit lift with time, and an
+# unanswered run ends when they reply. A draft (and its approval) may be
+# prepared meanwhile, with a warning; send checks them again and refuses
+# until the wait is over. Every other reason refuses the draft itself.
+TRANSIENT_CODES = frozenset({"E_AWAIT_REPLY", "E_DAILY_CAP", "E_FIRST_CONTACT_CAP",
+                             "E_RATE_LIMITED"})
 
 # `{name}` but not `{{name}}`: double braces are left alone, so lint reports them (L001).
 _VARIABLE = re.compile(r"(?<!\{)\{\s*(\w+)\s*\}(?!\})")
 _VAR_NAME = re.compile(r"^\w+$")
+AUTOACK = "autoack"  # the template name of auto-acknowledgement drafts
+MAX_REASON_LENGTH = 1_000
 
 
 @dataclass(frozen=True)
@@ -96,21 +103,30 @@ def draft_summary(d: dstore.Draft) -> dict[str, Any]:
 # --- shared checks -------------------------------------------------------------------
 
 
-def lint_context(st: AppState, contact: Contact, first_contact: bool) -> LintContext:
+def lint_context(st: AppState, contact: Contact, first_contact: bool, *,
+                 template: bool = False) -> LintContext:
     names = tuple(str(n) for n in st.config.get("identity.names") or ())
     return LintContext(first_contact=first_contact, name=contact.name, handle=contact.handle,
-                       sender_names=names)
+                       sender_names=names, template=template)
 
 
-def lint_for(conn: Conn, st: AppState, contact: Contact, text: str) -> list[Finding]:
+def from_template(draft: dstore.Draft) -> bool:
+    """Whether the draft is a template's output, linted for leftover braces
+    (the autoack's fixed text is typed text, not a template)."""
+    return draft.template is not None and draft.template != AUTOACK
+
+
+def lint_for(conn: Conn, st: AppState, contact: Contact, text: str, *,
+             template: bool = False) -> list[Finding]:
     """Lint `text` for this contact (first contact or not, as the store says now)."""
     first = policy.is_first_contact(consent.snapshot(conn, contact))
-    return lint(text, lint_context(st, contact, first), st.config.lint())
+    return lint(text, lint_context(st, contact, first, template=template), st.config.lint())
 
 
 def evaluate(conn: Conn, st: AppState, contact: Contact, text: str,
-             now: datetime, draft_id: int | None = None) -> tuple[list[Finding], policy.Decision]:
-    findings = lint_for(conn, st, contact, text)
+             now: datetime, draft_id: int | None = None, *,
+             template: bool = False) -> tuple[list[Finding], policy.Decision]:
+    findings = lint_for(conn, st, contact, text, template=template)
     decision = consent.decide(conn, contact, text, st.config.policy(), now, findings,
                               draft_id=draft_id)
     return findings, decision
@@ -119,7 +135,8 @@ def evaluate(conn: Conn, st: AppState, contact: Contact, text: str,
 def view(conn: Conn, st: AppState, draft: dstore.Draft,
          now: datetime | None = None) -> DraftView:
     contact = cstore.by_id(conn, draft.contact_id)
-    findings, decision = evaluate(conn, st, contact, draft.text, now or clock(), draft.id)
+    findings, decision = evaluate(conn, st, contact, draft.text, now or clock(), draft.id,
+                                  template=from_template(draft))
     return DraftView(draft, contact, tuple(findings), decision)
 
 
@@ -135,7 +152,10 @@ def refuse(st: AppState, contact: Contact, reasons: Sequence[policy.Reason], *, 
         cstore.audit(conn, "refused", now=fmt(clock()) or "", contact=contact, draft_id=draft_id,
                      codes=codes, command=command)
     first = reasons[0].message if reasons else ""
-    more = f" Run `dmtool check {contact.handle}` for every reason." if len(reasons) > 1 else ""
+    more = ""
+    if len(reasons) > 1:  # `check --draft` shows the text's lint findings too
+        more = f" Run `dmtool check {contact.handle}" + (
+            f" --draft {draft_id}" if draft_id is not None else "") + "` for every reason."
     return PolicyRefused(f"{what or 'refused'}: @{contact.handle} ({', '.join(codes)})",
                          code=codes[0] if len(set(codes)) == 1 else "E_POLICY",
                          hint=(first + more).strip() or None,
@@ -146,8 +166,10 @@ def refuse(st: AppState, contact: Contact, reasons: Sequence[policy.Reason], *, 
 
 
 def fill(text: str, contact: Contact, variables: Mapping[str, str]) -> str:
-    """Replace `{name}`, `{first_name}`, `{handle}` and `--var` keys. Anything unknown
-    (or a name the contact does not have) stays as written, for lint's L001."""
+    """Replace `{name}`, `{first_name}`, `{handle}` and `--var` keys. Anything else
+    stays as written for lint's L001: an unknown variable, a name the contact
+    does not have, and any other brace (`{name[0]}`, `{}`, `{name:>9}`, a lone
+    `{`). Never str.format: it would index, pad and fail on such text."""
     values: dict[str, str] = {"handle": contact.handle}
     if contact.name and contact.name.strip():
         values["name"] = contact.name.strip()
@@ -166,17 +188,33 @@ def parse_vars(pairs: Sequence[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not _VAR_NAME.match(key):
-            raise UsageError(f"--var must look like KEY=VALUE, not {pair!r}",
+            raise UsageError(f"--var must look like KEY=VALUE, not {cut(pair)}",
                              hint='e.g. --var event="the Osaka meetup"')
-        out[key] = value
+        typed(value, f"--var {key}")  # refused as any typed text is; kept as written
+        out[key] = line_ends(value)
     return out
+
+
+def check_template(text: str) -> str:
+    """A template as a person typed it, or InputError: besides the checks of any
+    typed text, every brace must belong to a variable, since whatever else
+    braces hold could never be filled (and L001 would block every draft)."""
+    body = typed(text, "the template")
+    if not body:
+        raise InputError("the template is empty")
+    groups, stray = template_leftovers(unicodedata.normalize("NFKC", _VARIABLE.sub("", body)))
+    if groups or stray:
+        what = [cut(g, 30) for g in dict.fromkeys(groups)][:3]
+        what += [f"an unmatched {cut(b)}" for b in dict.fromkeys(stray)]
+        raise InputError(f"the template has {' and '.join(what)}: no variable fills it",
+                         hint="variables look like {name}, {first_name}, {handle} or {KEY} for "
+                              "`draft --var KEY=VALUE`; a template cannot keep other braces")
+    return body
 
 
 def add_template(st: AppState, name: str, text: str, *, replace: bool = False) -> bool:
     dstore.check_template_name(name)
-    text = clean_text(text)
-    if not text:
-        raise InputError("the template is empty")
+    text = check_template(text)
     with st.store.tx() as conn:
         return dstore.save_template(conn, name, text, now=fmt(clock()) or "", replace=replace)
 
@@ -184,40 +222,62 @@ def add_template(st: AppState, name: str, text: str, *, replace: bool = False) -
 # --- drafts --------------------------------------------------------------------------
 
 
-def clean_text(text: str) -> str:
-    """Drop surrounding whitespace (editors and files add a final newline)."""
-    return text.replace("\r\n", "\n").strip()
+def clean_text(text: str, what: str = "the draft") -> str:
+    """A DM text as a person typed it (textnorm.typed: line ends, control
+    characters, surrounding whitespace); "" when it shows nothing."""
+    return typed(text, what)
 
 
-def check_can_draft(st: AppState, handle: str, now: datetime | None = None) -> Contact:
+def check_can_draft(st: AppState, handle: str, now: datetime | None = None, *,
+                    command: str = "draft") -> Contact:
     """The contact, or a refusal (audited) when they may not be DMed at all."""
     contact = identity.contact_for(st, handle)  # a handle not in the record: one X lookup
     conn = st.store.conn
     gate = consent.decide(conn, contact, None, st.config.policy(), now or clock())
     blocking = [r for r in gate.blocking if r.code not in TRANSIENT_CODES]
     if blocking:
-        raise refuse(st, contact, blocking, command="draft", what="not drafted")
+        raise refuse(st, contact, blocking, command=command, what="not drafted")
     return contact
 
 
-def create_draft(st: AppState, handle: str, text: str | None, *, template: str | None = None,
-                 variables: Mapping[str, str] | None = None) -> DraftView:
-    """A new draft for `handle`, refused (exit 3, audited) when the contact may
-    not be DMed at all. Lint findings come back in the view; they do not stop a draft."""
+def compose(conn: Conn, contact: Contact, text: str | None, *,
+            template: str | None = None, variables: Mapping[str, str] | None = None) -> str:
+    """The text of a new draft: as given, or the template filled for `contact`."""
     if text is not None and template is not None:
         raise UsageError("give the text or --template, not both")
     if variables and template is None:
         raise UsageError("--var fills a template: add --template NAME")
-    now = clock()
-    conn = st.store.conn
-    contact = check_can_draft(st, handle, now)
     if template is not None:
         text = fill(dstore.get_template(conn, template).text, contact, variables or {})
     body = clean_text(text or "")
     if not body:
-        raise InputError("the draft is empty", hint="write the message as TEXT, --file F or in the editor")
+        raise _empty_draft()
+    return body
+
+
+def _empty_draft() -> InputError:
+    return InputError("the draft is empty", hint="write the message as TEXT, --file F or in the editor")
+
+
+def create_draft(st: AppState, handle: str, text: str | None, *, template: str | None = None,
+                 variables: Mapping[str, str] | None = None, command: str = "draft") -> DraftView:
+    """A new draft for `handle`, refused (exit 3, audited) when the contact may
+    not be DMed at all. Lint findings come back in the view; they do not stop a
+    draft, and neither does a reason that only has to wait (TRANSIENT_CODES)."""
+    if text is not None and template is not None:
+        raise UsageError("give the text or --template, not both")
+    if variables and template is None:
+        raise UsageError("--var fills a template: add --template NAME")
+    if template is None and not clean_text(text or ""):
+        raise _empty_draft()  # judged before anything is asked of the store or X
+    now = clock()
+    contact = check_can_draft(st, handle, now, command=command)
+    body = compose(st.store.conn, contact, text, template=template, variables=variables)
+    stamp = fmt(now) or ""
     with st.store.tx() as conn:
-        d = dstore.create(conn, contact.id, body, now=fmt(now) or "", template=template)
+        d = dstore.create(conn, contact.id, body, now=stamp, template=template)
+        cstore.audit(conn, "drafted", now=stamp, contact=contact, draft_id=d.id, command=command,
+                     **({"template": template} if template else {}))
     return view(conn, st, d, now)
 
 
@@ -245,7 +305,7 @@ def _cannot(d: dstore.Draft, verb: str) -> InputError:
 
 def edit_draft(st: AppState, draft_id: int, text: str) -> tuple[DraftView, bool]:
     """New text for a draft. Returns (view, whether an approval was cleared)."""
-    body = clean_text(text)
+    body = clean_text(text, "the new text")
     if not body:
         raise InputError("the new text is empty", hint="to drop the draft use `dmtool drafts discard`")
     now = clock()
@@ -296,7 +356,7 @@ def approve(st: AppState, draft_id: int, *, ack_warnings: bool) -> DraftView:
 
 
 def reject(st: AppState, draft_id: int, reason: str | None) -> dstore.Draft:
-    why = (reason or "").strip() or None
+    why = typed(reason or "", "the reason", max_length=MAX_REASON_LENGTH) or None
     now = fmt(clock()) or ""
     with st.store.tx() as conn:
         d = dstore.get(conn, draft_id)

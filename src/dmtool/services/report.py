@@ -2,8 +2,10 @@
 
 What is measured (docs/guide.md says the same in plain words):
 
-- The period is N whole UTC days ending today: from midnight UTC N-1 days ago
-  to now. Messages are counted on the UTC day of their `at` time.
+- The period is N whole days ending today, in the display time zone
+  (display.timezone, else TZ, else the system's): from midnight N-1 days ago
+  to now. Messages are counted on the local day of their `at` time (a day
+  with a DST change is 23 or 25 hours long).
 - Messages in and out per day. "out" is everything sent from your account,
   automatic acknowledgements included (they are also counted on their own).
 - Time to first reply. A *wait* starts with a message from them that follows
@@ -16,7 +18,8 @@ What is measured (docs/guide.md says the same in plain words):
 - Open conversations, now, by age: those waiting for you are aged from the
   first message of theirs you have not answered (how long they have waited,
   not since their latest nudge); those waiting for them from your last message.
-  Opted-out contacts are not open: nobody may write to them.
+  Only contacts whose state is open count (as in the inbox): not those who
+  opted out or are in opt-out review, nor those blocked or closed to your DMs.
 - Opt-outs that happened in the period (from the audit log, by the time of the
   STOP or of your confirmation, not of the sync that found it).
 """
@@ -24,10 +27,12 @@ What is measured (docs/guide.md says the same in plain words):
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from dmtool.localtime import UTC_ZONE, DisplayZone
 from dmtool.store import report as rstore
 from dmtool.store.sql import Conn
 from dmtool.timeutil import fmt, parse
@@ -39,12 +44,12 @@ DAY = 86400
 AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("<1d", 0, 1), ("1d-3d", 1, 3), ("3d-7d", 3, 7), ("7d-30d", 7, 30), ("30d+", 30, None))
 
-MAX_DAYS = 365
+MAX_DAYS = 3650  # ten years: the command line refuses more (cli/params.py DAYS_MAX)
 
 
 @dataclass
 class DayCount:
-    date: str  # YYYY-MM-DD, UTC
+    date: str  # YYYY-MM-DD, in the report's zone
     inbound: int = 0
     outbound: int = 0
     autoack: int = 0
@@ -111,6 +116,7 @@ class Report:
     open_by_age: list[AgeBucket]
     opt_outs: int
     has_messages: bool
+    timezone: str = "UTC"  # the zone of the day buckets
 
     @property
     def empty(self) -> bool:
@@ -125,6 +131,7 @@ class Report:
         t = self.totals()
         return {
             "days": self.days, "since": fmt(self.since), "until": fmt(self.until),
+            "timezone": self.timezone,
             "messages": {"in": t.inbound, "out": t.outbound, "autoack": t.autoack,
                          "by_day": [d.to_dict() for d in self.by_day]},
             "first_reply": self.first_reply.to_dict(),
@@ -151,23 +158,29 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def period(days: int, now: datetime) -> tuple[datetime, datetime]:
-    """[start, end): midnight UTC `days - 1` days ago, to next midnight UTC."""
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=days - 1), today + timedelta(days=1)
+def period(days: int, now: datetime, zone: DisplayZone = UTC_ZONE
+           ) -> tuple[list[str], list[datetime]]:
+    """The period's dates (YYYY-MM-DD, the last `days` days in `zone`, today
+    included) and the days+1 instants (UTC) they start and end at: midnight
+    in `zone`, DST included."""
+    today = zone.today(now)
+    days_ = [today - timedelta(days=days - 1 - i) for i in range(days + 1)]
+    return [d.isoformat() for d in days_[:-1]], [zone.midnight(d) for d in days_]
 
 
-def build_report(conn: Conn, days: int, now: datetime) -> Report:
+def build_report(conn: Conn, days: int, now: datetime,
+                 zone: DisplayZone = UTC_ZONE) -> Report:
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days must be 1..{MAX_DAYS}")
-    start, end = period(days, now)
-    s, e = fmt(start) or "", fmt(end) or ""
-    dates = [(start + timedelta(days=i)).strftime("%Y-%m-%d") for i in range(days)]
+    dates, bounds = period(days, now, zone)
+    s, e = fmt(bounds[0]) or "", fmt(bounds[-1]) or ""
     by_day = {d: DayCount(d) for d in dates}
-    first_reply = _count_messages_and_waits(conn, s, e, by_day)
-    return Report(days=days, since=start, until=now, by_day=list(by_day.values()),
+    first_reply = _count_messages_and_waits(conn, s, e, list(by_day.values()),
+                                            [fmt(b) or "" for b in bounds])
+    return Report(days=days, since=bounds[0], until=now, by_day=list(by_day.values()),
                   first_reply=first_reply, open_by_age=_open_by_age(conn, now),
-                  opt_outs=_opt_outs(conn, s, e), has_messages=rstore.has_messages(conn))
+                  opt_outs=_opt_outs(conn, s, e), has_messages=rstore.has_messages(conn),
+                  timezone=zone.name)
 
 
 @dataclass
@@ -179,14 +192,17 @@ class _Wait:
 
 
 def _count_messages_and_waits(conn: Conn, since: str, until: str,
-                              by_day: dict[str, DayCount]) -> FirstReply:
-    """One pass over the period's messages: the daily counts, and the waits."""
+                              by_day: list[DayCount], bounds: list[str]) -> FirstReply:
+    """One pass over the period's messages: the daily counts, and the waits.
+    `bounds` are the days' starts (and the last one's end) as stored times: a
+    message's day is found by bisection, with no time zone arithmetic per row."""
     waits: list[_Wait] = []
     contact: int | None = None
     prev: str | None = None  # direction of the contact's previous message, autoacks aside
     current: _Wait | None = None
     for contact_id, direction, at, source in rstore.messages_between(conn, since, until):
-        day = by_day.get(at[:10])
+        i = bisect_right(bounds, at) - 1
+        day = by_day[i] if 0 <= i < len(by_day) else None
         autoack = source == "autoack"
         if day is not None:
             if direction == "in":

@@ -40,7 +40,7 @@ from dmtool.errors import (
     UsageError,
 )
 from dmtool.lint import lint
-from dmtool.services import consent, drafting, ratelimits
+from dmtool.services import consent, drafting, identity, ratelimits
 from dmtool.services.drafting import DraftView
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
@@ -52,6 +52,7 @@ from dmtool.x.errors import SendOutcomeUnknown
 if TYPE_CHECKING:
     from dmtool.appstate import AppState
     from dmtool.models import Contact
+    from dmtool.store.sql import Locks
     from dmtool.x.types import DMEvent
 
 LOCK_TIMEOUT_S = 10.0
@@ -75,12 +76,14 @@ class SendResult:
     reconciled: bool = False  # an earlier attempt turned out delivered; nothing new was sent
     sandbox: bool = False
     needs_confirmation: bool = False  # dry run: a real send would ask on a terminal
+    declined: bool = False  # you answered no at the prompt: nothing was sent, the draft stays
 
     def to_dict(self) -> dict[str, Any]:
         d = self.draft
         return {"id": d.id, "handle": d.handle, "status": d.status, "dm_event_id": d.dm_event_id,
                 "dm_conversation_id": d.dm_conversation_id, "first_contact": self.first_contact,
-                "dry_run": self.dry_run, "reconciled": self.reconciled, "sandbox": self.sandbox}
+                "dry_run": self.dry_run, "reconciled": self.reconciled, "sandbox": self.sandbox,
+                "declined": self.declined}
 
 
 def _on(st: AppState) -> str:
@@ -91,13 +94,15 @@ def _on(st: AppState) -> str:
 
 
 @contextlib.contextmanager
-def send_lock(st: AppState, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """The store's send lock; wait up to `timeout` seconds, else Busy (exit 5)."""
+def send_lock(st: AppState, timeout: float = LOCK_TIMEOUT_S, *,
+              locks: Locks | None = None) -> Iterator[None]:
+    """The store's send lock; wait up to `timeout` seconds, else Busy (exit 5).
+    `locks` takes it without opening the store (a restore: store.db.FileLocks)."""
     from dmtool.locks import LockTimeout
 
     held = contextlib.ExitStack()
     try:
-        held.enter_context(st.store.lock("send", timeout))
+        held.enter_context((locks or st.store).lock("send", timeout))
     except LockTimeout:
         raise Busy("another dmtool send is in progress for this store",
                    hint="try again in a moment") from None
@@ -243,21 +248,6 @@ def _not_sendable(st: AppState, d: dstore.Draft) -> DmtoolError:
                       hint=f"review it first: `dmtool review {d.id} --approve`")
 
 
-def _resolve_user_id(st: AppState, contact: Contact) -> Contact:
-    """X addresses DMs by user id; look it up once and keep it (handles change)."""
-    if contact.user_id:
-        return contact
-    with ratelimits.guarded(st.store, "users", f"not sent{_on(st)}: @{contact.handle}'s X user "
-                            "id is not known yet", hint="send it after that time"):
-        user = st.client().user_by_handle(contact.handle)
-    with st.store.tx() as conn:
-        other = cstore.find_by_user_id(conn, user.id)
-        if other is not None and other.id != contact.id:
-            raise InputError(f"@{contact.handle} is X user {user.id}, already known as "
-                             f"@{other.handle}", hint="forget one of the two contacts first")
-        return cstore.set_user_id(conn, contact, user.id, now=fmt(clock()) or "")
-
-
 def _gate_error(st: AppState, v: DraftView) -> DmtoolError | None:
     """The refusal for this view at send time, audited; None when it may go."""
     d = v.draft
@@ -299,8 +289,9 @@ def _refused(st: AppState, v: DraftView, code: str, message: str, *, hint: str) 
                          reasons=[{"code": code, "message": message}])
 
 
-def _ask(st: AppState, v: DraftView, confirm: Confirm | None, yes: bool) -> None:
-    """A human confirms: always on a terminal for a first contact, else --yes will do."""
+def _ask(st: AppState, v: DraftView, confirm: Confirm | None, yes: bool) -> bool:
+    """A human confirms: always on a terminal for a first contact, else --yes will
+    do. False when they answered no (not an error: nothing is sent)."""
     if v.first_contact:
         if confirm is None:
             raise _refused(
@@ -309,12 +300,11 @@ def _ask(st: AppState, v: DraftView, confirm: Confirm | None, yes: bool) -> None
                 "messages need your own confirmation on a terminal; --yes is not enough",
                 hint=f"run `dmtool send {v.draft.id}` in a terminal")
     elif yes:
-        return
+        return True
     elif confirm is None:
         raise UsageError(f"sending draft {v.draft.id}{_on(st)} needs confirmation",
                          hint="add --yes (this terminal cannot ask)")
-    if not confirm(v):
-        raise DmtoolError(f"not sent{_on(st)}: you did not confirm", code="E_CANCELLED")
+    return confirm(v)
 
 
 # --- the send ----------------------------------------------------------------------
@@ -354,7 +344,9 @@ def send_draft(st: AppState, draft_id: int, *, confirm: Confirm | None, yes: boo
         raise err
     if not v.contact.user_id:
         # The id can bring back a suppression kept by user id: check again with it.
-        _resolve_user_id(st, v.contact)
+        # A handle X does not know is refused here, and audited (issue 12).
+        identity.resolve_user_id(st, v.contact, what=f"not sent{_on(st)}", command="send",
+                                 draft_id=d.id)
         v = drafting.view(st.store.conn, st, d)
         err = _gate_error(st, v)
         if err is not None:
@@ -364,7 +356,8 @@ def send_draft(st: AppState, draft_id: int, *, confirm: Confirm | None, yes: boo
         needs = v.first_contact or not yes
         return SendResult(d, v.first_contact, dry_run=True, sandbox=st.sandbox,
                           needs_confirmation=needs)
-    _ask(st, v, confirm, yes)
+    if not _ask(st, v, confirm, yes):
+        return SendResult(d, v.first_contact, sandbox=st.sandbox, declined=True)
 
     # 3. Under the lock: the same draft, the same text, the gate again, then one request.
     with send_lock(st):
@@ -382,7 +375,7 @@ def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
         raise InputError(f"draft {d.id} changed while you were confirming it",
                          hint=f"see `dmtool drafts show {d.id}`")
     contact = cstore.by_id(conn, d.contact_id)
-    findings = drafting.lint_for(conn, st, contact, d.text)
+    findings = drafting.lint_for(conn, st, contact, d.text, template=drafting.from_template(d))
     now = clock()
     decision = consent.decide(conn, contact, d.text, st.config.policy(), now, findings,
                               draft_id=d.id)

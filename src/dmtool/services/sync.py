@@ -43,9 +43,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dmtool import optout, timeutil
+from dmtool import actor, optout, timeutil
 from dmtool.errors import Busy, ConfigError, InputError, RateLimited
 from dmtool.models import Contact
+from dmtool.services import hooks as inbound_hooks
 from dmtool.services import ratelimits
 from dmtool.services.identity import name_placeholders
 from dmtool.store import contacts as cstore
@@ -55,7 +56,7 @@ from dmtool.timeutil import fmt, parse_opt
 if TYPE_CHECKING:
     from dmtool.appstate import AppState
     from dmtool.store import Store
-    from dmtool.store.sql import Conn
+    from dmtool.store.sql import Conn, Locks
     from dmtool.x.types import DMEvent, Post, PostPage, XClient, XUser
 
 K_ME_ID = "me_id"
@@ -108,11 +109,13 @@ class SyncResult:
     replies_new: int = 0
     contacts_new: int = 0
     opted_out: list[str] = field(default_factory=list)
+    optout_review: list[str] = field(default_factory=list)  # "please stop...": a person decides
     requests: int = 0
     autoacks_sent: int = 0
     # What a rate limit held back: {"what": public_check | user_names | autoacks,
     # "family": ..., "until": RFC 3339}.
     deferred: list[dict[str, str | None]] = field(default_factory=list)
+    hooks: inbound_hooks.HookReport = field(default_factory=inbound_hooks.HookReport)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,9 +125,11 @@ class SyncResult:
             "replies_new": self.replies_new,
             "contacts_new": self.contacts_new,
             "opted_out": list(self.opted_out),
+            "optout_review": list(self.optout_review),
             "requests": self.requests,
             "autoacks_sent": self.autoacks_sent,
             "deferred": [dict(d) for d in self.deferred],
+            "hooks": self.hooks.to_dict(),
             "backend": self.backend,
         }
 
@@ -229,8 +234,9 @@ def _spread(count: int, newest: datetime | None, oldest: datetime | None) -> lis
 
 
 @contextlib.contextmanager
-def sync_lock(store: Store, what: str = "") -> Iterator[None]:
-    """One sync per store at a time (freed if the holder dies: store.lock)."""
+def sync_lock(store: Locks, what: str = "") -> Iterator[None]:
+    """One sync per store at a time (freed if the holder dies: store.lock).
+    A restore passes store.db.FileLocks: it takes the lock without the store."""
     from dmtool.locks import LockTimeout
 
     held = contextlib.ExitStack()
@@ -263,8 +269,20 @@ def run_sync(st: AppState, *, wait: bool, progress: Progress | None = None,
     way) is waited out with a countdown through `progress`, then the sync goes
     on where it stopped. Other families' limits only defer their part.
     `autoack_hook(conn, contact, message_at)` runs for each new inbound DM,
-    after the page holding it is committed.
+    after the page holding it is committed. Then, with the sync lock released,
+    hooks.on_inbound runs for each new inbound DM (services/hooks.py).
+    Everything it writes to the audit log is the `sync` actor's.
     """
+    with actor.acting_as(actor.SYNC):
+        result = _run_locked(st, wait=wait, progress=progress, autoack_hook=autoack_hook,
+                             public=public, sleep=sleep)
+        result.hooks = inbound_hooks.run_pending(st, say=progress)
+    return result
+
+
+def _run_locked(st: AppState, *, wait: bool, progress: Progress | None,
+                autoack_hook: Hook | None, public: bool,
+                sleep: Callable[[float], None]) -> SyncResult:
     prefix = "sandbox: " if st.sandbox else ""
     hint = "run `dmtool sync` after that time, or `dmtool sync --wait`"
     store = st.store
@@ -336,6 +354,10 @@ class _Sync:
         self.progress = progress
         self.hook = hook
         self.inbound: list[tuple[int, datetime]] = []  # new inbound DMs, for autoack
+        # New inbound DMs sent after the previous complete walk began get hooks.on_inbound.
+        self.hook_queue = inbound_hooks.InboundQueue(
+            str(st.config.get("hooks.on_inbound") or "").strip(),
+            parse_opt(self.store.get_state(K_HWM_AT)))
         self.result = SyncResult(backend="sandbox" if st.sandbox else "x")
         self.first_size = int(st.config.get("sync.first_page_size"))
         self.max_size = int(st.config.get("sync.max_page_size"))
@@ -580,6 +602,7 @@ class _Sync:
                 cstore.add_evidence(conn, contact.id, "inbound_dm", at_s, ev.id, None, now=self.now_s)
                 self.apply_words(conn, contact.id, ev.text or "", at_s)
                 inbound.append((contact.id, at))
+                self.hook_queue.add(conn, ev.id, at, now=self.now_s)
         return inbound
 
     def acknowledge(self) -> None:
@@ -609,7 +632,8 @@ class _Sync:
     # --- opt-out words --------------------------------------------------------------------
 
     def apply_words(self, conn: Conn, contact_id: int, text: str, at: str) -> None:
-        apply_optout_words(conn, contact_id, text, at, now=self.now_s, opted_out=self.result.opted_out)
+        apply_optout_words(conn, contact_id, text, at, now=self.now_s, opted_out=self.result.opted_out,
+                           reviewed=self.result.optout_review)
 
     # --- mentions and your replies ----------------------------------------------------------
 
@@ -699,15 +723,19 @@ class _Sync:
 
 
 def apply_optout_words(conn: Conn, contact_id: int, text: str, at: str, *,
-                       now: str, opted_out: list[str]) -> None:
+                       now: str, opted_out: list[str], reviewed: list[str] | None = None,
+                       source: str = "sync") -> None:
     """Apply STOP / START / "please stop" in one inbound message (policy §2).
 
     Works as if messages were read in time order, whatever order they are
     stored in (a sync walk reads pages newest first; an archive is history):
     a STOP counts unless a later START or STOP is already stored; a START
     lifts only an earlier opt-out. `opted_out` collects the handles opted out
-    (and drops those a later START lifted) for the caller's report. Shared by
-    sync and the archive import so both apply the same rules."""
+    (and drops those a later START lifted) for the caller's report, `reviewed`
+    those put in review. Shared by sync and the archive import so both apply
+    the same rules; the archive's audit entries say `source: archive`, so that
+    the digest leaves history out."""
+    origin: dict[str, Any] = {"source": source} if source != "sync" else {}
     match = optout.classify_detail(text)
     if match is None:
         return
@@ -721,9 +749,11 @@ def apply_optout_words(conn: Conn, contact_id: int, text: str, at: str, *,
             return
         cstore.set_opted_out(conn, c, at, words)
         cstore.audit(conn, "opted_out", now=now, contact=c, codes=["E_OPTED_OUT"],
-                     words=words, at=at, by="contact")
+                     words=words, at=at, by="contact", **origin)
         if c.handle not in opted_out:
             opted_out.append(c.handle)
+        if reviewed is not None and c.handle in reviewed:  # set_opted_out ended the review
+            reviewed.remove(c.handle)
     elif match.kind == "optin":
         if not c.opted_out_at or c.opted_out_at >= at:
             return
@@ -732,7 +762,7 @@ def apply_optout_words(conn: Conn, contact_id: int, text: str, at: str, *,
             # set_opted_out clears the review; a later "please stop" still needs a human.
             cstore.set_review(conn, c, c.optout_review_text, c.optout_review_at)
         cstore.audit(conn, "opted_in", now=now, contact=c, words=words, at=at,
-                     lifted=c.opted_out_at)
+                     lifted=c.opted_out_at, **origin)
         if c.handle in opted_out:
             opted_out.remove(c.handle)
     else:
@@ -742,7 +772,9 @@ def apply_optout_words(conn: Conn, contact_id: int, text: str, at: str, *,
             return
         cstore.set_review(conn, c, words, at)
         cstore.audit(conn, "optout_review", now=now, contact=c, codes=["E_OPTOUT_REVIEW"],
-                     words=words, matched=match.word, at=at)
+                     words=words, matched=match.word, at=at, **origin)
+        if reviewed is not None and c.handle not in reviewed:
+            reviewed.append(c.handle)
 
 
 def _floor(segments: list[dict[str, Any]], hwm: int, hwm_at: datetime | None

@@ -6,14 +6,15 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from dmtool import actor
 from dmtool.errors import InputError, NotFound
-from dmtool.models import Contact, EvidenceRow, Message, clean_handle
+from dmtool.models import MAX_NAME_LENGTH, Contact, EvidenceRow, Message, clean_handle
 from dmtool.store.sql import Conn, Row
 
 # Contact's fields, in order (tags aside).
 CONTACT_COLUMNS = ("id", "user_id", "handle", "name", "created_at", "updated_at", "blocked_at",
                    "opted_out_at", "opt_out_words", "optout_review_text", "optout_review_at",
-                   "dm_closed_at")
+                   "dm_closed_at", "opt_out_reason")
 _CONTACT_COLS = ", ".join(CONTACT_COLUMNS)
 
 
@@ -34,7 +35,7 @@ def by_id(conn: Conn, contact_id: int) -> Contact:
 def find(conn: Conn, handle: str) -> Contact | None:
     """By handle (case-insensitive, with or without @). A newer record wins
     when an old handle still sits on a contact that has since renamed."""
-    h = clean_handle(handle)
+    h = clean_handle(handle, stored=True)
     row = conn.execute(
         f"SELECT {_CONTACT_COLS} FROM contacts WHERE handle = ? COLLATE NOCASE "
         "ORDER BY updated_at DESC LIMIT 1", (h,)).fetchone()
@@ -77,19 +78,21 @@ def _apply_suppressions(conn: Conn, contact_id: int, user_id: str | None,
     what the gate reads: a contact that comes back after `forget`, or whose id
     or handle becomes known, keeps its opt-out or block."""
     where, params = _matching_suppressions(user_id, handle)
-    rows = conn.execute(f"SELECT kind, at, detail FROM suppressions WHERE {where} ORDER BY id",
-                        params).fetchall()
-    for kind, at, detail in rows:
+    rows = conn.execute(f"SELECT kind, at, detail, reason FROM suppressions WHERE {where} "
+                        "ORDER BY id", params).fetchall()
+    for kind, at, detail, reason in rows:
         if kind == "blocked":
             conn.execute("UPDATE contacts SET blocked_at = ? WHERE id = ?", (at, contact_id))
         elif kind == "opted_out":
-            conn.execute("UPDATE contacts SET opted_out_at = ?, opt_out_words = ? WHERE id = ?",
-                         (at, detail, contact_id))
+            conn.execute("UPDATE contacts SET opted_out_at = ?, opt_out_words = ?, "
+                         "opt_out_reason = ? WHERE id = ?", (at, detail, reason, contact_id))
 
 
 def create(conn: Conn, handle: str, *, now: str, user_id: str | None = None,
-           name: str | None = None) -> Contact:
-    h = clean_handle(handle)
+           name: str | None = None, from_x: bool = False) -> Contact:
+    """A new contact. A handle typed by a person must follow X's rule; one X
+    gave (`from_x`) is taken as X spells it."""
+    h = clean_handle(handle, stored=from_x)
     cur = conn.execute(
         "INSERT INTO contacts (user_id, handle, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
         (user_id, h, name, now, now))
@@ -101,7 +104,11 @@ def create(conn: Conn, handle: str, *, now: str, user_id: str | None = None,
 def upsert_x_user(conn: Conn, user_id: str, username: str, name: str | None,
                   *, now: str) -> tuple[Contact, bool]:
     """Make sure the X user is a contact, keyed by user id; follow handle changes.
-    Returns (contact, created)."""
+    Returns (contact, created). X's display name is cleaned, never refused:
+    control characters and line breaks cannot reach a terminal or an export."""
+    from dmtool.textnorm import clean_display
+
+    name = clean_display(name, MAX_NAME_LENGTH)
     c = find_by_user_id(conn, user_id)
     if c is not None:
         if c.handle != username or (name and c.name != name):
@@ -123,7 +130,7 @@ def upsert_x_user(conn: Conn, user_id: str, username: str, name: str | None,
                      "updated_at = ? WHERE id = ?", (user_id, username, name, now, row["id"]))
         _apply_suppressions(conn, row["id"], user_id, username)
         return by_id(conn, row["id"]), False
-    return create(conn, username, now=now, user_id=user_id, name=name), True
+    return create(conn, username, now=now, user_id=user_id, name=name, from_x=True), True
 
 
 def merge_into(conn: Conn, keep: Contact, drop: Contact, *, now: str) -> Contact:
@@ -137,16 +144,17 @@ def merge_into(conn: Conn, keep: Contact, drop: Contact, *, now: str) -> Contact
     conn.execute(
         "UPDATE contacts SET name = COALESCE(name, ?), blocked_at = COALESCE(blocked_at, ?), "
         "opted_out_at = COALESCE(opted_out_at, ?), opt_out_words = COALESCE(opt_out_words, ?), "
-        "optout_review_text = COALESCE(optout_review_text, ?), "
+        "opt_out_reason = COALESCE(opt_out_reason, ?), optout_review_text = COALESCE(optout_review_text, ?), "
         "optout_review_at = COALESCE(optout_review_at, ?), updated_at = ? WHERE id = ?",
-        (drop.name, drop.blocked_at, drop.opted_out_at, drop.opt_out_words,
+        (drop.name, drop.blocked_at, drop.opted_out_at, drop.opt_out_words, drop.opt_out_reason,
          drop.optout_review_text, drop.optout_review_at, now, keep.id))
     conn.execute("DELETE FROM contacts WHERE id = ?", (drop.id,))
     merged = by_id(conn, keep.id)
     if merged.blocked_at:
         suppress(conn, merged, "blocked", merged.blocked_at)
     if merged.opted_out_at:
-        suppress(conn, merged, "opted_out", merged.opted_out_at, merged.opt_out_words)
+        suppress(conn, merged, "opted_out", merged.opted_out_at, merged.opt_out_words,
+                 merged.opt_out_reason)
     return merged
 
 
@@ -203,6 +211,14 @@ def add_note(conn: Conn, contact_id: int, text: str, *, now: str) -> None:
 def notes(conn: Conn, contact_id: int) -> list[dict[str, str]]:
     return [{"at": r[0], "text": r[1]} for r in conn.execute(
         "SELECT at, text FROM notes WHERE contact_id = ? ORDER BY at, id", (contact_id,))]
+
+
+def all_notes(conn: Conn) -> dict[int, list[dict[str, str]]]:
+    """contact id -> its notes ({"at", "text"}), oldest first: one query for an export."""
+    out: dict[int, list[dict[str, str]]] = {}
+    for cid, at, text in conn.execute("SELECT contact_id, at, text FROM notes ORDER BY at, id"):
+        out.setdefault(cid, []).append({"at": at, "text": text})
+    return out
 
 
 def has_note(conn: Conn, contact_id: int, text: str) -> bool:
@@ -273,18 +289,20 @@ def messages(conn: Conn, contact_id: int, limit: int | None = None) -> list[Mess
 
 
 def suppress(conn: Conn, contact: Contact, kind: str, at: str,
-             detail: str | None = None) -> None:
+             detail: str | None = None, reason: str | None = None) -> None:
     if contact.user_id is not None:
         conn.execute(
-            "INSERT INTO suppressions (user_id, handle, kind, at, detail) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO suppressions (user_id, handle, kind, at, detail, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (user_id, kind) WHERE user_id IS NOT NULL DO UPDATE SET "
-            "handle = excluded.handle, at = excluded.at, detail = excluded.detail",
-            (contact.user_id, contact.handle, kind, at, detail))
+            "handle = excluded.handle, at = excluded.at, detail = excluded.detail, "
+            "reason = excluded.reason",
+            (contact.user_id, contact.handle, kind, at, detail, reason))
     else:
         conn.execute("DELETE FROM suppressions WHERE user_id IS NULL AND handle = ? COLLATE NOCASE "
                      "AND kind = ?", (contact.handle, kind))
-        conn.execute("INSERT INTO suppressions (user_id, handle, kind, at, detail) "
-                     "VALUES (NULL, ?, ?, ?, ?)", (contact.handle, kind, at, detail))
+        conn.execute("INSERT INTO suppressions (user_id, handle, kind, at, detail, reason) "
+                     "VALUES (NULL, ?, ?, ?, ?, ?)", (contact.handle, kind, at, detail, reason))
 
 
 def unsuppress(conn: Conn, contact: Contact, kind: str) -> list[str]:
@@ -316,15 +334,16 @@ def set_blocked(conn: Conn, contact: Contact, at: str | None) -> list[str]:
 
 
 def set_opted_out(conn: Conn, contact: Contact, at: str | None,
-                  words: str | None) -> None:
-    """Opt out (at set) or lift it (at None, only ever from the contact's own DM)."""
-    conn.execute("UPDATE contacts SET opted_out_at = ?, opt_out_words = ?, "
+                  words: str | None, reason: str | None = None) -> None:
+    """Opt out (at set) or lift it (at None, only ever from the contact's own DM).
+    `words`: what they wrote; `reason`: yours, when you record it by hand."""
+    conn.execute("UPDATE contacts SET opted_out_at = ?, opt_out_words = ?, opt_out_reason = ?, "
                  "optout_review_text = NULL, optout_review_at = NULL WHERE id = ?",
-                 (at, words, contact.id))
+                 (at, words, reason, contact.id))
     if at is None:
         unsuppress(conn, contact, "opted_out")
     else:
-        suppress(conn, contact, "opted_out", at, words)
+        suppress(conn, contact, "opted_out", at, words, reason)
 
 
 def set_review(conn: Conn, contact: Contact, text: str | None, at: str | None) -> None:
@@ -341,7 +360,8 @@ def delete(conn: Conn, contact: Contact) -> None:
     if contact.blocked_at:
         suppress(conn, contact, "blocked", contact.blocked_at)
     if contact.opted_out_at:
-        suppress(conn, contact, "opted_out", contact.opted_out_at, contact.opt_out_words)
+        suppress(conn, contact, "opted_out", contact.opted_out_at, contact.opt_out_words,
+                 contact.opt_out_reason)
     # The send ledger keeps counting toward the caps; only the words go.
     conn.execute("UPDATE sends SET text = NULL WHERE user_id = ?",
                  (contact.user_id or f"local:{contact.id}",))
@@ -407,31 +427,29 @@ def newest_evidence_times(conn: Conn,
 
 def audit(conn: Conn, action: str, *, now: str, contact: Contact | None = None,
           draft_id: int | None = None, codes: Sequence[str] = (), **detail: Any) -> None:
+    """Append one audit entry, written for whoever is acting (dmtool.actor);
+    store/audit.py reads them."""
     conn.execute(
-        "INSERT INTO audit (at, action, user_id, handle, draft_id, codes, detail) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit (at, action, user_id, handle, draft_id, codes, detail, actor) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (now, action, contact.user_id if contact else None, contact.handle if contact else None,
          draft_id, " ".join(codes) or None,
-         json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None))
-
-
-def audit_log(conn: Conn, limit: int | None = None) -> list[dict[str, Any]]:
-    sql = "SELECT id, at, action, user_id, handle, draft_id, codes, detail FROM audit ORDER BY id DESC"
-    params: tuple[Any, ...] = ()
-    if limit is not None:
-        sql += " LIMIT ?"
-        params = (limit,)
-    out = []
-    for r in conn.execute(sql, params):
-        out.append({"id": r[0], "at": r[1], "action": r[2], "user_id": r[3],
-                    "handle": r[4], "draft_id": r[5], "codes": (r[6] or "").split(),
-                    "detail": json.loads(r[7]) if r[7] else {}})
-    return out
+         json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None,
+         actor.current()))
 
 
 def check_tag(tag: str) -> str:
+    """A tag as a person typed it: one line, at most 50 characters, no ';' or ','
+    (the separators of an export) and no control characters."""
+    import unicodedata
+
+    from dmtool.textnorm import cut, is_blank
+
     t = tag.strip()
-    if not t or any(ch in t for ch in ";,\t\n") or len(t) > 50:
-        raise InputError(f"not a valid tag: {tag!r}",
-                         hint="tags are short words without ';', ',' or whitespace breaks")
+    if (is_blank(t) or len(t) > 50 or any(
+            ch in ";," or (ch.isspace() and ch != " ") or unicodedata.category(ch) in ("Cc", "Cs")
+            for ch in t)):
+        raise InputError(f"not a valid tag: {cut(tag)}",
+                         hint="tags are short words without ';', ',', line breaks or control "
+                              "characters")
     return t

@@ -19,10 +19,13 @@ if TYPE_CHECKING:
     from dmtool.store.db import Store
 
 BATCH = 5000
-# Parents before children; messages before conversations, so that the
-# conversation rows arrive last and keep the values copied with them.
+# Parents before children (foreign keys are checked row by row on both
+# engines): contacts first, the hook queue after its messages; messages before
+# conversations, so that the conversation rows arrive last and keep the values
+# copied with them. Other tables go by name (archive_imports before
+# import_participants).
 FIRST = ("sync_state", "contacts")
-LAST = ("messages", "conversations")
+LAST = ("messages", "hook_queue", "conversations")
 
 Progress = Callable[[str, int, int], None]  # (table, rows copied, rows in all)
 

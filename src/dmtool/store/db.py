@@ -9,13 +9,22 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from dmtool.errors import Busy, ConfigError, DmtoolError
+from dmtool.errors import (
+    ConfigError,
+    DmtoolError,
+    StoreDamaged,
+    StoreError,
+    StoreReadOnly,
+    write_failed,
+)
 from dmtool.locks import file_lock
-from dmtool.store.migrations import MIGRATIONS, sqlite_text
+from dmtool.store import faults
+from dmtool.store.migrations import MIGRATIONS, SEARCH_INDEX, sqlite_text
 from dmtool.store.sql import Conn
 from dmtool.store.url import StoreLocation
 
@@ -29,10 +38,32 @@ def state_value(conn: Conn, key: str) -> str | None:
     return None if row is None else row[0]
 
 
-class SqliteConnection(sqlite3.Connection):
-    """sqlite3's connection, saying which engine it is."""
+class FileLocks:
+    """The SQLite store's named locks: one file each in `lock_dir`, which the
+    kernel frees when the holder dies (dmtool/locks.py). They can be taken
+    without opening the store (a restore replaces a damaged one)."""
 
-    engine = "sqlite"
+    def __init__(self, lock_dir: Path) -> None:
+        self.lock_dir = lock_dir
+        self._held: set[str] = set()
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float | None = None) -> Iterator[None]:
+        path = self.lock_dir / f"{name}.lock"
+        with contextlib.ExitStack() as held:
+            try:
+                self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                held.enter_context(file_lock(path, timeout=timeout))
+            except OSError as e:  # a folder it may not write: say so, as for the store
+                raise write_failed(path, e) from None
+            self._held.add(name)
+            try:
+                yield
+            finally:
+                self._held.discard(name)
+
+    def lock_held(self, name: str) -> bool:
+        return name in self._held
 
 
 class Store:
@@ -46,44 +77,41 @@ class Store:
     engine = "sqlite"
 
     def __init__(self, conn: Any, path: Path, *, lock_dir: Path | None = None,
-                 location: StoreLocation | None = None) -> None:
+                 location: StoreLocation | None = None, read_only: bool = False) -> None:
         self.conn: Conn = conn
         self.path = path
         self.location = location or StoreLocation("sqlite", path=path)
         self.lock_dir = lock_dir or path.parent
-        self._held: set[str] = set()
+        self.locks = FileLocks(self.lock_dir)
+        # Opened read-only (a read-only disk, folders of another user): reads
+        # work, commands that would only mark something read act as --peek.
+        # SQLite only: a PostgreSQL store is read-only when the server says so.
+        self.read_only = read_only
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[Conn]:
         """An IMMEDIATE transaction: takes the write lock up front, so two
-        writers queue on busy_timeout instead of failing on lock upgrade."""
+        writers queue on busy_timeout instead of failing on lock upgrade. On a
+        read-only store, a plain one: reads in it work, a write is StoreReadOnly."""
         if self.conn.in_transaction:  # nested: join the outer transaction
             yield self.conn
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
             self.conn.execute("COMMIT")
+        except BaseException:
+            _rollback(self.conn)
+            raise
 
-    @contextlib.contextmanager
-    def lock(self, name: str, timeout: float | None = None) -> Iterator[None]:
+    def lock(self, name: str, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         """Hold one of the store's named locks (a file beside the store: the
         kernel frees it when the process dies). Raises locks.LockTimeout."""
-        self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with file_lock(self.lock_dir / f"{name}.lock", timeout=timeout):
-            self._held.add(name)
-            try:
-                yield
-            finally:
-                self._held.discard(name)
+        return self.locks.lock(name, timeout)
 
     def lock_held(self, name: str) -> bool:
         """Whether this store still holds the lock (a file lock cannot be lost)."""
-        return name in self._held
+        return self.locks.lock_held(name)
 
     def execute(self, sql: str, params: tuple | dict = ()) -> Any:  # type: ignore[type-arg]
         return self.conn.execute(sql, params)
@@ -127,31 +155,40 @@ class Store:
 
     def backup(self, dest: Path) -> None:
         """A consistent copy of the store in `dest` (safe while others write)."""
-        old = os.umask(0o077)
-        try:
-            target = sqlite3.connect(dest)
-            with target:
-                self.conn.backup(target)  # type: ignore[attr-defined]
-            target.close()
-        except sqlite3.Error as e:
-            raise DmtoolError(f"backup failed: {e}") from None
-        finally:
-            os.umask(old)
+        from dmtool.store.backup import copy_store
+
+        copy_store(self, dest)
 
     def close(self) -> None:
         self.conn.close()
 
 
+def _rollback(conn: Conn) -> None:
+    """Undo the open transaction, if there still is one: SQLite has already
+    rolled back after some errors (a full disk), and a second ROLLBACK would
+    replace the real error with "cannot rollback - no transaction is active"."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error, DmtoolError):
+            conn.execute("ROLLBACK")
+
+
+def side_files(path: Path) -> tuple[Path, ...]:
+    """The files SQLite keeps beside the store; they belong to it."""
+    return tuple(Path(f"{path}{suffix}") for suffix in ("-wal", "-shm", "-journal"))
+
+
 def _private(path: Path) -> None:
     """Owner-only files: the store holds private conversations."""
-    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        with contextlib.suppress(FileNotFoundError):
+    for p in (path, *side_files(path)):
+        with contextlib.suppress(OSError):  # gone, or not ours to change
             os.chmod(p, 0o600)
 
 
-def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
+def migrate(conn: sqlite3.Connection, target: int | None = None,
+            progress: Callable[[str], None] | None = None) -> int:
     """Apply pending migrations, each in its own transaction. Safe when two
-    processes open a new store at once: the version is re-read under the lock."""
+    processes open a new store at once: the version is re-read under the lock.
+    `progress` hears about a migration that takes a while (see _Upgrade)."""
     target = len(MIGRATIONS) if target is None else target
     while True:
         conn.execute("BEGIN IMMEDIATE")
@@ -165,20 +202,62 @@ def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
             if version >= target:
                 conn.execute("COMMIT")
                 return version
-            for stmt in split_statements(sqlite_text(MIGRATIONS[version])):
-                conn.execute(stmt)
+            script = sqlite_text(MIGRATIONS[version])
+            what = "upgrading the store"
+            if SEARCH_INDEX in script:
+                from dmtool.store.search import fts_trigram_available
+
+                if fts_trigram_available():
+                    what = "upgrading the store: building the search index"
+                else:  # this SQLite lacks FTS5 or its trigram tokenizer: search scans instead
+                    script = script.replace(SEARCH_INDEX, "")
+            with _Upgrade(conn, f"{what} (schema {version + 1}, once)", progress):
+                for stmt in split_statements(script):
+                    conn.execute(stmt)
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
 
-def missing_schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    """Tables and indexes the migrations create that this store lacks."""
+class _Upgrade:
+    """Says, once a migration has run for a second, that it is still working
+    (a million messages take a while to index), then how long it took."""
+
+    EVERY = 200_000  # SQLite VM steps between looks at the clock
+
+    def __init__(self, conn: sqlite3.Connection, what: str,
+                 progress: Callable[[str], None] | None) -> None:
+        self.conn, self.what, self.progress = conn, what, progress
+        self.start = self.shown = 0.0
+
+    def __enter__(self) -> None:
+        if self.progress is not None:
+            self.start = time.monotonic()
+            self.conn.set_progress_handler(self._tick, self.EVERY)
+
+    def _tick(self) -> int:
+        now = time.monotonic()
+        if now - self.start >= 1.0 and now - self.shown >= 1.0 and self.progress is not None:
+            self.shown = now
+            self.progress(f"{self.what}: {now - self.start:.0f} s")
+        return 0  # go on
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is None:
+            return
+        self.conn.set_progress_handler(None, 0)
+        if self.shown:
+            self.progress(f"{self.what}: done in {time.monotonic() - self.start:.0f} s\n")
+
+
+def missing_schema(conn: sqlite3.Connection, version: int | None = None) -> list[tuple[str, str]]:
+    """Tables and indexes the migrations (up to `version`, else all) create
+    that this store lacks."""
     fresh = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        migrate(fresh)
+        migrate(fresh, version)
         want = set(fresh.execute("SELECT type, name FROM sqlite_master WHERE type IN "
                                  "('table', 'index') AND name NOT LIKE 'sqlite_%'"))
     finally:
@@ -187,11 +266,25 @@ def missing_schema(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     return sorted(want - have)
 
 
-def problems_of(conn: sqlite3.Connection) -> list[str]:
-    """Everything `db check` reports: integrity, foreign keys, missing schema."""
-    problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
-    problems += [f"foreign key: {tuple(r)}" for r in conn.execute("PRAGMA foreign_key_check")]
-    problems += [f"missing {kind}: {name}" for kind, name in missing_schema(conn)]
+def problems_of(conn: sqlite3.Connection, version: int | None = None) -> list[str]:
+    """Everything `db check` reports: integrity, foreign keys, missing schema
+    (of the schema `version`, else the current one). A store too damaged for a
+    check to run gets that as its problem instead of an error."""
+    problems: list[str] = []
+    checks: list[tuple[str, Callable[[], list[str]]]] = [
+        ("integrity", lambda: [r[0] for r in conn.execute("PRAGMA integrity_check")
+                               if r[0] != "ok"]),
+        ("foreign keys", lambda: [f"foreign key: {tuple(r)}"
+                                  for r in conn.execute("PRAGMA foreign_key_check")]),
+        ("schema", lambda: [f"missing {kind}: {name}"
+                            for kind, name in missing_schema(conn, version)]),
+    ]
+    for what, check in checks:
+        try:
+            problems += check()
+        except (StoreDamaged, sqlite3.DatabaseError) as e:
+            cause = e.__cause__ or e
+            problems.append(f"the {what} check cannot read the store: {cause}")
     return problems
 
 
@@ -212,18 +305,32 @@ def split_statements(script: str) -> list[str]:
 _statements = split_statements  # the name earlier code used
 
 
-def store_error(e: BaseException) -> DmtoolError | None:
-    """A SQLite error that escaped a command, as the error a person can act on."""
-    if isinstance(e, sqlite3.OperationalError):
-        if "locked" in str(e):
-            return Busy("the store is busy in another dmtool process", hint="try again in a moment")
-        return DmtoolError(f"store error: {e}", hint="run `dmtool db check`")
-    return None
+def _writable(path: Path) -> bool:
+    """Can this process write the store (and create its side files)? os.access
+    also answers for a read-only filesystem, even for root."""
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    return all(os.access(p, os.W_OK) for p in (path, *side_files(path)) if p.exists())
+
+
+def _connect(target: str | Path, path: Path, *, uri: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False, uri=uri, factory=faults.Connection)
+    conn.dmtool_path = path  # type: ignore[attr-defined]
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
 
 
 def open_store(where: Path | str | StoreLocation, *, migrate_to: int | None = None,
-               lock_dir: Path | None = None, readonly: bool = False) -> Store:
-    """Open (and bring up to date) the store at a path, a URL or a location."""
+               lock_dir: Path | None = None, readonly: bool = False,
+               progress: Callable[[str], None] | None = None) -> Store:
+    """Open (create, upgrade) the store at a path, a URL or a location. Where a
+    SQLite store cannot be written, it is opened read-only, as it is: reads
+    work, a write raises StoreReadOnly. `readonly` opens a PostgreSQL store in
+    read-only transactions (TAB completion) without migrating it."""
     if isinstance(where, str):
         from dmtool.store.url import parse
 
@@ -236,23 +343,76 @@ def open_store(where: Path | str | StoreLocation, *, migrate_to: int | None = No
         assert where.path is not None
         where = where.path
     path = where
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as e:
+        raise write_failed(path.parent, e) from None
+    if not _writable(path):
+        return _open_read_only(path, lock_dir)
     old_umask = os.umask(0o077)
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False, factory=SqliteConnection)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA foreign_keys = ON")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        migrate(conn, migrate_to)
-    except sqlite3.DatabaseError as e:
+        with faults.translated(path):
+            conn = _connect(path, path)
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                migrate(conn, migrate_to, progress)
+            except BaseException:
+                conn.close()
+                raise
+    except sqlite3.DatabaseError as e:  # nothing SQLite said that store/faults knows
         raise DmtoolError(f"cannot open the store {path}: {e}",
-                          hint="the file may be damaged: restore a copy made with `dmtool db backup`, "
-                               "or move it aside to start a new store") from None
+                          hint="run `dmtool db check`") from None
     finally:
         os.umask(old_umask)
     _private(path)
     return Store(conn, path, lock_dir=lock_dir)
+
+
+def _first_readable(targets: list[str], path: Path) -> tuple[sqlite3.Connection, int]:
+    """The first of these URIs that reads, and the schema version it reads."""
+    with faults.translated(path):
+        for target in targets:
+            conn = _connect(target, path, uri=True)
+            try:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn, version
+            except StoreError as e:  # read-only, can't open: try the next way
+                conn.close()
+                if isinstance(e, StoreDamaged):
+                    raise
+    raise StoreReadOnly(f"cannot read the store {path}: it was not closed cleanly, and dmtool "
+                        f"cannot write to {path.parent} to finish that",
+                        hint="open it once where it can be written")
+
+
+def _open_read_only(path: Path, lock_dir: Path | None = None) -> Store:
+    """The store where this process may not write. SQLite reads a WAL store
+    read-only only while its -wal and -shm files exist; after a clean close they
+    are gone and cannot be created here, so then the file (which then holds
+    every commit) is opened as immutable."""
+    if not path.exists():
+        raise StoreReadOnly(f"cannot write to {path.parent}: there is no store yet, and dmtool "
+                            "cannot create one there",
+                            hint="check that the folder is yours and not on a read-only disk")
+    base = path.resolve().as_uri() + "?mode=ro"
+    wal = Path(f"{path}-wal")
+    targets = [base]
+    if not (wal.exists() and wal.stat().st_size):  # else immutable would miss the WAL's commits
+        targets.append(base + "&immutable=1")
+    try:
+        conn, version = _first_readable(targets, path)
+    except sqlite3.DatabaseError as e:
+        raise DmtoolError(f"cannot open the store {path}: {e}", hint="run `dmtool db check`") from None
+    if version > len(MIGRATIONS):
+        conn.close()
+        raise ConfigError(f"the store was written by a newer dmtool (schema {version})",
+                          hint="upgrade dmtool")
+    if version < len(MIGRATIONS):
+        conn.close()
+        raise StoreReadOnly(f"cannot write to {path}: this version of dmtool must upgrade the "
+                            "store first, which needs write access",
+                            hint="run dmtool once where the store can be written")
+    return Store(conn, path, lock_dir=lock_dir, read_only=True)

@@ -171,8 +171,10 @@ class Template:
 
 
 def check_template_name(name: str) -> str:
-    if not _TEMPLATE_NAME.match(name):
-        raise InputError(f"not a valid template name: {name!r}",
+    if not _TEMPLATE_NAME.fullmatch(name):
+        from dmtool.textnorm import cut
+
+        raise InputError(f"not a valid template name: {cut(name)}",
                          hint="use letters, digits, '.', '_' or '-' (at most 64 characters)")
     return name
 
@@ -186,7 +188,9 @@ def find_template(conn: Conn, name: str) -> Template | None:
 def get_template(conn: Conn, name: str) -> Template:
     t = find_template(conn, name)
     if t is None:
-        raise NotFound(f"no template {name!r}", hint="see `dmtool templates list`")
+        from dmtool.textnorm import cut
+
+        raise NotFound(f"no template {cut(name)}", hint="see `dmtool templates list`")
     return t
 
 

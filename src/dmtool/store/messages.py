@@ -20,15 +20,17 @@ def ensure_conversation(conn: Conn, conversation_id: str, contact_id: int) -> No
 
 def add_message(conn: Conn, *, event_id: str | None, conversation_id: str | None,
                 contact_id: int, direction: str, text: str, at: str, source: str, now: str,
-                first_contact: bool = False) -> bool:
+                first_contact: bool = False, import_id: int | None = None) -> bool:
     """Store one DM once (keyed by X's event id). Returns True when it is new.
+    `import_id`: the archive import that adds it (store/imports.py).
 
-    A new inbound message reopens a conversation marked done; last_at follows
-    the newest message either way."""
+    A new inbound message reopens a conversation marked done and ends a snooze;
+    last_at follows the newest message either way."""
     cur = conn.execute(
         "INSERT OR IGNORE INTO messages (event_id, conversation_id, contact_id, direction, text, at, "
-        "source, first_contact, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (event_id, conversation_id, contact_id, direction, text, at, source, int(first_contact), now))
+        "source, first_contact, recorded_at, import_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (event_id, conversation_id, contact_id, direction, text, at, source, int(first_contact), now,
+         import_id))
     if cur.rowcount == 0:
         return False
     if conversation_id:
@@ -40,22 +42,37 @@ def add_message(conn: Conn, *, event_id: str | None, conversation_id: str | None
             "UPDATE conversations SET last_at = max(COALESCE(last_at, ''), ?), "
             "state = CASE WHEN ? THEN 'open' ELSE state END WHERE id = ?",
             (at, reopen, conversation_id))
+        if reopen:
+            # They wrote again: a snooze ends (not for a message sent before it).
+            conn.execute("UPDATE conversations SET snoozed_until = NULL, snoozed_at = NULL "
+                         "WHERE contact_id = ? AND snoozed_until IS NOT NULL AND snoozed_at <= ?",
+                         (contact_id, at))
     return True
 
 
 def add_post(conn: Conn, *, post_id: str, kind: str, author_id: str | None,
              text: str | None, at: str | None, in_reply_to_user_id: str | None,
-             replied_to_id: str | None, conversation_id: str | None) -> bool:
+             replied_to_id: str | None, conversation_id: str | None,
+             import_id: int | None = None) -> bool:
     cur = conn.execute(
         "INSERT OR IGNORE INTO posts (id, kind, author_id, text, at, in_reply_to_user_id, "
-        "replied_to_id, conversation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (post_id, kind, author_id, text, at, in_reply_to_user_id, replied_to_id, conversation_id))
+        "replied_to_id, conversation_id, import_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (post_id, kind, author_id, text, at, in_reply_to_user_id, replied_to_id, conversation_id,
+         import_id))
     return cur.rowcount > 0
 
 
 def conversation_of(conn: Conn, contact_id: int) -> Row | None:
     return conn.execute("SELECT * FROM conversations WHERE contact_id = ? ORDER BY last_at DESC "
                         "LIMIT 1", (contact_id,)).fetchone()
+
+
+def last_human_message(conn: Conn, contact_id: int) -> Row | None:
+    """The contact's newest message that is not an automatic acknowledgement
+    (the inbox's rule for who spoke last): direction, at, text; None if none."""
+    return conn.execute(
+        "SELECT direction, at, text FROM messages WHERE contact_id = ? AND source != 'autoack' "
+        "ORDER BY at DESC, id DESC LIMIT 1", (contact_id,)).fetchone()
 
 
 def public_exchanges(conn: Conn, user_ids: Iterable[str]) -> list[Row]:
@@ -99,12 +116,15 @@ def mark_own_send(conn: Conn, event_id: str, *, source: str,
 
 
 def settle_old_archive_conversations(conn: Conn, *, before: str,
-                                     skip: set[str]) -> int:
+                                     skip: set[str], keep_waiting: bool = False) -> int:
     """Mark done the conversations an archive import just brought in (not those in
     `skip`, which existed before) that have been quiet since `before`: old
-    history, not something to answer. State you set yourself is left alone."""
-    rows = conn.execute("SELECT id FROM conversations WHERE state = 'open' AND last_at < ?",
-                        (before,)).fetchall()
+    history, not something to answer. State you set yourself is left alone.
+    With `keep_waiting`, those whose last message (autoacks aside) is theirs
+    stay open: `import archive --open`."""
+    waiting = " AND human_direction IS NOT 'in'" if keep_waiting else ""
+    rows = conn.execute("SELECT id FROM conversations WHERE state = 'open' AND last_at < ?"
+                        + waiting, (before,)).fetchall()
     ids = [r[0] for r in rows if r[0] not in skip]
     for cid in ids:
         conn.execute("UPDATE conversations SET state = 'done' WHERE id = ?", (cid,))

@@ -115,6 +115,64 @@ UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direct
 """
 
 
+# Full-text search (`dmtool search`): FTS5 indexes with the trigram tokenizer
+# over message text, notes, and contacts' handles and names. Trigrams match any
+# substring of 3 characters or more, so Japanese (no spaces between words) is
+# searchable; shorter queries scan the tables (store/search.py). The indexes
+# are external-content (no second copy of the text), keep no positions
+# (detail=none: searched with LIKE, which the trigram index answers, at a
+# third of the size of positions) and are kept current by triggers. Part of
+# migration 7 on SQLite (PostgreSQL scans), left out where this SQLite lacks FTS5 or its trigram tokenizer
+# (search scans then): db.migrate.
+SEARCH_INDEX = """
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        text, content='messages', content_rowid='id', tokenize='trigram', detail=none,
+        columnsize=0);
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, text) VALUES (NEW.id, NEW.text);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+        INSERT INTO messages_fts (rowid, text) VALUES (NEW.id, NEW.text);
+    END;
+
+    CREATE VIRTUAL TABLE notes_fts USING fts5(
+        text, content='notes', content_rowid='id', tokenize='trigram', detail=none,
+        columnsize=0);
+    CREATE TRIGGER notes_fts_insert AFTER INSERT ON notes BEGIN
+        INSERT INTO notes_fts (rowid, text) VALUES (NEW.id, NEW.text);
+    END;
+    CREATE TRIGGER notes_fts_delete AFTER DELETE ON notes BEGIN
+        INSERT INTO notes_fts (notes_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+    END;
+    CREATE TRIGGER notes_fts_update AFTER UPDATE OF text ON notes BEGIN
+        INSERT INTO notes_fts (notes_fts, rowid, text) VALUES ('delete', OLD.id, OLD.text);
+        INSERT INTO notes_fts (rowid, text) VALUES (NEW.id, NEW.text);
+    END;
+
+    CREATE VIRTUAL TABLE contacts_fts USING fts5(
+        handle, name, content='contacts', content_rowid='id', tokenize='trigram',
+        detail=none, columnsize=0);
+    CREATE TRIGGER contacts_fts_insert AFTER INSERT ON contacts BEGIN
+        INSERT INTO contacts_fts (rowid, handle, name) VALUES (NEW.id, NEW.handle, NEW.name);
+    END;
+    CREATE TRIGGER contacts_fts_delete AFTER DELETE ON contacts BEGIN
+        INSERT INTO contacts_fts (contacts_fts, rowid, handle, name)
+            VALUES ('delete', OLD.id, OLD.handle, OLD.name);
+    END;
+    CREATE TRIGGER contacts_fts_update AFTER UPDATE OF handle, name ON contacts BEGIN
+        INSERT INTO contacts_fts (contacts_fts, rowid, handle, name)
+            VALUES ('delete', OLD.id, OLD.handle, OLD.name);
+        INSERT INTO contacts_fts (rowid, handle, name) VALUES (NEW.id, NEW.handle, NEW.name);
+    END;
+
+    INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+    INSERT INTO notes_fts (notes_fts) VALUES ('rebuild');
+    INSERT INTO contacts_fts (contacts_fts) VALUES ('rebuild');
+"""
 
 MIGRATIONS: list[str | Migration] = [
     # 1: contacts and what we know about consent.
@@ -405,7 +463,86 @@ MIGRATIONS: list[str | Migration] = [
         SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
         WHERE contact_tails.contact_id = conversations.contact_id);
     """, postgres=_PG_READ_MODELS),
-    # 7: the store's own id, a UUID: `db migrate-to` tells a copy of this store
+    # 7: who did it, inbound hooks, search. Every audit entry names its actor
+    # (dmtool.actor; NULL for entries written before). hook_queue holds the new
+    # inbound DMs whose hooks.on_inbound has not run: queued by sync in the
+    # transaction that stores the message, deleted (claimed) just before the
+    # hook runs, so a hook runs at most once and one that a killed sync left
+    # behind runs at the next sync. Then the search index (SEARCH_INDEX).
+    # PostgreSQL gets the same column, index and table, and no search index:
+    # search scans there (store/search.py; pg_trgm is not everywhere).
+    Migration(sqlite="""
+    ALTER TABLE audit ADD COLUMN actor TEXT;
+
+    -- Newest messages first, for search: the newest matches of a common term
+    -- are among the newest messages (store/search.py).
+    CREATE INDEX messages_at ON messages (at);
+
+    CREATE TABLE hook_queue (
+        message_id  INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        hook        TEXT NOT NULL,          -- on_inbound
+        queued_at   TEXT NOT NULL
+    );
+    """ + SEARCH_INDEX, postgres="""
+    ALTER TABLE audit ADD COLUMN actor TEXT COLLATE "C";
+    CREATE INDEX messages_at ON messages (at);
+    CREATE TABLE hook_queue (
+        message_id  BIGINT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        hook        TEXT COLLATE "C" NOT NULL,
+        queued_at   TEXT COLLATE "C" NOT NULL
+    );
+    """),
+    # 8: the reason you give when you record an opt-out yourself (`contacts
+    # optout HANDLE --reason "asked by phone to stop"`), shown wherever the
+    # opt-out is shown; the suppression keeps it through `contacts forget`.
+    """
+    ALTER TABLE contacts ADD COLUMN opt_out_reason TEXT;
+    ALTER TABLE suppressions ADD COLUMN reason TEXT;
+    """,
+    # 9: an archive import stopped half way (killed, a full disk) must never let
+    # the gate say yes on a partial history: the STOP may be in the part not yet
+    # written. Before it writes any message an import records itself and every
+    # participant of the archive; until it completes, the gate refuses them
+    # (E_IMPORT_INCOMPLETE). Rows it adds carry its id, so that
+    # `import archive --discard-incomplete` can take them out again.
+    """
+    CREATE TABLE archive_imports (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: rows keep it
+        fingerprint  TEXT NOT NULL,     -- digest of the archive's content: a rerun continues it
+        archive      TEXT NOT NULL,     -- the path it was imported from, for the hint
+        account      TEXT NOT NULL,     -- @username of the archive
+        started_at   TEXT NOT NULL,
+        completed_at TEXT               -- NULL while incomplete
+    );
+    CREATE INDEX archive_imports_pending ON archive_imports (fingerprint) WHERE completed_at IS NULL;
+    CREATE TABLE import_participants (
+        user_id     TEXT NOT NULL,
+        import_id   INTEGER NOT NULL REFERENCES archive_imports(id) ON DELETE CASCADE,
+        PRIMARY KEY (user_id, import_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX import_participants_import ON import_participants (import_id);
+    ALTER TABLE messages ADD COLUMN import_id INTEGER;
+    ALTER TABLE posts ADD COLUMN import_id INTEGER;
+    ALTER TABLE contacts ADD COLUMN import_id INTEGER;
+    CREATE INDEX messages_import ON messages (import_id) WHERE import_id IS NOT NULL;
+    """,
+    # 10: snooze, and what the inbox's order and the digest's opt-out reviews
+    # read. A snoozed conversation is hidden from the inbox and the digest's
+    # waiting list until snoozed_until, or until they write after snoozed_at.
+    # The inbox orders conversations by their last message that is not an
+    # autoack (human_at), both skip the few snoozed ones, and the digest lists
+    # contacts in opt-out review: an index each, so that none reads more rows
+    # than it shows (and the waiting list stays on a covering index).
+    """
+    ALTER TABLE conversations ADD COLUMN snoozed_until TEXT;
+    ALTER TABLE conversations ADD COLUMN snoozed_at TEXT;
+    CREATE INDEX conversations_human ON conversations (state, human_at);
+    CREATE INDEX conversations_snoozed ON conversations (snoozed_until)
+        WHERE snoozed_until IS NOT NULL;
+    CREATE INDEX contacts_review ON contacts (optout_review_at)
+        WHERE optout_review_at IS NOT NULL;
+    """,
+    # 11: the store's own id, a UUID: `db migrate-to` tells a copy of this store
     # ("already migrated") from someone else's. New stores get it at creation.
     Migration(sqlite="""
     INSERT OR IGNORE INTO sync_state (key, value) VALUES ('store_id',
@@ -419,6 +556,24 @@ MIGRATIONS: list[str | Migration] = [
     """),
 ]
 
+# Migrations are found by what they hold, never by number (branches renumber).
+
+# The schema version that brings the search index, the actor column and hooks.
+SEARCH_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                        if SEARCH_INDEX in sqlite_text(m))
+
+# The migration above (tests refer to it by this name: the lead renumbers).
+OPT_OUT_REASON_MIGRATION = next(i for i, m in enumerate(MIGRATIONS)
+                                if "opt_out_reason" in sqlite_text(m))
+
+# The migration that records archive imports before they write (issue 11).
+IMPORT_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                        if "archive_imports" in sqlite_text(m))
+
+# The user_version after the snooze migration (tests upgrade to and from it).
+SNOOZE_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                        if "ADD COLUMN snoozed_until" in sqlite_text(m))
+
 # The version that gives a store its id (see above).
-STORE_ID_MIGRATION = next(i + 1 for i, m in enumerate(MIGRATIONS)
-                          if isinstance(m, Migration) and "'store_id'" in m.sqlite)
+STORE_ID_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                          if "'store_id'" in sqlite_text(m))

@@ -34,8 +34,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from dmtool.errors import Busy, ConfigError, DmtoolError, StoreUnavailable
+from dmtool.errors import ConfigError, DmtoolError, StoreUnavailable
 from dmtool.locks import LockTimeout
+from dmtool.store import pgfaults
 from dmtool.store.db import Store
 from dmtool.store.migrations import MIGRATIONS, Migration
 from dmtool.store.pgsql import translate
@@ -134,7 +135,13 @@ class PgCursor:
 
 def _adapt(value: Any) -> Any:
     # SQLite stores booleans as 0/1, and store/ passes them where an integer goes.
-    return int(value) if isinstance(value, bool) else value
+    if isinstance(value, bool):
+        return int(value)
+    # PostgreSQL text cannot hold NUL, which SQLite stores: a NUL from X (a DM, an
+    # archive) is kept as U+FFFD, as `db migrate-to` copies it, never a crash.
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
 
 
 class PgConnection:
@@ -199,10 +206,7 @@ class PgConnection:
         try:
             cur.execute(text, params)
         except Exception as e:
-            err = translate_error(e, self.location)
-            if err is e:  # a bug's error: as it is
-                raise
-            raise err from e
+            pgfaults.reraise(e, self.location)
         if returning:
             first = cur.fetchone() if cur.description else None
             return PgCursor(cur, None if first is None else int(first[0]))
@@ -219,10 +223,7 @@ class PgConnection:
         except DmtoolError:
             raise
         except Exception as e:
-            err = translate_error(e, self.location)
-            if err is e:  # a bug's error: as it is
-                raise
-            raise err from e
+            pgfaults.reraise(e, self.location)
         return PgCursor(cur)
 
     def close(self) -> None:
@@ -233,41 +234,13 @@ class PgConnection:
 # --- errors ------------------------------------------------------------------------
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return mask(text[0] if text else type(e).__name__)
-
-
-def translate_error(e: BaseException, location: StoreLocation) -> BaseException:
-    """A driver error as the dmtool error a person can act on; a programming
-    error (a bad query) stays what it is."""
-    psycopg2 = driver()
-    code = getattr(e, "pgcode", None) or ""
-    where = location.shown
-    if code in ("55P03", "40P01", "40001"):  # lock timeout, deadlock, serialization failure
-        return Busy("the store is busy in another dmtool process", hint="try again in a moment")
-    if code == "25006":
-        return ConfigError(f"the PostgreSQL store {where} is read-only (a standby?)",
-                           code="E_STORE_READONLY", hint="point store.url at the primary server")
-    if code == "42501":
-        return ConfigError(f"the PostgreSQL role may not do this in {where}: {_first_line(e)}",
-                           code="E_STORE_PRIVILEGE", hint="see docs/team.md for the grants")
-    if code.startswith("53"):
-        return StoreUnavailable(f"the PostgreSQL server is out of resources: {_first_line(e)}")
-    if isinstance(e, psycopg2.OperationalError | psycopg2.InterfaceError) or code.startswith("08"):
-        return StoreUnavailable(f"lost the connection to the PostgreSQL store {where}: "
-                                f"{_first_line(e)}", hint="check the server and the network, then "
-                                                          "run the command again")
-    return e
-
-
 def connect_error(e: BaseException, location: StoreLocation) -> DmtoolError:
     """One clear line for each way a connection fails. libpq's messages are
     stable English; the server's may be translated, so the fallback quotes it."""
     text = str(e).strip()
     low = text.lower()
     where = location.shown
-    line = _first_line(e)
+    line = pgfaults.first_line(e)
     if "password authentication failed" in low or "no password supplied" in low \
             or "authentication failed" in low:
         return ConfigError(f"PostgreSQL refused the password for {where}", code="E_STORE_AUTH",
@@ -372,6 +345,7 @@ class PgStore(Store):
                                    "(docs/team.md)")
         self.schema = str(schema)
         self._has_version = bool(has_version)
+        self._held: set[str] = set()
         self._sessions: dict[str, int] = {}  # lock name -> backend pid that took it
 
     def key(self, name: str) -> int:
@@ -388,10 +362,7 @@ class PgStore(Store):
         except Exception as e:
             with contextlib.suppress(Exception):
                 self.pg.raw.cursor().execute("ROLLBACK")
-            err = translate_error(e, self.location)
-            if err is e:  # a bug's error: as it is
-                raise
-            raise err from e
+            pgfaults.reraise(e, self.location)
         try:
             yield self.conn
         except BaseException:
@@ -402,10 +373,7 @@ class PgStore(Store):
             try:
                 cur.execute("COMMIT")
             except Exception as e:
-                err = translate_error(e, self.location)
-                if err is e:  # a bug's error: as it is
-                    raise
-                raise err from e
+                pgfaults.reraise(e, self.location)
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float | None = None) -> Iterator[None]:
@@ -503,10 +471,7 @@ class PgStore(Store):
             self.pg.raw.cursor().copy_expert(
                 f"COPY {table} ({', '.join(cols)}) FROM STDIN", buf, size=1 << 20)
         except Exception as e:
-            err = translate_error(e, self.location)
-            if err is e:  # a bug's error: as it is
-                raise
-            raise err from e
+            pgfaults.reraise(e, self.location)
 
     def bulk_end(self, tables: list[str]) -> None:
         for t in tables:
@@ -589,10 +554,7 @@ def _apply(conn: PgConnection, step: str | Migration) -> None:
             try:
                 cur.execute(step.postgres)
             except Exception as e:
-                err = translate_error(e, conn.location)
-                if err is e:  # a bug's error: as it is
-                    raise
-                raise err from e
+                pgfaults.reraise(e, conn.location)
         return
     from dmtool.store.db import split_statements
 

@@ -15,11 +15,12 @@ SQLite -> PostgreSQL:
   lower() folds ASCII only, as NOCASE does, and text sorts by code point
 - `rowid` -> `id` (every table dmtool reads rowid from has an `id` key)
 - `INDEXED BY name`, `NOT INDEXED` -> dropped (PostgreSQL plans alone)
-- `CROSS JOIN t ON ...` (SQLite's join-order hint) -> `JOIN t ON ...`
+- `CROSS JOIN t [x] [INDEXED BY i] ON ...` (SQLite's join-order hint) -> `JOIN t [x] ON ...`
 - `max(a, b)`, `min(a, b)` (scalar) -> `GREATEST(a, b)`, `LEAST(a, b)`
 - `group_concat(x, sep)` -> `string_agg((x)::text, sep)`
 - `char(n)`, `ifnull(a, b)`, `instr(a, b)` -> `chr(n)`, `COALESCE(a, b)`, `strpos(a, b)`
-- `x IS ?`, `x IS NOT ?` -> `x IS NOT DISTINCT FROM %s`, `x IS DISTINCT FROM %s`
+- `x IS ?`, `x IS NOT 'in'` -> `x IS NOT DISTINCT FROM %s`, `x IS DISTINCT FROM 'in'`
+  (a parameter, a literal or a column on the right)
 - `CASE WHEN ?` -> `CASE WHEN (%s)::int::boolean` (booleans are bound as 0/1)
 - `LIKE` -> `ILIKE` (SQLite's LIKE ignores ASCII case)
 - `FROM (SELECT ...)` without a name -> `... AS _sN` (PostgreSQL < 16 needs one)
@@ -266,9 +267,11 @@ class _Rewriter:
                 t.text = ""
                 nxt.text = ""
             elif low == "cross" and nxt is not None and nxt.low == "join":
-                # CROSS JOIN t [AS] [x] ON ...: SQLite's planner hint for an inner join
+                # CROSS JOIN t [AS] [x] [INDEXED BY i] ON ...: SQLite's planner hint for
+                # an inner join. A real cross join has no ON: it stays.
                 j = k + 2
-                while j < len(sig) and j <= k + 5 and self.toks[sig[j]].low != "on":
+                while j < len(sig) and j <= k + 8 and self.toks[sig[j]].low != "on" and (
+                        self.toks[sig[j]].kind in ("word", "qid") or self.toks[sig[j]].text == "."):
                     j += 1
                 if j < len(sig) and self.toks[sig[j]].low == "on":
                     t.text = ""
@@ -280,8 +283,9 @@ class _Rewriter:
                 if nxt.low == "not" and k + 2 < len(sig):
                     target = self.toks[sig[k + 2]]
                     negate = True
-                if target.kind == "param" or (target.kind == "word" and target.low not in (
-                        "null", "true", "false", "distinct", "not", "unknown")):
+                if target.kind in ("param", "str", "num") or (target.kind == "word" and target.low
+                                                               not in ("null", "true", "false",
+                                                                       "distinct", "not", "unknown")):
                     t.text = "IS DISTINCT FROM" if negate else "IS NOT DISTINCT FROM"
                     if negate:
                         nxt.text = ""

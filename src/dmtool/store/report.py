@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from dmtool.store.conversations import STATE_SQL
 from dmtool.store.sql import Conn, Row
 
 _CHUNK = 500  # ids per IN (...): well under SQLite's variable limit
@@ -47,8 +48,9 @@ def last_human_direction_before(conn: Conn, contact_ids: Sequence[int],
 
 
 def open_contact_ids(conn: Conn, contact_ids: Sequence[int]) -> set[int]:
-    """Those of these contacts with an open conversation who have not opted
-    out: the ones the inbox says are waiting when they wrote last."""
+    """Those of these contacts with an open conversation whose state is open
+    (not opted out, in opt-out review, blocked or closed to DMs): the ones the
+    inbox says are waiting when they wrote last."""
     found: set[int] = set()
     for start in range(0, len(contact_ids), _CHUNK):
         chunk = list(contact_ids[start:start + _CHUNK])
@@ -60,18 +62,18 @@ def open_contact_ids(conn: Conn, contact_ids: Sequence[int]) -> set[int]:
             f"""SELECT DISTINCT cv.contact_id FROM conversations cv INDEXED BY conversations_contact
                 JOIN contacts c ON c.id = cv.contact_id
                 WHERE cv.contact_id IN ({marks}) AND cv.state = 'open'
-                  AND c.opted_out_at IS NULL""", chunk))
+                  AND ({STATE_SQL}) = 'open'""", chunk))
     return found
 
 
 def open_conversation_tails(conn: Conn) -> list[Row]:
-    """One row per contact with an open conversation who has not opted out:
+    """One row per contact with an open conversation whose state is open:
     last_direction and last_at of the last message (autoacks aside), and
     wait_at, when they wrote last, the first of their messages since your last
     reply (when they started waiting). The conversation rows keep the contact's
     last message apart from autoacks (human_*, migration 6)."""
     return conn.execute(
-        """
+        f"""
         SELECT t.contact_id, t.human_direction AS last_direction, t.human_at AS last_at,
           CASE WHEN t.human_direction = 'in' THEN (
             SELECT min(i.at) FROM messages i WHERE i.contact_id = t.contact_id
@@ -83,7 +85,7 @@ def open_conversation_tails(conn: Conn) -> list[Row]:
         FROM (SELECT DISTINCT contact_id, human_direction, human_at FROM conversations
               WHERE state = 'open' AND human_id IS NOT NULL) t
         JOIN contacts c ON c.id = t.contact_id
-        WHERE c.opted_out_at IS NULL
+        WHERE ({STATE_SQL}) = 'open'
         """).fetchall()
 
 

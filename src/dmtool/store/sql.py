@@ -9,6 +9,7 @@ answers.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 Params = Sequence[Any] | Mapping[str, Any]
@@ -42,3 +43,10 @@ class Conn(Protocol):
     def execute(self, sql: str, parameters: Params = ..., /) -> Any: ...
     def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any: ...
     def close(self) -> None: ...
+
+
+class Locks(Protocol):
+    """The store's named locks ("send", "sync", "digest"): Store.lock, or
+    store.db.FileLocks where the SQLite store itself cannot be opened."""
+
+    def lock(self, name: str, timeout: float | None = None) -> AbstractContextManager[None]: ...

@@ -29,7 +29,9 @@ from dmtool.errors import (
     RateLimited,
     Unavailable,
 )
+from dmtool.x import observe
 from dmtool.x.errors import SendOutcomeUnknown
+from dmtool.x.observe import RequestObserver
 from dmtool.x.types import DMEvent, DMPage, Post, PostPage, SentDM, XClient, XUser
 
 if TYPE_CHECKING:
@@ -75,30 +77,50 @@ def _session_class() -> Any:
     import requests
 
     class CountingSession(requests.Session):
-        """tweepy's session, plus a default timeout, a request counter and a safe debug log.
+        """tweepy's session, plus a default timeout, a request counter and an
+        observer per request (x/observe.py: -v logs each one, without secrets).
 
         trust_env stays on: HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE work.
         """
 
-        def __init__(self, on_request: Callable[[], None], timeout: Any) -> None:
+        def __init__(self, on_request: Callable[[], None], timeout: Any,
+                     observers: list[RequestObserver]) -> None:
             super().__init__()
             self._on_request = on_request
             self._timeout = timeout
+            self._observers = observers
+            self.family: str | None = None  # set by TweepyClient._call for each call
 
         def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
             if kwargs.get("timeout") is None:
                 kwargs["timeout"] = self._timeout
             self._on_request()
-            verb = method.decode() if isinstance(method, bytes) else method
-            # Only the path: headers and bodies carry tokens, queries are noise.
-            path = urlsplit(url.decode() if isinstance(url, bytes) else url).path
+            started = time.perf_counter()
             try:
                 response = super().request(method, url, *args, **kwargs)
             except requests.RequestException as exc:
-                log.debug("X %s %s -> %s", verb, path, type(exc).__name__)
+                self._observe(method, url, kwargs.get("params"), None, type(exc).__name__,
+                              started)
                 raise
-            log.debug("X %s %s -> %d", verb, path, response.status_code)
+            self._observe(method, url, kwargs.get("params"), response, None, started)
             return response
+
+        def _observe(self, method: Any, url: Any, params: Any, response: Any,
+                     error: str | None, started: float) -> None:
+            if not observe.wanted(self._observers):
+                return
+            parts = urlsplit(url.decode() if isinstance(url, bytes) else url)
+            record = observe.RequestRecord(
+                method=method.decode() if isinstance(method, bytes) else str(method),
+                path=parts.path, family=self.family,
+                page_size=observe.page_size(params, parts.query),
+                results=observe.result_count(response) if response is not None and response.ok
+                else None,  # an error's problem body holds no results
+                status=response.status_code if response is not None else None, error=error,
+                seconds=time.perf_counter() - started)
+            observe.log_request(record)
+            for watch in self._observers:
+                watch(record)
 
     return CountingSession
 
@@ -179,6 +201,7 @@ class TweepyClient:
     ) -> None:
         quiet_secret_loggers()
         self.requests_made = 0
+        self._observers: list[RequestObserver] = []
         self._creds = credentials
         self._adapter = adapter
         self._retry_backoff = retry_backoff
@@ -197,6 +220,10 @@ class TweepyClient:
     def _count(self) -> None:
         self.requests_made += 1
 
+    def observe(self, observer: RequestObserver) -> None:
+        """Call `observer` with a RequestRecord after every HTTP request to X."""
+        self._observers.append(observer)
+
     def _build(self) -> Any:
         import tweepy
 
@@ -214,7 +241,7 @@ class TweepyClient:
                 raise AuthError("no X access token", hint="run dmtool auth login")
             client = tweepy.Client(bearer_token=creds.access_token, wait_on_rate_limit=False)
         client.session.close()
-        session = _session_class()(self._count, self._timeout)
+        session = _session_class()(self._count, self._timeout, self._observers)
         if self._adapter is not None:
             for prefix in X_HOSTS:
                 session.mount(prefix, self._adapter)
@@ -265,6 +292,7 @@ class TweepyClient:
         while True:
             attempt += 1
             self._ensure_fresh(family)
+            self._client.session.family = family
             try:
                 return fn(self._client)
             except tweepy.TooManyRequests as exc:
@@ -467,9 +495,10 @@ class TweepyClient:
             lambda c: c.get_user(username=name, user_fields=USER_FIELDS, user_auth=self._user_auth),
         )
         if response.data is None:
-            # X answers a missing (or suspended) user with 200 and only `errors`.
-            detail = _detail({"errors": response.errors}, "")
-            raise NotFound(f"no X user @{name}", hint=detail or None)
+            # X answers a missing (or suspended) user with 200 and only `errors`;
+            # its wording only repeats the message, so it goes to -v, not to the user.
+            log.debug("X user @%s: %s", name, _detail({"errors": response.errors}, "no data"))
+            raise NotFound(f"no X user @{name}")
         data = response.data.data
         return XUser(str(data["id"]), data["username"], data.get("name"))
 
@@ -598,6 +627,6 @@ def open_client(
             SANDBOX_CREDENTIALS, adapter=SandboxAdapter(sandbox_state), retry_backoff=retry_backoff
         )
     if credentials is None:
-        raise AuthError("no credentials: run dmtool auth login", hint="run dmtool auth login")
+        raise AuthError("no X credentials for this profile", hint="run `dmtool auth login`")
     return TweepyClient(credentials, retry_backoff=retry_backoff, save_credentials=save_credentials,
                         credentials_path=credentials_path)

@@ -14,6 +14,7 @@ PROBLEMS = "https://api.twitter.com/2/problems/"
 REASONS = {
     200: "OK",
     201: "Created",
+    302: "Found",
     400: "Bad Request",
     401: "Unauthorized",
     402: "Payment Required",

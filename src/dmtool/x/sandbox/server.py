@@ -7,8 +7,9 @@ import json
 import re
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote
 
+from dmtool.x.sandbox import oauth
 from dmtool.x.sandbox.params import (
     DM_EVENT_FIELDS,
     DM_EVENT_TYPES,
@@ -89,11 +90,17 @@ class Server:
     def handle(
         self, method: str, path: str, query: dict[str, str], body: bytes, authorization: str | None
     ) -> Reply:
-        if method == "POST" and path == "/2/oauth2/token":
+        if method == "GET" and path == oauth.AUTHORIZE_PATH:
+            return oauth.authorize(self.state, query, self.now)
+        if method == "POST" and path == oauth.TOKEN_PATH:
             fault = self._take_fault(method, path, token_endpoint=True)
-            return fault_reply(fault, self.now) if fault else self._token(body)
+            return fault_reply(fault, self.now) if fault else oauth.token(
+                self.state, body, authorization, self.now)
         if not authorization:
             return problem(401, "Unauthorized", "Unauthorized")
+        refused = oauth.check_bearer(self.state, authorization, self.now)
+        if refused is not None:
+            return refused
         route = self._route(method, path)
         fault = self._take_fault(method, path, token_endpoint=False)
         if fault is not None:
@@ -440,28 +447,3 @@ class Server:
             if p["author_id"] == user_id and not ("replies" in exclude and p.get("in_reply_to_user_id"))
         ]
         return self._post_page(query, posts, TWEETS_CAP, frozenset({"exclude"}))
-
-    # OAuth 2.0 token endpoint (refresh only), so the client's refresh path runs offline
-
-    def _token(self, body: bytes) -> Reply:
-        form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        if form.get("grant_type") != "refresh_token" or not form.get("refresh_token"):
-            return Reply(
-                400,
-                {
-                    "error": "invalid_request",
-                    "error_description": "Value passed for the token was invalid.",
-                },
-            )
-        self.state["tokens_issued"] += 1
-        n = self.state["tokens_issued"]
-        return Reply(
-            200,
-            {
-                "token_type": "bearer",
-                "expires_in": 7200,
-                "access_token": f"sandbox-access-{n}",
-                "scope": "dm.read dm.write tweet.read users.read offline.access",
-                "refresh_token": f"sandbox-refresh-{n}",
-            },
-        )

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dmtool.errors import DmtoolError
+
 State = dict[str, Any]
 
 TWITTER_EPOCH_MS = 1288834974657  # snowflake epoch, so ids look like X's
@@ -93,16 +95,89 @@ def empty_state() -> State:
 
 
 def read_state(path: Path) -> State:
+    """The world in the file (an empty one when there is none). A file that is
+    not a world dmtool wrote is SandboxDamaged, naming the file and the fault."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return empty_state()
+    except UnicodeDecodeError:
+        raise SandboxDamaged(path, "it is not UTF-8 text") from None
     if not text.strip():
         return empty_state()
-    state = json.loads(text)
+    try:
+        state = json.loads(text)
+    except ValueError as e:  # JSONDecodeError, or a number too long to read
+        raise SandboxDamaged(path, f"it is not JSON ({e})") from None
+    if not isinstance(state, dict):
+        raise SandboxDamaged(path, f"it holds a JSON {type(state).__name__}, not a world")
     for key, value in empty_state().items():
         state.setdefault(key, value)
+    problem = _fault(state)
+    if problem:
+        raise SandboxDamaged(path, problem)
     return state
+
+
+class SandboxDamaged(DmtoolError):
+    """The sandbox's state file cannot be read as a world (exit 1)."""
+
+    code = "E_SANDBOX_DAMAGED"
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(f"the sandbox file {path} is damaged: {what}",
+                         hint="move it aside: the next command starts an empty sandbox world "
+                              "(`dmtool demo` rebuilds the demo's)")
+
+
+# What each part of a world must be: the types empty_state() starts with, and
+# the fields every endpoint reads from users, DM events and posts.
+_EVENT_FIELDS = ("id", "event_type", "created_at")
+_MESSAGE_FIELDS = ("text", "sender_id", "dm_conversation_id")  # a MessageCreate's too
+_POST_FIELDS = ("id", "text", "author_id", "created_at")
+_USER_FIELDS = ("id", "username")
+
+
+def _fault(state: State) -> str | None:
+    """The first thing in `state` that is not as dmtool writes it, or None."""
+    for key, default in empty_state().items():
+        value = state[key]
+        if default is None:
+            if value is not None and not isinstance(value, str):
+                return f"{key!r} is {type(value).__name__}, not text"
+        elif isinstance(value, bool) != isinstance(default, bool) or \
+                not isinstance(value, type(default)):
+            return f"{key!r} is {type(value).__name__}, not {type(default).__name__}"
+    for uid, user in state["users"].items():
+        bad = _missing(user, _USER_FIELDS)
+        if bad:
+            return f"user {uid!r} {bad}"
+    for what, fields in (("dm_events", _EVENT_FIELDS), ("posts", _POST_FIELDS)):
+        for n, item in enumerate(state[what]):
+            bad = _missing(item, fields)
+            if bad is None and not NUMERIC_RE.match(item["id"]):
+                bad = f"has the id {item['id']!r}, not a number"
+            if bad is None:
+                try:
+                    parse_time(item["created_at"])
+                except ValueError:
+                    bad = f"has the time {item['created_at']!r}"
+            if bad is None and what == "dm_events" and item["event_type"] == "MessageCreate":
+                bad = _missing(item, _MESSAGE_FIELDS)
+            if bad:
+                return f"{what}[{n}] {bad}"
+    if state["me"] is not None and state["me"] not in state["users"]:
+        return f"the account {state['me']!r} is not among the users"
+    return None
+
+
+def _missing(item: Any, fields: tuple[str, ...]) -> str | None:
+    if not isinstance(item, dict):
+        return f"is a {type(item).__name__}, not an object"
+    for f in fields:
+        if not isinstance(item.get(f), str):
+            return f"has no {f!r}" if f not in item else f"has a {f!r} that is not text"
+    return None
 
 
 def write_state(path: Path, state: State) -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from dmtool.x.sandbox import oauth
 from dmtool.x.sandbox.state import (
     NUMERIC_RE,
     USERNAME_RE,
@@ -287,6 +288,39 @@ class SandboxWorld:
             state["faults"] = []
             state["send_timeouts"] = 0
             state["send_hangs"] = []
+
+    # OAuth 2.0 (the authorize page and the token endpoint)
+
+    def register_app(self, client_id: str, redirect_uris: tuple[str, ...] | list[str] = (
+            "http://127.0.0.1:8765/callback",), client_secret: str | None = None) -> None:
+        """An X app: its client id, its exact callback addresses, and a secret if
+        it is a confidential client (then the token endpoint wants HTTP Basic)."""
+        with self.transaction() as state:
+            oauth.oauth_state(state)["apps"][client_id] = {
+                "redirect_uris": list(redirect_uris), "client_secret": client_secret}
+
+    def set_oauth_decision(self, decision: str) -> None:
+        """What the user answers on the authorize page: "approve" or "deny"."""
+        if decision not in ("approve", "deny"):
+            raise ValueError("the decision is approve or deny")
+        with self.transaction() as state:
+            oauth.oauth_state(state)["decision"] = decision
+
+    def issue_tokens(self, client_id: str, scope: str = " ".join(oauth.DEFAULT_SCOPES)) -> dict[str, Any]:
+        """A token pair as a finished login gets it (the app is registered as a
+        public client if it is not yet): for tests that start logged in."""
+        with self.transaction() as state:
+            apps = oauth.oauth_state(state)["apps"]
+            apps.setdefault(client_id, {"redirect_uris": [], "client_secret": None})
+            return oauth.issue(state, client_id, scope, world_now(state))
+
+    def oauth(self) -> dict[str, Any]:
+        """The OAuth side: apps, codes, live and spent tokens, and grants served per type."""
+        state = self.snapshot()
+        return oauth.oauth_state(state)
+
+    def live_refresh_tokens(self) -> list[str]:
+        return [t for t, held in self.oauth()["refresh_tokens"].items() if not held["used"]]
 
     # request log
 
