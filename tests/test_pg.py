@@ -209,10 +209,14 @@ def test_db_check_on_postgresql(cli, db) -> None:
                                              r.json()["schema_version"]}
     db("ALTER TABLE messages DISABLE TRIGGER messages_latest_insert")
     db("DROP INDEX conversations_waiting")
+    db("DROP INDEX conversations_snoozed")  # migration 10's
+    db("DROP TABLE hook_queue")  # migration 7's
     db("ALTER TABLE drafts ADD CONSTRAINT text_short CHECK (length(text) < 1000) NOT VALID")
     r = cli("db", "check", "--json")
     assert r.exit_code == 1
-    assert r.json()["problems"] == ["missing index: conversations_waiting",
+    assert r.json()["problems"] == ["missing index: conversations_snoozed",
+                                    "missing index: conversations_waiting",
+                                    "missing table: hook_queue",
                                     "constraint not validated: text_short on drafts",
                                     "trigger disabled: messages_latest_insert"]
 

@@ -134,3 +134,27 @@ def test_restore_is_refused_with_the_way_to_do_it(cli, tmp_path) -> None:
     assert r.stderr.startswith("error: db restore replaces a SQLite store's file")
     assert "pg_restore --clean" in r.stderr and str(dump) in r.stderr
     assert [c["handle"] for c in cli("contacts", "list", "--json").json()] == ["alice"]
+
+
+def test_a_deadlock_after_x_accepted_the_dm_is_not_a_plain_try_again(cli) -> None:
+    """A deadlock (or a lock held too long) rolls back the transaction that records
+    a sent DM: the DM is out. The error says so, and the next send reconciles
+    from X and sends nothing new."""
+    from tests.test_send import approved_draft, draft, outbound, sandbox_world, talking_contact
+
+    world = sandbox_world()
+    uid = talking_contact(world, "alice", "Alice Smith")
+    did = approved_draft(cli, "alice", "Thanks Alice, the schedule follows.")
+    pg_raw("CREATE FUNCTION deadlock() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+           "IF NEW.status = 'sent' THEN RAISE EXCEPTION 'deadlock detected' "
+           "USING ERRCODE = 'deadlock_detected'; END IF; RETURN NEW; END $$; "
+           "CREATE TRIGGER deadlock BEFORE UPDATE ON drafts FOR EACH ROW "
+           "EXECUTE FUNCTION deadlock()")
+    r = cli("send", did, "--yes", "--json")
+    assert r.exit_code == 5 and err(r)["code"] == "E_SEND_UNKNOWN", r
+    assert "X accepted the DM" in err(r)["message"] and f"dmtool send {did}" in err(r)["hint"]
+    assert len(outbound(world, uid)) == 1 and draft(cli, did)["status"] == "sending"
+    pg_raw("DROP TRIGGER deadlock ON drafts")
+    r = cli("send", did, "--yes", "--json")
+    assert r.exit_code == 0 and r.json()["reconciled"] is True, r
+    assert len(outbound(world, uid)) == 1 and draft(cli, did)["status"] == "sent"

@@ -36,6 +36,7 @@ from dmtool.errors import (
     InputError,
     PolicyRefused,
     RateLimited,
+    StoreUnavailable,
     Unavailable,
     UsageError,
 )
@@ -426,8 +427,18 @@ def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
     lost = _lock_lost(st, d, contact)
     if lost is not None:
         raise lost
-    _record_sent(st, d, contact, event_id=sent.dm_event_id, conversation_id=sent.dm_conversation_id,
-                 at=now, first_contact=decision.first_contact, reconciled=False)
+    try:
+        _record_sent(st, d, contact, event_id=sent.dm_event_id,
+                     conversation_id=sent.dm_conversation_id, at=now,
+                     first_contact=decision.first_contact, reconciled=False)
+    except (Busy, StoreUnavailable) as e:
+        # X accepted the DM; only writing it down failed (a lock held too long, a
+        # deadlock, a lost connection), and "try again" must not read as "nothing
+        # happened". The draft stays `sending`: the next send reconciles it from X.
+        raise SendOutcomeUnknown(
+            f"draft {d.id}: X accepted the DM{_on(st)}, but the store could not record it "
+            f"({e.message})",
+            hint=f"`dmtool send {d.id}` records it from X before anything else") from e
     return SendResult(dstore.get(conn, d.id), decision.first_contact, sandbox=st.sandbox)
 
 

@@ -10,7 +10,9 @@ whichever engine answers:
 - lock_not_available (55P03: lock_timeout), deadlock_detected (40P01),
   serialization_failure (40001)             -> StoreBusy. The server rolled the
   whole transaction back, so running the command again is safe; nothing
-  retries by itself (a transaction may follow an X request).
+  retries by itself. Where the transaction follows an X request (recording
+  a DM X accepted), services/send.py says that instead: E_SEND_UNKNOWN, and
+  the next send reconciles.
 - data_corrupted (XX001), index_corrupted (XX002), a table the migrations
   create that is gone (42P01)               -> StoreDamaged
 - a lost or refused connection (class 08, an OperationalError or
