@@ -166,3 +166,28 @@ def test_upgrade_copies_suppressions_onto_the_contact_rows(cli, store_engine, mo
         assert r.exit_code == 3 and "E_BLOCKED" in {x["code"] for x in r.json()["reasons"]}
     r = cli("check", "eve", "--json")
     assert r.exit_code == 3 and "E_OPTED_OUT" in {x["code"] for x in r.json()["reasons"]}
+
+
+def test_the_store_id_migration_gives_an_upgraded_store_its_own_id(new_store):
+    """Migration STORE_ID_MIGRATION (`db migrate-to` tells a copy of this store from
+    someone else's by it): a store from before gets a UUID, keeps its other
+    state, and two stores never share one."""
+    import uuid
+
+    from dmtool.store.migrations import STORE_ID_MIGRATION
+
+    olds = [new_store(migrate_to=STORE_ID_MIGRATION - 1) for _ in range(2)]
+    for old in olds:
+        with old.tx():
+            old.set_state("me_id", "1500")
+        assert old.get_state("store_id") is None
+        old.close()
+    ids = []
+    for old in olds:
+        new = open_store(old.location)
+        assert new.schema_version() == len(MIGRATIONS) >= STORE_ID_MIGRATION
+        assert new.get_state("me_id") == "1500"
+        ids.append(new.get_state("store_id"))
+        assert uuid.UUID(ids[-1]).version == 4
+        new.close()
+    assert ids[0] != ids[1]
