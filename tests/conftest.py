@@ -140,6 +140,9 @@ def store_engine(request: pytest.FixtureRequest, dmtool_home: Path,
     url = srv.url(name)
     monkeypatch.setenv("DMTOOL_DATABASE_URL", url)
     monkeypatch.setenv("DMTOOL_SANDBOX_DATABASE_URL", url)
+    # The server's own client tools first (`db backup` runs pg_dump, which must
+    # not be older than the server), as a team's machine would have them.
+    monkeypatch.setenv("PATH", f"{srv.bindir}{os.pathsep}{os.environ.get('PATH', '')}")
     request.node.pg_url = url
     try:
         yield engine

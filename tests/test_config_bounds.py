@@ -103,6 +103,34 @@ def test_out_of_range_in_config_toml_names_file_key_and_bound(cli, toml, key, bo
         assert str(f) in err["message"] and key in err["message"] and bound in err["message"]
 
 
+@pytest.mark.parametrize("key", ["identity.names", "operator.name", "autoack.text",
+                                 "hooks.on_inbound"])
+def test_text_settings_are_typed_text(cli, key):
+    """Found by the property test over every command: a name or text in the
+    config is text a person typed, held to textnorm.typed's rule (a control
+    character could rewrite a terminal line wherever it is shown)."""
+    for bad in ("Sam\x1b[2J", "S\x00am", "S\x85am"):
+        r = cli("config", "set", key, bad)
+        assert r.exit_code == 1 and "control character" in r.stderr, (bad, r)
+    assert not config_file().exists()
+    section, name = key.split(".")
+    value = '"Sam\\u001b[2J"'
+    config_file().parent.mkdir(parents=True, exist_ok=True)
+    config_file().write_text(f"[{section}]\n{name} = "
+                             f"{'[' + value + ']' if key == 'identity.names' else value}\n")
+    r = cli("contacts", "list", "--json")
+    assert r.exit_code == 4 and "control character" in r.stderr, r
+    assert str(config_file()) in r.stderr and key in r.stderr, r
+
+
+def test_line_breaks_only_where_a_setting_takes_them(cli):
+    assert cli("config", "set", "autoack.text", "Thanks for writing!\nI answer soon.").exit_code == 0
+    assert cli("config", "set", "operator.name", "Sam\tL").exit_code == 0  # a tab is text
+    for key in ("identity.names", "operator.name"):
+        r = cli("config", "set", key, "Sam\nL")
+        assert r.exit_code == 1 and "line break" in r.stderr, (key, r)
+
+
 def test_consent_days_at_its_maximum_works(cli, world, clock):
     assert cli("config", "set", "policy.consent_days", "3650").exit_code == 0
     assert cli("contacts", "add", "alice").exit_code == 0

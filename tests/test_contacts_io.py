@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -18,9 +19,10 @@ from tests.conftest import dmtool_command, profile_env
 from tests.test_drafts import add_talking_contact
 
 
-def run_bytes(*args: str, data: bytes) -> subprocess.CompletedProcess[bytes]:
+def run_bytes(*args: str, data: bytes, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(dmtool_command() + list(args), input=data, capture_output=True,
-                          timeout=120)
+                          timeout=120, env={**os.environ, **(env or {})})
 
 
 def opt_out(handle: str) -> None:
@@ -81,6 +83,9 @@ def test_random_bytes_give_the_same_utf8_error_from_a_file_and_stdin(tmp_path: P
     assert from_file.returncode == from_stdin.returncode == 1
     assert from_file.stderr.decode().replace(str(f), "stdin") == from_stdin.stderr.decode()
     assert "is not UTF-8 text (byte 129 is 0x80)" in from_stdin.stderr.decode()
+    # Bytes, not the text Python's stdin makes of them: under another encoding too.
+    latin1 = run_bytes("contacts", "import", "-", data=junk, env={"PYTHONIOENCODING": "latin-1"})
+    assert latin1.stderr == from_stdin.stderr
     # The same with --json: one JSON error, E_INPUT, never E_INTERNAL.
     p = run_bytes("contacts", "import", "-", "--json", data=junk)
     assert json.loads(p.stderr)["error"]["code"] == "E_INPUT"

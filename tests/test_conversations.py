@@ -31,7 +31,8 @@ def test_inbox_orders_and_marks_reply(cli):
     assert items[1]["needs_reply"] is False and items[1]["last_direction"] == "out"
     assert items[0]["needs_reply"] is True and items[0]["unread"] == 1
     assert set(items[0]) == {"handle", "name", "last_at", "last_direction", "last_text", "unread",
-                             "needs_reply", "status", "state", "snoozed_until"}
+                             "needs_reply", "status", "state", "snoozed_until", "claimed_by",
+                             "claimed_until"}
     assert items[0]["state"] == "open" and items[0]["snoozed_until"] is None
     by_activity = cli("inbox", "--json", "--sort", "activity").json()
     assert [i["handle"] for i in by_activity] == ["bob", "ann"]

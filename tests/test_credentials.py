@@ -71,6 +71,37 @@ def test_save_creates_0600_file_in_0700_dir_and_round_trips(tmp_path: Path) -> N
     assert not [p for p in path.parent.iterdir() if p.name != path.name]  # no temp files left
 
 
+def test_save_on_a_full_disk_says_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As every write of dmtool's (issue 11 point 6): "disk full", nothing left behind."""
+    import errno
+
+    from dmtool.errors import DiskFull
+
+    path = tmp_path / "credentials.toml"
+    save_credentials(path, oauth2())
+    before = path.read_bytes()
+
+    def fsync(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(DiskFull, match="disk full"):
+        save_credentials(path, oauth2(access_token="new-token-after-refresh-0004"))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["credentials.toml"]
+
+
+def test_the_refresh_lock_says_where_it_cannot_write(tmp_path: Path) -> None:
+    from dmtool.credentials import credentials_lock
+    from dmtool.errors import StoreError
+
+    blocker = tmp_path / "config"
+    blocker.write_text("a file where the profile's folder should be")
+    with pytest.raises(StoreError, match="cannot write to"), \
+            credentials_lock(blocker / "credentials.toml"):
+        pass
+
+
 def test_save_replaces_a_too_open_file(tmp_path: Path) -> None:
     path = tmp_path / "credentials.toml"
     path.write_text("old")

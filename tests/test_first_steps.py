@@ -170,7 +170,12 @@ def test_a_draft_that_only_has_to_wait_is_allowed_and_send_refuses(cli: Cli, wor
     clock.advance(minutes=5)
     world.incoming_dm(ALICE, "Got it, thanks!", at=clock.ago(minutes=1))
     sync(cli)
-    assert cli("send", did, "--yes").exit_code == 0  # the wait is over
+    # The wait is over because she wrote: the approval predates her message,
+    # so the traffic cop asks for a look first (issue 15); approved again, it goes.
+    r = cli("send", did, "--yes", "--json")
+    assert r.exit_code == 3 and error(r)["code"] == "E_CONVERSATION_MOVED"
+    assert cli("review", did, "--approve").exit_code == 0
+    assert cli("send", did, "--yes").exit_code == 0
 
 
 def test_other_refusals_still_refuse_the_draft(cli: Cli, world: Any, clock: Clock) -> None:

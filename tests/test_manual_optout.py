@@ -36,6 +36,23 @@ def test_not_in_review_needs_yes_off_a_terminal(cli):
     assert r.exit_code == 2 and "--reason is empty" in r.stderr
 
 
+def test_the_reason_is_typed_text(cli):
+    """Found by the property test over every command: the reason is text a
+    person typed, as a rejection's reason is (textnorm.typed, 1,000 characters)."""
+    cli("contacts", "add", "hal")
+    for bad, says in (("by phone\x1b[2J", "control character"), ("x" * 1001, "too long"),
+                      ("\u200b\u200b", "--reason is empty")):
+        for extra in ([], ["--dismiss"]):
+            r = cli("contacts", "optout", "hal", "--yes", *extra, "--reason", bad)
+            assert r.exit_code in (1, 2) and says in r.stderr, (bad, r)
+    assert cli("contacts", "show", "hal", "--json").json()["opted_out_at"] is None
+    assert "opted_out" not in audit_actions(cli)
+    r = cli("contacts", "optout", "hal", "--yes", "--reason", "  asked by phone\r\nto stop ")
+    assert r.exit_code == 0, r
+    assert cli("contacts", "show", "hal", "--json").json()["opt_out_reason"] == \
+        "asked by phone\nto stop"
+
+
 def test_the_reason_is_shown_wherever_the_opt_out_is(cli, world, clock):
     world.incoming_dm(ALICE, "Hi, could you DM me the dates?", at=clock.ago(hours=2))
     sync(cli)

@@ -184,6 +184,32 @@ def test_restore_waits_for_no_sync(cli: Cli, talking: Any, tmp_path: Path) -> No
     assert not list(db_file().parent.glob("*.before-restore-*"))
 
 
+def test_restore_waits_for_no_send(cli: Cli, talking: Any, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A send holds the send lock from its last check to the recorded result:
+    a store swapped in meanwhile would lose that result (and the DM could go
+    twice), so a restore waits for it, and gives up as a send would (exit 5)."""
+    import functools
+
+    from dmtool.services import send
+
+    backup = tmp_path / "b.db"
+    assert cli("db", "backup", str(backup)).exit_code == 0
+    monkeypatch.setattr(send, "send_lock", functools.partial(send.send_lock, timeout=0.3))
+    before = db_file().read_bytes()
+    lock = Paths.resolve("default").send_lock_file
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a send in progress
+        r = cli("db", "restore", str(backup), "--yes")
+    finally:
+        os.close(fd)
+    assert r.exit_code == 5 and "another dmtool send" in r.stderr, r
+    assert db_file().read_bytes() == before
+    assert not list(db_file().parent.glob("*.before-restore-*"))
+    assert cli("db", "restore", str(backup), "--yes").exit_code == 0  # once it is done
+
+
 def test_restore_salvages_what_a_damaged_store_can_still_give(
         cli: Cli, talking: Any, clock: Clock, tmp_path: Path) -> None:
     backup = tmp_path / "b.db"

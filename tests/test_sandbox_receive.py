@@ -76,6 +76,22 @@ def test_who_can_write(cli: Cli, world: Any) -> None:
     assert cli("sandbox", "receive", "alice", "   ").exit_code == 1
 
 
+def test_a_contact_known_only_by_id(cli: Cli, world: Any) -> None:
+    """Found by the property test over every command: `user_<id>`, dmtool's name
+    for a contact known only by id, is that sandbox user; with --new it is no
+    handle a new user can have (it was "unexpected ValueError")."""
+    r = cli("sandbox", "receive", f"user_{ALICE}", "Hi, it's Alice")
+    assert r.exit_code == 0 and "@alice sent you a DM" in r.stderr, r
+    assert [e["text"] for e in world.dms_with(ALICE)] == ["Hi, it's Alice"]
+    for extra in ([], ["--new"]):
+        r = cli("sandbox", "receive", "user_1500000000000000099", "hello", *extra)
+        assert r.exit_code == 1 and "no @user_1500000000000000099" in r.stderr, r
+        assert "unexpected" not in r.stderr, r
+    assert "needs an X handle" in r.stderr
+    r = cli("sandbox", "receive", "user_123", "hello", "--new")  # a handle X allows
+    assert r.exit_code == 0 and "new on this sandbox X" in r.stderr, r
+
+
 def test_refused_on_a_profile_that_talks_to_the_real_x(cli: Cli) -> None:
     r = cli("sandbox", "receive", "alice", "STOP")
     assert r.exit_code == 1 and "real X" in r.stderr

@@ -281,11 +281,15 @@ def test_opted_out_after_approval_is_refused(cli, run, world):
     r = run("send", did, "--yes", "--json")
     assert r.exit_code == 3, r
     err = json.loads(r.stderr)["error"]
+    # The traffic cop: the consent state changed after the approval. What the
+    # policy says now is among the reasons.
+    assert err["code"] == "E_CONVERSATION_MOVED"
     assert "E_OPTED_OUT" in {x["code"] for x in err["reasons"]}
     assert outbound(world, uid) == []
-    assert draft(cli, did)["status"] == "approved"
+    assert draft(cli, did)["status"] == "draft"  # back in review
     entry = cli("log", "--json").json()[0]
     assert (entry["action"], entry["detail"]["command"]) == ("refused", "send")
+    assert entry["codes"] == ["E_CONVERSATION_MOVED", "E_OPTED_OUT"]
 
 
 def test_edited_after_approval_is_not_sendable(cli, run, world):

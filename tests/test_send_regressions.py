@@ -146,6 +146,9 @@ def test_reconcile_never_takes_the_event_of_a_draft_that_differs_only_in_a_link(
     r = run("send", a, "--yes", "--json")
     assert r.exit_code == 0, r
     a_event = r.json()["dm_event_id"]
+    # A went first: B is back in review (two approved drafts, issue 15); approved again
+    assert draft(cli, b)["status"] == "draft"
+    assert cli("review", b, "--approve").exit_code == 0
     world.fail_next(503, method="POST", path_contains="/messages")  # X failed before storing it
     r = run("send", b, "--yes")
     assert r.exit_code == 5, r
@@ -176,18 +179,22 @@ def test_a_stop_between_approval_and_send_stops_everything(cli: Cli, world: Sand
 
     r = cli("send", did, "--yes", "--json")
     assert r.exit_code == 3, r
+    # the traffic cop (issue 15): the STOP came after the approval
+    assert error_code(r.stderr) == "E_CONVERSATION_MOVED"
     assert "E_OPTED_OUT" in {x["code"] for x in json.loads(r.stderr)["error"]["reasons"]}
     assert cli("check", "alice").exit_code == 3
     assert cli("draft", "alice", "One more thing, Alice.").exit_code == 3
     assert cli("contacts", "list", "--status", "opted-out", "--json").json()[0]["handle"] == "alice"
     assert outbound(world, ALICE) == []
-    assert draft(cli, did)["status"] == "approved"
+    assert draft(cli, did)["status"] == "draft"  # back in review
     assert audit(cli, did)[-1] == "refused"
+    assert cli("review", did, "--approve").exit_code == 3  # and the policy refuses it there
 
-    # Only their own START lifts it; the approved draft may then go, once.
+    # Only their own START lifts it; approved again, the draft may then go, once.
     clock.advance(minutes=5)
     world.incoming_dm(ALICE, "START", at=clock.ago(minutes=1))
     sync(cli)
+    assert cli("review", did, "--approve").exit_code == 0
     assert cli("send", did, "--yes").exit_code == 0
     assert len(outbound(world, ALICE)) == 1
 
@@ -218,9 +225,11 @@ def test_a_stop_synced_while_the_sender_waits_for_the_lock(cli, run, store_engin
     rc = p.wait(timeout=60)
     out, err = p.communicate()
     assert rc == 3, err
-    assert error_code(err) == "E_OPTED_OUT"
+    # the traffic cop under the lock: the STOP came after the approval (issue 15)
+    assert error_code(err) == "E_CONVERSATION_MOVED"
+    assert "E_OPTED_OUT" in {x["code"] for x in json.loads(err)["error"]["reasons"]}
     assert outbound(world, uid) == []
-    assert draft(cli, did)["status"] == "approved"
+    assert draft(cli, did)["status"] == "draft"
     entry = cli("log", "--json").json()[0]
     assert (entry["action"], entry["detail"]["command"]) == ("refused", "send")
 
@@ -273,10 +282,10 @@ def test_a_stop_synced_while_you_read_the_send_prompt(cli):
     world.incoming_dm(uid, "配信停止")
     assert cli("sync", "--json").json()["opted_out"] == ["alice"]
     child.sendline("y")
-    child.expect_exact("E_OPTED_OUT")
+    child.expect_exact("@alice opted out")  # the traffic cop under the lock (issue 15)
     assert finish(child) == 3
     assert outbound(world, uid) == []
-    assert draft(cli, did)["status"] == "approved"
+    assert draft(cli, did)["status"] == "draft"
 
 
 # --- the autoack and a stop -------------------------------------------------------------

@@ -12,8 +12,12 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from tests.conftest import dmtool_command
+from tests.test_json_everywhere import populated  # noqa: F401
 
 
 def shell(args: list[str], redirect: str, *, module: bool = False) -> subprocess.CompletedProcess[str]:
@@ -78,3 +82,74 @@ def test_all_three_closed(run):
     p = shell(["contacts", "add", "zed"], "<&- >&- 2>&-")
     assert p.returncode == 0
     assert contacts(run) == ["zed"]
+
+
+# --- every command family, stdout closed ------------------------------------------------------
+
+# One command of each family (each top-level command), run with stdout closed
+# (`>&-`) on a sandbox profile with something in every table. Each must do
+# what it does when piped to /dev/null: its exit code, no traceback, and for
+# those that change something, the change (checked afterwards). A new family
+# fails test_every_family_has_a_closed_stdout_case until it is listed here.
+FAMILIES: dict[str, Callable[[Any, Path], list[str]]] = {
+    "auth": lambda p, tmp: ["auth", "status", "--json"],
+    "check": lambda p, tmp: ["check", "alice"],
+    "config": lambda p, tmp: ["config", "set", "policy.daily_sends", "7"],
+    "contacts": lambda p, tmp: ["contacts", "add", "zoe", "--name", "Zoe Z"],
+    "db": lambda p, tmp: ["db", "backup", str(tmp / "copy.db")],
+    "demo": lambda p, tmp: ["demo"],
+    "digest": lambda p, tmp: ["digest", "--json"],
+    "done": lambda p, tmp: ["done", "bob"],
+    "draft": lambda p, tmp: ["draft", "alice", "Thanks Alice, the beta opens on Monday, 9am.",
+                             "--json"],
+    "drafts": lambda p, tmp: ["drafts", "discard", p.drafts["discard"]],
+    "import": lambda p, tmp: ["import", "archive", str(p.archive), "--json"],
+    "inbox": lambda p, tmp: ["inbox", "--json"],
+    "log": lambda p, tmp: ["log", "-n", "5"],
+    "paths": lambda p, tmp: ["paths"],
+    "profiles": lambda p, tmp: ["profiles", "add", "work"],
+    "reopen": lambda p, tmp: ["reopen", "bob"],
+    "reply": lambda p, tmp: ["reply", "bob", "Hi Bob, the student price is on the website.",
+                             "--yes"],
+    "report": lambda p, tmp: ["report", "--json"],
+    "review": lambda p, tmp: ["review", p.drafts["edit"], "--approve"],
+    "sandbox": lambda p, tmp: ["sandbox", "receive", "carol", "Hi, it's Carol"],
+    "search": lambda p, tmp: ["search", "price"],
+    "send": lambda p, tmp: ["send", p.drafts["send"], "--yes"],
+    "snooze": lambda p, tmp: ["snooze", "alice", "3d"],
+    "sync": lambda p, tmp: ["sync"],
+    "templates": lambda p, tmp: ["templates", "add", "later", "More soon, {first_name}."],
+    "thread": lambda p, tmp: ["thread", "alice"],  # marks it read
+    "unsnooze": lambda p, tmp: ["unsnooze", "alice"],
+}
+
+
+def test_every_family_has_a_closed_stdout_case():
+    from dmtool.cli.app import COMMAND_MODULES
+
+    assert set(FAMILIES) == set(COMMAND_MODULES)
+
+
+def test_every_family_works_with_stdout_closed(cli, populated, tmp_path):  # noqa: F811
+    order = [f for f in FAMILIES if f not in ("unsnooze", "reopen")] + ["reopen", "unsnooze"]
+    for family in order:
+        args = FAMILIES[family](populated, tmp_path)
+        p = shell(args, ">&-")
+        assert p.returncode == 0, (args, p.stderr)
+        assert "Traceback" not in p.stderr and "unexpected" not in p.stderr, (args, p.stderr)
+    # What the actions did, with stdout closed:
+    assert cli("config", "get", "policy.daily_sends").stdout.strip() == "7"
+    assert cli("contacts", "show", "zoe", "--json").json()["name"] == "Zoe Z"
+    assert (tmp_path / "copy.db").is_file()
+    assert "work" in cli("profiles", "list").stdout
+    drafts = {str(d["id"]): d["status"] for d in cli("drafts", "list", "--json").json()}
+    assert drafts[populated.drafts["send"]] == "sent"
+    assert drafts[populated.drafts["edit"]] == "approved"
+    assert drafts[populated.drafts["discard"]] == "discarded"
+    assert cli("templates", "show", "later").exit_code == 0
+    assert "Hi, it's Carol" in cli("thread", "carol", "--peek").stdout  # received, then synced
+    imported = [c for c in cli("contacts", "list", "--json").json()
+                if c["handle"].startswith("user_")]
+    assert imported, "the archive import wrote nothing"
+    assert cli("--profile", "demo", "inbox", "--json").json()  # the demo made its profile
+    assert cli("db", "check").exit_code == 0

@@ -127,7 +127,7 @@ def test_backup_refuses_the_store_and_its_side_files(cli: Cli, suffix: str) -> N
     target = cli("db", "path").stdout.strip() + suffix
     r = cli("db", "backup", target)
     assert r.exit_code == 1, r
-    assert "SQLite" in r.stderr or "already exists" in r.stderr
+    assert "this profile's store or one of SQLite's files" in r.stderr, r  # not just "exists"
     assert cli("db", "check").exit_code == 0
     assert cli("contacts", "list", "--json").json()[0]["handle"] == "alice"
     if suffix:
@@ -363,7 +363,43 @@ def test_writes_say_where_they_cannot_write(foreign_home: Path) -> None:
         assert r.exit_code == 4, (args, r)
         assert "cannot write to" in r.stderr and where in r.stderr, (args, r)
         assert "unexpected" not in r.stderr
+        if args[0] in ("contacts", "sync"):  # the ones that take --json: the code, by errno
+            r = run_as_nobody(foreign_home, *args, "--json")
+            assert json.loads(r.stderr)["error"]["code"] == "E_READ_ONLY", (args, r)
     assert tree_state(foreign_home) == before
+
+
+def test_the_sandbox_x_says_where_it_cannot_write(foreign_home: Path) -> None:
+    """The sandbox world is a file of the profile too (found by the property test
+    over every command): its lock and its state are dmtool's writes, with the
+    same errors, not "unexpected PermissionError"."""
+    before = tree_state(foreign_home)
+    for args in (["sandbox", "receive", "alice", "Hello again"], ["check", "newperson"]):
+        r = run_as_nobody(foreign_home, *args)
+        assert r.exit_code == 4, (args, r)
+        assert "cannot write to" in r.stderr and "sandbox.json" in r.stderr, (args, r)
+        assert "unexpected" not in r.stderr, (args, r)
+    assert tree_state(foreign_home) == before
+
+
+def test_the_sandbox_x_on_a_full_disk(cli: Cli, world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = Paths.resolve("default").sandbox_file
+    before = path.read_bytes()
+    real = Path.write_text
+
+    def write_text(self: Path, data: str, *args: Any, **kwargs: Any) -> int:
+        if self.name.endswith(".tmp"):
+            real(self, data[:100], *args, **kwargs)  # part of it, then no space
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, data, *args, **kwargs)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(Path, "write_text", write_text)
+        r = cli("sandbox", "receive", "alice", "Hello")
+    assert r.exit_code == 4, r
+    assert "disk full" in r.stderr and "sandbox.json" in r.stderr and "unexpected" not in r.stderr
+    assert path.read_bytes() == before
+    assert not [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_folders_that_exist_keep_their_permissions(cli: Cli) -> None:
@@ -391,6 +427,21 @@ def test_new_folders_are_private(cli: Cli) -> None:
 def test_the_cli_maps_only_dmtool_errors() -> None:
     source = (Path(__file__).parent.parent / "src" / "dmtool" / "cli" / "app.py").read_text()
     assert "sqlite3" not in source
+
+
+def test_only_store_catches_a_drivers_errors() -> None:
+    """Issue 11's precision: store/ turns the engine's errors into StoreDamaged,
+    DiskFull, StoreReadOnly, StoreBusy; nothing above it catches a driver's
+    exception (so a second engine needs no change above store/)."""
+    import re
+
+    src = Path(__file__).parent.parent / "src" / "dmtool"
+    catching = re.compile(r"except\b[^:\n]*\b(sqlite3|psycopg)\b")
+    found = [f"{p.relative_to(src)}:{n}" for p in sorted(src.rglob("*.py"))
+             if p.relative_to(src).parts[0] != "store"
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if catching.search(line)]
+    assert not found, f"a driver's exception caught above store/: {found}"
 
 
 Check = Callable[..., Result]

@@ -70,3 +70,9 @@ def acting_as(name: str) -> Iterator[None]:
         yield
     finally:
         _acting.reset(token)
+
+
+def same_person(a: str | None, b: str | None) -> bool:
+    """Whether two operator names are one person (names are not case-sensitive,
+    as `log --actor` reads them). An unknown name is nobody's."""
+    return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()

@@ -51,6 +51,7 @@ class Setting:
     max_length: int | None = None  # text: characters; list: characters per entry
     max_items: int | None = None  # list: entries
     validate: Callable[[Any], None] | None = None
+    multiline: bool = False  # text that may hold line breaks (else one line)
 
 
 def _store_url(value: str) -> None:
@@ -73,7 +74,7 @@ _STATIC: tuple[Setting, ...] = (
             max_length=NAME_MAX, max_items=LIST_MAX),
     Setting("autoack.enabled", bool, False, "send one acknowledgement when a new conversation opens"),
     Setting("autoack.text", str, "", "the acknowledgement text (no promotion, no links)",
-            max_length=TEXT_MAX),
+            max_length=TEXT_MAX, multiline=True),
     Setting("sync.first_page_size", int, 2, "DM events asked for in sync's first request",
             minimum=1, maximum=100),
     Setting("sync.max_page_size", int, 100, "largest DM events page sync asks for",
@@ -90,9 +91,14 @@ _STATIC: tuple[Setting, ...] = (
             max_length=NAME_MAX),
     Setting("hooks.on_inbound", str, "",
             "a shell command run once per new inbound DM after sync, the message as JSON on stdin",
-            max_length=TEXT_MAX),
+            max_length=TEXT_MAX, multiline=True),
     Setting("hooks.timeout_s", int, 10, "seconds a hook may run before it is stopped",
             minimum=1, maximum=300),
+    Setting("team.approval", str, "none",
+            "who approves a draft: none (its author may), first-contact (another person "
+            "approves first messages) or all (another person approves every draft); unset, "
+            "none while the store has no team members and first-contact once it has",
+            choices=("none", "first-contact", "all")),
     Setting("display.timezone", str, "",
             "time zone for times in text output, e.g. Asia/Tokyo (empty: TZ, else the system's)",
             max_length=64),
@@ -210,12 +216,25 @@ def check_value(key: str, value: Any) -> Any:
                 raise ConfigError(f"config key {key!r} takes at most {s.max_length} characters"
                                   f"{' an entry' if isinstance(value, list) else ''}, "
                                   f"not {len(text)}")
+            if not text.isprintable():  # rare: only then is the text looked at closely
+                _typed(key, text, one_line=not s.multiline)
     if s.validate is not None:
         try:
             s.validate(value)
         except ValueError as e:
             raise ConfigError(f"config key {key!r}: {e}") from None
     return value
+
+
+def _typed(key: str, text: str, *, one_line: bool) -> None:
+    """Text in a setting is typed text (textnorm.typed): no control characters
+    (a line break only where the key allows one), no bytes that were not UTF-8."""
+    from dmtool.textnorm import typed
+
+    try:
+        typed(text, f"config key {key!r}", one_line=one_line)
+    except InputError as e:
+        raise ConfigError(e.message, hint=e.hint) from None
 
 
 _INT_TEXT = re.compile(r"[+-]?[0-9]+")  # ASCII digits: int() would also take "١" or "1_0"

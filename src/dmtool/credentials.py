@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from dmtool.errors import AuthError, Busy, ConfigError, RateLimited, Unavailable
+from dmtool.errors import NO_SPACE, AuthError, Busy, ConfigError, RateLimited, Unavailable, write_failed
 
 if TYPE_CHECKING:
     import requests.adapters
@@ -303,6 +303,8 @@ def write_private(path: Path, data: bytes) -> None:
                 tmp.unlink()
             raise
     except OSError as exc:
+        if exc.errno in NO_SPACE:  # a full disk says so, as every write of dmtool's does
+            raise write_failed(path, exc) from None
         raise ConfigError(f"cannot write {path}: {exc.strerror or type(exc).__name__}",
                           hint="it must be a file (not a folder) in a folder you can write") from None
     with contextlib.suppress(OSError):
@@ -544,10 +546,12 @@ def credentials_lock(path: Path) -> Iterator[None]:
     from dmtool.locks import LockTimeout, file_lock
 
     lock_path = Path(f"{path}.lock")
-    lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.ExitStack() as held:
         try:
+            lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             held.enter_context(file_lock(lock_path, timeout=LOCK_WAIT_S))
+        except OSError as e:
+            raise write_failed(lock_path, e) from None
         except LockTimeout:
             raise Busy("another dmtool process has been refreshing the X token for a "
                        "minute", hint="try again in a moment") from None

@@ -12,6 +12,7 @@ It sits below store/ and x/ and imports nothing of dmtool's.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import Iterator
@@ -59,8 +60,16 @@ def file_lock(path: Path, *, shared: bool = False, timeout: float | None = None)
     """Hold a lock on `path` (created 0600 if missing) for the block.
 
     timeout None waits as long as it takes; 0 tries once; otherwise polls
-    until the deadline. Raises LockTimeout when it cannot have it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    until the deadline. Raises LockTimeout when it cannot have it, OSError when
+    the file cannot be opened. A shared lock needs no write access: where the
+    file cannot be opened for writing (a reader in a folder not its own), an
+    existing one is opened read-only."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        if not shared or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        fd = os.open(path, os.O_RDONLY)
     try:
         if timeout is None:
             _block(fd, shared)

@@ -25,6 +25,7 @@ UNSETTLED = ("sending", "unknown")
 MAX_NAME_LENGTH = 100
 MAX_NOTE_LENGTH = 10_000
 MAX_EVIDENCE_LENGTH = 10_000
+MAX_REASON_LENGTH = 1_000  # why a draft was rejected, an opt-out recorded or dismissed
 
 
 def clean_handle(handle: str, *, stored: bool = False) -> str:
@@ -42,6 +43,16 @@ def clean_handle(handle: str, *, stored: bool = False) -> str:
         raise InputError(f"not an X handle: {cut(handle)}",
                          hint="handles are 1 to 15 letters, digits and '_', like @alice")
     return h
+
+
+def is_x_handle(handle: str) -> bool:
+    """Does `handle` (without @) follow X's rule? dmtool's `user_<id>` may not."""
+    return _HANDLE_RE.fullmatch(handle) is not None
+
+
+def placeholder_id(handle: str) -> str | None:
+    """The user id in dmtool's `user_<id>` (a contact known only by id), else None."""
+    return handle[len("user_"):] if _PLACEHOLDER_RE.fullmatch(handle) else None
 
 
 def clean_name(name: str | None) -> str | None:

@@ -39,6 +39,14 @@ def parse_opt(text: str | None) -> datetime | None:
 # A pattern, not a compiled regex: compiled (and cached by re) only when used.
 _TYPED = (r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?"
           r"(?:Z|[+-]\d{2}:?\d{2})?)?$")
+# Typed times are kept well inside datetime's years 1 to 9999, so that moving
+# one to another zone, or a window or duration around it, can never overflow.
+TYPED_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+TYPED_MAX = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+class OutOfRange(ValueError):
+    """A date written right, but outside the years dmtool takes (TYPED_MIN, TYPED_MAX)."""
 
 
 def parse_when(text: str, zone: tzinfo) -> datetime:
@@ -54,7 +62,13 @@ def parse_when(text: str, zone: tzinfo) -> datetime:
         raise ValueError(f"not a date: {text!r} (no such day or time)") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=zone)
-    return dt.astimezone(UTC)
+    try:
+        at = dt.astimezone(UTC)
+    except (OverflowError, ValueError):  # 0001-01-01 east of UTC: before year 1
+        at = None
+    if at is None or not TYPED_MIN <= at < TYPED_MAX:
+        raise OutOfRange(f"not a date dmtool can use: {text.strip()!r} (years 1970 to 2999)")
+    return at
 
 
 _DURATION = re.compile(r"\s*([0-9]+)\s*([smhdw])\s*")  # ASCII digits, not any \d

@@ -28,7 +28,7 @@ COMMAND_MODULES: dict[str, str] = {
     "templates": "drafts", "log": "log_cmd", "reply": "reply",
     "demo": "demo", "sandbox": "sandbox_cmd", "db": "db_cmd",
     "import": "archive", "report": "report_cmd", "profiles": "profiles_cmd",
-    "search": "search_cmd",
+    "search": "search_cmd", "claim": "claims_cmd", "release": "claims_cmd",
 }
 
 
@@ -85,6 +85,10 @@ COMMAND_HELP: dict[str, str] = {
               "age, and opt-outs, over the last N days.",
     "import": "Bring history into the local record from outside dmtool.",
     "profiles": "List the profiles (one per X account) and add one.",
+    "claim": "Claim a conversation: while the claim lasts, other people's drafts, replies and "
+             "sends to this contact are refused (exit 3, E_CLAIMED) unless they add --force. "
+             "Drafting to them renews it; claiming again extends it.",
+    "release": "End your claim on a conversation (another person's only with --force).",
 }
 
 
@@ -239,7 +243,9 @@ class DmtoolGroup(TyperGroup):
                 raise typer.Exit(err.exit_code) from None
             from dmtool.logs import redact
 
-            err = DmtoolError(redact(f"unexpected {type(e).__name__}: {e}"),
+            said = str(e)  # cut: it may quote a huge argument (issue 11 point 9)
+            said = said if len(said) <= 300 else said[:300] + "…"
+            err = DmtoolError(redact(f"unexpected {type(e).__name__}: {said}"),
                               code="E_INTERNAL",
                               hint="set DMTOOL_DEBUG=1 to see the traceback, and please report it")
             _report(ctx, err)

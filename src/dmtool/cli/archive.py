@@ -9,7 +9,7 @@ import typer
 
 from dmtool import output
 from dmtool.cli.context import state
-from dmtool.cli.params import JsonOpt
+from dmtool.cli.params import JsonOpt, path_argument
 from dmtool.errors import UsageError
 
 if TYPE_CHECKING:
@@ -46,8 +46,8 @@ def summary(r: ImportResult) -> str:
 @import_app.command("archive")
 def import_archive_cmd(
     ctx: typer.Context,
-    path: Annotated[Path | None, typer.Argument(
-        help="The archive zip from X, or the folder it unpacks to.", metavar="PATH",
+    path: Annotated[Path | None, path_argument(
+        "The archive zip from X, or the folder it unpacks to.", metavar="PATH",
         show_default=False)] = None,
     discard_incomplete: Annotated[bool, typer.Option(
         "--discard-incomplete",

@@ -12,7 +12,7 @@ from dmtool import output
 from dmtool.appstate import AppState
 from dmtool.cli import completion
 from dmtool.cli.context import state
-from dmtool.cli.params import HandleArg, JsonOpt, draft_id
+from dmtool.cli.params import HandleArg, JsonOpt, draft_id, file_argument
 from dmtool.errors import InputError, UsageError
 
 STATUSES = ("can-dm", "needs-consent", "opted-out", "blocked", "review", "import-incomplete")
@@ -277,7 +277,7 @@ def _format_for(file: str, fmt: str | None, data: str) -> str:
 @contacts_app.command("import")
 def contacts_import(
     ctx: typer.Context,
-    file: Annotated[str, typer.Argument(help="A CSV or JSON file ('-' for stdin).")],
+    file: Annotated[str, file_argument("A CSV or JSON file ('-' for stdin).")],
     fmt: Annotated[str | None, typer.Option(
         "--format", help="csv or json (default: by suffix, else by content).")] = None,
     skip_invalid: Annotated[bool, typer.Option(
@@ -490,11 +490,13 @@ def contacts_optout(
     that they asked you to stop some other way (by phone, by email), after a
     confirmation (`--yes` off a terminal). Only a START from them lifts an
     opt-out; `--reason` is kept and shown wherever the opt-out is shown."""
+    from dmtool.models import MAX_REASON_LENGTH
     from dmtool.store import contacts as cstore
+    from dmtool.textnorm import typed
 
-    if reason is not None and not reason.strip():
+    why = None if reason is None else typed(reason, "--reason", max_length=MAX_REASON_LENGTH)
+    if reason is not None and not why:
         raise UsageError("--reason is empty", hint='say why, e.g. --reason "asked by phone to stop"')
-    why = reason.strip() if reason else None
     st = state(ctx)
     now = _stamp()
     if dismiss:

@@ -56,6 +56,10 @@ def inbox_cmd(
         "--sort", metavar="ORDER",
         help="waiting: those waiting for your reply first, then by last activity; activity: "
              "by last activity only.")] = "waiting",
+    mine: Annotated[bool, typer.Option(
+        "--mine", help="Only the conversations you have claimed (`dmtool claim`).")] = False,
+    unclaimed: Annotated[bool, typer.Option(
+        "--unclaimed", help="Only the conversations nobody has claimed.")] = False,
 ) -> None:
     """Conversations, the ones waiting for your reply first, then by last
     activity; marks which need a reply and the contact's state. Filters combine."""
@@ -67,13 +71,21 @@ def inbox_cmd(
         raise UsageError(f"--state must be one of {', '.join(STATES)}, not {state_!r}")
     if sort not in SORTS:
         raise UsageError(f"--sort must be waiting or activity, not {sort!r}")
+    if mine and unclaimed:
+        raise UsageError("--mine and --unclaimed exclude each other")
     if tag is not None:
         from dmtool.store.contacts import check_tag
 
         tag = check_tag(tag)
     st = state(ctx)
+    me = None
+    if mine:
+        from dmtool.services.claims import me as operator
+
+        me = operator()
     query = InboxQuery(include_done=all_, waiting=waiting, unread=unread, tag=tag, state=state_,
-                       snoozed=snoozed, waiting_first=sort == "waiting")
+                       snoozed=snoozed, waiting_first=sort == "waiting", mine=me,
+                       unclaimed=unclaimed)
     items = inbox(st.store.conn, query, now=now(), limit=limit or LIMIT_MAX)
     if json_:
         output.print_json(items)
@@ -83,6 +95,10 @@ def inbox_cmd(
     columns = ["", "handle", "name", "last", "unread", "last message"]
     if snoozed:
         columns.append("snoozed until")
+    # Claims are a team's: the column shows once someone has claimed one of these.
+    claimed = mine or any(i["claimed_by"] for i in items)
+    if claimed:
+        columns.append("claimed by")
     rows = []
     for i in items:
         row = [_marks(i), "@" + i["handle"], i["name"], zone.show(i["last_at"]), i["unread"],
@@ -90,6 +106,9 @@ def inbox_cmd(
                + _preview(i["last_text"] or "", tty)]
         if snoozed:
             row.append(zone.show(i["snoozed_until"]))
+        if claimed:
+            row.append(f"{i['claimed_by']} until {zone.show(i['claimed_until'])}"
+                       if i["claimed_by"] else "")
         rows.append(row)
     output.print_table(columns, rows, empty=_empty_inbox(query))
 
@@ -107,7 +126,10 @@ def _marks(item: dict[str, Any]) -> str:
 def _empty_inbox(q: InboxQuery) -> str:
     if q.snoozed:
         return "no snoozed conversations"
-    if q.waiting or q.unread or q.tag is not None or q.state is not None:
+    if q.mine is not None:
+        return "you have claimed no conversation" + (
+            "" if q.include_done else " that is open (`--all` adds those done)")
+    if q.waiting or q.unread or q.tag is not None or q.state is not None or q.unclaimed:
         return "no conversations match" + ("" if q.include_done else " (`--all` adds those done)")
     if q.include_done:
         return "no conversations yet: run `dmtool sync`"
@@ -125,18 +147,22 @@ def thread_cmd(
     from dmtool.cli.contacts import contact_view
     from dmtool.store import contacts as cstore
     from dmtool.store.conversations import mark_read
+    from dmtool.store.drafts import senders
     from dmtool.timeutil import fmt, now
 
     st = state(ctx)
     conn = st.store.conn
     c = cstore.get(conn, handle)  # a read: local only, no X (check asks X)
     msgs = cstore.messages(conn, c.id, limit=limit or None)
+    sent_by = senders(conn, c.id)  # who sent each of dmtool's DMs (None: not through dmtool)
     if not peek and not st.store.read_only:  # a read-only store: as --peek
         with st.store.tx() as tx:
             mark_read(tx, c.id, fmt(now()) or "")
     if json_:
         contact, _ = contact_view(st, c)
-        output.print_json({"contact": contact, "messages": [m.to_dict() for m in msgs]})
+        output.print_json({"contact": contact, "messages": [
+            m.to_dict() | {"sent_by": sent_by.get(m.event_id or "") if m.direction == "out"
+                           else None} for m in msgs]})
         return
     if not msgs:
         output.info(f"no messages with @{c.handle} yet")
@@ -145,8 +171,12 @@ def thread_cmd(
         output.print_table(["at", "direction", "text"],
                            [[zone.stamp(m.at), m.direction, m.text] for m in msgs])
     else:
+        from dmtool import actor
+
+        me = actor.current()
         for m in msgs:
-            who = f"@{c.handle}" if m.direction == "in" else "you"
+            who = f"@{c.handle}" if m.direction == "in" else _sender(sent_by.get(m.event_id or ""),
+                                                                    me)
             output.print_text(f"{zone.show(m.at)}  {who}: {m.text}")
     if c.opted_out_at:  # on stderr: piped records stay records
         from dmtool.cli.contacts import opt_out_text
@@ -154,6 +184,17 @@ def thread_cmd(
         output.info(f"@{c.handle} opted out on "
                     f"{opt_out_text(zone.show(c.opted_out_at), c.opt_out_words, c.opt_out_reason)}: "
                     "do not DM them")
+
+
+def _sender(name: str | None, me: str | None) -> str:
+    """Who sent one of your account's DMs, as the thread shows it: you, or the
+    teammate who did (automatic acknowledgements and DMs sent outside dmtool
+    are the account's: you)."""
+    from dmtool import actor
+
+    if name is None or name == actor.AUTOACK or actor.same_person(name, me):
+        return "you"
+    return name
 
 
 def _set_state(ctx: typer.Context, handle: str, new: str) -> None:
@@ -192,15 +233,24 @@ def digest_cmd(
         "--format", help="text (the default), markdown or json.")] = None,
     no_text: Annotated[bool, typer.Option("--no-text", help="Hide message bodies.")] = False,
     peek: Annotated[bool, typer.Option("--peek", help="Do not advance the checkpoint.")] = False,
+    mine: Annotated[bool, typer.Option(
+        "--mine", help="Only your conversations: those you claimed, and those with a draft of "
+                       "yours still to approve, send or look at.")] = False,
     json_: Annotated[bool, typer.Option(
         "--json", help="Print one JSON document on stdout (the same as --format json).")] = False,
 ) -> None:
     """What came in since the last digest: new messages, opt-out reviews,
     conversations waiting for a reply, opt-outs, failed sends. Prints nothing
-    when nothing is new (so cron mails only news), unless --json."""
+    when nothing is new (so cron mails only news), unless --json.
+
+    Each person (DMTOOL_OPERATOR, operator.name or the login name) has a
+    checkpoint of their own, and so has `--mine`."""
+    from dmtool import actor
     from dmtool.cli.reporting import with_json
     from dmtool.services.conversations import (
+        LEGACY_CHECKPOINT,
         build_digest,
+        checkpoint_key,
         default_since,
         digest_lock,
         render_digest,
@@ -212,14 +262,26 @@ def digest_cmd(
         raise UsageError("--format must be text, markdown or json")
     st = state(ctx)
     store = st.store
+    who: str | None
+    if mine:
+        from dmtool.services.claims import me
+
+        who = me()
+    else:
+        who = actor.current()
+    key = checkpoint_key(who, mine=mine)
     read_only = peek or store.read_only  # a read-only store: as --peek
     with digest_lock(store, read_only):
         t = now()
+        checkpoint = store.get_state(key)
+        inherited = checkpoint is None and not mine and key != LEGACY_CHECKPOINT
+        if inherited:  # the one checkpoint of earlier versions
+            checkpoint = store.get_state(LEGACY_CHECKPOINT)
         if since is not None:
             start, window = resolve_since(st, since, t), "since"
         else:
-            start, window = default_since(store.get_state("digest_at"), t)
-        d = build_digest(store.conn, start, t, window=window)
+            start, window = default_since(checkpoint, t)
+        d = build_digest(store.conn, start, t, window=window, mine=who if mine else None)
         if fmt_ == "json":
             output.print_json(d.to_dict(with_text=not no_text))
         elif not d.empty:
@@ -227,7 +289,9 @@ def digest_cmd(
                                                       with_text=not no_text)))
         if not read_only:
             with store.tx():
-                store.set_state("digest_at", fmt(t))
+                store.set_state(key, fmt(t))
+                if inherited:
+                    store.set_state(LEGACY_CHECKPOINT, None)
 
 
 def _parse_until(st: AppState, words: list[str], now: datetime) -> datetime:

@@ -9,7 +9,7 @@ import typer
 
 from dmtool import output
 from dmtool.cli.context import state
-from dmtool.cli.params import JsonOpt
+from dmtool.cli.params import JsonOpt, path_argument
 from dmtool.errors import DmtoolError, StoreDamaged, UsageError
 
 db_app = typer.Typer(help="The store: where it is, a backup, a restore, an integrity check, moving it.",
@@ -24,7 +24,7 @@ def db_path(ctx: typer.Context, json_: JsonOpt = False) -> None:
 
 
 @db_app.command("backup")
-def db_backup(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Where to write.")]) -> None:
+def db_backup(ctx: typer.Context, file: Annotated[Path, path_argument("Where to write.")]) -> None:
     """Write a consistent copy of the store (safe while other commands run).
 
     The copy is checked once written: when the store is damaged, nothing is
@@ -33,14 +33,14 @@ def db_backup(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="Whe
     with pg_dump (custom format: restore it with pg_restore)."""
     from dmtool.services.backups import backup
 
-    backup(state(ctx), file.expanduser())
+    backup(state(ctx), file)
     output.info(f"backed up to {file}")
 
 
 @db_app.command("restore")
 def db_restore(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A backup written by `dmtool db backup`.")],
+    file: Annotated[Path, path_argument("A backup written by `dmtool db backup`.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """Replace the store with a backup, keeping the current one aside.

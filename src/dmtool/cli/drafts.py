@@ -12,8 +12,8 @@ from dmtool import output
 from dmtool.appstate import AppState
 from dmtool.cli import completion
 from dmtool.cli.context import state
-from dmtool.cli.params import HandleArg, JsonOpt, TemplateArg, draft_id_argument
-from dmtool.errors import DmtoolError, UsageError
+from dmtool.cli.params import HandleArg, JsonOpt, TemplateArg, draft_id_argument, file_option
+from dmtool.errors import DmtoolError, PolicyRefused, UsageError
 
 if TYPE_CHECKING:
     from dmtool.localtime import DisplayZone
@@ -25,8 +25,10 @@ IdArg = Annotated[int, draft_id_argument(completion.complete_draft)]
 EditableIdArg = Annotated[int, draft_id_argument(completion.complete_editable_draft)]
 DiscardableIdArg = Annotated[int, draft_id_argument(completion.complete_discardable_draft)]
 SendableIdArg = Annotated[int, draft_id_argument(completion.complete_sendable_draft)]
-FileOpt = Annotated[str | None, typer.Option(
-    "--file", "-f", help="Read the text from this file ('-' for stdin).")]
+FileOpt = Annotated[str | None, file_option("Read the text from this file ('-' for stdin).")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="Go past another person's claim on the conversation (recorded in the log "
+                    "under your name).")]
 
 drafts_app = typer.Typer(help="Your drafts: list, show, edit and discard them.", no_args_is_help=True)
 templates_app = typer.Typer(help="Saved replies with {name}-style variables; a template only "
@@ -95,8 +97,10 @@ def _print_draft(v: DraftView, zone: DisplayZone) -> None:
     fields = [
         ("draft", d.id), ("contact", f"@{d.handle}" + (f" ({v.contact.name})" if v.contact.name else "")),
         ("status", d.status), ("first contact", v.first_contact), ("template", d.template),
-        ("created", zone.show(d.created_at)), ("updated", zone.show(d.updated_at)),
-        ("approved", zone.show(d.approved_at) or None),
+        ("written by", d.author), ("created", zone.show(d.created_at)),
+        ("updated", zone.show(d.updated_at)),
+        ("approved", zone.show(d.approved_at) or None), ("approved by", d.approved_by),
+        ("sent by", d.sent_by),
         ("acknowledged", sorted(d.acknowledged_codes) or None), ("reason", d.reason),
         ("sent", zone.show(d.sent_at) or None), ("event", d.dm_event_id),
     ]
@@ -110,7 +114,8 @@ def _print_draft(v: DraftView, zone: DisplayZone) -> None:
 
 
 def _summary_row(d: Draft, zone: DisplayZone) -> list[Any]:
-    return [d.id, d.status, "@" + d.handle, zone.show(d.updated_at), d.text]
+    return [d.id, d.status, "@" + d.handle, zone.show(d.updated_at), d.author, d.approved_by,
+            d.text]
 
 
 # --- draft -------------------------------------------------------------------------------
@@ -128,6 +133,7 @@ def draft_cmd(
         autocompletion=completion.complete_template)] = None,
     var: Annotated[list[str] | None, typer.Option(
         "--var", help="KEY=VALUE to fill {KEY} in the template (repeatable).")] = None,
+    force: ForceOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Write a draft DM to one contact. Refused (exit 3) when they may not be DMed;
@@ -139,9 +145,10 @@ def draft_cmd(
     body = _one_source(text, file)
     variables = drafting.parse_vars(var or [])
     if body is None and template is None:
-        drafting.check_can_draft(st, handle)  # don't make anyone write a DM that can't go
+        drafting.check_can_draft(st, handle, force=force)  # don't make anyone write a DM that can't go
         body = _edit(st.environ, what="the message")
-    v = drafting.create_draft(st, handle, body, template=template, variables=variables)
+    v = drafting.create_draft(st, handle, body, template=template, variables=variables,
+                              force=force)
     if json_:
         output.print_json(v.to_dict())
         return
@@ -177,7 +184,7 @@ def drafts_list(
     if json_:
         output.print_json([drafting.draft_summary(d) for d in items])
         return
-    output.print_table(["id", "status", "to", "updated", "text"],
+    output.print_table(["id", "status", "to", "updated", "author", "approver", "text"],
                        [_summary_row(d, st.zone) for d in items],
                        empty="no drafts: write one with `dmtool draft HANDLE`")
 
@@ -317,6 +324,14 @@ def _render_review(st: AppState, console: Any, v: DraftView, position: str) -> N
         head.append(f"  [{v.draft.status}: {v.draft.reason or ''}]")
     console.print()
     console.print(head)
+    d = v.draft
+    console.print(Text(f"written by {d.author or 'someone (not recorded)'} on "
+                       f"{st.zone.show(d.created_at)}"
+                       + (f", changed {st.zone.show(d.updated_at)}"
+                          if d.updated_at != d.created_at else "")
+                       + (f"; approved by {d.approved_by}" if d.approved_by else "")))
+    if d.status == "draft" and d.reason:  # sent back to review: say why
+        console.print(Text(f"back in review: {d.reason}", style="yellow"))
     evidence = cstore.evidence(conn, c.id)
     console.print(Text("consent evidence:" + ("" if evidence else " none")))
     for e in evidence:
@@ -397,7 +412,11 @@ def _review_loop(st: AppState, ids: list[int] | None) -> None:
                                     default=False)
                 if not ack:
                     continue
-            drafting.approve(st, did, ack_warnings=ack)
+            try:
+                drafting.approve(st, did, ack_warnings=ack)
+            except PolicyRefused as e:  # another person's approval is needed: say so, go on
+                console.print(f"cannot approve: {e.message}")
+                continue
             console.print(f"approved draft {did}: send it with `dmtool send {did}`{_sandbox(st)}")
             counts["approved"] += 1
             break
@@ -458,6 +477,7 @@ def send_cmd(
         "--yes", "-y", help="Do not ask (not enough for a first contact).")] = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Run every check, send nothing.")] = False,
+    force: ForceOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Send exactly one approved draft, after checking the policy and the lint
@@ -467,7 +487,7 @@ def send_cmd(
 
     st = state(ctx)
     confirm = _confirm_send(st) if output.interactive() else None
-    r = send_draft(st, draft_id, confirm=confirm, yes=yes, dry_run=dry_run)
+    r = send_draft(st, draft_id, confirm=confirm, yes=yes, dry_run=dry_run, force=force)
     render_send(st, r, json_)
 
 
@@ -477,7 +497,11 @@ def render_send(st: AppState, r: SendResult, json_: bool) -> None:
         output.print_json(r.to_dict())
         return
     d, box = r.draft, _sandbox(st)
-    if r.declined:  # an answer, not an error: exit 0
+    if r.waiting_for_approval:
+        output.print_text(f"draft {d.id} for @{d.handle}: waiting for approval by another member")
+        output.info(f"they approve it with `dmtool review {d.id} --approve`, then `dmtool send "
+                    f"{d.id}` sends it{box}")
+    elif r.declined:  # an answer, not an error: exit 0
         output.print_text(f"not sent; kept as draft {d.id}" + (" (approved)"
                                                                if d.status == "approved" else ""))
         if d.status == "approved":

@@ -9,7 +9,7 @@ import typer
 from dmtool import output
 from dmtool.cli import completion
 from dmtool.cli.context import state
-from dmtool.cli.drafts import FileOpt, _one_source, render_send, show_dm
+from dmtool.cli.drafts import FileOpt, ForceOpt, _one_source, render_send, show_dm
 from dmtool.cli.params import HandleArg, JsonOpt
 from dmtool.errors import UsageError
 
@@ -30,7 +30,8 @@ def _cancelled(st: AppState, handle: str, json_: bool) -> None:
     if json_:
         output.print_json({"id": None, "handle": handle, "status": None, "dm_event_id": None,
                            "dm_conversation_id": None, "first_contact": False, "dry_run": False,
-                           "reconciled": False, "sandbox": st.sandbox, "declined": True})
+                           "reconciled": False, "sandbox": st.sandbox, "declined": True,
+                           "waiting_for_approval": False})
     output.info("the message is empty: nothing drafted, nothing sent")
 
 
@@ -51,6 +52,7 @@ def reply_cmd(
     ack_warnings: Annotated[bool, typer.Option(
         "--ack-warnings", help="Acknowledge the reply's lint warnings (needed with --yes or off "
                                "a terminal when it has any).")] = False,
+    force: ForceOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Answer someone whose message is the last one: draft, approve and send in
@@ -58,19 +60,23 @@ def reply_cmd(
 
     It shows the exact text and the lint findings and asks `Send? [y/N]` once;
     off a terminal it needs --yes (and --ack-warnings for warnings). Declining
-    keeps the reply as a draft. To write first, use `dmtool draft`."""
-    from dmtool.services import drafting, reply
+    keeps the reply as a draft. To write first, use `dmtool draft`. Where
+    team.approval asks another person to approve it, the reply stops as a
+    draft waiting for their approval (exit 0)."""
+    from dmtool.services import approvals, drafting, reply
     from dmtool.services.send import SendResult, send_draft
 
     st = state(ctx)
-    asking = output.interactive() and not yes
-    if not asking and not yes:
+    every_draft = approvals.mode(st) == "all"  # nothing will be sent: nothing to confirm
+    asking = output.interactive() and not yes and not every_draft
+    if not asking and not yes and not every_draft:
         raise UsageError("replying off a terminal needs --yes",
                          hint="add --yes (and --ack-warnings if the reply has warnings)")
     body = _one_source(text, file)
     variables = drafting.parse_vars(var or [])
     contact = reply.target(st, handle)
-    drafting.check_can_draft(st, contact.handle, command="reply")  # don't write what can't go
+    # don't write what can't go
+    drafting.check_can_draft(st, contact.handle, command="reply", force=force)
     if body is None and template is None:
         from dmtool.cli.editor import edit
 
@@ -79,14 +85,23 @@ def reply_cmd(
             _cancelled(st, contact.handle, json_)
             return
     pre = reply.preview(st, contact, body, template=template, variables=variables)
-    if pre.warning_codes and not asking and not ack_warnings:
+    # A second pair of eyes: the approver acknowledges the warnings, not you.
+    another = approvals.needs_another(st, first_contact=pre.decision.first_contact)
+    if pre.warning_codes and not asking and not ack_warnings and not another:
         _say_findings(pre)
         raise UsageError(f"the reply has warnings to acknowledge: {', '.join(pre.warning_codes)}; "
                          "nothing was drafted", hint="read them above, then add --ack-warnings")
 
     v = drafting.create_draft(st, contact.handle, body if template is None else None,
-                              template=template, variables=variables, command="reply")
-    reply.stop_if_blocked(st, v)  # a lint error, a duplicate, a wait: kept as a draft
+                              template=template, variables=variables, command="reply",
+                              force=force)
+    # a lint error, a duplicate, a wait (unless it waits for an approval anyway): kept as a draft
+    reply.stop_if_blocked(st, v, waits_ok=another)
+    if another:
+        _say_findings(pre)
+        render_send(st, SendResult(v.draft, v.first_contact, sandbox=st.sandbox,
+                                   waiting_for_approval=True), json_)
+        return
     if asking:
         show_dm(st, v, acknowledged=False)
         if v.warnings:
@@ -100,7 +115,7 @@ def reply_cmd(
     drafting.approve(st, v.draft.id, ack_warnings=asking or ack_warnings)
     # You said yes above (or gave --yes): send must not ask again.
     r = send_draft(st, v.draft.id, confirm=(lambda _v: True) if asking else None, yes=True,
-                   dry_run=False)
+                   dry_run=False, force=force)
     render_send(st, r, json_)
 
 

@@ -27,6 +27,9 @@ def report_cmd(
     days: Annotated[int, days_option(
         "The last N days in your time zone (display.timezone, else TZ), today included: "
         "1 to 3650.")] = 30,
+    by_operator: Annotated[bool, typer.Option(
+        "--by-operator", help="Also per person: DMs sent, approvals given and the median time "
+                              "to a first reply.")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Messages in and out per day, time to your first reply, open
@@ -35,7 +38,7 @@ def report_cmd(
     from dmtool.timeutil import now
 
     st = state(ctx)
-    r = build_report(st.store.conn, days, now(), st.zone)
+    r = build_report(st.store.conn, days, now(), st.zone, by_operator=by_operator)
     if json_:
         output.print_json(r.to_dict())
     elif r.empty:
@@ -79,6 +82,9 @@ def _print_plain(r: Report) -> None:
              ["first_reply_p90_seconds", _plain_seconds(fr["p90_seconds"])]]
     rows += [["open", b.label, b.waiting_for_you, b.waiting_for_them] for b in r.open_by_age]
     rows += [["opt_outs", r.opt_outs], ["timezone", r.timezone]]
+    # operator, name (empty: not recorded), sent, approved, answered, median seconds
+    rows += [["operator", o.operator or "", o.sent, o.approved, len(o.answered_seconds),
+              _plain_seconds(o.median)] for o in r.by_operator or ()]
     output.print_table([], rows)
 
 
@@ -149,6 +155,30 @@ def _print_rich(r: Report) -> None:
 
     console.print()
     console.print(f"[bold]Opt-outs[/] in the period: {r.opt_outs}")
+    if r.by_operator is not None:
+        _print_operators(console, r)
+
+
+def _print_operators(console: Any, r: Report) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console.print()
+    console.print("[bold]By operator[/] (sends, approvals and first replies in the period)")
+    if not r.by_operator:
+        console.print("  nobody sent or approved a DM in the period")
+        return
+    top = max(o.sent for o in r.by_operator)
+    table = Table(show_edge=False, header_style="bold", box=None, pad_edge=False)
+    for name, justify in (("operator", "left"), ("sent", "right"), ("", "left"),
+                          ("approved", "right"), ("first replies", "right"),
+                          ("median", "right")):
+        table.add_column(name, justify=justify, no_wrap=name == "")  # type: ignore[arg-type]
+    for o in r.by_operator:
+        table.add_row(Text(o.operator or "(not recorded)"), str(o.sent),
+                      Text(_bar(o.sent, top), style="green"), str(o.approved),
+                      str(len(o.answered_seconds)), duration(o.median))
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

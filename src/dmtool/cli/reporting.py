@@ -16,6 +16,8 @@ from dmtool.errors import UsageError
 # the exit code is the whole result.
 ACTIONS: dict[str, str] = {
     "auth logout": "removes the saved credentials",
+    "claim": "claims a conversation for a while",
+    "release": "ends a claim on a conversation",
     "config set": "changes one setting",
     "contacts block": "adds to the do-not-contact list",
     "contacts unblock": "takes off the do-not-contact list",

@@ -33,7 +33,7 @@ def sandbox_receive(
     from dmtool.services.sandbox import parse_time, receive
 
     st = state(ctx)
-    when = parse_time(at) if at is not None else None
+    when = parse_time(st, at) if at is not None else None
     r = receive(st, handle, text, when, new=new)
     if r.added:
         output.info(f"@{r.handle} is new on this sandbox X (user {r.user_id})")

@@ -262,10 +262,13 @@ def _unsafe_member(name: str) -> bool:
 @contextmanager
 def _open_source(path: Path) -> Iterator[_Source]:
     if path.is_dir():
-        for data in (path / "data", path):  # the unpacked archive, or its data/ folder
-            if (data / "account.js").is_file():
-                yield _DirSource(data)
-                return
+        try:  # the unpacked archive, or its data/ folder
+            data = next((d for d in (path / "data", path) if (d / "account.js").is_file()), None)
+        except OSError as e:  # a folder this user may not enter
+            raise InputError(f"cannot read {path}: {e.strerror or e}") from None
+        if data is not None:
+            yield _DirSource(data)
+            return
         raise InputError(f"{path}: no data/account.js here: is this X's archive?",
                          hint="point at the zip from X, or the folder that holds its data/ folder")
     if not path.exists():

@@ -149,6 +149,9 @@ def check_backup(st: AppState, file: Path) -> Candidate:
         raise InputError(f"{file} is this profile's own store", hint="give a backup file")
     if not file.is_file():
         raise InputError(f"no such file: {file}")
+    if not os.access(file, os.R_OK):
+        raise InputError(f"cannot read {file}: permission denied",
+                         hint="check that the file is yours")
     version, problems = bstore.file_problems(file)
     if version is None or version == 0:
         raise InputError(f"{file} is not a dmtool store" + (f" ({problems[0]})" if problems else ""),

@@ -35,7 +35,9 @@ def inbox(conn: Conn, query: cvstore.InboxQuery, *, now: datetime,
              "needs_reply": bool(r["waiting"]),
              "status": r["status"], "state": r["state"],
              "snoozed_until": r["snoozed_until"] if (r["snoozed_until"] or "") > now_s
-             else None}
+             else None,
+             # Who is answering it (a live claim), and until when.
+             "claimed_by": r["claimed_by"], "claimed_until": r["claimed_until"]}
             for r in rows]
 
 
@@ -65,6 +67,8 @@ class Digest:
     optout_reviews: list[dict[str, Any]] = field(default_factory=list)
     opted_out: list[dict[str, Any]] = field(default_factory=list)
     failed_sends: list[dict[str, Any]] = field(default_factory=list)
+    # --mine: the operator, their live claims and their drafts still to act on.
+    mine: Mine | None = None
 
     @property
     def empty(self) -> bool:
@@ -80,9 +84,47 @@ class Digest:
             for i in self.inbound]
         reviews = self.optout_reviews if with_text else [
             {k: v for k, v in r.items() if k != "text"} for r in self.optout_reviews]
-        return {"since": self.since, "until": self.until, "window": self.window,
-                "inbound": inbound, "waiting": self.waiting, "optout_reviews": reviews,
-                "opted_out": self.opted_out, "failed_sends": self.failed_sends}
+        out: dict[str, Any] = {"since": self.since, "until": self.until, "window": self.window,
+                               "inbound": inbound, "waiting": self.waiting,
+                               "optout_reviews": reviews, "opted_out": self.opted_out,
+                               "failed_sends": self.failed_sends}
+        if self.mine is not None:
+            out["mine"] = self.mine.to_dict(with_text)
+        return out
+
+
+@dataclass
+class Mine:
+    """What `digest --mine` is about: conversations the operator claimed, and
+    those with a draft of theirs someone still has to act on."""
+
+    operator: str
+    claimed: list[dict[str, Any]] = field(default_factory=list)  # handle, until
+    drafts: list[dict[str, Any]] = field(default_factory=list)   # id, handle, status, ...
+
+    def handles(self) -> set[str]:
+        return {i["handle"].casefold() for i in (*self.claimed, *self.drafts)}
+
+    def to_dict(self, with_text: bool) -> dict[str, Any]:
+        drafts = self.drafts if with_text else [
+            {k: v for k, v in d.items() if k != "text"} for d in self.drafts]
+        return {"operator": self.operator, "claimed": self.claimed, "drafts": drafts}
+
+
+def mine_of(conn: Conn, operator: str, now: datetime) -> Mine:
+    from dmtool.store import claims as kstore
+    from dmtool.store import drafts as dstore
+
+    return Mine(operator,
+                [{"handle": h, "until": until} for h, until in
+                 kstore.contacts_of(conn, operator, fmt(now) or "")],
+                [{"id": d.id, "handle": d.handle, "status": d.status,
+                  "approved_by": d.approved_by, "updated_at": d.updated_at, "text": d.text}
+                 for d in dstore.waiting_by(conn, operator)])
+
+
+def _only(rows: list[dict[str, Any]], handles: set[str]) -> list[dict[str, Any]]:
+    return [r for r in rows if r["handle"] and r["handle"].casefold() in handles]
 
 
 def _from_archive(detail: dict[str, Any]) -> bool:
@@ -90,9 +132,10 @@ def _from_archive(detail: dict[str, Any]) -> bool:
 
 
 def build_digest(conn: Conn, since: datetime, now: datetime, *,
-                 window: str = "last_digest") -> Digest:
+                 window: str = "last_digest", mine: str | None = None) -> Digest:
     """What came in in (since, now]. By recorded time, unless `window` is
-    "since" (by sent time). History from an archive import is never news."""
+    "since" (by sent time). History from an archive import is never news.
+    With `mine` (an operator), only their conversations (Mine)."""
     by_sent = window == "since"
     s, n = fmt(since) or "", fmt(now) or ""
     d = Digest(since=s, until=n, window=window)
@@ -127,7 +170,25 @@ def build_digest(conn: Conn, since: datetime, now: datetime, *,
     d.failed_sends = [{"id": r["id"], "handle": r["handle"], "status": r["status"],
                        "reason": r["reason"], "at": r["updated_at"]}
                       for r in cvstore.failed_sends_between(conn, s, n)]
+    if mine is not None:
+        d.mine = mine_of(conn, mine, now)
+        handles = d.mine.handles()
+        d.inbound, d.waiting = _only(d.inbound, handles), _only(d.waiting, handles)
+        d.optout_reviews = _only(d.optout_reviews, handles)
+        d.opted_out, d.failed_sends = _only(d.opted_out, handles), _only(d.failed_sends, handles)
     return d
+
+
+# Where digests start: the time of the last one, per operator (digests run by
+# two people, or by cron and a person, must not eat each other's news). The
+# one checkpoint of earlier versions goes to the first operator who runs one.
+LEGACY_CHECKPOINT = "digest_at"
+
+
+def checkpoint_key(operator: str | None, *, mine: bool) -> str:
+    if operator is None:
+        return LEGACY_CHECKPOINT + (".mine" if mine else "")
+    return f"{LEGACY_CHECKPOINT}.{'mine.' if mine else ''}{operator.strip().casefold()}"
 
 
 def default_since(checkpoint: str | None, now: datetime) -> tuple[datetime, str]:
@@ -135,6 +196,28 @@ def default_since(checkpoint: str | None, now: datetime) -> tuple[datetime, str]
     if checkpoint:
         return parse(checkpoint), "last_digest"
     return now - FIRST_DIGEST, "first_digest"
+
+
+_DRAFT_WAITS = {"draft": "waiting for approval", "approved": "approved{by}, waiting to be sent",
+                "failed": "not delivered: approve it again to retry",
+                "unknown": "its send has an unknown outcome: `dmtool send` checks X"}
+
+
+def _render_mine(m: Mine, zone: DisplayZone, h: str, b: str, with_text: bool) -> list[str]:
+    lines: list[str] = []
+    if m.claimed:
+        lines.append(f"{h}Claimed by you")
+        lines += [f"{b}@{c['handle']} until {zone.show(c['until'])}" for c in m.claimed]
+        lines.append("")
+    if m.drafts:
+        lines.append(f"{h}Your drafts")
+        for d in m.drafts:
+            state = _DRAFT_WAITS.get(d["status"], d["status"]).format(
+                by=f" by {d['approved_by']}" if d["approved_by"] else "")
+            said = f': "{" ".join(d["text"].split())}"' if with_text else ""
+            lines.append(f"{b}draft {d['id']} to @{d['handle']}: {state}{said}")
+        lines.append("")
+    return lines
 
 
 def render_digest(d: Digest, zone: DisplayZone, *, markdown: bool, with_text: bool) -> str:
@@ -191,6 +274,8 @@ def render_digest(d: Digest, zone: DisplayZone, *, markdown: bool, with_text: bo
         lines += [f"{b}draft {f['id']} to @{f['handle']}: {f['status']}"
                   + (f" ({f['reason']})" if f["reason"] else "") for f in d.failed_sends]
         lines.append("")
+    if d.mine is not None and (d.mine.claimed or d.mine.drafts):
+        lines += _render_mine(d.mine, zone, h, b, with_text)
     return "\n".join(lines).rstrip() + "\n"
 
 

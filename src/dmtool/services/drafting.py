@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from dmtool import policy
+from dmtool import actor, policy
 from dmtool.errors import InputError, PolicyRefused, UsageError
 from dmtool.lint import Finding, LintContext, lint, template_leftovers
-from dmtool.models import Contact
-from dmtool.services import consent, identity
+from dmtool.models import MAX_REASON_LENGTH, Contact
+from dmtool.services import approvals, claims, consent, identity, roles
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
 from dmtool.store.sql import Conn
@@ -41,7 +41,6 @@ TRANSIENT_CODES = frozenset({"E_AWAIT_REPLY", "E_DAILY_CAP", "E_FIRST_CONTACT_CA
 _VARIABLE = re.compile(r"(?<!\{)\{\s*(\w+)\s*\}(?!\})")
 _VAR_NAME = re.compile(r"^\w+$")
 AUTOACK = "autoack"  # the template name of auto-acknowledgement drafts
-MAX_REASON_LENGTH = 1_000
 
 
 @dataclass(frozen=True)
@@ -90,6 +89,8 @@ class DraftView:
             "acknowledged": sorted(d.acknowledged_codes), "reason": d.reason,
             "sent_at": d.sent_at, "dm_event_id": d.dm_event_id,
             "dm_conversation_id": d.dm_conversation_id,
+            "author": d.author, "approved_by": d.approved_by,
+            "approved_sha256": d.approved_sha256, "sent_by": d.sent_by,
         }
 
 
@@ -97,7 +98,8 @@ def draft_summary(d: dstore.Draft) -> dict[str, Any]:
     """The list form of a draft (no lint or policy work per row)."""
     return {"id": d.id, "handle": d.handle, "status": d.status, "text": d.text,
             "created_at": d.created_at, "updated_at": d.updated_at, "reason": d.reason,
-            "dm_event_id": d.dm_event_id}
+            "dm_event_id": d.dm_event_id, "author": d.author, "approved_by": d.approved_by,
+            "sent_by": d.sent_by}
 
 
 # --- shared checks -------------------------------------------------------------------
@@ -229,14 +231,17 @@ def clean_text(text: str, what: str = "the draft") -> str:
 
 
 def check_can_draft(st: AppState, handle: str, now: datetime | None = None, *,
-                    command: str = "draft") -> Contact:
-    """The contact, or a refusal (audited) when they may not be DMed at all."""
+                    command: str = "draft", force: bool = False) -> Contact:
+    """The contact, or a refusal (audited) when they may not be DMed at all, or
+    when someone else has claimed the conversation (unless `force`)."""
+    roles.require(st, "draft")
     contact = identity.contact_for(st, handle)  # a handle not in the record: one X lookup
     conn = st.store.conn
     gate = consent.decide(conn, contact, None, st.config.policy(), now or clock())
     blocking = [r for r in gate.blocking if r.code not in TRANSIENT_CODES]
     if blocking:
         raise refuse(st, contact, blocking, command=command, what="not drafted")
+    claims.guard(st, contact, command=command, force=force, what="not drafted")
     return contact
 
 
@@ -260,10 +265,13 @@ def _empty_draft() -> InputError:
 
 
 def create_draft(st: AppState, handle: str, text: str | None, *, template: str | None = None,
-                 variables: Mapping[str, str] | None = None, command: str = "draft") -> DraftView:
+                 variables: Mapping[str, str] | None = None, command: str = "draft",
+                 force: bool = False) -> DraftView:
     """A new draft for `handle`, refused (exit 3, audited) when the contact may
-    not be DMed at all. Lint findings come back in the view; they do not stop a
-    draft, and neither does a reason that only has to wait (TRANSIENT_CODES)."""
+    not be DMed at all, or someone else claimed the conversation (unless
+    `force`: recorded). Lint findings come back in the view; they do not stop a
+    draft, and neither does a reason that only has to wait (TRANSIENT_CODES).
+    The draft names its author; it renews the author's claim on the contact."""
     if text is not None and template is not None:
         raise UsageError("give the text or --template, not both")
     if variables and template is None:
@@ -271,13 +279,17 @@ def create_draft(st: AppState, handle: str, text: str | None, *, template: str |
     if template is None and not clean_text(text or ""):
         raise _empty_draft()  # judged before anything is asked of the store or X
     now = clock()
-    contact = check_can_draft(st, handle, now, command=command)
+    contact = check_can_draft(st, handle, now, command=command, force=force)
+    override = claims.guard(st, contact, command=command, force=force, what="not drafted")
     body = compose(st.store.conn, contact, text, template=template, variables=variables)
     stamp = fmt(now) or ""
     with st.store.tx() as conn:
-        d = dstore.create(conn, contact.id, body, now=stamp, template=template)
+        d = dstore.create(conn, contact.id, body, now=stamp, template=template,
+                          author=actor.current())
         cstore.audit(conn, "drafted", now=stamp, contact=contact, draft_id=d.id, command=command,
                      **({"template": template} if template else {}))
+        claims.overridden(conn, override, contact, command=command, now=stamp, draft_id=d.id)
+        claims.renew(conn, contact.id, stamp)
     return view(conn, st, d, now)
 
 
@@ -309,11 +321,15 @@ def edit_draft(st: AppState, draft_id: int, text: str) -> tuple[DraftView, bool]
     if not body:
         raise InputError("the new text is empty", hint="to drop the draft use `dmtool drafts discard`")
     now = clock()
+    stamp = fmt(now) or ""
     with st.store.tx() as conn:
         d = dstore.get(conn, draft_id)
-        if not dstore.set_text(conn, draft_id, body, now=fmt(now) or ""):
+        if not dstore.set_text(conn, draft_id, body, now=stamp):
             raise _cannot(d, "edit")
         new = dstore.get(conn, draft_id)
+        # Who changed what someone approved matters on a team: the log says so.
+        cstore.audit(conn, "edited", now=stamp, contact=cstore.by_id(conn, d.contact_id),
+                     draft_id=d.id, approval_cleared=d.status == "approved")
     return view(st.store.conn, st, new, now), d.status == "approved"
 
 
@@ -328,6 +344,7 @@ def discard(st: AppState, draft_id: int) -> dstore.Draft:
 def approve(st: AppState, draft_id: int, *, ack_warnings: bool) -> DraftView:
     """Approve the draft's current text. Lint errors or a blocking policy reason
     refuse (exit 3, audited); unacknowledged warnings need --ack-warnings (exit 2)."""
+    roles.require(st, "approve")
     now = clock()
     conn = st.store.conn
     d = dstore.get(conn, draft_id)
@@ -337,20 +354,23 @@ def approve(st: AppState, draft_id: int, *, ack_warnings: bool) -> DraftView:
     blocking = v.blocking(ignore_transient=True)
     if blocking:
         raise refuse(st, v.contact, blocking, command="review", draft_id=d.id, what="not approved")
+    approvals.check_approver(st, d, v.contact, first_contact=v.first_contact)
     codes = sorted(v.warning_codes)
     if codes and not ack_warnings:
         raise UsageError(f"draft {d.id} has warnings you must acknowledge: {', '.join(codes)}",
                          hint=f"read them with `dmtool drafts show {d.id}`, then add --ack-warnings")
     stamp = fmt(now) or ""
     with st.store.tx() as conn:
-        if not dstore.approve(conn, d.id, text=d.text, acknowledged=codes, now=stamp):
+        if not dstore.approve(conn, d.id, text=d.text, acknowledged=codes, now=stamp,
+                              approved_by=actor.current()):
             current = dstore.get(conn, d.id)
             if current.text != d.text:
                 raise InputError(f"draft {d.id} changed while it was checked",
                                  hint="review it again")
             raise _cannot(current, "approve")
         cstore.audit(conn, "approved", now=stamp, contact=v.contact, draft_id=d.id, codes=codes,
-                     text=d.text, first_contact=v.first_contact)
+                     text=d.text, first_contact=v.first_contact, sha256=dstore.text_hash(d.text),
+                     **({"author": d.author} if d.author else {}))
         approved = dstore.get(conn, d.id)
     return DraftView(approved, v.contact, v.findings, v.decision)
 

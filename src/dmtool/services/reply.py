@@ -109,10 +109,11 @@ def preview(st: AppState, contact: Contact, text: str | None, *, template: str |
     return Preview(contact, body, tuple(findings), decision)
 
 
-def stop_if_blocked(st: AppState, v: drafting.DraftView) -> None:
+def stop_if_blocked(st: AppState, v: drafting.DraftView, *, waits_ok: bool = False) -> None:
     """Refuse (audited) a reply draft that cannot be sent now: a lint error, a
-    duplicate, or a wait (caps, X's rate limit). The draft stays, as `draft`."""
-    blocking = v.blocking(ignore_transient=False)
+    duplicate, or a wait (caps, X's rate limit; not with `waits_ok`, for a
+    reply that waits for an approval anyway). The draft stays, as `draft`."""
+    blocking = v.blocking(ignore_transient=waits_ok)
     if not blocking:
         return
     d = v.draft

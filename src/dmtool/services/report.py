@@ -30,12 +30,15 @@ import json
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dmtool.localtime import UTC_ZONE, DisplayZone
 from dmtool.store import report as rstore
 from dmtool.store.sql import Conn
 from dmtool.timeutil import fmt, parse
+
+if TYPE_CHECKING:
+    from dmtool.services.report_by_operator import OperatorStats
 
 DAY = 86400
 
@@ -117,6 +120,7 @@ class Report:
     opt_outs: int
     has_messages: bool
     timezone: str = "UTC"  # the zone of the day buckets
+    by_operator: list[OperatorStats] | None = None  # --by-operator (report_by_operator.py)
 
     @property
     def empty(self) -> bool:
@@ -140,7 +144,8 @@ class Report:
                 "waiting_for_them": sum(b.waiting_for_them for b in self.open_by_age),
                 "by_age": [b.to_dict() for b in self.open_by_age]},
             "opt_outs": self.opt_outs,
-        }
+        } | ({} if self.by_operator is None else
+             {"by_operator": [o.to_dict() for o in self.by_operator]})
 
 
 def percentile(sorted_values: list[float], p: float) -> float | None:
@@ -169,7 +174,7 @@ def period(days: int, now: datetime, zone: DisplayZone = UTC_ZONE
 
 
 def build_report(conn: Conn, days: int, now: datetime,
-                 zone: DisplayZone = UTC_ZONE) -> Report:
+                 zone: DisplayZone = UTC_ZONE, *, by_operator: bool = False) -> Report:
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days must be 1..{MAX_DAYS}")
     dates, bounds = period(days, now, zone)
@@ -177,10 +182,15 @@ def build_report(conn: Conn, days: int, now: datetime,
     by_day = {d: DayCount(d) for d in dates}
     first_reply = _count_messages_and_waits(conn, s, e, list(by_day.values()),
                                             [fmt(b) or "" for b in bounds])
-    return Report(days=days, since=bounds[0], until=now, by_day=list(by_day.values()),
-                  first_reply=first_reply, open_by_age=_open_by_age(conn, now),
-                  opt_outs=_opt_outs(conn, s, e), has_messages=rstore.has_messages(conn),
-                  timezone=zone.name)
+    report = Report(days=days, since=bounds[0], until=now, by_day=list(by_day.values()),
+                    first_reply=first_reply, open_by_age=_open_by_age(conn, now),
+                    opt_outs=_opt_outs(conn, s, e), has_messages=rstore.has_messages(conn),
+                    timezone=zone.name)
+    if by_operator:
+        from dmtool.services.report_by_operator import by_operator as per_operator
+
+        report.by_operator = per_operator(conn, s, e)
+    return report
 
 
 @dataclass

@@ -22,3 +22,10 @@ def require(st: AppState, action: str) -> None:
     """Raise (E_ROLE, E_NOT_A_MEMBER) unless the acting operator may do `action`."""
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
+
+
+def has_members(st: AppState) -> bool:
+    """Whether the store has team members (issue 15 point 1). With none, the
+    team's defaults stay those of one person (team.approval "none"). The team
+    workflow fills it in; until then there are none."""
+    return False

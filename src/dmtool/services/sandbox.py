@@ -9,7 +9,7 @@ it like any other DM (opt-out words, review, autoack and all).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from dmtool.errors import InputError, NotFound
@@ -31,24 +31,21 @@ class Received:
     outside_window: bool  # older than X's 30 days: sync will not see it
 
 
-def parse_time(text: str) -> datetime:
-    """ISO 8601, in the local zone unless it carries an offset."""
+def parse_time(st: AppState, text: str) -> datetime:
+    """ISO 8601, in the local zone unless it carries an offset: read as every
+    time a person types (timeutil.parse_when), so out of range is an error too."""
     try:
-        at = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"--at: not a date and time: {text!r}",
-                         hint="use ISO 8601, e.g. 2026-03-02T14:30 (local time) or "
-                              "2026-03-02T05:30Z") from None
-    if at.tzinfo is None:
-        at = at.astimezone()  # the local zone ($TZ, else the system's)
-    return at.astimezone(UTC)
+        return st.zone.parse_typed(text)
+    except ValueError as e:
+        raise InputError(f"--at: {e}", hint="use ISO 8601, e.g. 2026-03-02T14:30 (local time) "
+                                            "or 2026-03-02T05:30Z") from None
 
 
 def receive(st: AppState, handle: str, text: str, at: datetime | None = None, *,
             new: bool = False) -> Received:
     """Put one DM from `handle` to you into the profile's sandbox world."""
     from dmtool.appstate import ensure_sandbox_world
-    from dmtool.models import clean_handle
+    from dmtool.models import clean_handle, is_x_handle, placeholder_id
     from dmtool.x.sandbox import SandboxWorld
 
     if not st.sandbox:
@@ -67,15 +64,18 @@ def receive(st: AppState, handle: str, text: str, at: datetime | None = None, *,
         me = state.get("me")
         users = state["users"]
         user = next((u for u in users.values() if str(u["username"]).lower() == h.lower()), None)
+        if user is None and placeholder_id(h):  # dmtool's name for someone known by id only
+            user = users.get(placeholder_id(h))
         if user is not None and user["id"] == me:
             raise InputError(f"@{h} is you on this sandbox: pick someone else to write to you")
         added = False
         if user is None:
-            if not new:
+            if not new or not is_x_handle(h):
                 people = sorted(f"@{u['username']}" for u in users.values() if u["id"] != me)
+                make = (f"add --new to make @{h} a new sandbox user" if is_x_handle(h) else
+                        "a new sandbox user needs an X handle (1 to 15 letters, digits and '_')")
                 raise NotFound(f"no @{h} on this profile's sandbox X",
-                               hint=(f"its people: {', '.join(people)}; " if people else "")
-                               + f"add --new to make @{h} a new sandbox user")
+                               hint=(f"its people: {', '.join(people)}; " if people else "") + make)
             world.add_user(h, h)
             user = next(u for u in users.values() if str(u["username"]).lower() == h.lower())
             added = True

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from dmtool import policy
+from dmtool import actor, policy
 from dmtool.errors import (
     AuthError,
     Busy,
@@ -41,7 +41,7 @@ from dmtool.errors import (
     UsageError,
 )
 from dmtool.lint import lint
-from dmtool.services import consent, drafting, identity, ratelimits
+from dmtool.services import claims, consent, drafting, identity, ratelimits, traffic
 from dmtool.services.drafting import DraftView
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
@@ -51,9 +51,10 @@ from dmtool.timeutil import now as clock
 from dmtool.x.errors import SendOutcomeUnknown
 
 if TYPE_CHECKING:
+
     from dmtool.appstate import AppState
     from dmtool.models import Contact
-    from dmtool.store.sql import Locks
+    from dmtool.store.sql import Conn, Locks
     from dmtool.x.types import DMEvent
 
 LOCK_TIMEOUT_S = 10.0
@@ -78,13 +79,15 @@ class SendResult:
     sandbox: bool = False
     needs_confirmation: bool = False  # dry run: a real send would ask on a terminal
     declined: bool = False  # you answered no at the prompt: nothing was sent, the draft stays
+    # `reply` under team.approval: the draft waits for another person's approval.
+    waiting_for_approval: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = self.draft
         return {"id": d.id, "handle": d.handle, "status": d.status, "dm_event_id": d.dm_event_id,
                 "dm_conversation_id": d.dm_conversation_id, "first_contact": self.first_contact,
                 "dry_run": self.dry_run, "reconciled": self.reconciled, "sandbox": self.sandbox,
-                "declined": self.declined}
+                "declined": self.declined, "waiting_for_approval": self.waiting_for_approval}
 
 
 def _on(st: AppState) -> str:
@@ -154,10 +157,27 @@ def _record_sent(st: AppState, d: dstore.Draft, contact: Contact, *, event_id: s
                            text=d.text, first_contact=first_contact, kind=source, draft_id=d.id,
                            event_id=event_id)
         detail: dict[str, Any] = {"event_id": event_id, "first_contact": first_contact,
-                                  "sandbox": st.sandbox}
+                                  "sandbox": st.sandbox, "sha256": dstore.text_hash(d.text)}
         if reconciled:
             detail["reconciled"] = True
         cstore.audit(conn, "sent", now=now, contact=contact, draft_id=d.id, **detail)
+        _unapprove_others(conn, d, contact, sent_at=stamp, now=now)
+
+
+def _unapprove_others(conn: Conn, d: dstore.Draft, contact: Contact, *,
+                      sent_at: str, now: str) -> None:
+    """Two approved drafts waiting for one person: once one is sent, the other
+    goes back to review with a note (the traffic cop would refuse it at send,
+    and its approver should read what was just sent first). The note is kept
+    for everyone: its time is UTC, and nothing here can fail on a setting
+    after the DM has left."""
+    for other in dstore.approved_for(conn, contact.id, other_than=d.id):
+        note = (f"draft {d.id} was sent to @{contact.handle} at "
+                f"{sent_at[:16].replace('T', ' ')} UTC after this one was approved: read the "
+                "conversation, then approve this one again if it still fits")
+        if dstore.return_to_review(conn, other, note, now=now):
+            cstore.audit(conn, "returned_to_review", now=now, contact=contact, draft_id=other,
+                         after_draft=d.id)
 
 
 def _find_in_store(st: AppState, d: dstore.Draft, since: datetime) -> tuple[str, str | None,
@@ -244,15 +264,17 @@ def _not_sendable(st: AppState, d: dstore.Draft) -> DmtoolError:
         return InputError(f"draft {d.id} was not delivered{_on(st)}: {d.reason}",
                           code="E_NOT_APPROVED",
                           hint=f"approve it again to retry: `dmtool review {d.id} --approve`")
-    return InputError(f"draft {d.id} is not approved (it is {d.status}); nothing was sent{_on(st)}",
-                      code="E_NOT_APPROVED",
+    why = f": {d.reason}" if d.status == "draft" and d.reason else ""  # sent back to review
+    return InputError(f"draft {d.id} is not approved (it is {d.status}{why}); nothing was "
+                      f"sent{_on(st)}", code="E_NOT_APPROVED",
                       hint=f"review it first: `dmtool review {d.id} --approve`")
 
 
 def _gate_error(st: AppState, v: DraftView) -> DmtoolError | None:
     """The refusal for this view at send time, audited; None when it may go."""
     d = v.draft
-    if d.approved_text != d.text:
+    if d.approved_text != d.text or (d.approved_sha256 is not None
+                                     and d.approved_sha256 != dstore.text_hash(d.text)):
         return PolicyRefused(f"not sent{_on(st)}: draft {d.id} changed after it was approved",
                              code="E_NOT_APPROVED",
                              hint=f"review it again: `dmtool review {d.id} --approve`")
@@ -312,8 +334,12 @@ def _ask(st: AppState, v: DraftView, confirm: Confirm | None, yes: bool) -> bool
 
 
 def send_draft(st: AppState, draft_id: int, *, confirm: Confirm | None, yes: bool,
-               dry_run: bool) -> SendResult:
-    """Send exactly one approved draft, or settle an earlier attempt. Never twice."""
+               dry_run: bool, force: bool = False) -> SendResult:
+    """Send exactly one approved draft, or settle an earlier attempt. Never twice.
+    `force` goes past someone else's claim on the contact (audited)."""
+    from dmtool.services import roles
+
+    roles.require(st, "send")
     d = dstore.get(st.store.conn, draft_id)
     if d.status in dstore.UNSETTLED:
         if dry_run:
@@ -340,6 +366,11 @@ def send_draft(st: AppState, draft_id: int, *, confirm: Confirm | None, yes: boo
 
     # 2. Check and confirm without the lock: a person may take their time at the prompt.
     v = drafting.view(st.store.conn, st, d)
+    claims.guard(st, v.contact, command="send", force=force, what=f"not sent{_on(st)}",
+                 author=d.author, draft_id=d.id)
+    moved = traffic.stop_if_moved(st, d, v.contact, v.blocking(ignore_transient=True))
+    if moved is not None:
+        raise moved
     err = _gate_error(st, v)
     if err is not None:
         raise err
@@ -362,11 +393,12 @@ def send_draft(st: AppState, draft_id: int, *, confirm: Confirm | None, yes: boo
 
     # 3. Under the lock: the same draft, the same text, the gate again, then one request.
     with send_lock(st):
-        return _send_approved(st, d.id, confirmed_text=d.text, contact_id=contact.id)
+        return _send_approved(st, d.id, confirmed_text=d.text, contact_id=contact.id,
+                              force=force)
 
 
 def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
-                   contact_id: int) -> SendResult:
+                   contact_id: int, force: bool = False, autoack: bool = False) -> SendResult:
     """The only place a DM leaves dmtool. Call with the send lock held."""
     conn = st.store.conn
     d = dstore.get(conn, draft_id)
@@ -376,11 +408,20 @@ def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
         raise InputError(f"draft {d.id} changed while you were confirming it",
                          hint=f"see `dmtool drafts show {d.id}`")
     contact = cstore.by_id(conn, d.contact_id)
+    # Claims are between people: an acknowledgement never waits for one.
+    override = None if autoack else claims.guard(
+        st, contact, command="send", force=force, what=f"not sent{_on(st)}", author=d.author,
+        draft_id=d.id)
     findings = drafting.lint_for(conn, st, contact, d.text, template=drafting.from_template(d))
     now = clock()
     decision = consent.decide(conn, contact, d.text, st.config.policy(), now, findings,
                               draft_id=d.id)
-    err = _gate_error(st, DraftView(d, contact, tuple(findings), decision))
+    checked = DraftView(d, contact, tuple(findings), decision)
+    # The traffic cop: nothing may have moved in the conversation since the approval.
+    moved = traffic.stop_if_moved(st, d, contact, checked.blocking(ignore_transient=True))
+    if moved is not None:
+        raise moved
+    err = _gate_error(st, checked)
     if err is not None:
         raise err
     if not contact.user_id:  # resolved before the lock; a forget/re-add could undo it
@@ -390,8 +431,9 @@ def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
     stamp = fmt(now) or ""
     with st.store.tx() as tx:
         if not dstore.start_send(tx, d.id, text=d.text, first_contact=decision.first_contact,
-                                 now=stamp):
+                                 now=stamp, sent_by=actor.current()):
             raise _not_sendable(st, dstore.get(tx, d.id))
+        claims.overridden(tx, override, contact, command="send", now=stamp, draft_id=d.id)
     # `sending` is committed: from here a crash leaves a draft the next send reconciles.
     try:
         sent = client.send_dm(contact.user_id, d.text)
@@ -516,11 +558,14 @@ def send_autoack(st: AppState, contact_id: int, inbound_at: datetime) -> SendRes
         # is expected, not a warning for anyone to read.
         acknowledged = [f.code for f in findings] + ["W_SIMILAR"]
         with st.store.tx() as tx:
-            d = dstore.create(tx, contact.id, text, now=stamp, template="autoack")
-            dstore.approve(tx, d.id, text=text, acknowledged=acknowledged, now=stamp)
+            d = dstore.create(tx, contact.id, text, now=stamp, template="autoack",
+                              author=actor.current())
+            dstore.approve(tx, d.id, text=text, acknowledged=acknowledged, now=stamp,
+                           approved_by=actor.current())
             cstore.audit(tx, "approved", now=stamp, contact=contact, draft_id=d.id, by="autoack")
         try:
-            return _send_approved(st, d.id, confirmed_text=text, contact_id=contact.id)
+            return _send_approved(st, d.id, confirmed_text=text, contact_id=contact.id,
+                                  autoack=True)
         except (PolicyRefused, RateLimited) as e:
             # Refused at the gate, or X's sending limit: nothing was sent. No
             # approved ack may linger for someone to send by hand later.

@@ -24,6 +24,7 @@ _UNREAD = ("EXISTS (SELECT 1 FROM messages u WHERE u.contact_id = c.id AND u.dir
 # The contacts column without which a contact cannot be in each state but open.
 _RARE_STATES = {"blocked": "blocked_at", "opted-out": "opted_out_at",
                 "review-optout": "optout_review_at", "dm-closed": "dm_closed_at"}
+_LIVE_CLAIM = "k.contact_id = cv.contact_id AND k.until > :now"  # claims: an expired one is none
 _TAGGED = "EXISTS (SELECT 1 FROM contact_tags t WHERE t.contact_id = c.id AND t.tag = :tag)"
 # Snoozed now. The few snoozed rows come from their own index, once per query:
 # testing cv.snoozed_until row by row would read every conversation row where
@@ -36,11 +37,13 @@ class InboxQuery:
     """Which conversations the inbox lists, and in which order. A plain class:
     a dataclass costs milliseconds to build at every start of inbox and digest."""
 
-    __slots__ = ("include_done", "waiting", "unread", "tag", "state", "snoozed", "waiting_first")
+    __slots__ = ("include_done", "waiting", "unread", "tag", "state", "snoozed", "waiting_first",
+                 "mine", "unclaimed")
 
     def __init__(self, *, include_done: bool = False, waiting: bool = False,
                  unread: bool = False, tag: str | None = None, state: str | None = None,
-                 snoozed: bool = False, waiting_first: bool = True) -> None:
+                 snoozed: bool = False, waiting_first: bool = True, mine: str | None = None,
+                 unclaimed: bool = False) -> None:
         self.include_done = include_done
         self.waiting = waiting            # only those waiting for your reply
         self.unread = unread
@@ -48,6 +51,8 @@ class InboxQuery:
         self.state = state                # a contact state (STATE_SQL)
         self.snoozed = snoozed            # the snoozed ones instead of the others
         self.waiting_first = waiting_first  # else by activity alone
+        self.mine = mine                  # only those this operator has a live claim on
+        self.unclaimed = unclaimed        # only those nobody has a live claim on
 
     def __repr__(self) -> str:
         return "InboxQuery(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
@@ -74,6 +79,11 @@ def inbox_rows(conn: Conn, q: InboxQuery, *, now: str,
         cond.append(_TAGGED)
     if q.state is not None:
         cond.append(f"({STATE_SQL}) = :state")
+    if q.unclaimed:
+        cond.append(f"NOT EXISTS (SELECT 1 FROM claims k WHERE {_LIVE_CLAIM})")
+    if q.mine is not None:
+        cond.append("EXISTS (SELECT 1 FROM claims mk WHERE mk.contact_id = cv.contact_id "
+                    "AND mk.until > :now AND mk.operator = :mine COLLATE NOCASE)")
     # (index, state, extra condition) per group, in the order listed.
     groups: list[tuple[str, str, str | None]] = []
     rare = _RARE_STATES.get(q.state or "")
@@ -93,6 +103,11 @@ def inbox_rows(conn: Conn, q: InboxQuery, *, now: str,
         if rare is not None:
             source = ("contacts c CROSS JOIN conversations cv INDEXED BY conversations_contact "
                       f"ON cv.contact_id = c.id WHERE c.{rare} IS NOT NULL AND {where}")
+        elif q.mine is not None:  # a person's claims are few: start from them
+            source = ("claims cl CROSS JOIN conversations cv INDEXED BY conversations_contact "
+                      "ON cv.contact_id = cl.contact_id CROSS JOIN contacts c "
+                      "ON c.id = cv.contact_id "
+                      f"WHERE cl.operator = :mine COLLATE NOCASE AND cl.until > :now AND {where}")
         else:
             source = (f"conversations cv INDEXED BY {index} CROSS JOIN contacts c "
                       f"ON c.id = cv.contact_id WHERE {where}")
@@ -106,15 +121,18 @@ def inbox_rows(conn: Conn, q: InboxQuery, *, now: str,
           m.direction AS last_direction, m.text AS last_text,
           -- recorded_at: a message synced after you read the thread is still unread.
           (SELECT count(*) FROM messages u WHERE u.contact_id = c.id AND u.direction = 'in'
-            AND u.recorded_at > COALESCE(cv.last_read_at, '')) AS unread
+            AND u.recorded_at > COALESCE(cv.last_read_at, '')) AS unread,
+          k.operator AS claimed_by, k.until AS claimed_until
         FROM (SELECT * FROM ({" UNION ALL ".join(parts)})
               ORDER BY grp, at DESC, r DESC LIMIT :limit) page
         JOIN conversations cv ON cv.rowid = page.r
         JOIN contacts c ON c.id = cv.contact_id
+        LEFT JOIN claims k ON k.contact_id = c.id AND k.until > :now
         -- The last message that is not an autoack: what they (or you) wrote.
         LEFT JOIN messages m ON m.id = COALESCE(cv.human_id, cv.latest_id)
         ORDER BY page.grp, page.at DESC, page.r DESC
-        """, {"limit": limit, "now": now, "tag": q.tag, "state": q.state}).fetchall()
+        """, {"limit": limit, "now": now, "tag": q.tag, "state": q.state,
+              "mine": q.mine}).fetchall()
 
 
 def mark_read(conn: Conn, contact_id: int, now: str) -> None:

@@ -21,7 +21,8 @@ STATUSES = ("draft", "approved", "rejected", "sending", "sent", "failed", "unkno
 _COLS = (
     "d.id, d.contact_id, c.handle, d.text, d.status, d.template, d.created_at, d.updated_at, "
     "d.approved_at, d.approved_text, d.acknowledged, d.reason, d.send_started_at, d.sent_at, "
-    "d.dm_event_id, d.dm_conversation_id, d.first_contact"
+    "d.dm_event_id, d.dm_conversation_id, d.first_contact, d.author, d.approved_by, "
+    "d.approved_sha256, d.sent_by, d.approved_message_mark, d.approved_audit_mark"
 )
 _FROM = "FROM drafts d JOIN contacts c ON c.id = d.contact_id"
 
@@ -45,17 +46,32 @@ class Draft:
     dm_event_id: str | None
     dm_conversation_id: str | None
     first_contact: int | None
+    # Who (dmtool.actor) wrote it, approved it (while the approval stands) and sent it.
+    author: str | None = None
+    approved_by: str | None = None
+    approved_sha256: str | None = None  # the approval is bound to this text (text_hash)
+    sent_by: str | None = None
+    # How far the messages and the audit log had gone at approval (store/traffic.py).
+    approved_message_mark: int | None = None
+    approved_audit_mark: int | None = None
 
     @property
     def acknowledged_codes(self) -> frozenset[str]:
         return frozenset((self.acknowledged or "").split())
 
 
+def text_hash(text: str) -> str:
+    """What an approval is bound to: SHA-256 of the exact text (UTF-8), in hex."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def create(conn: Conn, contact_id: int, text: str, *, now: str,
-           template: str | None = None) -> Draft:
+           template: str | None = None, author: str | None = None) -> Draft:
     cur = conn.execute(
-        "INSERT INTO drafts (contact_id, text, status, template, created_at, updated_at) "
-        "VALUES (?, ?, 'draft', ?, ?, ?)", (contact_id, text, template, now, now))
+        "INSERT INTO drafts (contact_id, text, status, template, created_at, updated_at, author) "
+        "VALUES (?, ?, 'draft', ?, ?, ?, ?)", (contact_id, text, template, now, now, author))
     return get(conn, int(cur.lastrowid or 0))
 
 
@@ -95,7 +111,9 @@ def _transition(conn: Conn, draft_id: int, to: str, from_: Iterable[str], *,
     return conn.execute(sql, params).rowcount == 1
 
 
-_CLEAR_APPROVAL: dict[str, Any] = {"approved_at": None, "approved_text": None, "acknowledged": None}
+_CLEAR_APPROVAL: dict[str, Any] = {"approved_at": None, "approved_text": None, "acknowledged": None,
+                                   "approved_by": None, "approved_sha256": None,
+                                   "approved_message_mark": None, "approved_audit_mark": None}
 EDITABLE = ("draft", "approved", "rejected", "failed")
 APPROVABLE = ("draft", "approved", "rejected", "failed")
 REJECTABLE = ("draft", "approved", "failed")
@@ -109,13 +127,34 @@ def set_text(conn: Conn, draft_id: int, text: str, *, now: str) -> bool:
 
 
 def approve(conn: Conn, draft_id: int, *, text: str, acknowledged: Iterable[str],
-            now: str) -> bool:
-    """Approve exactly `text`: fails if the draft changed since it was checked."""
+            now: str, approved_by: str | None = None) -> bool:
+    """Approve exactly `text`: fails if the draft changed since it was checked.
+    The approval keeps the text's hash and how far the messages and the audit
+    log had gone (call inside the approval's transaction)."""
+    message_mark, audit_mark = conn.execute(
+        "SELECT (SELECT COALESCE(max(id), 0) FROM messages), "
+        "(SELECT COALESCE(max(id), 0) FROM audit)").fetchone()
     return _transition(conn, draft_id, "approved", APPROVABLE, now=now,
                        extra_where=" AND text = ?", extra_params=(text,),
-                       approved_at=now, approved_text=text,
+                       approved_at=now, approved_text=text, approved_sha256=text_hash(text),
+                       approved_by=approved_by, approved_message_mark=message_mark,
+                       approved_audit_mark=audit_mark,
                        acknowledged=" ".join(sorted(set(acknowledged))) or None,
                        reason=None, send_started_at=None)
+
+
+def return_to_review(conn: Conn, draft_id: int, reason: str, *, now: str) -> bool:
+    """approved -> draft, the approval void, with a note saying why (the traffic
+    cop, or another approved draft to the same person sent first)."""
+    return _transition(conn, draft_id, "draft", ("approved",), now=now, reason=reason,
+                       **_CLEAR_APPROVAL)
+
+
+def approved_for(conn: Conn, contact_id: int, *, other_than: int) -> list[int]:
+    """The other approved drafts waiting for this contact."""
+    return [r[0] for r in conn.execute(
+        "SELECT id FROM drafts WHERE contact_id = ? AND status = 'approved' AND id != ? "
+        "ORDER BY id", (contact_id, other_than))]
 
 
 def reject(conn: Conn, draft_id: int, reason: str | None, *, now: str) -> bool:
@@ -128,12 +167,14 @@ def discard(conn: Conn, draft_id: int, *, now: str) -> bool:
 
 
 def start_send(conn: Conn, draft_id: int, *, text: str, first_contact: bool,
-               now: str) -> bool:
-    """approved -> sending, for exactly the approved text. Commit before the request."""
+               now: str, sent_by: str | None = None) -> bool:
+    """approved -> sending, for exactly the approved text (and its hash: an
+    approval given before hashes were kept has none). Commit before the request."""
     return _transition(conn, draft_id, "sending", ("approved",), now=now,
-                       extra_where=" AND text = ? AND approved_text = ?",
-                       extra_params=(text, text),
-                       send_started_at=now, first_contact=int(first_contact))
+                       extra_where=" AND text = ? AND approved_text = ? "
+                                   "AND (approved_sha256 = ? OR approved_sha256 IS NULL)",
+                       extra_params=(text, text, text_hash(text)),
+                       send_started_at=now, first_contact=int(first_contact), sent_by=sent_by)
 
 
 def mark_sent(conn: Conn, draft_id: int, *, dm_event_id: str,
@@ -222,6 +263,24 @@ def unsettled_ids(conn: Conn, contact_id: int) -> list[int]:
     return [r[0] for r in conn.execute(
         "SELECT id FROM drafts WHERE contact_id = ? AND status IN (?, ?) ORDER BY id",
         (contact_id, *UNSETTLED))]
+
+
+def senders(conn: Conn, contact_id: int) -> dict[str, str | None]:
+    """DM event id -> who sent it, for this contact's drafts that went out."""
+    return {r[0]: r[1] for r in conn.execute(
+        "SELECT dm_event_id, sent_by FROM drafts WHERE contact_id = ? AND dm_event_id IS NOT NULL",
+        (contact_id,))}
+
+
+# A draft someone still has to act on: approve, send, or look at after a failed send.
+WAITING = ("draft", "approved", "failed", "unknown")
+
+
+def waiting_by(conn: Conn, operator: str) -> list[Draft]:
+    """Drafts this operator wrote that someone still has to act on, oldest first."""
+    return [Draft(*r) for r in conn.execute(
+        f"SELECT {_COLS} {_FROM} WHERE d.status IN ({', '.join('?' * len(WAITING))}) "
+        "AND d.author = ? COLLATE NOCASE ORDER BY d.id", (*WAITING, operator))]
 
 
 def event_claimed(conn: Conn, event_id: str, *, other_than: int) -> bool:

@@ -70,6 +70,9 @@ def translate(e: sqlite3.Error, path: Path,
     if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return StoreBusy("the store is busy in another dmtool process", hint="try again in a moment")
     if primary == sqlite3.SQLITE_CANTOPEN:
+        if os.access(path, os.F_OK) and not os.access(path, os.R_OK):
+            return StoreError(f"cannot read {path}: permission denied",
+                              hint="check that the file is yours")
         folder = path.parent
         if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
             return StoreReadOnly(f"cannot write to {folder}",

@@ -542,7 +542,55 @@ MIGRATIONS: list[str | Migration] = [
     CREATE INDEX contacts_review ON contacts (optout_review_at)
         WHERE optout_review_at IS NOT NULL;
     """,
-    # 11: the store's own id, a UUID: `db migrate-to` tells a copy of this store
+    # 11: teams on one store (issue 15). Each draft names who wrote it, who
+    # approved it and who sent it (backfilled from the audit log, which names
+    # its actor since migration 7). An approval is bound to a hash of the exact
+    # text, and remembers how far the messages and the audit log had gone when
+    # it was given (ids, not clocks: members' clocks disagree), so that `send`
+    # can tell whether the conversation moved since (the traffic cop). Claims
+    # are soft locks on a conversation, one per contact, over when `until` passes.
+    """
+    ALTER TABLE drafts ADD COLUMN author TEXT;
+    ALTER TABLE drafts ADD COLUMN approved_by TEXT;
+    ALTER TABLE drafts ADD COLUMN approved_sha256 TEXT;
+    ALTER TABLE drafts ADD COLUMN approved_message_mark INTEGER;
+    ALTER TABLE drafts ADD COLUMN approved_audit_mark INTEGER;
+    ALTER TABLE drafts ADD COLUMN sent_by TEXT;
+
+    CREATE TEMP TABLE draft_actors AS
+        SELECT draft_id, action, actor FROM audit WHERE id IN (
+            SELECT max(id) FROM audit
+            WHERE action IN ('drafted', 'approved', 'sent') AND draft_id IS NOT NULL
+              AND actor IS NOT NULL
+            GROUP BY draft_id, action);
+    CREATE INDEX draft_actors_draft ON draft_actors (draft_id, action);
+    UPDATE drafts SET
+        author = (SELECT actor FROM draft_actors a WHERE a.draft_id = drafts.id
+                  AND a.action = 'drafted'),
+        approved_by = CASE WHEN approved_at IS NOT NULL THEN (
+            SELECT actor FROM draft_actors a WHERE a.draft_id = drafts.id
+            AND a.action = 'approved') END,
+        sent_by = (SELECT actor FROM draft_actors a WHERE a.draft_id = drafts.id
+                   AND a.action = 'sent');
+    DROP TABLE draft_actors;
+    -- Approvals given before: what was recorded by their time counts as seen.
+    UPDATE drafts SET
+        approved_message_mark = (SELECT COALESCE(max(id), 0) FROM messages
+                                 WHERE recorded_at <= drafts.approved_at),
+        approved_audit_mark = (SELECT COALESCE(max(id), 0) FROM audit
+                               WHERE at <= drafts.approved_at)
+    WHERE approved_at IS NOT NULL;
+
+    CREATE TABLE claims (
+        contact_id  INTEGER PRIMARY KEY REFERENCES contacts(id) ON DELETE CASCADE,
+        operator    TEXT NOT NULL,
+        claimed_at  TEXT NOT NULL,
+        until       TEXT NOT NULL,        -- no claim once this has passed
+        minutes     INTEGER NOT NULL      -- how long a renewal (a draft to them) extends it
+    );
+    CREATE INDEX claims_operator ON claims (operator COLLATE NOCASE, until);
+    """,
+    # 12: the store's own id, a UUID: `db migrate-to` tells a copy of this store
     # ("already migrated") from someone else's. New stores get it at creation.
     Migration(sqlite="""
     INSERT OR IGNORE INTO sync_state (key, value) VALUES ('store_id',
@@ -573,6 +621,11 @@ IMPORT_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
 # The user_version after the snooze migration (tests upgrade to and from it).
 SNOOZE_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
                         if "ADD COLUMN snoozed_until" in sqlite_text(m))
+
+# The user_version after the team migration: attribution, approvals bound to
+# their text, claims (issue 15).
+APPROVALS_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                           if "CREATE TABLE claims" in sqlite_text(m))
 
 # The version that gives a store its id (see above).
 STORE_ID_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)

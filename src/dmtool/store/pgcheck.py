@@ -16,8 +16,9 @@ from dmtool.store.migrations import MIGRATIONS, Migration
 if TYPE_CHECKING:
     from dmtool.store.pg import PgStore
 
-_OBJECTS = re.compile(r"\b(CREATE|DROP)\s+(?:UNIQUE\s+)?(TABLE|INDEX|VIEW|TRIGGER)\s+"
-                      r"(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(\w+)", re.I)
+_OBJECTS = re.compile(r"\b(CREATE|DROP)\s+(?:UNIQUE\s+)?(TEMP\s+|TEMPORARY\s+)?"
+                      r"(TABLE|INDEX|VIEW|TRIGGER)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?(\w+)"
+                      r"(?:\s+ON\s+(\w+))?", re.I)
 
 
 def expected_objects() -> set[tuple[str, str]]:
@@ -25,14 +26,23 @@ def expected_objects() -> set[tuple[str, str]]:
     from dmtool.store.pgsql import translate
 
     have: set[tuple[str, str]] = {("table", "dmtool_schema")}
+    on: dict[str, str] = {}  # index -> its table
+    temp: set[str] = set()  # a migration's scratch tables (and their indexes): gone at its end
     for step in MIGRATIONS:
         text = step.postgres if isinstance(step, Migration) else translate(step).sql
         for m in _OBJECTS.finditer(text):
-            kind, name = m.group(2).lower(), m.group(3)
-            if m.group(1).upper() == "CREATE":
-                have.add((kind, name))
-            else:
+            verb, scratch, kind, name, table = (m.group(1).upper(), m.group(2),
+                                                m.group(3).lower(), m.group(4), m.group(5))
+            if verb == "DROP":
                 have.discard((kind, name))
+                if kind == "table":  # its indexes go with it
+                    have -= {("index", i) for i, t in on.items() if t == name}
+            elif scratch or (kind == "index" and table in temp):
+                temp.add(name)
+            else:
+                have.add((kind, name))
+                if kind == "index" and table:
+                    on[name] = table
     return have
 
 

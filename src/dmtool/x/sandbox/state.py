@@ -11,6 +11,7 @@ DMTOOL_NOW, else real UTC now.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dmtool.errors import DmtoolError
+from dmtool.errors import DmtoolError, write_failed
 
 State = dict[str, Any]
 
@@ -181,10 +182,18 @@ def _missing(item: Any, fields: tuple[str, ...]) -> str | None:
 
 
 def write_state(path: Path, state: State) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Replace the state file in one step. A full disk or a folder this user
+    may not write is dmtool's error (errors.write_failed), and leaves no
+    temporary file behind."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise write_failed(path, e) from None
 
 
 @contextmanager
@@ -192,8 +201,19 @@ def flock(path: Path, exclusive: bool) -> Iterator[None]:
     from dmtool.locks import file_lock
 
     lock_path = path.with_name(path.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(lock_path, shared=not exclusive):
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if exclusive:
+            raise write_failed(lock_path, e) from None
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(file_lock(lock_path, shared=not exclusive))
+        except OSError as e:
+            if exclusive:
+                raise write_failed(lock_path, e) from None
+            # A reader where it may not write, and no lock file to share: the
+            # state is replaced atomically anyway.
         yield
 
 
