@@ -94,6 +94,7 @@ def test_all_three_closed(run):
 FAMILIES: dict[str, Callable[[Any, Path], list[str]]] = {
     "auth": lambda p, tmp: ["auth", "status", "--json"],
     "check": lambda p, tmp: ["check", "alice"],
+    "claim": lambda p, tmp: ["claim", "alice", "--minutes", "10"],
     "config": lambda p, tmp: ["config", "set", "policy.daily_sends", "7"],
     "contacts": lambda p, tmp: ["contacts", "add", "zoe", "--name", "Zoe Z"],
     "db": lambda p, tmp: ["db", "backup", str(tmp / "copy.db")],
@@ -108,6 +109,7 @@ FAMILIES: dict[str, Callable[[Any, Path], list[str]]] = {
     "log": lambda p, tmp: ["log", "-n", "5"],
     "paths": lambda p, tmp: ["paths"],
     "profiles": lambda p, tmp: ["profiles", "add", "work"],
+    "release": lambda p, tmp: ["release", "alice"],
     "reopen": lambda p, tmp: ["reopen", "bob"],
     "reply": lambda p, tmp: ["reply", "bob", "Hi Bob, the student price is on the website.",
                              "--yes"],
@@ -131,7 +133,10 @@ def test_every_family_has_a_closed_stdout_case():
 
 
 def test_every_family_works_with_stdout_closed(cli, populated, tmp_path):  # noqa: F811
-    order = [f for f in FAMILIES if f not in ("unsnooze", "reopen")] + ["reopen", "unsnooze"]
+    # review after send: sending one draft returns another approved one for the
+    # same person to review (issue 15), which is not what this test is about.
+    last = ("unsnooze", "reopen", "release", "review")
+    order = [f for f in FAMILIES if f not in last] + list(last)
     for family in order:
         args = FAMILIES[family](populated, tmp_path)
         p = shell(args, ">&-")
