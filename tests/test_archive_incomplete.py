@@ -369,6 +369,6 @@ def test_the_policy_refuses_a_pending_contact_whatever_else_holds() -> None:
     ack = policy.decide_autoack(snap, now - timedelta(minutes=5), [], policy.PolicySettings(),
                                 "Thanks!", now)
     assert "E_IMPORT_INCOMPLETE" in [r.code for r in ack.blocking]
-    clear = policy.decide(policy.ContactSnapshot(**{**snap.__dict__, "import_pending": None}),
+    clear = policy.decide(snap._replace(import_pending=None),
                           None, [], policy.PolicySettings(), now)
     assert clear.allowed

@@ -29,7 +29,10 @@ def test_every_key_has_a_range():
         if s.type in (int, float):
             assert s.minimum is not None and s.maximum is not None, f"{key}: minimum and maximum"
             assert math.isfinite(s.minimum) and math.isfinite(s.maximum), key
-            assert s.minimum <= s.default <= s.maximum, f"{key}: the default is out of range"
+            if s.default is None:  # unset by default: only an optional key may be
+                assert s.optional, f"{key}: a default of None needs optional=True"
+            else:
+                assert s.minimum <= s.default <= s.maximum, f"{key}: the default is out of range"
         elif s.type is str:
             assert s.choices or s.max_length, f"{key}: choices or max_length"
         elif s.type is list:

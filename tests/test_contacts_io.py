@@ -189,7 +189,8 @@ def test_add_and_import_refuse_the_same_values(cli, tmp_path: Path) -> None:
 # --- export columns -------------------------------------------------------------------------
 
 
-def test_export_has_what_a_crm_needs(cli, clock) -> None:
+def test_export_has_what_a_crm_needs(cli, clock, monkeypatch) -> None:
+    monkeypatch.setenv("DMTOOL_OPERATOR", "sam")
     add_talking_contact("ann", "Ann Lee", "2001")  # wrote an hour ago: can-dm
     cli("contacts", "note", "ann", "met at the fair")
     cli("contacts", "note", "ann", "wants the\npro plan")
@@ -201,12 +202,14 @@ def test_export_has_what_a_crm_needs(cli, clock) -> None:
     ann, ben = rows
     assert (ann["status"], ann["opted_out_at"], ann["last_outbound_at"]) == ("can-dm", "", "")
     assert ann["last_inbound_at"].startswith(clock.ago(hours=1).strftime("%Y-%m-%dT%H:%M"))
-    assert ann["notes"] == "met at the fair\nwants the\n\tpro plan"  # readable, not JSON
+    # readable, not JSON, with who wrote each note
+    assert ann["notes"] == "met at the fair [by sam]\nwants the\n\tpro plan [by sam]"
     assert (ben["status"], bool(ben["opted_out_at"])) == ("opted-out", True)
 
     data = export(cli)
     assert [n["text"] for n in data[0]["notes"]] == ["met at the fair", "wants the\npro plan"]
-    assert set(data[0]["notes"][0]) == {"at", "text"}
+    assert data[0]["notes"][0]["author"] == "sam"
+    assert set(data[0]["notes"][0]) == {"at", "author", "text"}
     listed = {c["handle"]: c for c in cli("contacts", "list", "--json").json()}
     for c in data:  # the contact object of `contacts list`, plus the opt-out date and the notes
         assert {k: c[k] for k in listed[c["handle"]]} == listed[c["handle"]]
@@ -251,11 +254,13 @@ def test_an_export_of_version_0_1_0_still_imports(cli, tmp_path: Path) -> None:
     assert notes == ["l1\nl2", "second"]
 
 
-def test_json_notes_keep_their_time(cli, tmp_path: Path) -> None:
+def test_json_notes_keep_their_time_and_author(cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DMTOOL_OPERATOR", "ivy")
     f = tmp_path / "c.json"
     f.write_text(json.dumps([{"handle": "ann", "notes": [
-        {"at": "2026-01-05T09:00:00.000Z", "text": "first"}, "second"]}]))
+        {"at": "2026-01-05T09:00:00.000Z", "author": "dana", "text": "first"}, "second"]}]))
     assert cli("contacts", "import", str(f)).exit_code == 0
     notes = cli("contacts", "show", "ann", "--json").json()["notes"]
-    assert notes[0] == {"at": "2026-01-05T09:00:00.000Z", "text": "first"}
+    assert notes[0] == {"at": "2026-01-05T09:00:00.000Z", "author": "dana", "text": "first"}
     assert notes[1]["text"] == "second"
+    assert notes[1]["author"] == "ivy"  # none in the file: whoever imported it

@@ -153,6 +153,7 @@ def test_actions_print_nothing_on_stdout(cli, populated, tmp_path):
         "snooze": ["alice", "3d"], "unsnooze": ["alice"],
         "templates add": ["hello", "Hello {first_name}"], "templates remove": ["hello"],
         "claim": ["alice", "--minutes", "10"], "release": ["alice"],
+        "team add": ["sam", "--role", "viewer"], "team remove": ["sam"],
     }
     assert set(run) == set(ACTIONS)
     assert cli("contacts", "add", "carol").exit_code == 0

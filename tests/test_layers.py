@@ -19,7 +19,7 @@ import pytest
 import dmtool
 
 SRC = Path(dmtool.__file__).resolve().parent
-PURE = ("dmtool.policy", "dmtool.lint", "dmtool.optout", "dmtool.textnorm")
+PURE = ("dmtool.policy", "dmtool.lint", "dmtool.optout", "dmtool.textnorm", "dmtool.settings")
 
 
 def _module_name(path: Path) -> str:

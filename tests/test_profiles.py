@@ -98,3 +98,20 @@ def test_profiles_list_text(cli, store_engine):
         assert lines == ["\tdefault\tno\tyes", "*\twork\tyes\tyes"]
     else:
         assert lines == ["\tdefault\tno\tno", "*\twork\tno\tyes"]
+
+
+@pytest.mark.parametrize("name,ok", [
+    ("work", True), ("a", True), ("Work-2.b_c", True), ("9lives", True), ("x" * 64, True),
+    ("x" * 65, False), ("-work", False), (".hidden", False), ("_x", False), ("wo rk", False),
+    ("work\n", False),  # a regex's `$` once let a trailing line break through
+    ("wörk", False), ("work/..", False), ("ｗｏｒｋ", False),
+])
+def test_which_profile_names_are_valid(name: str, ok: bool) -> None:
+    from dmtool.errors import UsageError
+    from dmtool.paths import check_profile_name
+
+    if ok:
+        assert check_profile_name(name) == name
+    else:
+        with pytest.raises(UsageError):
+            check_profile_name(name)

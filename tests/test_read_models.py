@@ -304,7 +304,7 @@ def full_snapshot(conn: Conn, c: Contact) -> policy.ContactSnapshot:
     fast = consent.snapshot(conn, c)
     every = tuple(policy.Evidence(kind=e.kind, at=parse(e.at), ref=e.ref, text=e.text)
                   for e in cstore.evidence(conn, c.id))
-    return policy.ContactSnapshot(**{**fast.__dict__, "evidence": every})
+    return fast._replace(evidence=every)
 
 
 def assert_decisions_match(conn: Conn) -> None:
@@ -340,31 +340,41 @@ def assert_decisions_match(conn: Conn) -> None:
 def assert_list_statuses_match(conn: Conn) -> None:
     """contacts list: each record's answer as the plain evaluation gives it (every
     evidence row, every send, no sharing between contacts)."""
-    settings = policy.PolicySettings(max_unanswered=1, daily_sends=3, daily_first_contacts=1)
-    rows = cstore.summaries(conn)
-    unanswered = mstore.unanswered_counts(conn)
-    for hours in (0, 40, 90, 2400):
-        now = T0 + timedelta(hours=hours)
-        sends = consent.recent_sends(conn, now)
-        got = consent.list_statuses(conn, rows, settings, now)
-        for r, (d, status) in zip(rows, got, strict=True):
-            c = Contact(*r[:len(cstore.CONTACT_COLUMNS)])
-            msgs = [policy.Msg(at=parse(r["last_inbound_at"]), direction="in", text="")] \
-                if r["last_inbound_at"] else []
-            n_out = unanswered.get(c.id, 0)
-            out_at = parse(r["last_outbound_at"]) if r["last_outbound_at"] else now
-            msgs += [policy.Msg(at=out_at, direction="out", text="")] * n_out
-            snap = policy.ContactSnapshot(
-                user_id=c.user_id or "", handle=c.handle, name=c.name,
-                evidence=tuple(policy.Evidence(kind=e.kind, at=parse(e.at), ref=e.ref, text=e.text)
-                               for e in cstore.evidence(conn, c.id)),
-                messages=tuple(msgs), opted_out_at=parse(c.opted_out_at) if c.opted_out_at else None,
-                opt_out_words=c.opt_out_words, optout_review=c.optout_review_text,
-                blocked=bool(c.blocked_at),
-                dm_closed_at=parse(c.dm_closed_at) if c.dm_closed_at else None)
-            want = policy.decide(snap, None, sends, settings, now)
-            assert (d.allowed, status, [x.code for x in d.reasons]) == \
-                (want.allowed, consent.status(c, want), [x.code for x in want.reasons]), c.handle
+    for settings in (policy.PolicySettings(max_unanswered=1, daily_sends=3, daily_first_contacts=1),
+                     policy.PolicySettings(consent_days=2, max_unanswered=3)):
+        unanswered = dict(conn.execute(
+            "SELECT m.contact_id, count(*) FROM messages m WHERE m.direction = 'out' AND m.at > "
+            "COALESCE((SELECT max(at) FROM messages i WHERE i.contact_id = m.contact_id "
+            "AND i.direction = 'in'), '') GROUP BY m.contact_id").fetchall())
+        for hours in (0, 40, 47.9, 48, 90, 2400):
+            now = T0 + timedelta(hours=hours)
+            sends = consent.recent_sends(conn, now)
+            got = [(dict(zip(cstore.LISTED, r, strict=False)) | {"unanswered": r[-2]}, s)
+                   for r, s in consent.listing(conn, settings, now)]
+            assert [r["id"] for r, _ in got] == [r[0] for r in conn.execute(
+                "SELECT id FROM contacts ORDER BY handle COLLATE NOCASE")]
+            for r, standing in got:
+                c = Contact(*list(r.values())[:len(cstore.CONTACT_COLUMNS)])
+                msgs = [policy.Msg(at=parse(r["last_inbound_at"]), direction="in", text="")] \
+                    if r["last_inbound_at"] else []
+                n_out = unanswered.get(c.id, 0)
+                assert r["unanswered"] == n_out
+                out_at = parse(r["last_outbound_at"]) if r["last_outbound_at"] else now
+                msgs += [policy.Msg(at=out_at, direction="out", text="")] * n_out
+                snap = policy.ContactSnapshot(
+                    user_id=c.user_id or "", handle=c.handle, name=c.name,
+                    evidence=tuple(policy.Evidence(kind=e.kind, at=parse(e.at), ref=e.ref,
+                                                   text=e.text)
+                                   for e in cstore.evidence(conn, c.id)),
+                    messages=tuple(msgs),
+                    opted_out_at=parse(c.opted_out_at) if c.opted_out_at else None,
+                    opt_out_words=c.opt_out_words, optout_review=c.optout_review_text,
+                    blocked=bool(c.blocked_at),
+                    dm_closed_at=parse(c.dm_closed_at) if c.dm_closed_at else None)
+                want = policy.decide(snap, None, sends, settings, now)
+                assert (standing.allowed, standing.status, list(standing.codes)) == \
+                    (want.allowed, consent.status(c, want), [x.code for x in want.reasons]), \
+                    c.handle
 
 
 # PostgreSQL runs the first seeds: its round trips make each one slow, and the

@@ -11,6 +11,7 @@ import pytest
 from dmtool.services.sync import apply_optout_words
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
+from dmtool.store import open_store
 from dmtool.store.conversations import set_state
 from tests.conftest import profile_store
 from tests.xworld import ALICE, BOB, T0, sync
@@ -112,6 +113,8 @@ def test_report_numbers_on_a_known_store(cli, known):
             {"age": "30d+", "min_seconds": 2592000, "max_seconds": None,
              "waiting_for_you": 0, "waiting_for_them": 1}]},   # fay
         "opt_outs": 2,  # eve and ivy; hal's STOP is from January
+        # No request to X recorded on this store (tests/test_usage.py has them).
+        "cost": {"usd": 0, "since": None, "per_conversation_answered": None},
     }
 
 
@@ -154,7 +157,8 @@ def test_piped_report_is_tab_separated(cli, known):
         "first_reply_median_seconds\t7200", "first_reply_p90_seconds\t18720",
         "open\t<1d\t1\t1", "open\t1d-3d\t0\t0", "open\t3d-7d\t0\t1", "open\t7d-30d\t1\t0",
         "open\t30d+\t0\t1",
-        "opt_outs\t2", "timezone\tUTC"]
+        "opt_outs\t2", "cost_usd\t0.000000", "cost_since\t", "cost_per_conversation_answered\t",
+        "timezone\tUTC"]
 
 
 def test_terminal_report_says_it_in_words(cli, known, monkeypatch):
@@ -222,3 +226,122 @@ def test_someone_who_writes_stop_twice_is_one_opt_out(cli, world, clock):
     sync(cli)
     assert [e["action"] for e in cli("log", "--json").json()].count("opted_out") == 2
     assert cli("report", "--days", "1", "--json").json()["opt_outs"] == 1
+
+
+# --- the aggregation in SQL gives the numbers of the row-by-row pass (issue 16) ---------
+
+
+def rowwise_messages_and_waits(conn: Any, since: str, until: str, by_day: list[Any],
+                               bounds: list[str]) -> Any:
+    """The report's counts and waits as they were computed before issue 16:
+    every message of the period read into Python, by contact, in time order."""
+    from bisect import bisect_right
+    from datetime import datetime
+
+    from dmtool.services.report import FirstReply
+    from dmtool.store import report as rstore
+
+    rows = conn.execute(
+        "SELECT m.contact_id, m.direction, m.at, m.source FROM messages m "
+        "WHERE m.at >= ? AND m.at < ? ORDER BY m.contact_id, m.at, m.id", (since, until))
+    waits: list[dict[str, Any]] = []
+    contact = prev = current = None
+    for contact_id, direction, at, source in rows:
+        i = bisect_right(bounds, at) - 1
+        day = by_day[i] if 0 <= i < len(by_day) else None
+        autoack = source == "autoack"
+        if day is not None:
+            if direction == "in":
+                day.inbound += 1
+            else:
+                day.outbound += 1
+                day.autoack += autoack
+        if autoack:
+            continue
+        if contact_id != contact:
+            contact, prev, current = contact_id, None, None
+        if direction == "in":
+            if prev != "in":
+                current = {"contact": contact_id, "at": at, "reply": None, "opens": prev is None}
+                waits.append(current)
+        elif current is not None and current["reply"] is None:
+            current["reply"] = at
+        prev = direction
+    check = [w["contact"] for w in waits if w["opens"]]
+    before = rstore.last_human_direction_before(conn, check, since) if check else {}
+    waits = [w for w in waits if not (w["opens"] and before.get(w["contact"]) == "in")]
+    result = FirstReply()
+    result.answered_seconds = sorted(
+        (datetime.fromisoformat(w["reply"]) - datetime.fromisoformat(w["at"])).total_seconds()
+        for w in waits if w["reply"])
+    unanswered = [w["contact"] for w in waits if w["reply"] is None]
+    still_open = rstore.open_contact_ids(conn, unanswered) if unanswered else set()
+    result.unanswered_open = sum(1 for c in unanswered if c in still_open)
+    result.unanswered_closed = len(unanswered) - result.unanswered_open
+    return result
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sql_aggregation_matches_the_row_by_row_pass(tmp_path, monkeypatch, seed):
+    """Random stores (ties, autoacks, archives, several conversations, deleted
+    messages), days of 23 and 25 hours and zones half and three quarters of
+    an hour off UTC."""
+    from datetime import datetime
+
+    from dmtool.localtime import UTC_ZONE, named
+    from dmtool.services import report
+    from tests.test_read_models import T0 as START
+    from tests.test_read_models import build
+
+    world = build(tmp_path, seed, steps=400)
+    conn = world.conn
+    zones = [UTC_ZONE, named("America/New_York"), named("Asia/Kolkata"),
+             named("Asia/Kathmandu"), named("Australia/Lord_Howe")]
+    compared = 0
+    for zone in zones:
+        for hours, days in ((30, 1), (50, 2), (70, 3), (100, 5), (3000, 365)):
+            now = START + timedelta(hours=hours, minutes=seed * 7)
+            got = report.build_report(conn, days, now, zone).to_dict()
+            with monkeypatch.context() as m:
+                m.setattr(report, "_count_messages_and_waits", rowwise_messages_and_waits)
+                want = report.build_report(conn, days, now, zone).to_dict()
+            assert got == want, (zone.name, hours, days)
+            compared += got["first_reply"]["waits"]
+    assert compared > 50 and isinstance(START, datetime)  # the stores had waits to compare
+
+
+def _index_names(store: Any) -> set[str]:
+    if store.engine == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    else:  # PostgreSQL's catalog: PRAGMA-free, so no translation needed
+        sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    return {r[0] for r in store.conn.execute(sql)}
+
+
+def test_a_store_from_before_the_report_indexes_upgrades(new_store):
+    """The migration swaps two message indexes for the wider ones the report
+    reads alone; the queries that read the old ones read the new ones (both
+    engines)."""
+    from dmtool.store.migrations import REPORT_INDEX_MIGRATION
+
+    old = new_store(migrate_to=REPORT_INDEX_MIGRATION - 1)
+    with old.tx() as conn:
+        c, _ = cstore.upsert_x_user(conn, "500", "ann", "Ann", now="2026-03-01T10:00:00.000Z")
+        for i, (at, direction) in enumerate([("03-01T10:00", "in"), ("03-01T11:00", "out")]):
+            conn.execute("INSERT INTO messages (event_id, contact_id, direction, text, at, source, "
+                         "recorded_at) VALUES (?, ?, ?, 'hi', ?, 'sync', ?)",
+                         (f"e{i}", c.id, direction, stamp(at), stamp(at)))
+    old.close()
+    new = open_store(old.location)
+    assert new.schema_version() >= REPORT_INDEX_MIGRATION
+    indexes = _index_names(new)
+    assert {"messages_at_kind", "messages_contact_at_kind"} <= indexes
+    assert not {"messages_at", "messages_contact_at"} & indexes
+    from datetime import datetime
+
+    from dmtool.services.report import build_report
+
+    r = build_report(new.conn, 3, datetime.fromisoformat("2026-03-02T12:00:00+00:00")).to_dict()
+    assert (r["messages"]["in"], r["messages"]["out"]) == (1, 1)
+    assert r["first_reply"]["median_seconds"] == 3600.0
+    assert [m.direction for m in cstore.messages(new.conn, c.id)] == ["in", "out"]

@@ -86,3 +86,80 @@ def test_completion_imports_nothing_heavy(cli, shell, line, offered):
     heavy, out = probe(env=env)
     assert offered in out
     assert heavy == set()
+
+
+# --- what each local command imports, from `python -X importtime` (issue 16) ---------
+
+IMPORTTIME = """
+import sys
+from dmtool.cli.app import main
+sys.argv = ["dmtool", *{args!r}]
+try:
+    main()
+except SystemExit:
+    pass
+"""
+
+
+def importtime(*args: str, env: dict[str, str] | None = None) -> dict[str, int]:
+    """Every module a run of dmtool imports (the interpreter's own start-up
+    aside), with its own import time in microseconds, as -X importtime says."""
+    p = subprocess.run([sys.executable, "-X", "importtime", "-c", IMPORTTIME.format(args=list(args))],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       env={**os.environ, **(env or {})})
+    found: dict[str, int] = {}
+    for line in p.stderr.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            own, _, name = line[len("import time:"):].split("|")
+            found[name.strip()] = int(own)
+    assert "dmtool.cli.app" in found, p.stderr[-2000:]
+    return found
+
+
+# (command, does it lint a text)
+LOCAL_COMMANDS = [
+    (["inbox", "--json"], False),
+    (["thread", "alice", "--json", "--peek"], False),
+    (["digest", "--format", "json", "--peek"], False),
+    (["check", "alice", "--json"], False),
+    (["contacts", "list", "--json"], False),
+    (["contacts", "show", "alice", "--json"], False),
+    (["report", "--days", "365", "--json"], False),
+    (["log", "--json"], False),
+    (["search", "hello", "--json"], False),
+    (["config", "show", "--json"], False),
+    (["db", "check", "--json"], False),
+    (["snooze", "alice", "3d"], False),
+    (["drafts", "show", "1", "--json"], True),
+]
+
+
+@pytest.fixture
+def local_store(run) -> None:
+    """A profile with settings in every section (a [lint] table too) and a
+    contact with a conversation and a draft: the commands do their real work."""
+    from dmtool.paths import Paths
+
+    paths = Paths.resolve("default")
+    paths.ensure()
+    paths.config_file.write_text('[identity]\nnames = ["Sam"]\n\n[policy]\ndaily_sends = 15\n\n'
+                                 '[lint]\nshouting_ratio = 0.8\n', encoding="utf-8")
+    assert run("contacts", "add", "alice").exit_code == 0
+    assert run("contacts", "engage", "alice", "--kind", "request",
+               "--evidence", "asked me to write").exit_code == 0
+    assert run("draft", "alice", "Hi Alice, Sam here: the notes you asked for.").exit_code \
+        in (0, 3)
+
+
+@pytest.mark.parametrize("args,lints", LOCAL_COMMANDS, ids=lambda a: " ".join(a) if isinstance(
+    a, list) else "")
+def test_a_local_command_imports_neither_lint_nor_x(local_store, args, lints):
+    """-X importtime lists what a command imported: no tweepy, requests or
+    rich; the lint module and its lexicons only for a command that lints a
+    text; no tomllib for a config file as dmtool writes them."""
+    found = importtime(*args)
+    heavy = sorted(m for m in found if m.split(".")[0] in (
+        "tweepy", "requests", "rich", "oauthlib", "urllib3", "keyring"))
+    assert heavy == []
+    assert ("dmtool.lint" in found) == lints
+    assert "tomllib" not in found  # the config file dmtool wrote is read by dmtool.tomlread

@@ -120,9 +120,11 @@ FAMILIES: dict[str, Callable[[Any, Path], list[str]]] = {
     "send": lambda p, tmp: ["send", p.drafts["send"], "--yes"],
     "snooze": lambda p, tmp: ["snooze", "alice", "3d"],
     "sync": lambda p, tmp: ["sync"],
+    "team": lambda p, tmp: ["team", "whoami", "--json"],
     "templates": lambda p, tmp: ["templates", "add", "later", "More soon, {first_name}."],
     "thread": lambda p, tmp: ["thread", "alice"],  # marks it read
     "unsnooze": lambda p, tmp: ["unsnooze", "alice"],
+    "usage": lambda p, tmp: ["usage", "--json"],
 }
 
 

@@ -61,7 +61,8 @@ def test_first_sync_stores_contacts_messages_and_evidence(cli: Cli, world: Sandb
     data = sync(cli)
     assert set(data) == {"dm_events_new", "dm_events_read", "mentions_new", "replies_new",
                          "contacts_new", "opted_out", "optout_review", "requests",
-                         "autoacks_sent", "deferred", "hooks", "backend"}
+                         "dm_events_billable", "usd", "autoacks_sent", "deferred", "hooks",
+                         "backend"}
     assert data["deferred"] == []
     assert data["backend"] == "sandbox"
     assert data["dm_events_new"] == 4
@@ -106,7 +107,9 @@ def test_nothing_new_costs_one_request_and_new_events_cost_little(cli: Cli, worl
     world.reset_requests_log()
     data = sync(cli)
     assert data["dm_events_new"] == 3
-    assert data["dm_events_read"] <= 3 + 5
+    # The history was read earlier this UTC day: X bills it once a day, so the
+    # walk may run into it for free rather than guess (and bill) a margin.
+    assert data["dm_events_billable"] == 3 and data["requests"] <= 2
     assert data["dm_events_read"] == world.dm_events_read()
     assert data["requests"] == world.requests_count()
     ids = stored_event_ids(db)
@@ -146,7 +149,10 @@ def test_sync_interrupted_after_page_two_resumes_without_loss_or_rereading(
     for i in range(20):
         world.incoming_dm(ALICE, f"old {i}", at=clock.ago(days=3, minutes=-i))
     sync(cli)
-    clock.advance(hours=10)
+    # Cut short at 23:50 UTC and resumed after 00:00: reading again what the
+    # first walk read would be billed again (the same-day rule), so the
+    # resumed walk must jump over it.
+    clock.advance(hours=11, minutes=50)
     # 40 events at irregular times over the 10 hours since, created in time
     # order so that ids follow time as on X.
     minutes_ago = sorted({600 - (i * 37) % 590 - 5 - i // 7 for i in range(40)}, reverse=True)
@@ -179,6 +185,7 @@ def test_sync_interrupted_after_page_two_resumes_without_loss_or_rereading(
     assert data["dm_events_new"] == 63 - kept
     # It jumped over what the interrupted walk had stored instead of reading it again.
     assert data["dm_events_read"] <= data["dm_events_new"] + 5 + 2
+    assert data["dm_events_billable"] == data["dm_events_read"]  # a new UTC day: none free
     data = sync(cli)
     assert data["dm_events_new"] == 0 and data["requests"] == 1
 
@@ -189,7 +196,7 @@ def test_a_resumed_walk_sizes_its_pages_from_the_segment_it_jumps(
     for i in range(20):
         world.incoming_dm(ALICE, f"old {i}", at=clock.ago(days=3, minutes=-i))
     sync(cli)
-    clock.advance(hours=10)
+    clock.advance(hours=13)  # the next UTC day: nothing read before is free (same-day rule)
     for i in range(200):  # one DM every 3 minutes over the 10 hours since
         world.incoming_dm(BOB if i % 3 else ALICE, f"new {i}", at=clock.ago(minutes=599 - 3 * i))
     _fail_nth_dm_request(monkeypatch, world, 5)  # pages 1-4 are stored, with a segment
@@ -608,24 +615,35 @@ def test_event_time_takes_the_milliseconds_from_a_snowflake_id() -> None:
     assert event_time(ev(snowflake, whole_second - H)) == whole_second - H
 
 
+@pytest.mark.parametrize("later", [{"minutes": 12}, {"hours": 12, "minutes": 12}],
+                         ids=["same UTC day", "next UTC day"])
 def test_a_burst_in_the_last_seconds_risks_a_bounded_number_of_old_events(
-        cli: Cli, world: SandboxWorld, clock: Clock, db: Any) -> None:
+        cli: Cli, world: SandboxWorld, clock: Clock, db: Any, later: dict[str, int]) -> None:
     for i in range(150):
         world.incoming_dm(ALICE if i % 2 else BOB, f"history {i}", at=clock.ago(hours=150 - i))
     sync(cli)
-    clock.advance(minutes=12)
+    clock.advance(**later)
     for i in range(60):  # 60 DMs within the last 2 seconds
         world.incoming_dm(SAM if i % 3 else CAROL, f"burst {i}", at=clock.ago(seconds=2 - i / 30))
     world.reset_requests_log()
     data = sync(cli)
     assert data["dm_events_new"] == 60
-    assert data["dm_events_read"] <= 60 + BURST_RISK + PAGE_MARGIN  # was 60 + 90
+    assert data["dm_events_read"] == world.dm_events_read()
+    if "hours" in later:  # nothing read today yet: old events read are billed
+        assert data["dm_events_billable"] == data["dm_events_read"]
+        assert data["dm_events_read"] <= 60 + BURST_RISK + PAGE_MARGIN  # was 60 + 90
+    else:  # the history was read earlier today: running into it is free, and fewer requests
+        assert data["dm_events_billable"] == 60
+        assert len(dm_pages(world)) <= 3
     assert len(dm_pages(world)) <= 6
     assert set(stored_event_ids(db)) == world_message_ids(world)
 
 
+@pytest.mark.parametrize("start", [{}, {"hours": 11, "minutes": 55}],
+                         ids=["same UTC day", "across 00:00 UTC"])
 def test_a_burst_just_after_the_last_sync_takes_few_requests(
-        cli: Cli, world: SandboxWorld, clock: Clock, db: Any) -> None:
+        cli: Cli, world: SandboxWorld, clock: Clock, db: Any, start: dict[str, int]) -> None:
+    clock.advance(**start)  # 12:00 or 23:55 UTC
     for i in range(150):
         world.incoming_dm(ALICE if i % 2 else BOB, f"history {i}", at=clock.ago(hours=150 - i))
     sync(cli)
@@ -635,7 +653,11 @@ def test_a_burst_just_after_the_last_sync_takes_few_requests(
     world.reset_requests_log()
     data = sync(cli)
     assert data["dm_events_new"] == 150
-    assert data["dm_events_read"] <= 150 + BURST_RISK + PAGE_MARGIN
+    if start:  # after 00:00 UTC the history read before it is billed again when read
+        assert data["dm_events_read"] <= 150 + BURST_RISK + PAGE_MARGIN
+        assert data["dm_events_billable"] == data["dm_events_read"]
+    else:  # read earlier today: the walk may run into it for free
+        assert data["dm_events_billable"] == 150
     assert len(dm_pages(world)) <= 10  # was 30: twice X's 15 per 15 minutes
     assert set(stored_event_ids(db)) == world_message_ids(world)
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dmtool.paths import DEFAULT_PROFILE, Paths
 
 if TYPE_CHECKING:
-    from dmtool.config import Config
+    from dmtool.config import Config, TeamSettings
     from dmtool.localtime import DisplayZone
     from dmtool.store import Store
     from dmtool.store.url import StoreLocation
@@ -28,20 +27,27 @@ DATABASE_URL_ENV = "DMTOOL_DATABASE_URL"
 SANDBOX_DATABASE_URL_ENV = "DMTOOL_SANDBOX_DATABASE_URL"
 
 
-@dataclass
 class AppState:
-    profile: str = DEFAULT_PROFILE
-    verbose: bool = False
-    # Only a few commands may bring a new profile into being (cli/app.py
-    # CREATES_PROFILE); any other refuses a profile that does not exist, so a
-    # typo in --profile never silently starts an empty record.
-    creates_profile: bool = False
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    _paths: Paths | None = None
-    _config: Config | None = None
-    _store: Store | None = None
-    _client: XClient | None = None
-    _zone: DisplayZone | None = None
+    # A plain class: a dataclass would be generated and compiled at every start-up.
+    def __init__(self, profile: str = DEFAULT_PROFILE, *, verbose: bool = False,
+                 creates_profile: bool = False, environ: Mapping[str, str] | None = None) -> None:
+        self.profile = profile
+        self.verbose = verbose
+        # Only a few commands may bring a new profile into being (cli/app.py
+        # CREATES_PROFILE); any other refuses a profile that does not exist, so a
+        # typo in --profile never silently starts an empty record.
+        self.creates_profile = creates_profile
+        self.environ: Mapping[str, str] = dict(os.environ) if environ is None else environ
+        self._paths: Paths | None = None
+        self._config: Config | None = None
+        self._store: Store | None = None
+        self._client: XClient | None = None
+        self._zone: DisplayZone | None = None
+        self._operator: tuple[str | None, str] | None = None
+        # What services keep for one invocation (the request ledger): by name,
+        # with what to do before the store closes.
+        self._extensions: dict[str, object] = {}
+        self._on_close: list[Callable[[], None]] = []
 
     @property
     def paths(self) -> Paths:
@@ -69,7 +75,45 @@ class AppState:
 
             self.require_profile()
             self._config = Config.load(self.paths.config_file)
+            self._config.team_loader = self._team_settings
         return self._config
+
+    def _team_settings(self) -> TeamSettings | None:
+        """The settings the store's team shares (None: no store, or no members)."""
+        if not self.has_store:
+            return None
+        from dmtool.config import team_settings
+        from dmtool.store import team
+
+        conn = self.store.conn
+        if not team.has_members(conn):
+            return None
+        rows = ((s.key, s.raw, s.set_at, s.set_by) for s in team.settings(conn))
+        return team_settings(rows, f"the team store {self.paths.db_file}")
+
+    def operator(self) -> str | None:
+        """Who is acting (dmtool.actor), or None when nothing can name them."""
+        return self.operator_source()[0]
+
+    def operator_source(self) -> tuple[str | None, str]:
+        """(the operator, where the name comes from): DMTOOL_OPERATOR, else
+        config operator.name, else the login name; on a team store with
+        team.trust_db_user, the database user whatever those say."""
+        if self._operator is None:
+            from dmtool import actor
+
+            if self.config.get("team.trust_db_user"):
+                self._operator = (self.store.db_user(), "database user (team.trust_db_user)")
+            else:
+                name = self.environ.get(actor.ENV, "").strip()
+                configured = str(self.config.get("operator.name") or "").strip()
+                if name:
+                    self._operator = (name, actor.ENV)
+                elif configured:
+                    self._operator = (configured, "operator.name")
+                else:
+                    self._operator = (actor.operator_name(self.environ), "login name")
+        return self._operator
 
     @property
     def store(self) -> Store:
@@ -92,8 +136,7 @@ class AppState:
             # Whoever this invocation writes audit entries for (dmtool.actor).
             from dmtool import actor
 
-            configured = str(self.config.get("operator.name"))
-            actor.set_operator(lambda: actor.operator_name(self.environ, configured))
+            actor.set_operator(self.operator)
         return self._store
 
     def store_location(self) -> StoreLocation:
@@ -157,7 +200,21 @@ class AppState:
             self._client = connect(self)
         return self._client
 
+    def extension(self, name: str) -> object | None:
+        return self._extensions.get(name)
+
+    def set_extension(self, name: str, value: object,
+                      on_close: Callable[[], None] | None = None) -> None:
+        """Keep `value` for this invocation; `on_close` runs before the store closes."""
+        self._extensions[name] = value
+        if on_close is not None:
+            self._on_close.append(on_close)
+
     def close(self) -> None:
+        hooks, self._on_close = self._on_close, []
+        for hook in hooks:
+            hook()
+        self._extensions.clear()
         if self._store is not None:
             self._store.close()
             self._store = None

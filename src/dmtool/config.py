@@ -7,22 +7,18 @@ is set and when the file is loaded, so a typo never silently changes behaviour.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import re
-import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dmtool.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from dmtool.lint import LintSettings
-    from dmtool.policy import PolicySettings
+    from dmtool.settings import LintSettings, PolicySettings
 
 
 # Text settings are capped too: a DM is at most 10,000 characters (lint.py).
@@ -32,8 +28,7 @@ LIST_MAX = 20  # entries in a list
 URL_MAX = 2_000  # a store URL with its TLS file names and options
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One key of config.toml. Every key has a range, checked when the value is
     set and when the file is loaded: a number needs `minimum` and `maximum`
     (and must be finite), text a `max_length` or `choices`, a list
@@ -52,6 +47,7 @@ class Setting:
     max_items: int | None = None  # list: entries
     validate: Callable[[Any], None] | None = None
     multiline: bool = False  # text that may hold line breaks (else one line)
+    optional: bool = False  # unset by default (None); `config set KEY none` unsets it again
 
 
 def _store_url(value: str) -> None:
@@ -102,7 +98,43 @@ _STATIC: tuple[Setting, ...] = (
     Setting("display.timezone", str, "",
             "time zone for times in text output, e.g. Asia/Tokyo (empty: TZ, else the system's)",
             max_length=64),
+    Setting("team.trust_db_user", bool, False,
+            "on a team store, the operator is the database user (PostgreSQL: current_user; "
+            "SQLite: the OS account running dmtool), not DMTOOL_OPERATOR or operator.name "
+            "(docs/team.md)"),
+    # What X charges (its pay-per-use prices, US dollars) and the budgets that
+    # stop dmtool before it spends more (`dmtool usage`; x-api.md "Limits and cost").
+    Setting("x.budget.day_usd", float, None,
+            "most dmtool may spend on X in a UTC day, in US dollars (none: no limit)",
+            minimum=0, maximum=100_000, optional=True),
+    Setting("x.budget.month_usd", float, None,
+            "most dmtool may spend on X in a UTC calendar month, in US dollars (none: no limit)",
+            minimum=0, maximum=1_000_000, optional=True),
+    Setting("x.price.dm_event_read", float, 0.010, "X's price per DM event read, US dollars",
+            minimum=0, maximum=10),
+    Setting("x.price.dm_send", float, 0.015, "X's price per DM sent, US dollars",
+            minimum=0, maximum=10),
+    Setting("x.price.user_read", float, 0.010, "X's price per user read, US dollars",
+            minimum=0, maximum=10),
+    Setting("x.price.post_read", float, 0.001, "X's price per post read, US dollars",
+            minimum=0, maximum=10),
+    Setting("x.ledger.keep_days", int, 90,
+            "days the request ledger keeps each request; older ones become daily totals",
+            minimum=1, maximum=3650),
 )
+
+# The settings a team shares. Once the store has members they are read from the
+# store (`config set` by an owner writes them there), never from a member's
+# config.toml: nobody loosens the policy or switches approvals off on their own
+# machine. Prefixes, so that keys added later under them are shared the day
+# they land. Every other key is each machine's own and is never read from the
+# store, above all operator.name, hooks.* (a shared hook would run one
+# member's command on another's machine), store.url, identity.names, display.*.
+TEAM_PREFIXES = ("team.", "policy.", "lint.", "autoack.", "x.budget.", "x.price.")
+
+
+def is_team_key(key: str) -> bool:
+    return key.startswith(TEAM_PREFIXES)
 
 # The [lint] keys' ranges. A promotional score below 0.1 would flag every text
 # (the lightest listed phrase weighs 0.5); a shouting ratio under 0.5 would
@@ -113,32 +145,34 @@ LINT_BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 
-def _from_dataclass(section: str, cls: type, bounds: dict[str, tuple[float, float | None]],
-                    ceilings: frozenset[str] = frozenset()) -> list[Setting]:
+def _from_settings(section: str, cls: Any, helps: dict[str, str],
+                   bounds: dict[str, tuple[float, float | None]],
+                   ceilings: frozenset[str] = frozenset()) -> list[Setting]:
+    """The keys of a settings NamedTuple (PolicySettings, LintSettings): each
+    field with its default, help text and range."""
     out = []
-    for f in dataclasses.fields(cls):
-        low, high = bounds.get(f.name, (None, None))
-        out.append(Setting(f"{section}.{f.name}", type(f.default), f.default,
-                           str(f.metadata.get("help", "")), minimum=low, maximum=high,
-                           ceiling=f.name in ceilings))
+    for name in cls._fields:
+        default = cls._field_defaults[name]
+        low, high = bounds.get(name, (None, None))
+        out.append(Setting(f"{section}.{name}", type(default), default, helps.get(name, ""),
+                           minimum=low, maximum=high, ceiling=name in ceilings))
     return out
 
 
 @cache
 def _section(name: str) -> dict[str, Setting]:
     """The keys of one section. Policy and lint keys come from their settings
-    dataclasses, imported only when that section is asked for: loading a
-    config.toml with no [lint] table never imports lint."""
+    records (dmtool/settings.py: reading them imports neither the policy nor lint)."""
     if name == "policy":
-        from dmtool.policy import BOUNDS, CEILINGS, PolicySettings
+        from dmtool.settings import BOUNDS, CEILINGS, POLICY_HELP, PolicySettings
 
-        settings = _from_dataclass("policy", PolicySettings,
-                                   {k: (low, high) for k, (_, low, high) in BOUNDS.items()},
-                                   frozenset(CEILINGS))
+        settings = _from_settings("policy", PolicySettings, POLICY_HELP,
+                                  {k: (low, high) for k, (_, low, high) in BOUNDS.items()},
+                                  frozenset(CEILINGS))
     elif name == "lint":
-        from dmtool.lint import LintSettings
+        from dmtool.settings import LINT_HELP, LintSettings
 
-        settings = _from_dataclass("lint", LintSettings, dict(LINT_BOUNDS))
+        settings = _from_settings("lint", LintSettings, LINT_HELP, dict(LINT_BOUNDS))
     else:
         settings = [s for s in _STATIC if s.key.partition(".")[0] == name]
     return {s.key: s for s in settings}
@@ -183,6 +217,8 @@ def check_value(key: str, value: Any) -> Any:
     s = setting(key)
     if s is None:
         raise _unknown(key)
+    if value is None and s.optional:
+        return None
     ok: bool
     if s.type is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
@@ -237,8 +273,10 @@ def _typed(key: str, text: str, *, one_line: bool) -> None:
         raise ConfigError(e.message, hint=e.hint) from None
 
 
-_INT_TEXT = re.compile(r"[+-]?[0-9]+")  # ASCII digits: int() would also take "١" or "1_0"
-_FLOAT_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?")
+UNSET_WORDS = ("none", "off")  # what `config set` takes to unset an optional key
+# Compiled when `config set` first uses them, not at every start-up.
+_INT_TEXT = r"[+-]?[0-9]+"  # ASCII digits: int() would also take "١" or "1_0"
+_FLOAT_TEXT = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,4})?"
 
 
 def _parse_list(text: str) -> list[Any]:
@@ -247,6 +285,7 @@ def _parse_list(text: str) -> list[Any]:
     if not text.lstrip().startswith("["):
         return [p.strip() for p in text.split(",") if p.strip()]
     import json
+    import tomllib
 
     try:
         value = json.loads(text)
@@ -268,6 +307,8 @@ def parse_value(key: str, text: str) -> Any:
     s = setting(key)
     if s is None:
         raise _unknown(key)
+    if s.optional and text.strip().lower() in UNSET_WORDS:
+        return None
     raw: Any = text
     try:
         if s.type is bool:
@@ -276,11 +317,11 @@ def parse_value(key: str, text: str) -> Any:
                 raise ValueError
             raw = low in ("true", "yes", "on", "1")
         elif s.type is int:
-            if not _INT_TEXT.fullmatch(text.strip()) or len(text.strip()) > 30:
+            if not re.fullmatch(_INT_TEXT, text.strip()) or len(text.strip()) > 30:
                 raise ValueError
             raw = int(text)
         elif s.type is float:
-            if not _FLOAT_TEXT.fullmatch(text.strip()):
+            if not re.fullmatch(_FLOAT_TEXT, text.strip()):
                 raise ValueError  # nan, inf and the like: numbers in digits only
             raw = float(text)
         elif s.type is list:
@@ -371,10 +412,89 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass
+class TeamSettings(NamedTuple):
+    """The settings a team's store holds (checked), and who set each when."""
+
+    where: str  # the store, for messages
+    values: dict[str, Any]
+    origin: dict[str, tuple[str, str | None]]  # key -> (set_at, set_by)
+
+
+def team_settings(rows: Iterable[tuple[str, str, str, str | None]], where: str) -> TeamSettings:
+    """Check the store's (key, JSON value, set_at, set_by) rows as config.toml
+    is checked when loaded: a bad value is a ConfigError (exit 4) naming the
+    store and the key. A key outside TEAM_PREFIXES is never read from a store."""
+    import json
+
+    hint = "an owner sets it again with `dmtool config set KEY VALUE`"
+    values: dict[str, Any] = {}
+    origin: dict[str, tuple[str, str | None]] = {}
+    for key, raw, set_at, set_by in rows:
+        if not is_team_key(key):
+            continue
+        try:
+            value = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise ConfigError(f"{where}: team setting {_shown(key)} is not a value dmtool wrote",
+                              hint=hint) from None
+        try:
+            values[key] = check_value(key, value)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: team setting: {e.message}", hint=e.hint or hint) from None
+        origin[key] = (set_at, set_by)
+    problem = cross_check(values)
+    if problem:
+        raise ConfigError(f"{where}: team settings: {problem}", hint=hint)
+    return TeamSettings(where, values, origin)
+
+
 class Config:
-    path: Path
-    values: dict[str, Any]  # only what the file sets, flat dotted keys
+    __slots__ = ("path", "values", "team_loader", "_team", "_team_loaded")
+
+    def __init__(self, path: Path, values: dict[str, Any],
+                 team_loader: Callable[[], TeamSettings | None] | None = None) -> None:
+        self.path = path
+        self.values = values  # only what the file sets, flat dotted keys
+        # On a team store the team keys come from the store: this loads them
+        # (None: no team), on the first read of a team key, so a command that
+        # reads none never opens the store for it (appstate sets it).
+        self.team_loader = team_loader
+        self._team: TeamSettings | None = None
+        self._team_loaded = False
+
+    def team(self) -> TeamSettings | None:
+        """The team's settings, when the store has members; None otherwise."""
+        if not self._team_loaded:
+            self._team = self.team_loader() if self.team_loader is not None else None
+            self._team_loaded = True
+        return self._team
+
+    def forget_team(self) -> None:
+        """Read the team's settings again at the next use (they changed)."""
+        self._team_loaded = False
+        self._team = None
+
+    def in_force(self) -> dict[str, Any]:
+        """The values set somewhere (defaults aside): the file's, except that on
+        a team store the team keys are the store's."""
+        team = self.team()
+        if team is None:
+            return self.values
+        return {**{k: v for k, v in self.values.items() if not is_team_key(k)}, **team.values}
+
+    def source(self, key: str) -> str:
+        """Where a key's value comes from: team (the store), config.toml or default."""
+        team = self.team() if is_team_key(key) else None
+        if team is not None:
+            return "team" if key in team.values else "default"
+        return "config.toml" if key in self.values else "default"
+
+    def ignored(self) -> dict[str, Any]:
+        """The file's values for team keys, which a team store overrides (empty
+        when the store has no team)."""
+        if not any(is_team_key(k) for k in self.values) or self.team() is None:
+            return {}
+        return {k: v for k, v in self.values.items() if is_team_key(k)}
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -384,13 +504,21 @@ class Config:
             return cls(path, {})
         except OSError as e:
             raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+        from dmtool.tomlread import loads
+
         try:
-            data = tomllib.loads(raw.decode("utf-8"))
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ConfigError(f"{path} is not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path} is not valid TOML: {e}",
-                              hint="fix the file or remove it to start from defaults") from None
+        data = loads(text)  # the usual file, without tomllib's start-up cost
+        if data is None:
+            import tomllib
+
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError(f"{path} is not valid TOML: {e}",
+                                  hint="fix the file or remove it to start from defaults") from None
         values = {}
         for key, value in _flatten(data).items():
             try:
@@ -406,20 +534,27 @@ class Config:
         s = setting(key)
         if s is None:
             raise ConfigError(f"unknown config key {key!r}", hint="see `dmtool config show` for the keys")
+        if is_team_key(key):
+            team = self.team()
+            if team is not None:
+                return team.values.get(key, s.default)
         return self.values.get(key, s.default)
 
     def effective(self) -> dict[str, Any]:
-        return {k: self.values.get(k, s.default) for k, s in schema().items()}
+        values = self.in_force()
+        return {k: values.get(k, s.default) for k, s in schema().items()}
 
-    def set(self, key: str, text: str) -> Any:
-        """Change one key from command-line text. A value out of its range, or
-        one that does not fit the rest of the config, is bad input (E_INPUT):
-        nothing is written."""
+    def change(self, key: str, text: str) -> Any:
+        """The value `config set KEY TEXT` would give the key, checked against
+        its range and the rest of the settings in force. A value that does not
+        fit is bad input (E_INPUT); nothing is written."""
         try:
             value = parse_value(key, text)
         except ConfigError as e:
             raise InputError(e.message, hint=e.hint) from None
-        values = {**self.values, key: value}
+        # A team key is checked against the team's settings on a team store;
+        # a machine's own key against config.toml (the store is not opened).
+        values = {**(self.in_force() if is_team_key(key) else self.values), key: value}
         problem = cross_check(values, key)
         if problem:
             raise InputError(problem)
@@ -433,7 +568,15 @@ class Config:
                     + "; ".join(refused),
                     hint="an acknowledgement must not promote or link; reword it",
                     details=[{"finding": f} for f in refused])
-        self.values[key] = value
+        return value
+
+    def set(self, key: str, text: str) -> Any:
+        """Change one key of config.toml from command-line text (see change)."""
+        value = self.change(key, text)
+        if value is None:  # an optional key unset: TOML has no null, so it leaves the file
+            self.values.pop(key, None)
+        else:
+            self.values[key] = value
         self.save()
         return value
 
@@ -462,15 +605,15 @@ class Config:
         return str(self.get("backend"))
 
     def policy(self) -> PolicySettings:
-        from dmtool.policy import PolicySettings
+        from dmtool.settings import PolicySettings
 
         # Straight from the validated values: no schema walk, so commands that
         # only need the policy do not import lint at start-up.
-        return PolicySettings(**{k.removeprefix("policy."): v for k, v in self.values.items()
+        return PolicySettings(**{k.removeprefix("policy."): v for k, v in self.in_force().items()
                                  if k.startswith("policy.")})
 
     def lint(self) -> LintSettings:
-        from dmtool.lint import LintSettings
+        from dmtool.settings import LintSettings
 
-        return LintSettings(**{k.removeprefix("lint."): v for k, v in self.values.items()
+        return LintSettings(**{k.removeprefix("lint."): v for k, v in self.in_force().items()
                                if k.startswith("lint.")})

@@ -20,8 +20,7 @@ import logging
 import os
 import re
 import stat
-import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,6 +226,8 @@ def _read_saved(path: Path) -> Credentials | None:
 
 
 def _parse(raw: bytes, path: Path, *, secrets_elsewhere: bool = False) -> Credentials:
+    import tomllib  # here: a local command that only asks whether there are any never loads it
+
     bad = f"credentials file {path} is malformed"
     hint = "fix it or run dmtool auth login to write a new one"
     try:
@@ -448,8 +449,12 @@ def refresh_if_needed(
     force: bool = False,
     adapter: requests.adapters.BaseAdapter | None = None,
     path: Path | None = None,
+    observers: Sequence[Callable[[Any], None]] = (),
 ) -> Credentials:
     """Return fresh OAuth 2.0 credentials, refreshing (and saving) when expiring within 5 minutes.
+
+    `observers` see the token request as the X client's observers see its own
+    (x/observe.py: `-v` and the ledger).
 
     `force=True` refreshes regardless of expiry (the client does this once after a 401).
     Other kinds are returned unchanged. `adapter` is mounted on the token session (tests).
@@ -478,7 +483,8 @@ def refresh_if_needed(
             # The new tokens are saved (by `save`) before this returns, still under
             # the lock: the rotated refresh token is on disk before anything uses
             # the new access token.
-            return refresh_if_needed(creds, now, save, force=True, adapter=adapter)
+            return refresh_if_needed(creds, now, save, force=True, adapter=adapter,
+                                     observers=observers)
     if not creds.refresh_token:
         raise AuthError(
             "the X access token has expired and there is no refresh token",
@@ -503,9 +509,15 @@ def refresh_if_needed(
         scope=None,
         client_secret=creds.client_secret,
     )
-    handler.register_compliance_hook("refresh_token_response", _status_hook)
+    from dmtool.x.observe import TokenWatch
+
+    # Seen like the client's own requests (-v, the ledger), with its status
+    # noted before _status_hook may raise on it.
+    watch = TokenWatch(observers)
+    handler.register_compliance_hook("refresh_token_response", watch.hook(_status_hook))
     if adapter is not None:
         _mount(handler, adapter)
+    failure: BaseException | None = None
     try:
         token = handler.refresh_token(
             TOKEN_URL,
@@ -514,22 +526,27 @@ def refresh_if_needed(
             auth=handler.auth,
             timeout=30,
         )
-    except (RateLimited, Unavailable):
+    except (RateLimited, Unavailable) as exc:
+        failure = exc
         raise
     except OAuth2Error as exc:
+        failure = exc
         raise AuthError(
             f"X refused to refresh the access token ({oauth_error(exc)})",
             hint="run dmtool auth login",
         ) from None
-    except requests.RequestException:
+    except requests.RequestException as exc:
+        failure = exc
         raise Unavailable("cannot reach X to refresh the access token") from None
-    except (ValueError, KeyError):
+    except (ValueError, KeyError) as exc:
+        failure = exc
         raise AuthError(
             "X answered the token refresh with something unexpected",
             hint="run dmtool auth login",
         ) from None
     finally:
         handler.close()
+        watch.done(failure)
 
     fresh = replace(creds, **token_fields(token, epoch))
     if save is not None and fresh.source in ("file", "keyring"):

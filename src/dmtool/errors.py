@@ -76,6 +76,39 @@ class AuthError(DmtoolError):
     code = "E_AUTH"
 
 
+class TeamRefused(DmtoolError):
+    """Refused by the team's rules (exit 3): a role that does not allow it
+    (E_ROLE, naming the role needed), the last owner (E_LAST_OWNER)."""
+
+    exit_code = 3
+    code = "E_ROLE"
+
+
+class NotAMember(DmtoolError):
+    """The store has a team and the operator is not in it (exit 4): an owner
+    must add them, or they must go by the name they were added under."""
+
+    exit_code = 4
+    code = "E_NOT_A_MEMBER"
+
+
+class BudgetExceeded(DmtoolError):
+    """A request to X could take spending past the budget the user set
+    (x.budget.day_usd or x.budget.month_usd): it is not made (exit 4: a person
+    raises the budget, or waits for the next UTC day or month). `budget` is
+    "day" or "month"; `spent` and `limit` are in US dollars."""
+
+    exit_code = 4
+    code = "E_BUDGET"
+
+    def __init__(self, message: str, *, budget: str, spent: float, limit: float,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.budget = budget
+        self.spent = spent
+        self.limit = limit
+
+
 class TemporaryError(DmtoolError):
     """Something that may work later (exit 5)."""
 

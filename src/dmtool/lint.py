@@ -10,16 +10,17 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
+from dmtool.settings import LINT_HELP, LintSettings
 from dmtool.textnorm import data_lines, fold, is_blank, match_form, phrase_pattern
 
 __all__ = [
     "RULES",
     "Finding",
     "LintContext",
+    "LINT_HELP",
     "LintSettings",
     "MAX_LENGTH",
     "Severity",
@@ -32,8 +33,7 @@ __all__ = [
 Severity = Literal["error", "warning"]
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     code: str
     severity: Severity
     message: str
@@ -42,8 +42,7 @@ class Finding:
         return {"code": self.code, "severity": self.severity, "message": self.message}
 
 
-@dataclass(frozen=True)
-class LintContext:
+class LintContext(NamedTuple):
     """Who the draft is for. `first_contact`: they have never DMed you.
     `template`: the text is a template's output, where any brace left over is a
     variable that was not filled (typed text keeps its kaomoji and code)."""
@@ -55,29 +54,14 @@ class LintContext:
     template: bool = False
 
 
-@dataclass(frozen=True)
-class LintSettings:
-    """`[lint]` settings; the help texts are shown by the config command."""
-
-    promo_warn_score: float = field(
-        default=1.0, metadata={"help": "promotional-language score that gives a warning (L010)"}
-    )
-    promo_error_score: float = field(
-        default=3.0, metadata={"help": "promotional-language score that blocks the send (L010)"}
-    )
-    shouting_ratio: float = field(
-        default=0.7, metadata={"help": "share of capital letters that counts as shouting (L011)"}
-    )
-    shouting_min_letters: int = field(
-        default=12, metadata={"help": "letters needed before capitals count as shouting (L011)"}
-    )
-
+# Patterns are kept as text and compiled (then cached by `re`) when first
+# used, not at import: commands that only list drafts import this module.
 
 # X's hard limits, not preferences: no setting changes them.
 MAX_LENGTH = 10_000  # code points in one DM
-_PUNCT_RUN = re.compile(r"[!?]{3,}")  # "!!!", "???", "?!?" (and "！！！" after NFKC)
+_PUNCT_RUN = r"[!?]{3,}"  # "!!!", "???", "?!?" (and "！！！" after NFKC)
 # Control characters other than line breaks and tabs (a CR is a line end).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"
 
 
 Rule = Callable[[str, LintContext, LintSettings], list[Finding]]
@@ -97,42 +81,40 @@ def _quote(items: list[str], limit: int = 3) -> str:
 # Every repetition is bounded: placeholders are short, and unbounded patterns
 # would make a 10,000-character draft of "xxxx…" or "[[[[…" take seconds.
 _JA_FILL = r"[〇○◯●×＊*_＿]{2,12}|[xX]{2,12}"
-_PLACEHOLDER = re.compile(
-    "|".join(
-        [
-            # {name}, { first_name }, {{first_name}}, {名前}: only an identifier in braces,
-            # so kaomoji ("{^_^}") and code ("{ x: 1 }") keep their braces.
-            r"\{\{ {0,3}[^\W\d]\w{0,40} {0,3}\}\}",
-            r"\{ {0,3}[^\W\d]\w{0,40} {0,3}\}",
-            r"\[ {0,3}[A-Z][A-Z0-9_ .\-]{0,40}[A-Z0-9_] {0,3}\]",  # [NAME], [FIRST NAME]
-            r"<<[^<>\n]{0,60}>>",  # <<name>>
-            r"%[A-Za-z_]{1,40}%",  # %NAME%
-            # 【名前】, 【会社名】, 【〇〇】, [日付] ... : only placeholder-like contents,
-            # since 【お知らせ】-style headings are ordinary Japanese.
-            r"[【\[] {0,3}(?:[^】\]\n]{0,20}名前?|"
-            + _JA_FILL
-            + r"|[^】\]\n]{0,20}(?:日付|日時|住所|URL|リンク)) {0,3}[】\]]",
-            r"(?:" + _JA_FILL + r") {0,3}(?:様|さま|さん|殿)",  # 〇〇様
-        ]
-    )
+_PLACEHOLDER = "|".join(  # a pattern's text: compiled (and cached by `re`) when first used
+    [
+        # {name}, { first_name }, {{first_name}}, {名前}: only an identifier in braces,
+        # so kaomoji ("{^_^}") and code ("{ x: 1 }") keep their braces.
+        r"\{\{ {0,3}[^\W\d]\w{0,40} {0,3}\}\}",
+        r"\{ {0,3}[^\W\d]\w{0,40} {0,3}\}",
+        r"\[ {0,3}[A-Z][A-Z0-9_ .\-]{0,40}[A-Z0-9_] {0,3}\]",  # [NAME], [FIRST NAME]
+        r"<<[^<>\n]{0,60}>>",  # <<name>>
+        r"%[A-Za-z_]{1,40}%",  # %NAME%
+        # 【名前】, 【会社名】, 【〇〇】, [日付] ... : only placeholder-like contents,
+        # since 【お知らせ】-style headings are ordinary Japanese.
+        r"[【\[] {0,3}(?:[^】\]\n]{0,20}名前?|"
+        + _JA_FILL
+        + r"|[^】\]\n]{0,20}(?:日付|日時|住所|URL|リンク)) {0,3}[】\]]",
+        r"(?:" + _JA_FILL + r") {0,3}(?:様|さま|さん|殿)",  # 〇〇様
+    ]
 )
 
 
 # In a template's output every brace is a leftover: `{name[0]}`, `{}`,
 # `{name:>9}` (never given to str.format) or a brace without its pair.
-_BRACED = re.compile(r"\{\{[^{}\n]{0,60}\}\}|\{[^{}\n]{0,60}\}")
+_BRACED = r"\{\{[^{}\n]{0,60}\}\}|\{[^{}\n]{0,60}\}"
 
 
 def template_leftovers(normal: str) -> tuple[list[str], list[str]]:
     """(brace groups, unmatched braces) in a template's output (NFKC text)."""
-    groups = [m.group(0) for m in _BRACED.finditer(normal)]
-    rest = _BRACED.sub("", normal)
+    groups = [m.group(0) for m in re.finditer(_BRACED, normal)]
+    rest = re.sub(_BRACED, "", normal)
     return groups, [ch for ch in rest if ch in "{}"]
 
 
 def _rule_placeholder(text: str, ctx: LintContext, settings: LintSettings) -> list[Finding]:
     normal = unicodedata.normalize("NFKC", text)
-    found = [m.group(0) for m in _PLACEHOLDER.finditer(normal)]
+    found = [m.group(0) for m in re.finditer(_PLACEHOLDER, normal)]
     stray: list[str] = []
     if ctx.template:
         groups, stray = template_leftovers(normal)
@@ -157,7 +139,7 @@ def _rule_placeholder(text: str, ctx: LintContext, settings: LintSettings) -> li
 def _rule_length(text: str, ctx: LintContext, settings: LintSettings) -> list[Finding]:
     if is_blank(text):
         return [Finding("L002", "error", "Write the message: the draft is empty.")]
-    control = _CONTROL.search(text)
+    control = re.search(_CONTROL, text)
     if control:
         return [
             Finding(
@@ -192,14 +174,13 @@ _TLDS = frozenset(
     + ["kr", "tw", "hk", "sg", "au", "nz", "ca", "mx", "br", "ar", "eu", "tv", "fm", "gg", "xyz"]
 )
 _ASCII_BEFORE = r"(?<![@A-Za-z0-9.\-_/])"  # not inside an e-mail address, word or path
-_EXPLICIT_LINK = re.compile(_ASCII_BEFORE + r"(?:https?://|www\.)[!-~]+", re.IGNORECASE)
-_BARE_LINK = re.compile(
+_EXPLICIT_LINK = _ASCII_BEFORE + r"(?:https?://|www\.)[!-~]+"  # all three: re.IGNORECASE
+_BARE_LINK = (
     _ASCII_BEFORE
     + r"(?P<host>(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\.)+(?P<tld>[a-z]{2,63}))"
-    + r"(?![a-z0-9\-@])(?:[/?#][!-~]*)?",
-    re.IGNORECASE,
+    + r"(?![a-z0-9\-@])(?:[/?#][!-~]*)?"
 )
-_HOST = re.compile(r"^(?:https?://)?(?:[^/?#@]*@)?(?P<host>[^/?#:]+)", re.IGNORECASE)
+_HOST = r"^(?:https?://)?(?:[^/?#@]*@)?(?P<host>[^/?#:]+)"
 _TRAILING = ".,;:!?)]}'\""
 
 
@@ -208,10 +189,10 @@ def find_links(text: str) -> list[tuple[str, str]]:
     normal = unicodedata.normalize("NFKC", text)
     found: list[tuple[int, str]] = []
     taken: list[tuple[int, int]] = []
-    for m in _EXPLICIT_LINK.finditer(normal):
+    for m in re.finditer(_EXPLICIT_LINK, normal, re.IGNORECASE):
         found.append((m.start(), m.group(0).rstrip(_TRAILING)))
         taken.append(m.span())
-    for m in _BARE_LINK.finditer(normal):
+    for m in re.finditer(_BARE_LINK, normal, re.IGNORECASE):
         if any(a <= m.start() < b for a, b in taken):
             continue
         host = m.group("host").lower()
@@ -219,7 +200,7 @@ def find_links(text: str) -> list[tuple[str, str]]:
             found.append((m.start(), m.group(0).rstrip(_TRAILING)))
     links = []
     for _, link in sorted(found):
-        host_match = _HOST.match(link)
+        host_match = re.match(_HOST, link, re.IGNORECASE)
         host = host_match.group("host").lower() if host_match else link.lower()
         links.append((link, host.removeprefix("www.")))
     return links
@@ -330,7 +311,7 @@ def _rule_shouting(text: str, ctx: LintContext, settings: LintSettings) -> list[
     enough = len(cased) >= settings.shouting_min_letters
     if enough and upper / len(cased) >= settings.shouting_ratio:
         problems.append("write in normal sentence case instead of capitals")
-    run = _PUNCT_RUN.search(normal)
+    run = re.search(_PUNCT_RUN, normal)
     if run:
         problems.append(f'use a single "!" or "?" instead of "{run.group(0)}"')
     if not problems:
@@ -346,27 +327,30 @@ def _rule_shouting(text: str, ctx: LintContext, settings: LintSettings) -> list[
 
 # --- L012 first contact: who is it for, who is writing ----------------------------------
 
-_INTRO = phrase_pattern(
-    [
-        "im",  # "I'm" after apostrophes are dropped
-        "i am",
-        "this is",
-        "my name is",
-        "here from",
-        "writing from",
-        "reaching out from",
-        "i work at",
-        "i work for",
-        "i work on",
-        "i run",
-        "です",
-        "と申します",
-        "といいます",
-        "と言います",
-        "でございます",
-        "の者です",
-    ]
+_INTRO_PHRASES = (
+    "im",  # "I'm" after apostrophes are dropped
+    "i am",
+    "this is",
+    "my name is",
+    "here from",
+    "writing from",
+    "reaching out from",
+    "i work at",
+    "i work for",
+    "i work on",
+    "i run",
+    "です",
+    "と申します",
+    "といいます",
+    "と言います",
+    "でございます",
+    "の者です",
 )
+
+
+@cache
+def _intro() -> re.Pattern[str]:
+    return phrase_pattern(_INTRO_PHRASES)
 
 
 def _name_parts(name: str) -> list[str]:
@@ -398,7 +382,7 @@ def _says_who_is_writing(text: str, ctx: LintContext) -> bool:
     parts = (part for sender in ctx.sender_names for part in _name_parts(sender))
     if any(_contains_word(body, part) for part in parts):
         return True
-    return _INTRO.search(match_form(text)) is not None
+    return _intro().search(match_form(text)) is not None
 
 
 def _rule_introduction(text: str, ctx: LintContext, settings: LintSettings) -> list[Finding]:

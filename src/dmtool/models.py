@@ -1,18 +1,24 @@
-"""Plain records read from the store."""
+"""Plain records read from the store.
+
+NamedTuples rather than dataclasses: a dataclass's methods are generated and
+compiled at import, which every command reading the store would pay at
+start-up (issue 16).
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from dmtool.errors import InputError
 
 # X's rule for handles: 1 to 15 of [A-Za-z0-9_]. `user_<id>` is dmtool's own
 # name for a contact X has not named yet (an archive gives ids, not handles).
-_HANDLE_RE = re.compile(r"[A-Za-z0-9_]{1,15}")
-_PLACEHOLDER_RE = re.compile(r"user_[0-9]{1,25}")
+# Patterns as text: compiled (and cached by `re`) on first use, not at import.
+_HANDLE_RE = r"[A-Za-z0-9_]{1,15}"
+_PLACEHOLDER_RE = r"user_[0-9]{1,25}"
 # What 0.1.0 accepted: contacts it stored stay reachable by the handle they have.
-_LEGACY_HANDLE_RE = re.compile(r"[A-Za-z0-9_]{1,50}")
+_LEGACY_HANDLE_RE = r"[A-Za-z0-9_]{1,50}"
 
 # Draft statuses of a send that may have reached X: it counts as sent until
 # reconciled. Here rather than in store/drafts.py so that the caps can count
@@ -37,7 +43,7 @@ def clean_handle(handle: str, *, stored: bool = False) -> str:
     if h.startswith("@"):
         h = h[1:]
     pattern = _LEGACY_HANDLE_RE if stored else _HANDLE_RE
-    if not (pattern.fullmatch(h) or _PLACEHOLDER_RE.fullmatch(h)):
+    if not (re.fullmatch(pattern, h) or re.fullmatch(_PLACEHOLDER_RE, h)):
         from dmtool.textnorm import cut
 
         raise InputError(f"not an X handle: {cut(handle)}",
@@ -47,12 +53,12 @@ def clean_handle(handle: str, *, stored: bool = False) -> str:
 
 def is_x_handle(handle: str) -> bool:
     """Does `handle` (without @) follow X's rule? dmtool's `user_<id>` may not."""
-    return _HANDLE_RE.fullmatch(handle) is not None
+    return re.fullmatch(_HANDLE_RE, handle) is not None
 
 
 def placeholder_id(handle: str) -> str | None:
     """The user id in dmtool's `user_<id>` (a contact known only by id), else None."""
-    return handle[len("user_"):] if _PLACEHOLDER_RE.fullmatch(handle) else None
+    return handle[len("user_"):] if re.fullmatch(_PLACEHOLDER_RE, handle) else None
 
 
 def clean_name(name: str | None) -> str | None:
@@ -71,8 +77,7 @@ def clean_note(text: str) -> str:
     return typed(text, "the note", max_length=MAX_NOTE_LENGTH)
 
 
-@dataclass
-class Contact:
+class Contact(NamedTuple):
     id: int
     user_id: str | None
     handle: str
@@ -86,23 +91,23 @@ class Contact:
     optout_review_at: str | None = None
     dm_closed_at: str | None = None
     opt_out_reason: str | None = None  # yours, when you recorded the opt-out (`contacts optout`)
-    tags: list[str] = field(default_factory=list)
+    tags: tuple[str, ...] = ()
 
 
-@dataclass
-class EvidenceRow:
+class EvidenceRow(NamedTuple):
     id: int
     kind: str
     at: str
     ref: str
     text: str | None
+    recorded_by: str | None = None  # who recorded it (dmtool.actor); read where it is shown
 
     def to_dict(self) -> dict[str, str | None]:
-        return {"kind": self.kind, "at": self.at, "ref": self.ref, "text": self.text}
+        return {"kind": self.kind, "at": self.at, "ref": self.ref, "text": self.text,
+                "recorded_by": self.recorded_by}
 
 
-@dataclass
-class Message:
+class Message(NamedTuple):
     id: int
     event_id: str | None
     at: str

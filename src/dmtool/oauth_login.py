@@ -16,6 +16,7 @@ import os
 import secrets
 import time
 import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,10 +139,12 @@ def code_from(pending: PendingLogin, redirect_url: str) -> str:
 
 
 def exchange(pending: PendingLogin, code: str, *, now: float | None = None,
-             adapter: requests.adapters.BaseAdapter | None = None) -> Credentials:
+             adapter: requests.adapters.BaseAdapter | None = None,
+             observers: Sequence[Callable[[Any], None]] = ()) -> Credentials:
     """Trade the code (and the PKCE verifier) for tokens at X's token endpoint.
 
     The result has no user_id/username yet: the caller asks X who this is (`me()`).
+    `observers` see the request as the X client's see its own (x/observe.py).
     """
     quiet_secret_loggers()
     import requests
@@ -149,11 +152,16 @@ def exchange(pending: PendingLogin, code: str, *, now: float | None = None,
     from requests.auth import HTTPBasicAuth
     from requests_oauthlib import OAuth2Session
 
+    from dmtool.x.observe import TokenWatch
+
     session = OAuth2Session(pending.client_id, redirect_uri=pending.redirect_uri, scope=list(SCOPES))
+    watch = TokenWatch(observers)
+    session.register_compliance_hook("access_token_response", watch.hook())
     if adapter is not None:
         session.mount("https://api.x.com/", adapter)
     auth = HTTPBasicAuth(pending.client_id, pending.client_secret) if pending.client_secret else None
     started = time.time() if now is None else now
+    failure: BaseException | None = None
     try:
         try:
             token = session.fetch_token(TOKEN_URL, code=code, code_verifier=pending.code_verifier,
@@ -162,6 +170,11 @@ def exchange(pending: PendingLogin, code: str, *, now: float | None = None,
             token = getattr(w, "token", None)
             if token is None:
                 raise
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            watch.done(failure)
     except OAuth2Error as exc:
         raise AuthError(f"X refused the login ({oauth_error(exc)})", hint=_AGAIN) from None
     except requests.RequestException:

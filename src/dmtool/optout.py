@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from dmtool.textnorm import data_lines, match_form, normalise, phrase_pattern
 
@@ -36,12 +35,12 @@ __all__ = [
 Kind = Literal["optout", "optin", "review"]
 
 # Inside a whole-message match, spaces, dashes, underscores and apostrophes do
-# not matter: "opt out", "opt-out" and "optout" are the same word.
-_JOINERS = re.compile(r"[\s_'\u2018\u2019\uff07]+")
+# not matter: "opt out", "opt-out" and "optout" are the same word. Whitespace
+# goes with split(), the others with a translate table: no regex at import.
+_NO_JOINERS = dict.fromkeys(map(ord, "_'\u2018\u2019\uff07"))
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     """What a message means and which list entry it matched (as listed)."""
 
     kind: Kind
@@ -51,7 +50,7 @@ class Match:
 @lru_cache(maxsize=4096)  # each text is keyed against both word lists
 def _key(text: str) -> str:
     """Whole-message comparison key: normalised, without inner spaces/dashes."""
-    joined = _JOINERS.sub("", normalise(text))
+    joined = "".join(normalise(text).split()).translate(_NO_JOINERS)
     if joined.isascii():  # the one ASCII dash (category Pd) is "-": skip the per-letter lookup
         return joined.replace("-", "")
     dashes = {ord(ch): None for ch in set(joined) if unicodedata.category(ch) == "Pd"}

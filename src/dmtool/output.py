@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import islice
 from typing import Any
 
 _CONTROL = {c: None for c in range(0x20) if c not in (0x09, 0x0A)}
@@ -44,6 +45,28 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def print_json_list(items: Iterable[Any], batch: int = 500) -> None:
+    """A JSON array written as its items come: the same text as
+    print_json(list(items)), in constant memory however long the list. Items
+    are encoded a batch at a time, each batch as one array (its brackets cut),
+    so the C encoder does the work."""
+    indent = 2 if stdout_is_tty() else None
+    encode = json.JSONEncoder(ensure_ascii=False, indent=indent).encode
+    # A batch's text between its brackets; batches are joined as items are.
+    cut, sep = (slice(2, -2), ",\n") if indent else (slice(1, -1), ", ")
+    out = sys.stdout
+    written = False
+    it = iter(items)
+    while True:
+        chunk = list(islice(it, batch))
+        if not chunk:
+            break
+        out.write((sep if written else "[\n" if indent else "[") + encode(chunk)[cut])
+        written = True
+    out.write(("\n]\n" if indent else "]\n") if written else "[]\n")
+    out.flush()
+
+
 def _cell(v: Any) -> str:
     if v is None:
         return ""
@@ -58,14 +81,16 @@ def _tsv(v: Any) -> str:
     return _cell(v).replace("\t", " ").replace("\r", " ").replace("\n", " ")
 
 
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None,
-                empty: str | None = None) -> None:
-    """A table on a terminal; tab-separated lines, no header, when piped."""
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+                title: str | None = None, empty: str | None = None) -> None:
+    """A table on a terminal; tab-separated lines, no header, when piped (as
+    the rows come: an iterator is never held whole)."""
     if not stdout_is_tty():
         out = sys.stdout
         for r in rows:
             out.write("\t".join(_tsv(v) for v in r) + "\n")
         return
+    rows = list(rows)
     if not rows:
         if empty:
             info(empty)

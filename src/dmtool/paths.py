@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from dmtool.errors import UsageError
 
 APP = "dmtool"
 DEFAULT_PROFILE = "default"
-_PROFILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_PROFILE_CHARS = frozenset(_ALNUM + "_.-")
+
+
+def _valid_name(name: str) -> bool:
+    """1 to 64 ASCII letters, digits, '_', '.' or '-', the first a letter or a
+    digit (a set check: a regex would be compiled at every start)."""
+    return 0 < len(name) <= 64 and name[0] in _ALNUM and _PROFILE_CHARS.issuperset(name)
 
 
 def check_profile_name(name: str) -> str:
     if not name:
         raise UsageError("the profile name is empty",
                          hint=f"leave --profile out for the {DEFAULT_PROFILE!r} profile, or name one")
-    if not _PROFILE_RE.match(name):
+    if not _valid_name(name):
         raise UsageError(
             f"invalid profile name {name!r}",
             hint="use letters, digits, '.', '_' or '-' (at most 64 characters)",
@@ -50,12 +56,11 @@ def list_profiles(environ: Mapping[str, str] | None = None) -> list[str]:
         except OSError:  # no folder yet, or not readable: nothing there to list
             continue
         found.update(d.name for d in entries
-                     if _PROFILE_RE.match(d.name) and (d / name).exists())
+                     if _valid_name(d.name) and (d / name).exists())
     return [DEFAULT_PROFILE, *sorted(found - {DEFAULT_PROFILE})]
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(NamedTuple):
     """The folders of one profile. Nothing is created until ensure() is called."""
 
     profile: str

@@ -7,17 +7,20 @@ no clock, file, database or network, so `check`, `send` and the audit log all
 get the same answer from the same inputs.
 
 All datetimes must be timezone-aware (UTC) and comparable with `now`.
+
+The records are NamedTuples, not dataclasses: immutable all the same, and a
+dataclass costs several times more to define (its methods are generated
+and compiled at import), which every local command that prints a contact's
+status would pay at start-up (issue 16).
 """
 
-from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from dmtool.optout import classify, optin_words, word_kind
+from dmtool.settings import BOUNDS, CEILINGS, POLICY_HELP, PolicySettings, validate_settings
 from dmtool.textnorm import SimilarityProbe, normalise
 
 if TYPE_CHECKING:  # lint is only a type here; importing it costs start-up time
@@ -29,6 +32,7 @@ __all__ = [
     "COUNTING_KINDS",
     "EVIDENCE_KINDS",
     "MANUAL_KINDS",
+    "POLICY_HELP",
     "ContactSnapshot",
     "Decision",
     "Evidence",
@@ -38,6 +42,7 @@ __all__ = [
     "Send",
     "decide",
     "decide_autoack",
+    "horizons",
     "is_first_contact",
     "validate_settings",
 ]
@@ -48,7 +53,6 @@ COUNTING_KINDS = frozenset({"inbound_dm", "public_exchange", "request", "offline
 # Recorded by hand: they only count with the text that shows what the person said.
 MANUAL_KINDS = frozenset({"request", "offline"})
 
-CEILINGS: dict[str, int] = {"max_unanswered": 3, "daily_sends": 100, "daily_first_contacts": 20}
 
 DAY = timedelta(days=1)
 SIMILARITY_WINDOW = timedelta(days=30)
@@ -59,8 +63,7 @@ AUTOACK_MAX_AGE = timedelta(days=1)  # don't acknowledge a DM long after it arri
 # --- inputs -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Evidence:
+class Evidence(NamedTuple):
     """A consent basis (or a mention, which is not one). `ref` is the source id."""
 
     kind: str
@@ -79,8 +82,7 @@ class Evidence:
         return {"kind": self.kind, "at": self.at.isoformat(), "ref": self.ref, "text": self.text}
 
 
-@dataclass(frozen=True)
-class Msg:
+class Msg(NamedTuple):
     """One DM in the conversation; "in" = from the contact, "out" = from you."""
 
     at: datetime
@@ -88,8 +90,7 @@ class Msg:
     text: str
 
 
-@dataclass(frozen=True)
-class ContactSnapshot:
+class ContactSnapshot(NamedTuple):
     user_id: str
     handle: str | None
     name: str | None
@@ -106,8 +107,7 @@ class ContactSnapshot:
     import_pending: str | None = None
 
 
-@dataclass(frozen=True)
-class Send:
+class Send(NamedTuple):
     """A DM dmtool sent (to anyone, autoacks included), for caps and duplicates."""
 
     at: datetime
@@ -116,81 +116,10 @@ class Send:
     first_contact: bool
 
 
-@dataclass(frozen=True)
-class PolicySettings:
-    """`[policy]` settings; the help texts are shown by the config command."""
-
-    consent_days: int = field(
-        default=90, metadata={"help": "days of silence after which consent to DM expires"}
-    )
-    max_unanswered: int = field(default=2, metadata={"help": "DMs in a row without a reply (ceiling 3)"})
-    daily_sends: int = field(default=20, metadata={"help": "DMs in any 24 hours (ceiling 100)"})
-    daily_first_contacts: int = field(
-        default=5, metadata={"help": "first messages to new people in any 24 hours (ceiling 20)"}
-    )
-    similarity_threshold: float = field(
-        default=0.9,
-        metadata={"help": "share of text in common that makes a DM a copy of others (0-1)"},
-    )
-    similarity_min_contacts: int = field(
-        default=2, metadata={"help": "other people who got a similar DM before it counts as mass DM"}
-    )
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, object]) -> PolicySettings:
-        """Build from a `[policy]` table; ValueError listing every bad key."""
-        problems = validate_settings(values)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return cls(**values)  # type: ignore[arg-type]  # types checked above
-
-
-# Per setting: accepted types, minimum, maximum. Every setting has both (config
-# checks them when a value is set or loaded): consent_days of a billion days
-# once overflowed the date arithmetic of every later check.
-BOUNDS: dict[str, tuple[tuple[type, ...], float, float]] = {
-    "consent_days": ((int,), 1, 3650),
-    "max_unanswered": ((int,), 0, CEILINGS["max_unanswered"]),
-    "daily_sends": ((int,), 0, CEILINGS["daily_sends"]),
-    "daily_first_contacts": ((int,), 0, CEILINGS["daily_first_contacts"]),
-    "similarity_threshold": ((int, float), 0, 1),
-    "similarity_min_contacts": ((int,), 1, 1000),
-}
-
-
-def validate_settings(values: Mapping[str, object]) -> list[str]:
-    """Problems with `[policy]` values, one message per bad key (empty = fine).
-
-    Values above a ceiling are refused rather than clamped, so nobody believes
-    a limit is in force that is not.
-    """
-    known = {f.name for f in fields(PolicySettings)}
-    problems = []
-    for key, value in values.items():
-        if key not in known:
-            problems.append(f"policy.{key}: unknown setting (known: {', '.join(sorted(known))})")
-            continue
-        types, low, high = BOUNDS[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            kind = "a whole number" if types == (int,) else "a number"
-            problems.append(f"policy.{key} must be {kind}, not {value!r}")
-            continue
-        assert isinstance(value, (int, float))
-        if not math.isfinite(value):
-            problems.append(f"policy.{key} must be a finite number, not {value!r}")
-        elif value < low:
-            problems.append(f"policy.{key} = {value} is below the minimum of {low}")
-        elif value > high:
-            where = "ceiling" if key in CEILINGS else "maximum"
-            problems.append(f"policy.{key} = {value} is above the {where} of {high}; lower it")
-    return problems
-
-
 # --- outputs ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
     code: str
     message: str
     severity: Literal["block", "warning"] = "block"
@@ -199,8 +128,7 @@ class Reason:
         return {"code": self.code, "message": self.message}
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     allowed: bool
     first_contact: bool
     reasons: tuple[Reason, ...]
@@ -262,6 +190,15 @@ def _inbound_times(contact: ContactSnapshot) -> list[datetime]:
     times = [m.at for m in contact.messages if m.direction == "in"]
     times += [e.at for e in contact.evidence if e.kind == "inbound_dm"]
     return times
+
+
+def horizons(now: datetime, settings: PolicySettings) -> tuple[datetime, ...]:
+    """The instants a decision without a text compares a contact's times with,
+    besides comparing them with one another: when the consent window starts,
+    when the caps' 24 hours start, and now. `contacts list` evaluates the
+    contacts whose times lie alike among these once (services/consent.py);
+    a rule that reads a time against another instant must add it here."""
+    return (now - timedelta(days=settings.consent_days), now - DAY, now)
 
 
 def is_first_contact(contact: ContactSnapshot) -> bool:
@@ -385,7 +322,7 @@ def _common_reasons(
     return reasons
 
 
-def _lint_reasons(findings: Sequence[Finding], *, strict_promo: bool) -> list[Reason]:
+def _lint_reasons(findings: Sequence["Finding"], *, strict_promo: bool) -> list[Reason]:
     """One E_LINT per blocking finding. `strict_promo`: any L010 blocks."""
     return [
         Reason("E_LINT", f"{f.code}: {f.message}")
@@ -439,7 +376,7 @@ def decide(
     settings: PolicySettings,
     now: datetime,
     *,
-    findings: Sequence[Finding] = (),
+    findings: Sequence["Finding"] = (),
     rate_limited_until: datetime | None = None,
 ) -> Decision:
     """May `text` be sent to `contact` now? Every rule is evaluated; all reasons returned.
@@ -592,7 +529,7 @@ def decide_autoack(
     settings: PolicySettings,
     autoack_text: str,
     now: datetime,
-    findings: Sequence[Finding] = (),
+    findings: Sequence["Finding"] = (),
     *,
     rate_limited_until: datetime | None = None,
 ) -> Decision:

@@ -18,6 +18,7 @@ from dmtool.errors import InputError
 
 __all__ = [
     "clean_display",
+    "collapse_spaces",
     "cut",
     "data_lines",
     "fold",
@@ -32,13 +33,17 @@ __all__ = [
     "similarity",
 ]
 
-_WHITESPACE = re.compile(r"\s+")
+# No regular expression is compiled at import (issue 16: every local command
+# that shows a contact's status imports this module): characters are dropped
+# with str.translate tables, runs of whitespace folded with split() (the same
+# Unicode whitespace as the regex \s), and the few patterns compile on first use.
+
 # Variation selectors only choose emoji vs text presentation; they carry no
 # meaning and would otherwise glue themselves to the letter before them.
-_VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+_NO_VARIATION_SELECTORS = dict.fromkeys([*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
 # Apostrophe look-alikes people type on phones and keyboards; removed for
 # phrase matching so "don't", "don’t" and "dont" are one phrase.
-_APOSTROPHES = re.compile("['\u2018\u2019\u201b\u02bc\u02b9\u0060\u00b4\uff07]")
+_NO_APOSTROPHES = dict.fromkeys(map(ord, "'\u2018\u2019\u201b\u02bc\u02b9\u0060\u00b4\uff07"))
 # Latin letters and digits: phrase boundaries only apply between these, so
 # English phrases do not match inside words while Japanese (no spaces) still
 # matches as a substring.
@@ -94,11 +99,26 @@ def _strip_edges(text: str) -> str:
     return text[start:end]
 
 
+def _without_variation_selectors(text: str) -> str:
+    return text if text.isascii() else text.translate(_NO_VARIATION_SELECTORS)
+
+
+def collapse_spaces(text: str) -> str:
+    """Runs of whitespace as one space, none at the ends."""
+    return " ".join(text.split())
+
+
+# Every ASCII character but letters and digits is punctuation, a symbol, a
+# space or a control character: what _strip_edges drops.
+_ASCII_EDGES = "".join(ch for ch in map(chr, range(128)) if not ch.isalnum())
+
+
 @lru_cache(maxsize=8192)
 def normalise(text: str) -> str:
     """NFKC, casefold, trim punctuation/symbols/emoji/space at the ends, collapse spaces."""
-    folded = _VARIATION_SELECTORS.sub("", fold(text))
-    return _WHITESPACE.sub(" ", _strip_edges(folded)).strip()
+    if text.isascii():  # the same, without a Unicode lookup per character (NFKC keeps ASCII)
+        return collapse_spaces(text.lower().strip(_ASCII_EDGES))
+    return collapse_spaces(_strip_edges(_without_variation_selectors(fold(text))))
 
 
 def match_form(text: str) -> str:
@@ -107,10 +127,10 @@ def match_form(text: str) -> str:
 
     Not edge-stripped: phrases are searched inside the text.
     """
-    folded = _APOSTROPHES.sub("", _VARIATION_SELECTORS.sub("", fold(text)))
+    folded = _without_variation_selectors(fold(text)).translate(_NO_APOSTROPHES)
     spaced = "".join(" " if unicodedata.category(ch).startswith("P") or ch == "_" else ch
                      for ch in folded)
-    return _WHITESPACE.sub(" ", spaced).strip()
+    return collapse_spaces(spaced)
 
 
 def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
@@ -252,13 +272,13 @@ def is_blank(text: str) -> bool:
 
 # Control characters (Cc) but a tab and a line break, and lone surrogates (Cs:
 # bytes that were not UTF-8); a one-line field refuses line breaks too.
-_REFUSED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_REFUSED_ONE_LINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+_REFUSED = "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]"
+_REFUSED_ONE_LINE = "[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]"
 
 
 def _bad_character(text: str, *, one_line: bool) -> tuple[int, str] | None:
     """(position, character) of the first character a person's text may not hold."""
-    m = (_REFUSED_ONE_LINE if one_line else _REFUSED).search(text)
+    m = re.search(_REFUSED_ONE_LINE if one_line else _REFUSED, text)
     return None if m is None else (m.start(), m.group(0))
 
 

@@ -71,7 +71,7 @@ def parse_when(text: str, zone: tzinfo) -> datetime:
     return at
 
 
-_DURATION = re.compile(r"\s*([0-9]+)\s*([smhdw])\s*")  # ASCII digits, not any \d
+_DURATION = r"\s*([0-9]+)\s*([smhdw])\s*"  # ASCII digits, not any \d; compiled when used
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 DURATION_MIN = timedelta(minutes=1)
 DURATION_MAX = timedelta(days=3650)
@@ -81,7 +81,7 @@ def parse_duration(text: str) -> timedelta:
     """'90m', '24h', '7d', '2w' -> timedelta, from 1 minute to 3650 days (the
     one duration parser of the command line). Raises ValueError otherwise,
     before any date arithmetic could overflow."""
-    m = _DURATION.fullmatch(text)
+    m = re.fullmatch(_DURATION, text)
     shown = text.strip() if len(text) <= 40 else text[:40] + "…"
     if not m:
         raise ValueError(f"not a duration: {shown!r} (use e.g. 30m, 24h, 7d)")

@@ -1,7 +1,6 @@
 """The root command: global options, the command tree, and the one place
 where errors become a message and an exit code."""
 
-from __future__ import annotations
 
 import os
 import sys
@@ -20,7 +19,7 @@ from dmtool.errors import DmtoolError, InputError
 # `dmtool digest` pays for one module, not for all of them. Help lists them all.
 COMMAND_MODULES: dict[str, str] = {
     "auth": "auth", "config": "config_cmd", "paths": "config_cmd", "sync": "sync_cmd",
-    "contacts": "contacts", "check": "contacts",
+    "contacts": "contacts", "check": "check_cmd",
     "inbox": "conversations", "thread": "conversations", "done": "conversations",
     "reopen": "conversations", "digest": "conversations", "snooze": "conversations",
     "unsnooze": "conversations",
@@ -28,7 +27,8 @@ COMMAND_MODULES: dict[str, str] = {
     "templates": "drafts", "log": "log_cmd", "reply": "reply",
     "demo": "demo", "sandbox": "sandbox_cmd", "db": "db_cmd",
     "import": "archive", "report": "report_cmd", "profiles": "profiles_cmd",
-    "search": "search_cmd", "claim": "claims_cmd", "release": "claims_cmd",
+    "search": "search_cmd", "claim": "claims_cmd", "release": "claims_cmd", "team": "team_cmd",
+    "usage": "usage_cmd",
 }
 
 
@@ -89,6 +89,11 @@ COMMAND_HELP: dict[str, str] = {
              "sends to this contact are refused (exit 3, E_CLAIMED) unless they add --force. "
              "Drafting to them renews it; claiming again extends it.",
     "release": "End your claim on a conversation (another person's only with --force).",
+    "team": "Who works on this store and in which role: add, list and remove members; who "
+            "am I.",
+    "usage": "What dmtool's requests to X cost: per UTC day and endpoint family, the requests, "
+             "the units read or sent before and after X's same-day rule, the estimated cost; the "
+             "month so far; the budgets and what is left.",
 }
 
 
@@ -108,7 +113,22 @@ def load_module_commands(module_name: str, only: str | None = None) -> dict[str,
         groups = [g for g in holder.registered_groups if g.name == only]
         if commands or groups:
             holder.registered_commands, holder.registered_groups = commands, groups
-    return dict(typer.main.get_group(holder).commands)
+    loaded = dict(typer.main.get_group(holder).commands)
+    for name, cmd in loaded.items():
+        _guard(name, cmd)
+    return loaded
+
+
+def _guard(path: str, cmd: Any) -> None:
+    """Every command checks the operator's role before it runs (cli/access.py)."""
+    from dmtool.cli.access import guard
+
+    subcommands = getattr(cmd, "commands", None)
+    if subcommands is not None:
+        for name, sub in subcommands.items():
+            _guard(f"{path} {name}", sub)
+    elif cmd.callback is not None:
+        cmd.callback = guard(cmd.callback, path)
 
 
 class DmtoolGroup(TyperGroup):
@@ -285,6 +305,10 @@ def _report(ctx: Any, e: DmtoolError) -> None:
         family = getattr(e, "family", None)
         if family:  # which endpoint family X paused (errors.RATE_FAMILIES)
             extra["family"] = family
+        budget = getattr(e, "budget", None)
+        if budget:  # E_BUDGET: which budget, what it has spent and its limit (US dollars)
+            extra.update(budget=budget, spent=getattr(e, "spent", None),
+                         limit=getattr(e, "limit", None))
         if e.details:
             extra["details"] = e.details
         output.error_json(e.code, e.message, e.hint, **extra)

@@ -16,7 +16,6 @@ its options take values), so it is a pure function with its own tests.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 # The root's options that may also follow the command name. `--version` and
 # `--help` are not moved: after a command, `--help` is that command's help.
@@ -26,14 +25,18 @@ JSON_FLAG = "--json"
 FORMAT_OPTION = "--format"
 
 
-@dataclass(frozen=True)
 class Shape:
-    """What the scanner must know of one command or group."""
+    """What the scanner must know of one command or group. (Plain classes here:
+    every command scans its arguments, and a record class costs its start-up.)"""
 
-    group: bool = False  # its first plain argument names a subcommand
-    value_options: Mapping[str, int] = field(default_factory=dict)  # option -> values it takes
-    options: frozenset[str] = frozenset()  # every option string it has, flags included
-    format_is_output: bool = False  # `--format json` asks for JSON output
+    __slots__ = ("group", "value_options", "options", "format_is_output")
+
+    def __init__(self, group: bool = False, value_options: Mapping[str, int] | None = None,
+                 options: frozenset[str] = frozenset(), format_is_output: bool = False) -> None:
+        self.group = group  # its first plain argument names a subcommand
+        self.value_options: Mapping[str, int] = value_options or {}  # option -> values it takes
+        self.options = options  # every option string it has, flags included
+        self.format_is_output = format_is_output  # `--format json` asks for JSON output
 
     @property
     def has_json(self) -> bool:
@@ -43,12 +46,15 @@ class Shape:
 Resolve = Callable[[tuple[str, ...]], "Shape | None"]
 
 
-@dataclass
 class Scanned:
-    args: list[str]  # the arguments with global options moved before the command name
-    json: bool  # the real --json switch (or an output --format json) is given
-    path: tuple[str, ...]  # the command path, as far as it names known commands
-    error: str | None = None  # a global option after the command without its value
+    __slots__ = ("args", "json", "path", "error")
+
+    def __init__(self, args: list[str], json: bool, path: tuple[str, ...],
+                 error: str | None = None) -> None:
+        self.args = args  # the arguments with global options moved before the command name
+        self.json = json  # the real --json switch (or an output --format json) is given
+        self.path = path  # the command path, as far as it names known commands
+        self.error = error  # a global option after the command without its value
 
 
 def _global_option(args: list[str], i: int, own: frozenset[str]) -> int:

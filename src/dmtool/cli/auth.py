@@ -108,9 +108,10 @@ def _save(st: AppState, creds: Credentials, where: Store) -> XUser:
     """Ask X who these credentials belong to, then save them where chosen (and
     remove a copy an earlier login left in the other place)."""
     from dmtool.credentials import ENV_OAUTH1, forget_other_store, save_credentials
+    from dmtool.services import ledger
 
     _protect(creds)
-    user = open_client(creds).me()
+    user = ledger.attach(st, open_client(creds)).me()  # recorded: a user read
     creds.user_id, creds.username = user.id, user.username
     _remember_account(st, user)
     path = st.paths.credentials_file
@@ -127,9 +128,11 @@ def _save(st: AppState, creds: Credentials, where: Store) -> XUser:
 
 def _finish(st: AppState, login: PendingLogin, url: str, where: Store) -> XUser:
     from dmtool import oauth_login
+    from dmtool.services import ledger
 
     code = oauth_login.code_from(login, url)
-    return _save(st, oauth_login.exchange(login, code), where)
+    # The token request is in the ledger too (0 units), with the users/me after it.
+    return _save(st, oauth_login.exchange(login, code, observers=[ledger.of(st).record]), where)
 
 
 def _check_options(oauth1: bool, no_browser: bool, print_url: bool, redirect_url: str | None,
@@ -263,7 +266,22 @@ def _status(st: AppState) -> dict[str, Any]:
 
     data = _account_status(st)
     data["rate_limits"] = {f: fmt(until) for f, until in _rate_limits(st).items()}
+    data["budget"] = _budget(st)
     return data
+
+
+def _budget(st: AppState) -> dict[str, Any]:
+    """The X budgets and what is spent in them (nothing without a store)."""
+    from dmtool import timeutil
+    from dmtool.services import budget
+
+    if st.paths.db_file.exists():
+        periods = budget.state(st)
+    else:
+        now, limits = timeutil.now(), budget.Limits.from_config(st.config)
+        periods = [budget.Period("day", budget.utc_day(now), limits.day, 0.0),
+                   budget.Period("month", budget.month_start(now), limits.month, 0.0)]
+    return {p.name: p.to_dict() for p in periods}
 
 
 def _account_status(st: AppState) -> dict[str, Any]:
@@ -330,7 +348,21 @@ def auth_status(ctx: typer.Context, json_: JsonOpt = False) -> None:
         pairs.append(("expires", expires))
     pairs += [(k.replace("_", " "), data[k]) for k in _SHOWN_FIELDS if k in data]
     pairs.append(("rate limits", _limits_text(data["rate_limits"])))
+    pairs.append(("budget", _budget_text(data["budget"])))
     output.print_fields(pairs)
+
+
+def _budget_text(b: dict[str, Any]) -> str:
+    from dmtool.services.budget import usd
+
+    parts = []
+    for name in ("day", "month"):
+        p = b[name]
+        if p["limit"] is None:
+            parts.append(f"{name}: none set ({usd(p['spent'])} spent)")
+        else:
+            parts.append(f"{name}: {usd(p['spent'])} of {usd(p['limit'])} spent")
+    return "; ".join(parts) + " (UTC; `dmtool usage` for more)"
 
 
 def _limits_text(limits: dict[str, str | None]) -> str:

@@ -47,7 +47,7 @@ def _lookup(ctx: typer.Context, query: Callable[[Conn], Candidates]) -> Candidat
         return []
 
 
-_UNSAFE = re.compile(r"[^\w .,:@#+&/!?-]+")
+_UNSAFE = r"[^\w .,:@#+&/!?-]+"  # compiled (and cached by `re`) when first used
 
 
 def _plain(text: str | None, width: int = 40) -> str | None:
@@ -55,7 +55,7 @@ def _plain(text: str | None, width: int = 40) -> str | None:
     shell syntax (zsh evaluates it), shortened."""
     if not text:
         return None
-    text = " ".join(_UNSAFE.sub(" ", text).split())
+    text = " ".join(re.sub(_UNSAFE, " ", text).split())
     return text if len(text) <= width else text[:width - 3].rstrip() + "..."
 
 

@@ -1,6 +1,9 @@
-"""`dmtool contacts ...` and `dmtool check`."""
+"""`dmtool contacts ...`.
 
-from __future__ import annotations
+No `from __future__ import annotations` in command modules: Typer reads each
+parameter's annotation, and string annotations would be compiled (twice) for
+every command of the group at every start.
+"""
 
 import sys
 from pathlib import Path
@@ -10,9 +13,9 @@ import typer
 
 from dmtool import output
 from dmtool.appstate import AppState
-from dmtool.cli import completion
+from dmtool.cli.contact_view import contact_object, contact_view, opt_out_text
 from dmtool.cli.context import state
-from dmtool.cli.params import HandleArg, JsonOpt, draft_id, file_argument
+from dmtool.cli.params import HandleArg, JsonOpt, file_argument
 from dmtool.errors import InputError, UsageError
 
 STATUSES = ("can-dm", "needs-consent", "opted-out", "blocked", "review", "import-incomplete")
@@ -38,36 +41,6 @@ def _stamp() -> str:
     return fmt(_now()) or ""
 
 
-def contact_object(*, handle: str, user_id: str | None, name: str | None, tags: list[str],
-                   status: str, can_dm: bool, last_in: str | None,
-                   last_out: str | None) -> dict[str, Any]:
-    """The contact object of the JSON contract (cli.md), wherever a contact is shown."""
-    return {"handle": handle, "user_id": user_id, "name": name, "tags": tags, "status": status,
-            "can_dm": can_dm, "last_inbound_at": last_in, "last_outbound_at": last_out}
-
-
-def opt_out_text(at: str, words: str | None, reason: str | None) -> str:
-    """An opt-out for people: when, what they wrote, the reason you gave."""
-    parts = [f'wrote "{" ".join(words.split())}"' if words else "",
-             f"reason: {reason}" if reason else ""]
-    said = "; ".join(p for p in parts if p)
-    return at[:16].replace("T", " ") + (f" ({said})" if said else "")
-
-
-def contact_view(st: AppState, c: Any) -> tuple[dict[str, Any], Any]:
-    """One contact's contract object, and the policy decision behind it."""
-    from dmtool.services import consent
-    from dmtool.store import contacts as cstore
-
-    conn = st.store.conn
-    d = consent.decide(conn, c, None, st.config.policy(), _now())
-    last_in, last_out = cstore.last_message_times(conn, c.id)
-    obj = contact_object(handle=c.handle, user_id=c.user_id, name=c.name, tags=c.tags,
-                         status=consent.status(c, d), can_dm=d.allowed, last_in=last_in,
-                         last_out=last_out)
-    return obj, d
-
-
 @contacts_app.command("list")
 def contacts_list(
     ctx: typer.Context,
@@ -81,33 +54,30 @@ def contacts_list(
     """List contacts with their consent status, and whether you may DM them right
     now: `can-dm` means they consented; "can DM now" says `wait` when pace, a
     daily cap or X's rate limit holds the next DM back."""
-    from dmtool.services.consent import list_statuses
+    from dmtool.services.consent import listing
     from dmtool.store import contacts as cstore
 
     if status_ is not None and status_ not in (*STATUSES, CAN_DM_NOW):
         raise UsageError(f"--status must be one of {', '.join((*STATUSES, CAN_DM_NOW))}")
     st = state(ctx)
-    conn = st.store.conn
-    rows = cstore.summaries(conn, tag)
-    items = []
-    for r, (d, s) in zip(rows, list_statuses(conn, rows, st.config.policy(), _now()), strict=True):
-        if status_ == CAN_DM_NOW:
-            if not d.allowed:
-                continue
-        elif status_ and s != status_:
-            continue
-        items.append(contact_object(handle=r["handle"], user_id=r["user_id"], name=r["name"],
-                                    tags=cstore.tags_of(r), status=s, can_dm=d.allowed,
-                                    last_in=r["last_inbound_at"], last_out=r["last_outbound_at"]))
+    # One contact at a time, from the store to stdout: 50,000 contacts take no
+    # more memory than ten (issue 16).
+    handle, user_id, name, tags, last_in, last_out = map(cstore.LISTED.index, (
+        "handle", "user_id", "name", "tag_list", "last_inbound_at", "last_outbound_at"))
+    items = (contact_object(handle=r[handle], user_id=r[user_id], name=r[name],
+                            tags=cstore.tags_from(r[tags]), status=s.status, can_dm=s.allowed,
+                            last_in=r[last_in], last_out=r[last_out])
+             for r, s in listing(st.store.conn, st.config.policy(), _now(), tag)
+             if (s.allowed if status_ == CAN_DM_NOW else status_ in (None, s.status)))
     if json_:
-        output.print_json(items)
+        output.print_json_list(items)
         return
     zone = st.zone
     output.print_table(
         ["handle", "name", "status", "tags", "last in", "last out", "can DM now"],
-        [["@" + i["handle"], i["name"], i["status"], i["tags"], zone.show(i["last_inbound_at"]),
+        (["@" + i["handle"], i["name"], i["status"], i["tags"], zone.show(i["last_inbound_at"]),
           zone.show(i["last_outbound_at"]), _now_cell(i["status"], i["can_dm"])]
-         for i in items],
+         for i in items),
         empty="no contacts yet: `dmtool sync`, `dmtool contacts add` or `dmtool contacts import`")
 
 
@@ -156,6 +126,7 @@ def contacts_add(
 
 def _show_data(st: AppState, handle: str) -> dict[str, Any]:
     from dmtool.store import contacts as cstore
+    from dmtool.store.audit import latest_actor
 
     conn = st.store.conn
     c = cstore.get(conn, handle)  # a read: local only (check asks X)
@@ -167,7 +138,10 @@ def _show_data(st: AppState, handle: str) -> dict[str, Any]:
         "evidence": [e.to_dict() for e in cstore.evidence(conn, c.id)],
         "opted_out_at": c.opted_out_at, "opt_out_words": c.opt_out_words,
         "opt_out_reason": c.opt_out_reason,
+        "opted_out_by": latest_actor(conn, c.user_id, c.handle, "opted_out")
+        if c.opted_out_at else None,
         "optout_review": c.optout_review_text, "blocked_at": c.blocked_at,
+        "blocked_by": latest_actor(conn, c.user_id, c.handle, "blocked") if c.blocked_at else None,
         "dm_closed_at": c.dm_closed_at,
         "notes": cstore.notes(conn, c.id),
         "messages": [m.to_dict() for m in msgs],
@@ -184,27 +158,40 @@ def contacts_show(ctx: typer.Context, handle: HandleArg, json_: JsonOpt = False)
         output.print_json(data)
         return
     zone = st.zone
-    output.print_fields([
+    fields = [
         ("handle", "@" + data["handle"]), ("name", data["name"]), ("user id", data["user_id"]),
         ("tags", data["tags"]), ("status", data["status"]),
         ("can DM now", _can_dm_now_text(data)),
         ("opted out", opt_out_text(zone.show(data["opted_out_at"]), data["opt_out_words"],
                                    data["opt_out_reason"]) if data["opted_out_at"] else None),
-    ])
+    ]
+    # Who made the decisions that stop DMs (the audit log's actor).
+    for what, key in (("opted out by", "opted_out_by"), ("blocked by", "blocked_by")):
+        if data[key]:
+            fields.append((what, data[key]))
+    output.print_fields(fields)
     output.print_text("consent evidence:" if data["evidence"] else "consent evidence: none")
     for e in data["evidence"]:
-        output.print_text(f"  {zone.show(e['at'])}  {e['kind']}  {e['text'] or e['ref']}")
+        output.print_text(f"  {zone.show(e['at'])}  {e['kind']}  {e['text'] or e['ref']}"
+                          f"{_by(e['recorded_by'])}")
     for r in data["reasons"]:
         output.print_text(f"  {r['code']}: {r['message']}")
     if data["notes"]:
         output.print_text("notes:")
         for n in data["notes"]:
-            output.print_text(f"  {zone.show(n['at'])}  {n['text']}")
-    if data["messages"]:
-        output.print_text("last messages:")
-        for m in data["messages"]:
-            arrow = "<-" if m["direction"] == "in" else "->"
-            output.print_text(f"  {zone.show(m['at'])} {arrow} {m['text']}")
+            output.print_text(note_line(zone.show(n["at"]), n))
+
+
+def _by(who: str | None) -> str:
+    """" (by NAME)" after a record, when it says who made it."""
+    return f" (by {who})" if who else ""
+
+
+def note_line(at: str, note: dict[str, Any]) -> str:
+    """One note for people: when, who wrote it, the text (its lines indented)."""
+    who = f"note by {note['author']}" if note.get("author") else "note"
+    text = str(note["text"]).replace("\n", "\n    ")
+    return f"  {at}  {who}: {text}"
 
 
 def _can_dm_now_text(data: dict[str, Any]) -> str:
@@ -539,83 +526,5 @@ def contacts_optout(
     output.info(f"@{c.handle} is opted out{because}; only a START from them lifts it")
 
 
-def check_cmd(
-    ctx: typer.Context, handle: HandleArg,
-    draft: Annotated[int | None, typer.Option(
-        "--draft", parser=draft_id, metavar="DRAFT_ID", autocompletion=completion.complete_draft,
-        help="Check this draft of theirs as well: its lint findings, duplicates and every "
-             "reason the policy gives for its text.")] = None,
-    json_: JsonOpt = False,
-) -> None:
-    """May I DM this person now? Exit 0 yes, 3 no, with the reasons.
-
-    A handle not in your record is looked up on X once, to find a contact
-    known only by user id (as an archive import leaves them); anyone else is
-    not found (exit 1). A check never adds a contact. A contact added by hand
-    is looked up on X too: a handle X does not know is refused (exit 1), and
-    when X cannot be asked the answer says "not verified on X"."""
-    from dmtool.services import consent
-    from dmtool.services.identity import contact_for, verify
-    from dmtool.store import contacts as cstore
-    from dmtool.timeutil import fmt
-
-    st = state(ctx)
-    found = contact_for(st, handle)  # before the transaction: it may ask X
-    found, unverified = verify(st, found, command="check")
-    now = _now()
-    findings: list[Any] = []
-    if draft is not None:  # lint and the draft machinery load only for --draft
-        from dmtool.services import drafting
-        from dmtool.store import drafts as dstore
-
-        d = dstore.get(st.store.conn, draft)
-        if d.contact_id != found.id:
-            raise UsageError(f"draft {d.id} is for @{d.handle}, not @{found.handle}",
-                             hint=f"dmtool check {d.handle} --draft {d.id}")
-        findings, decision = drafting.evaluate(st.store.conn, st, found, d.text, now, d.id)
-    with st.store.tx() as conn:
-        c = cstore.by_id(conn, found.id)
-        if draft is None:
-            decision = consent.decide(conn, c, None, st.config.policy(), now)
-        if not decision.allowed and not st.store.read_only:  # a read-only store answers, unaudited
-            cstore.audit(conn, "refused", now=fmt(now) or "", contact=c, draft_id=draft,
-                         codes=[r.code for r in decision.blocking], command="check")
-        total = consent.evidence_total(conn, c, decision)
-    data: dict[str, Any] = {
-        "handle": c.handle, "user_id": c.user_id, "allowed": decision.allowed,
-        "first_contact": decision.first_contact, "reasons": [r.to_dict() for r in decision.reasons],
-        "evidence": [{"kind": e.kind, "at": fmt(e.at), "ref": e.ref} for e in decision.evidence],
-        "evidence_total": total, "verified": unverified is None}
-    if draft is not None:
-        data.update({"draft_id": draft, "findings": [f.to_dict() for f in findings]})
-    if json_:
-        output.print_json(data)
-    else:
-        if decision.allowed:
-            first = " (a first contact: confirm it yourself, no links)" if decision.first_contact else ""
-            what = f"draft {draft} to" if draft is not None else "DM"
-            output.print_text(f"yes: you may {what} @{c.handle}{first}")
-        else:
-            output.print_text(f"no: do not DM @{c.handle}" if draft is None
-                              else f"no: draft {draft} may not go to @{c.handle}")
-        if unverified:
-            output.print_text(f"  not verified on X ({unverified}): `dmtool send` looks "
-                              f"@{c.handle} up before sending")
-        for f in findings:
-            output.print_text(f"  {f.severity} {f.code}: {f.message}")
-        for r in decision.reasons:
-            if r.code != "E_LINT":  # lint errors are listed above already
-                output.print_text(f"  {r.code}: {r.message}")
-        for e in decision.evidence:
-            output.print_text(f"  evidence: {e.kind} on {st.zone.show(e.at)} ({e.text or e.ref})")
-        more = total - len(decision.evidence)
-        if more > 0:
-            output.print_text(f"  ({more} earlier record{'' if more == 1 else 's'} of the same "
-                              f"kinds: `dmtool contacts show @{c.handle}` lists them all)")
-    if not decision.allowed:
-        raise typer.Exit(5 if decision.temporary else 3)
-
-
 def register(app: typer.Typer) -> None:
     app.add_typer(contacts_app, name="contacts")
-    app.command("check")(check_cmd)

@@ -1,7 +1,6 @@
 """`dmtool inbox`, `thread`, `done`, `reopen`, `snooze`, `unsnooze` and `digest`:
 local reads and marks, no X calls."""
 
-from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
@@ -123,7 +122,7 @@ def _marks(item: dict[str, Any]) -> str:
     return ",".join(marks)
 
 
-def _empty_inbox(q: InboxQuery) -> str:
+def _empty_inbox(q: "InboxQuery") -> str:
     if q.snoozed:
         return "no snoozed conversations"
     if q.mine is not None:
@@ -143,8 +142,11 @@ def thread_cmd(
     limit: Annotated[int, limit_option("The last N messages (0: all).")] = 50,
     peek: Annotated[bool, typer.Option("--peek", help="Do not mark as read.")] = False,
 ) -> None:
-    """The conversation with one contact, oldest first. Marks it read unless --peek."""
-    from dmtool.cli.contacts import contact_view
+    """The conversation with one contact, oldest first. Marks it read unless --peek.
+
+    The contact's notes show among the messages, with who wrote them (a note
+    is never sent)."""
+    from dmtool.cli.contact_view import contact_view
     from dmtool.store import contacts as cstore
     from dmtool.store.conversations import mark_read
     from dmtool.store.drafts import senders
@@ -158,28 +160,40 @@ def thread_cmd(
     if not peek and not st.store.read_only:  # a read-only store: as --peek
         with st.store.tx() as tx:
             mark_read(tx, c.id, fmt(now()) or "")
+    notes = cstore.notes(conn, c.id)
+    if limit and len(msgs) == limit:  # the thread starts later: so do its notes
+        notes = [n for n in notes if str(n["at"]) >= msgs[0].at]
     if json_:
         contact, _ = contact_view(st, c)
         output.print_json({"contact": contact, "messages": [
             m.to_dict() | {"sent_by": sent_by.get(m.event_id or "") if m.direction == "out"
-                           else None} for m in msgs]})
+                           else None} for m in msgs], "notes": notes})
         return
     if not msgs:
         output.info(f"no messages with @{c.handle} yet")
     zone = st.zone
+    # Notes (never sent: the team's own record) among the messages, by time.
+    events: list[tuple[str, int, Any]] = sorted(
+        [(m.at, 0, m) for m in msgs] + [(str(n["at"]), 1, n) for n in notes],
+        key=lambda e: (e[0], e[1]))
     if not output.stdout_is_tty():  # piped: one tab-separated record a line
-        output.print_table(["at", "direction", "text"],
-                           [[zone.stamp(m.at), m.direction, m.text] for m in msgs])
+        output.print_table(["at", "direction", "text"], [
+            [zone.stamp(at), "note", f"{e['author'] or ''}: {e['text']}"] if kind
+            else [zone.stamp(at), e.direction, e.text] for at, kind, e in events])
     else:
         from dmtool import actor
+        from dmtool.cli.contacts import note_line
 
         me = actor.current()
-        for m in msgs:
-            who = f"@{c.handle}" if m.direction == "in" else _sender(sent_by.get(m.event_id or ""),
-                                                                    me)
-            output.print_text(f"{zone.show(m.at)}  {who}: {m.text}")
+        for at, kind, e in events:
+            if kind:
+                output.print_text(note_line(zone.show(at), e).strip())
+            else:
+                who = (f"@{c.handle}" if e.direction == "in"
+                       else _sender(sent_by.get(e.event_id or ""), me))
+                output.print_text(f"{zone.show(at)}  {who}: {e.text}")
     if c.opted_out_at:  # on stderr: piped records stay records
-        from dmtool.cli.contacts import opt_out_text
+        from dmtool.cli.contact_view import opt_out_text
 
         output.info(f"@{c.handle} opted out on "
                     f"{opt_out_text(zone.show(c.opted_out_at), c.opt_out_words, c.opt_out_reason)}: "
@@ -282,19 +296,44 @@ def digest_cmd(
         else:
             start, window = default_since(checkpoint, t)
         d = build_digest(store.conn, start, t, window=window, mine=who if mine else None)
+        spending, news = _budget_line(st)
         if fmt_ == "json":
-            output.print_json(d.to_dict(with_text=not no_text))
-        elif not d.empty:
-            sys.stdout.write(output.safe(render_digest(d, st.zone, markdown=fmt_ == "markdown",
-                                                      with_text=not no_text)))
+            output.print_json({**d.to_dict(with_text=not no_text), "budget_warning": spending})
+        elif not d.empty or news:
+            markdown = fmt_ == "markdown"
+            text = "" if d.empty else render_digest(d, st.zone, markdown=markdown,
+                                                     with_text=not no_text)
+            if spending:  # headed and indented as render_digest's sections
+                text += ("\n" if text else "") + ("## " if markdown else "") + "X spending\n" \
+                    + ("- " if markdown else "  ") + spending + "\n"
+            sys.stdout.write(output.safe(text))
         if not read_only:
             with store.tx():
                 store.set_state(key, fmt(t))
                 if inherited:
                     store.set_state(LEGACY_CHECKPOINT, None)
+                if news:
+                    from dmtool.services.budget import K_DIGESTED, utc_day
+
+                    store.set_state(K_DIGESTED, utc_day(t))
 
 
-def _parse_until(st: AppState, words: list[str], now: datetime) -> datetime:
+def _budget_line(st: "AppState") -> tuple[str | None, bool]:
+    """The digest's line at 80% of an X budget (None below it, or without a
+    budget), and whether it is news: the first digest to say it this UTC day
+    (then a digest with nothing else new still prints it)."""
+    if st.config.get("x.budget.day_usd") is None and st.config.get("x.budget.month_usd") is None:
+        return None, False  # no budget: nothing more is loaded
+    from dmtool import timeutil
+    from dmtool.services import budget
+
+    line = budget.warning(budget.state(st))
+    if line is None:
+        return None, False
+    return line, st.store.get_state(budget.K_DIGESTED) != budget.utc_day(timeutil.now())
+
+
+def _parse_until(st: "AppState", words: list[str], now: "datetime") -> "datetime":
     """`snooze` WHEN: a duration (3d) or `until DATE [TIME]` in the display zone."""
     from dmtool.timeutil import parse_duration
 

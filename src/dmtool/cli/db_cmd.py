@@ -1,6 +1,5 @@
 """`dmtool db path | backup FILE | restore FILE | check`."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
@@ -80,6 +79,8 @@ def db_restore(
     output.info(f"kept from it: {_n(k.get('opted_out', 0), 'opt-out')}, "
                 f"{_n(k.get('blocked', 0), 'block')}, {_n(k.get('reviews', 0), 'opt-out review')} "
                 f"and {_n(k.get('sends', 0), 'send')} the backup did not have")
+    if k.get("team"):
+        output.info(f"the team stays as it was: {_n(k['team'], 'member')} and its settings")
     for what in result.unreadable:
         output.info(f"warning: could not read from the replaced store: {what}")
     if result.drafts_unknown:

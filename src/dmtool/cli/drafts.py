@@ -335,13 +335,21 @@ def _render_review(st: AppState, console: Any, v: DraftView, position: str) -> N
     evidence = cstore.evidence(conn, c.id)
     console.print(Text("consent evidence:" + ("" if evidence else " none")))
     for e in evidence:
-        console.print(Text(f"  {st.zone.show(e.at)}  {e.kind}  {e.text or e.ref}"))
+        by = f" (by {e.recorded_by})" if e.recorded_by else ""
+        console.print(Text(f"  {st.zone.show(e.at)}  {e.kind}  {e.text or e.ref}{by}"))
     msgs = cstore.messages(conn, c.id, limit=5)
     if msgs:
         console.print(Text("last messages:"))
         for m in msgs:
             arrow = "<-" if m.direction == "in" else "->"
             console.print(Text(f"  {st.zone.show(m.at)} {arrow} {' '.join(m.text.split())}"))
+    notes = cstore.notes(conn, c.id)
+    if notes:  # the team's notes on them (never sent)
+        from dmtool.cli.contacts import note_line
+
+        console.print(Text("notes:"))
+        for n in notes[-_REVIEW_NOTES:]:
+            console.print(Text(note_line(st.zone.show(str(n["at"])), n)))
     console.print(Panel(Text(v.draft.text), title="text", title_align="left"))
     if not v.findings and not v.decision.reasons:
         console.print(Text("checks: no findings"))
@@ -353,6 +361,9 @@ def _render_review(st: AppState, console: Any, v: DraftView, position: str) -> N
             kind = _reason_kind(r.code, r.severity)
             console.print(Text(f"  {kind} {r.code}: {r.message}",
                                style="red" if kind == "policy" else "yellow"))
+
+
+_REVIEW_NOTES = 5  # the newest notes on the review screen (`contacts show` has them all)
 
 
 def _review_loop(st: AppState, ids: list[int] | None) -> None:

@@ -1,6 +1,5 @@
 """`dmtool log`: the audit log, with filters."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 

@@ -39,7 +39,8 @@ ID_MAX = 2**63 - 1  # SQLite's largest INTEGER: draft ids are 1 to this
 LIMIT_MAX = 1_000_000  # --limit / -n: 0 to this
 DAYS_MAX = 3650  # report --days: 1 to this (ten years)
 MINUTES_MAX = 24 * 60  # claim --minutes: 1 to this (services/claims.MAX_MINUTES)
-_WHOLE = re.compile(r"-?[0-9]+")  # ASCII only: int() would take "١" (Arabic-Indic 1)
+# Patterns as text: compiled (and cached by `re`) when first used, not at every start.
+_WHOLE = r"-?[0-9]+"  # ASCII only: int() would take "١" (Arabic-Indic 1)
 
 
 def _shown(text: str) -> str:
@@ -55,7 +56,7 @@ def whole_number(low: int, high: int) -> Callable[[Any], int]:
             number = value
         else:
             text = str(value)
-            if not _WHOLE.fullmatch(text):
+            if not re.fullmatch(_WHOLE, text):
                 raise typer.BadParameter(
                     f"must be a whole number from {low} to {high} (digits 0-9), not {_shown(text)}")
             digits = text.lstrip("-").lstrip("0")
@@ -88,7 +89,7 @@ def duration_param(value: Any) -> timedelta:
         raise typer.BadParameter(str(e)) from None
 
 
-_DURATION_SHAPED = re.compile(r"\s*[0-9]+\s*[A-Za-z]+\s*")
+_DURATION_SHAPED = r"\s*[0-9]+\s*[A-Za-z]+\s*"
 
 
 def since_param(value: Any) -> str:
@@ -102,7 +103,7 @@ def since_param(value: Any) -> str:
         parse_duration(text)
         return text
     except ValueError as e:
-        if _DURATION_SHAPED.fullmatch(text):  # a duration out of range: say that
+        if re.fullmatch(_DURATION_SHAPED, text):  # a duration out of range: say that
             raise typer.BadParameter(str(e)) from None
     from dmtool.timeutil import OutOfRange, parse_when
 

@@ -1,6 +1,5 @@
 """`dmtool profiles list | add NAME`: the profiles, one per X account."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

@@ -63,11 +63,14 @@ def reply_cmd(
     keeps the reply as a draft. To write first, use `dmtool draft`. Where
     team.approval asks another person to approve it, the reply stops as a
     draft waiting for their approval (exit 0)."""
-    from dmtool.services import approvals, drafting, reply
+    from dmtool.services import approvals, drafting, reply, roles
     from dmtool.services.send import SendResult, send_draft
 
     st = state(ctx)
-    every_draft = approvals.mode(st) == "all"  # nothing will be sent: nothing to confirm
+    # A member who may draft but not approve and send (a drafter) replies as under
+    # team.approval "all": the reply waits for someone who may.
+    own_hands = roles.allowed(st, "approve") and roles.allowed(st, "send")
+    every_draft = approvals.mode(st) == "all" or not own_hands  # nothing to confirm
     asking = output.interactive() and not yes and not every_draft
     if not asking and not yes and not every_draft:
         raise UsageError("replying off a terminal needs --yes",
@@ -86,7 +89,8 @@ def reply_cmd(
             return
     pre = reply.preview(st, contact, body, template=template, variables=variables)
     # A second pair of eyes: the approver acknowledges the warnings, not you.
-    another = approvals.needs_another(st, first_contact=pre.decision.first_contact)
+    another = (approvals.needs_another(st, first_contact=pre.decision.first_contact)
+               or not own_hands)
     if pre.warning_codes and not asking and not ack_warnings and not another:
         _say_findings(pre)
         raise UsageError(f"the reply has warnings to acknowledge: {', '.join(pre.warning_codes)}; "

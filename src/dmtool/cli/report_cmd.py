@@ -33,20 +33,53 @@ def report_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Messages in and out per day, time to your first reply, open
-    conversations by age, and opt-outs, over the last N days."""
+    conversations by age, and opt-outs, over the last N days.
+
+    Also what dmtool's requests to X cost in the period (an estimate from its
+    request ledger), in all and per conversation answered.
+    """
     from dmtool.services.report import build_report
     from dmtool.timeutil import now
 
     st = state(ctx)
-    r = build_report(st.store.conn, days, now(), st.zone, by_operator=by_operator)
+    r = build_report(st.store.conn, days, now(), st.zone, by_operator=by_operator,
+                     cost_of=_cost_of(st))
     if json_:
         output.print_json(r.to_dict())
     elif r.empty:
         output.info(EMPTY)
     elif output.stdout_is_tty():
-        _print_rich(r)
+        _print_rich(r, st.zone.show)
     else:
-        _print_plain(r)
+        _print_plain(r, st.zone.stamp)
+
+
+def _cost_of(st: Any) -> Any:
+    """What the report's period cost on X (services/budget.py period_cost)."""
+    from dmtool.services import budget
+
+    conn, sandbox, prices = st.store.conn, st.sandbox, budget.Prices.from_config(st.config)
+    return lambda since, until: budget.period_cost(conn, since, until, sandbox=sandbox,
+                                                   prices=prices)
+
+
+def _cost_line(r: Report, show: Any) -> str | None:
+    """What the period's requests to X cost, in words (None: not computed)."""
+    from dmtool.services.budget import usd
+    from dmtool.timeutil import fmt
+
+    c = r.cost
+    if c is None:
+        return None
+    if c.since is None:
+        return "no requests to X recorded (the ledger begins with dmtool 0.2)"
+    text = f"{usd(c.usd)}, an estimate from dmtool's own requests"
+    if c.per_conversation_answered is not None:
+        text += (f"; {usd(c.per_conversation_answered)} per conversation answered "
+                 f"({c.answered})")
+    if c.since > (fmt(r.since) or ""):  # the ledger began within the period
+        text += f"; recorded since {show(c.since)}"
+    return text
 
 
 def duration(seconds: float | None) -> str:
@@ -69,7 +102,7 @@ def _plain_seconds(value: float | None) -> str:
     return str(int(value)) if value == int(value) else f"{value:.3f}"
 
 
-def _print_plain(r: Report) -> None:
+def _print_plain(r: Report, stamp: Any = str) -> None:
     """Piped: one tab-separated record a line, the key first. Days are
     `date, in, out` (dates in the zone of the last line); the rest is named as
     in the JSON."""
@@ -81,7 +114,13 @@ def _print_plain(r: Report) -> None:
     rows += [["first_reply_median_seconds", _plain_seconds(fr["median_seconds"])],
              ["first_reply_p90_seconds", _plain_seconds(fr["p90_seconds"])]]
     rows += [["open", b.label, b.waiting_for_you, b.waiting_for_them] for b in r.open_by_age]
-    rows += [["opt_outs", r.opt_outs], ["timezone", r.timezone]]
+    rows += [["opt_outs", r.opt_outs]]
+    if r.cost is not None:
+        c = r.cost
+        rows += [["cost_usd", f"{c.usd:.6f}"], ["cost_since", stamp(c.since) if c.since else ""],
+                 ["cost_per_conversation_answered", "" if c.per_conversation_answered is None
+                  else f"{c.per_conversation_answered:.6f}"]]
+    rows += [["timezone", r.timezone]]  # the zone of the dates above
     # operator, name (empty: not recorded), sent, approved, answered, median seconds
     rows += [["operator", o.operator or "", o.sent, o.approved, len(o.answered_seconds),
               _plain_seconds(o.median)] for o in r.by_operator or ()]
@@ -108,7 +147,7 @@ def _chart_rows(r: Report) -> list[tuple[str, int, int]]:
              sum(d.inbound for d in w), sum(d.outbound for d in w)) for w in weeks]
 
 
-def _print_rich(r: Report) -> None:
+def _print_rich(r: Report, show: Any = str) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -155,6 +194,10 @@ def _print_rich(r: Report) -> None:
 
     console.print()
     console.print(f"[bold]Opt-outs[/] in the period: {r.opt_outs}")
+    cost = _cost_line(r, show)
+    if cost is not None:
+        console.print()
+        console.print(f"[bold]Cost of requests to X[/] in the period: {cost}")
     if r.by_operator is not None:
         _print_operators(console, r)
 

@@ -34,6 +34,8 @@ ACTIONS: dict[str, str] = {
     "sandbox receive": "puts a DM into the sandbox X, for the next sync to read",
     "snooze": "hides a conversation until a time",
     "unsnooze": "shows a snoozed conversation again",
+    "team add": "adds a member or changes a role",
+    "team remove": "removes a member",
     "templates add": "saves a template",
     "templates remove": "deletes a template",
 }

@@ -1,6 +1,5 @@
 """`dmtool search`."""
 
-from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Annotated, Any
@@ -91,7 +90,7 @@ def _show(rows: list[list[str]], terms: tuple[str, ...]) -> None:
     Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False).print(table)
 
 
-def highlighted(text: str, terms: tuple[str, ...], width: int = SNIPPET) -> Text:
+def highlighted(text: str, terms: tuple[str, ...], width: int = SNIPPET) -> "Text":
     """The text (around its first match when long), every term marked. Case
     is ignored for A-Z, as the search does."""
     from rich.text import Text

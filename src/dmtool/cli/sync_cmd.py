@@ -17,6 +17,7 @@ from dmtool.cli.params import JsonOpt
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from dmtool.appstate import AppState
     from dmtool.models import Contact
     from dmtool.services.sync import Progress, SyncResult
 
@@ -41,9 +42,14 @@ def summary(r: SyncResult, sandbox: bool) -> str:
                  + ", ".join("@" + h for h in r.optout_review))
     if r.autoacks_sent:
         line += f"; {_plural(r.autoacks_sent, 'acknowledgement')} sent"
-    if r.deferred:  # the stderr note says until when
+    limited = [d for d in r.deferred if not d.get("budget")]
+    if limited:  # the stderr note says until when
         line += "; held back by X rate limits: " + ", ".join(
-            str(d["what"]).replace("_", " ") for d in r.deferred)
+            str(d["what"]).replace("_", " ") for d in limited)
+    budgeted = [d for d in r.deferred if d.get("budget")]
+    if budgeted:
+        line += "; held back by the X budget: " + ", ".join(
+            str(d["what"]).replace("_", " ") for d in budgeted)
     return line
 
 
@@ -106,6 +112,7 @@ def sync_cmd(
 
     with _progress() as progress:
         result = run_sync(st, wait=wait, progress=progress, autoack_hook=hook, public=public)
+    _budget_warning(st)
     if result.hooks.failed:  # one line per sync, whatever the number (cron mails stderr)
         output.info(f"warning: hooks.on_inbound failed for {result.hooks.failed} of "
                     f"{_plural(result.hooks.ran, 'new message')} ({result.hooks.last_failure}); "
@@ -114,6 +121,19 @@ def sync_cmd(
         output.print_json(result.to_dict())
     else:
         output.print_text(summary(result, st.sandbox))
+
+
+def _budget_warning(st: AppState) -> None:
+    """At 80% of an X budget: one line on stderr, the first sync of the UTC day."""
+    if st.config.get("x.budget.day_usd") is None and st.config.get("x.budget.month_usd") is None:
+        return
+    from dmtool.services import budget, ledger
+
+    led = ledger.of(st)
+    led.flush()
+    line = budget.warn_once(st, led.periods())
+    if line:
+        output.info(f"warning: {line}")
 
 
 def register(app: typer.Typer) -> None:

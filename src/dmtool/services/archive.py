@@ -772,7 +772,9 @@ def name_contacts(st: AppState, result: ImportResult) -> None:
         if not st.can_reach_x():
             raise AuthError("there are no X credentials, so dmtool could not ask X for their "
                             "handles", hint="run `dmtool auth login`")
-        client = st.client()
+        from dmtool.services import ledger
+
+        client = ledger.client(st)
         before = client.requests_made
         try:
             with ratelimits.guarded(store, "users", "dmtool could not ask X for their handles",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dmtool import policy
 from dmtool.models import Contact, EvidenceRow
@@ -13,7 +13,7 @@ from dmtool.store import contacts as cstore
 from dmtool.store import imports
 from dmtool.store import messages as mstore
 from dmtool.store.db import state_value
-from dmtool.store.sql import Conn, Row
+from dmtool.store.sql import Conn
 from dmtool.timeutil import fmt, parse, parse_opt
 
 if TYPE_CHECKING:
@@ -125,65 +125,108 @@ def status(contact: Contact, decision: policy.Decision) -> str:
     return "can-dm"
 
 
-def list_statuses(conn: Conn, rows: Sequence[Row],
-                  settings: policy.PolicySettings, now: datetime
-                  ) -> list[tuple[policy.Decision, str]]:
-    """(decision, status) for each summaries() record, with a constant number of
-    queries.
+class Standing(NamedTuple):
+    """A contact's text-free answer, as lists show it."""
 
-    The snapshot here carries only what text-free rules read: evidence, the
-    last inbound message and the outbound messages since (for E_AWAIT_REPLY).
-    Decision and status are pure functions of those facts, so contacts with the
-    same facts (typically: none at all) share one policy evaluation; the handle
-    and name only change the wording of reasons, never allowed or status.
-    """
-    # Evidence as a decision reads it (see snapshot): each automatic kind by its
-    # newest time only, every manual row with its text. One row per inbound DM
-    # would be hundreds of thousands of objects on a big store.
-    newest = cstore.newest_evidence_times(conn, _NEWEST_DECIDES)
-    manual = cstore.all_evidence(conn, kinds=policy.MANUAL_KINDS)
-    unanswered = mstore.unanswered_counts(conn)
-    sends = recent_sends(conn, now)
+    allowed: bool  # may be DMed right now
+    status: str  # see status()
+    codes: tuple[str, ...]  # the reasons' codes, blocking and warnings
+
+
+# Where the listing's extra values sit in its rows (store/contacts.listing).
+_LISTED = len(cstore.LISTED)
+_NEWEST = slice(_LISTED, _LISTED + len(_NEWEST_DECIDES))
+_COUNTED, _UNANSWERED, _PENDING = _NEWEST.stop, _NEWEST.stop + 1, _NEWEST.stop + 2
+(_ID, _USER_ID, _BLOCKED, _OPTED_OUT, _WORDS, _REVIEW, _DM_CLOSED, _LAST_IN,
+ _LAST_OUT) = map(cstore.LISTED.index, ("id", "user_id", "blocked_at", "opted_out_at",
+                                        "opt_out_words", "optout_review_text", "dm_closed_at",
+                                        "last_inbound_at", "last_outbound_at"))
+
+
+def listing(conn: Conn, settings: policy.PolicySettings, now: datetime,
+            tag: str | None = None) -> Iterator[tuple[tuple[Any, ...], Standing]]:
+    """Every contact (with `tag`), by handle, with the policy's text-free
+    answer: streamed, one contact at a time (`contacts list`, `contacts
+    export`). Each row starts with the columns of cstore.LISTED.
+
+    The snapshot here carries only what text-free rules read: the newest
+    evidence of each automatic kind and every manual record, the last inbound
+    message and the outbound messages since (for E_AWAIT_REPLY). A decision
+    reads a contact's times only by comparing them with one another and with
+    `policy.horizons` (the start of the consent window, the caps' 24 hours),
+    so contacts whose facts agree but for times that fall in the same order
+    share one evaluation (`_order`); names and handles only change the wording
+    of reasons, never allowed or status. tests/test_read_models.py compares
+    every answer with a plain evaluation of the contact's whole record.
+
+    Times are ordered as the store keeps them (RFC 3339 UTC text with
+    milliseconds, which sorts as time does), so `now` is taken to the
+    millisecond: the horizons are then such texts too."""
+    now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+    rows = cstore.listing(conn, tag, newest_of=_NEWEST_DECIDES,
+                          count_of=sorted(policy.MANUAL_KINDS), unanswered=True,
+                          pending_imports=imports.any_pending(conn))
+    sent = mstore.send_rows(conn, since=fmt(now - timedelta(days=30)) or "")
+    sends = _sends(sent)
     # A text-free decision reads everyone's sends of the last day (the caps) and
     # the contact's own (unanswered runs): split once, not once per contact.
     today = [s for s in sends if s.at > now - policy.DAY]
-    theirs: dict[str, list[policy.Send]] = {}
-    for s in sends:
-        theirs.setdefault(s.user_id, []).append(s)
+    theirs: dict[str, tuple[list[policy.Send], list[str]]] = {}
+    for s, (at, *_) in zip(sends, sent, strict=True):
+        own_sends, own_times = theirs.setdefault(s.user_id, ([], []))
+        own_sends.append(s)
+        own_times.append(at)
     limited = rate_limited_until(conn)
-    held = imports.pending_by_user(conn)  # people an incomplete archive import holds back
-    memo: dict[tuple[object, ...], tuple[policy.Decision, str]] = {}
-    out = []
+    horizons = [fmt(h) or "" for h in policy.horizons(now, settings)]
+    memo: dict[tuple[object, ...], Standing] = {}
     for r in rows:
-        cid = r["id"]
-        blocked = bool(r["blocked_at"])
-        evidence = tuple(sorted([(kind, at, "", None) for kind, at in newest.get(cid, ())]
-                                + [(e.kind, e.at, e.ref, e.text) for e in manual.get(cid, ())],
-                                key=lambda e: e[1]))
-        own = theirs.get(r["user_id"] or "", [])
-        n_out = unanswered.get(cid, 0)
-        pending = held.get(r["user_id"]) if r["user_id"] else None
-        key = (evidence, r["last_inbound_at"], n_out, r["last_outbound_at"] if n_out else None,
-               r["opted_out_at"], r["opt_out_words"], r["optout_review_text"], blocked,
-               r["dm_closed_at"], tuple(s.at for s in own), pending)
+        n_out = r[_UNANSWERED]
+        manual = [e for e in cstore.evidence(conn, r[_ID]) if e.kind in policy.MANUAL_KINDS] \
+            if r[_COUNTED] else []
+        own, own_times = theirs.get(r[_USER_ID] or "", ([], []))
+        # Every time the decision may compare, in a fixed order: which are
+        # there, and how they lie among one another and the horizons; then the
+        # facts that are not times, as they are.
+        stamps = (*r[_NEWEST], r[_LAST_IN], r[_LAST_OUT] if n_out else None, r[_DM_CLOSED],
+                  *(e.at for e in manual))
+        key = (_order([*filter(None, stamps), *own_times], horizons), tuple(map(bool, stamps)),
+               tuple((e.kind, e.text) for e in manual), len(own), n_out, bool(r[_BLOCKED]),
+               r[_OPTED_OUT], r[_WORDS], r[_REVIEW], r[_PENDING])
         hit = memo.get(key)
         if hit is None:
-            c = Contact(*r[:len(cstore.CONTACT_COLUMNS)])  # summaries() leads with them
+            c = Contact(*r[:len(cstore.CONTACT_COLUMNS)])  # the listing leads with them
+            last_in, last_out = r[_LAST_IN], r[_LAST_OUT] if n_out else None
             msgs: list[policy.Msg] = []
-            if r["last_inbound_at"]:
-                msgs.append(policy.Msg(at=parse(r["last_inbound_at"]), direction="in", text=""))
-            out_at = parse(r["last_outbound_at"]) if r["last_outbound_at"] else now
+            if last_in:
+                msgs.append(policy.Msg(at=parse(last_in), direction="in", text=""))
+            out_at = parse(last_out) if last_out else now
             msgs += [policy.Msg(at=out_at, direction="out", text="")] * n_out
+            evidence: list[tuple[str, str, str, str | None]] = [
+                (kind, at, "", None) for kind, at in zip(_NEWEST_DECIDES, r[_NEWEST], strict=True)
+                if at]
+            evidence += [(e.kind, e.at, e.ref, e.text) for e in manual]
             snap = policy.ContactSnapshot(
                 user_id=c.user_id or "", handle=c.handle, name=c.name,
                 evidence=tuple(policy.Evidence(kind=k, at=parse(at), ref=ref, text=text)
-                               for k, at, ref, text in evidence), messages=tuple(msgs),
+                               for k, at, ref, text in sorted(evidence, key=lambda e: e[1])),
+                messages=tuple(msgs),
                 opted_out_at=parse_opt(c.opted_out_at), opt_out_words=c.opt_out_words,
                 opt_out_reason=c.opt_out_reason,
-                optout_review=c.optout_review_text, blocked=blocked,
-                dm_closed_at=parse_opt(c.dm_closed_at), import_pending=pending)
+                optout_review=c.optout_review_text, blocked=bool(c.blocked_at),
+                dm_closed_at=parse_opt(c.dm_closed_at), import_pending=r[_PENDING])
             relevant = today + [s for s in own if not s.at > now - policy.DAY]
             d = policy.decide(snap, None, relevant, settings, now, rate_limited_until=limited)
-            hit = memo[key] = (d, status(c, d))
-        out.append(hit)
-    return out
+            hit = memo[key] = Standing(d.allowed, status(c, d), tuple(x.code for x in d.reasons))
+        yield r, hit
+
+
+def _order(times: list[str], fixed: list[str]) -> tuple[int, ...]:
+    """How `times` and `fixed` lie among one another: the first place each
+    value takes in them all, sorted. Two lists of times with the same answer
+    compare alike with one another and with each of `fixed` (earlier, equal
+    or later), one by one, whatever the times themselves are."""
+    if not times:
+        return ()
+    every = times + fixed
+    merged = sorted(every)
+    return tuple(map(merged.index, every))

@@ -22,7 +22,7 @@ from dmtool.errors import DmtoolError, InputError
 from dmtool.models import clean_handle, clean_name, clean_note
 from dmtool.store import contacts as cstore
 from dmtool.store.sql import Conn
-from dmtool.textnorm import cut, line_ends
+from dmtool.textnorm import cut, line_ends, typed
 
 if TYPE_CHECKING:
     from dmtool.policy import PolicySettings
@@ -45,6 +45,7 @@ MAX_IMPORT_BYTES = 128 * 1024 * 1024
 class Note:
     text: str
     at: str | None = None  # as exported (JSON); None: the time of the import
+    author: str | None = None  # as exported; None: whoever imports it
 
 
 @dataclass
@@ -73,46 +74,61 @@ def sniff(data: str) -> str:
 #
 # In CSV the notes column is readable text: one note per line; the line breaks
 # inside a note continue on lines that start with a tab (notes never start
-# with whitespace: they are stored stripped).
+# with whitespace: they are stored stripped). A note's author follows its text
+# as " [by NAME]" (member names hold no brackets), which an import takes off
+# again.
+_AUTHOR = re.compile(r" \[by ([^\[\]\n]{1,100})\]\Z")
 
 
-def notes_to_cell(notes: list[str]) -> str:
-    return "\n".join(n.replace("\n", "\n\t") for n in notes)
+def notes_to_cell(notes: list[dict[str, Any]]) -> str:
+    out = []
+    for n in notes:
+        author = n.get("author")
+        by = f" [by {author}]" if author and _AUTHOR.fullmatch(f" [by {author}]") else ""
+        out.append(str(n["text"]).replace("\n", "\n\t") + by)
+    return "\n".join(out)
 
 
-def _notes_from_cell(cell: str) -> list[str]:
+def _notes_from_cell(cell: str) -> list[Note]:
     if cell.lstrip().startswith("["):  # 0.1.0 exported notes as a JSON list
         try:
             old = json.loads(cell)
         except (ValueError, RecursionError):
             old = None
         if isinstance(old, list) and all(isinstance(n, str) for n in old):
-            return old
-    notes: list[str] = []
+            return [Note(n) for n in old]
+    texts: list[str] = []
     for line in line_ends(cell).split("\n"):
-        if line.startswith("\t") and notes:
-            notes[-1] += "\n" + line[1:]
+        if line.startswith("\t") and texts:
+            texts[-1] += "\n" + line[1:]
         elif line.strip():
-            notes.append(line)
+            texts.append(line)
+    notes = []
+    for text in texts:
+        m = _AUTHOR.search(text)
+        notes.append(Note(text[:m.start()], author=m.group(1)) if m else Note(text))
     return notes
 
 
 def _notes(value: Any) -> list[Note]:
     if value is None or value == "":
         return []
-    if isinstance(value, list):  # JSON: strings or {"at", "text"} objects
+    if isinstance(value, list):  # JSON: strings or {"at", "author", "text"} objects
         out = []
         for n in value:
             if isinstance(n, dict):
-                at = n.get("at")
-                out.append(Note(str(n.get("text") or ""), str(at) if at else None))
+                at, author = n.get("at"), n.get("author")
+                out.append(Note(str(n.get("text") or ""), str(at) if at else None,
+                                str(author) if author else None))
             else:
                 out.append(Note(str(n)))
     else:
-        out = [Note(n) for n in _notes_from_cell(str(value))]
+        out = _notes_from_cell(str(value))
     for n in out:
         n.text = clean_note(n.text)
         n.at = _time(n.at, "a note's at") if n.at else None
+        if n.author is not None:
+            n.author = typed(n.author, "a note's author", max_length=100, one_line=True) or None
     return [n for n in out if n.text]
 
 
@@ -293,7 +309,7 @@ def apply(conn: Conn, rows: list[Row], now: str) -> ImportResult:
             c = cstore.create(conn, row.handle, now=now, user_id=row.user_id, name=row.name)
             cstore.add_tags(conn, c.id, row.tags)
             for n in row.notes:
-                cstore.add_note(conn, c.id, n.text, now=n.at or now)
+                cstore.add_note(conn, c.id, n.text, now=n.at or now, author=n.author)
             if row.opted_out_at is not None and not c.opted_out_at:
                 _opt_out(conn, c, row.opted_out_at, now, res)
             res.created += 1
@@ -308,7 +324,7 @@ def apply(conn: Conn, rows: list[Row], now: str) -> ImportResult:
         changed |= cstore.add_tags(conn, c.id, row.tags) > 0
         for n in row.notes:
             if not cstore.has_note(conn, c.id, n.text):
-                cstore.add_note(conn, c.id, n.text, now=n.at or now)
+                cstore.add_note(conn, c.id, n.text, now=n.at or now, author=n.author)
                 changed = True
         if row.opted_out_at is not None and not c.opted_out_at:  # added, never removed
             _opt_out(conn, c, row.opted_out_at, now, res)
@@ -327,15 +343,16 @@ def export_records(conn: Conn, settings: PolicySettings,
                    now: datetime) -> list[dict[str, Any]]:
     """Every contact as a CRM wants it: the contact object of `contacts list`
     (consent status, last contact in and out), the opt-out date, and the notes
-    as {"at", "text"} objects, oldest first."""
-    from dmtool.services.consent import list_statuses
+    as {"at", "author", "text"} objects, oldest first."""
+    from dmtool.services.consent import listing
 
-    rows = cstore.summaries(conn)
     notes = cstore.all_notes(conn)
     out = []
-    for row, (d, status) in zip(rows, list_statuses(conn, rows, settings, now), strict=True):
+    for r, standing in listing(conn, settings, now):
+        row = dict(zip(cstore.LISTED, r, strict=False))
         out.append({"handle": row["handle"], "user_id": row["user_id"], "name": row["name"],
-                    "tags": cstore.tags_of(row), "status": status, "can_dm": d.allowed,
+                    "tags": cstore.tags_from(row["tag_list"]), "status": standing.status,
+                    "can_dm": standing.allowed,
                     "opted_out_at": row["opted_out_at"],
                     "last_inbound_at": row["last_inbound_at"],
                     "last_outbound_at": row["last_outbound_at"],
@@ -350,5 +367,5 @@ def to_csv(records: list[dict[str, Any]]) -> str:
     for r in records:
         w.writerow({**{k: "" if r[k] is None else r[k] for k in EXPORT_FIELDS},
                     "tags": ";".join(r["tags"]),
-                    "notes": notes_to_cell([n["text"] for n in r["notes"]])})
+                    "notes": notes_to_cell(r["notes"])})
     return buf.getvalue()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -57,18 +56,21 @@ CLOCK_SKEW = timedelta(days=1)
 WINDOWS = ("last_digest", "first_digest", "since")
 
 
-@dataclass
 class Digest:
-    since: str
-    until: str
-    window: str = "last_digest"
-    inbound: list[dict[str, Any]] = field(default_factory=list)   # by contact
-    waiting: list[dict[str, Any]] = field(default_factory=list)
-    optout_reviews: list[dict[str, Any]] = field(default_factory=list)
-    opted_out: list[dict[str, Any]] = field(default_factory=list)
-    failed_sends: list[dict[str, Any]] = field(default_factory=list)
-    # --mine: the operator, their live claims and their drafts still to act on.
-    mine: Mine | None = None
+    """What a digest holds. A plain class: a dataclass would be generated and
+    compiled at every start of the digest."""
+
+    def __init__(self, since: str, until: str, window: str = "last_digest") -> None:
+        self.since = since
+        self.until = until
+        self.window = window
+        self.inbound: list[dict[str, Any]] = []  # by contact
+        self.waiting: list[dict[str, Any]] = []
+        self.optout_reviews: list[dict[str, Any]] = []
+        self.opted_out: list[dict[str, Any]] = []
+        self.failed_sends: list[dict[str, Any]] = []
+        # --mine: the operator, their live claims and their drafts still to act on.
+        self.mine: Mine | None = None
 
     @property
     def empty(self) -> bool:
@@ -93,14 +95,16 @@ class Digest:
         return out
 
 
-@dataclass
 class Mine:
     """What `digest --mine` is about: conversations the operator claimed, and
-    those with a draft of theirs someone still has to act on."""
+    those with a draft of theirs someone still has to act on (a plain class,
+    as Digest)."""
 
-    operator: str
-    claimed: list[dict[str, Any]] = field(default_factory=list)  # handle, until
-    drafts: list[dict[str, Any]] = field(default_factory=list)   # id, handle, status, ...
+    def __init__(self, operator: str, claimed: list[dict[str, Any]] | None = None,
+                 drafts: list[dict[str, Any]] | None = None) -> None:
+        self.operator = operator
+        self.claimed = claimed if claimed is not None else []  # handle, until
+        self.drafts = drafts if drafts is not None else []     # id, handle, status, ...
 
     def handles(self) -> set[str]:
         return {i["handle"].casefold() for i in (*self.claimed, *self.drafts)}
@@ -151,8 +155,12 @@ def build_digest(conn: Conn, since: datetime, now: datetime, *,
         # Old: sent before the window began (a DM synced late).
         item["messages"].append({"at": r["at"], "text": r["text"], "old": r["at"] <= s})
     d.inbound = list(by_contact.values())
+    # Stored times are RFC 3339 text that fromisoformat reads as is (3.11+): the
+    # waiting list can hold thousands, and timeutil.parse's normalising would
+    # cost the digest more than the rest of it.
+    instant = datetime.fromisoformat
     d.waiting = [{"handle": r["handle"], "name": r["name"], "state": "open", "since": r["at"],
-                  "waiting": ago(parse(r["at"]), now)}
+                  "waiting": ago(instant(r["at"]), now)}
                  for r in cvstore.waiting_for_reply(conn, n)]
     for r in cvstore.optout_reviews(conn):
         new = r["source"] is not None and r["source"] != "archive" and (

@@ -19,6 +19,10 @@ from dmtool.paths import Paths
 
 PROFILE = "demo"
 SIGNATURE = "Alex at Demo Studio"
+# A small X budget, to show it: the walk costs about $0.14 on the sandbox, and
+# no request's worst case may pass it, so it leaves room for a few more syncs
+# and sends afterwards (tests/test_demo.py checks the walk stays within it).
+BUDGET = {"x.budget.day_usd": 1.0, "x.budget.month_usd": 5.0}
 
 REPLY = ("Hi Maya, yes: the printed workbook ships to Canada (about a week). For three people "
          "there is a group rate; I'll send it with the schedule this week. – Alex at Demo Studio")
@@ -44,6 +48,8 @@ def reset_profile(environ: dict[str, str]) -> Paths:
     cfg = Config.load(paths.config_file)
     cfg.set("backend", "sandbox")
     cfg.set("identity.names", SIGNATURE)
+    for key, value in BUDGET.items():
+        cfg.set(key, str(value))
     seed_demo_world(paths.sandbox_file)
     return paths
 
@@ -51,7 +57,7 @@ def reset_profile(environ: dict[str, str]) -> Paths:
 def _config_changes(paths: Paths) -> list[str]:
     from dmtool.config import Config
 
-    ours = {"backend": "sandbox", "identity.names": [SIGNATURE]}
+    ours = {"backend": "sandbox", "identity.names": [SIGNATURE], **BUDGET}
     try:
         values = Config.load(paths.config_file).values
     except DmtoolError:
@@ -161,6 +167,8 @@ def run_demo(*, interactive: bool, write: Callable[[str], None],
     step(Step("9. The digest: what came in since last time (cron mails it only when non-empty).",
               ["digest", "--peek"]))
     step(Step("10. Everything is in the audit log.", ["log", "--limit", "8"]))
+    step(Step("11. What it cost on X (pay-per-use): the demo set a small budget, and dmtool\n"
+              "    stops before a request that could pass it.", ["usage", "--days", "1"]))
     write("\nThat's the flow. The demo profile stays on the sandbox: try\n"
           "  dmtool --profile demo inbox\n"
           "  dmtool --profile demo draft @theo_writes \"Hi Theo, ...\"\n"

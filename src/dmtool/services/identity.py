@@ -34,12 +34,18 @@ from dmtool.store import contacts as cstore
 if TYPE_CHECKING:
     from dmtool.appstate import AppState
     from dmtool.store import Store
-    from dmtool.x.types import XUser
+    from dmtool.x.types import XClient, XUser
 
 K_NAMING_AFTER = "naming_after"  # sync_state: the contact id a limited naming call reached
 
 # X's own rule for handles: a handle outside it cannot be on X, so never ask.
 X_HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
+
+
+def _client(st: AppState) -> XClient:
+    from dmtool.services import ledger  # only commands that ask X load the ledger
+
+    return ledger.client(st)
 
 
 def _stamp() -> str:
@@ -50,7 +56,7 @@ NAMING_BATCH = 100  # ids per users lookup: X's maximum
 
 
 def name_placeholders(store: Store, users_by_ids: Callable[[list[str]], list[XUser]], *, now: str,
-                      batches: int | None = None) -> int:
+                      batches: int | None = None, batch: int = NAMING_BATCH) -> int:
     """Ask X for the handles of contacts known only by id (`user_<id>`) and
     record them, one users lookup of up to 100 ids at a time, each batch
     written as soon as X answers it; returns how many got a handle. X answers
@@ -60,13 +66,14 @@ def name_placeholders(store: Store, users_by_ids: Callable[[list[str]], list[XUs
     written.
 
     It goes on from where the last call stopped (wrapping round), so accounts
-    X no longer knows cannot hold back the rest; `batches` bounds one call."""
+    X no longer knows cannot hold back the rest; `batches` bounds one call,
+    `batch` the ids of one lookup (a budget may ask for fewer than 100)."""
     total = cstore.placeholder_count(store.conn)
     after = int(store.get_state(K_NAMING_AFTER) or 0)
     named = asked = done = 0
     while asked < total and (batches is None or done < batches):
         rows = cstore.placeholders(store.conn, after=after,
-                                   limit=min(NAMING_BATCH, total - asked))
+                                   limit=min(max(1, batch), NAMING_BATCH, total - asked))
         if not rows:
             if not after:
                 break
@@ -112,7 +119,7 @@ def contact_for(st: AppState, handle: str) -> Contact:
     try:
         with ratelimits.guarded(st.store, "users", f"no contact @{h} in the local record, and "
                                 f"dmtool could not ask X who @{h} is", hint="try again after that time"):
-            user = st.client().user_by_handle(h)
+            user = _client(st).user_by_handle(h)
     except NotFound as e:
         raise NotFound(f"no contact @{h}, and X has no user @{h}",
                        hint=e.hint or "check the spelling; `dmtool contacts list` shows your "
@@ -153,7 +160,7 @@ def contact_to_engage(st: AppState, handle: str) -> tuple[Contact, bool, str | N
         try:
             with ratelimits.guarded(st.store, "users", f"could not ask X who @{h} is, so "
                                     "nothing was recorded", hint="try again after that time"):
-                user = st.client().user_by_handle(h)
+                user = _client(st).user_by_handle(h)
         except NotFound:
             raise NotFound(f"X has no user @{h}: nothing was recorded",
                            hint="check the spelling of the handle") from None
@@ -195,7 +202,7 @@ def resolve_user_id(st: AppState, contact: Contact, *, what: str, command: str,
     try:
         with ratelimits.guarded(st.store, "users", f"{what}: @{contact.handle}'s X user id is not "
                                 "known yet", hint="try again after that time"):
-            user = st.client().user_by_handle(contact.handle)
+            user = _client(st).user_by_handle(contact.handle)
     except NotFound:
         raise _lookup_failed(st, contact, command, draft_id) from None
     with st.store.tx() as conn:

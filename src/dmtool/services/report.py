@@ -22,14 +22,20 @@ What is measured (docs/guide.md says the same in plain words):
   opted out or are in opt-out review, nor those blocked or closed to your DMs.
 - Opt-outs that happened in the period (from the audit log, by the time of the
   STOP or of your confirmation, not of the sync that found it).
+- What dmtool's requests to X cost in the period, and per conversation
+  answered (one with at least one message of yours in it): an estimate from
+  the request ledger (services/budget.py `period_cost`), which begins at the
+  upgrade that brought it (`cost.since`).
 """
 
 from __future__ import annotations
 
 import json
-from bisect import bisect_right
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import sub
 from typing import TYPE_CHECKING, Any
 
 from dmtool.localtime import UTC_ZONE, DisplayZone
@@ -38,7 +44,11 @@ from dmtool.store.sql import Conn
 from dmtool.timeutil import fmt, parse
 
 if TYPE_CHECKING:
+    from dmtool.services.budget import Cost
     from dmtool.services.report_by_operator import OperatorStats
+
+# (since, until) -> what the period's requests to X cost (services/budget.py).
+CostOf = Callable[[datetime, datetime], "Cost"]
 
 DAY = 86400
 
@@ -121,6 +131,7 @@ class Report:
     has_messages: bool
     timezone: str = "UTC"  # the zone of the day buckets
     by_operator: list[OperatorStats] | None = None  # --by-operator (report_by_operator.py)
+    cost: Cost | None = None
 
     @property
     def empty(self) -> bool:
@@ -144,6 +155,7 @@ class Report:
                 "waiting_for_them": sum(b.waiting_for_them for b in self.open_by_age),
                 "by_age": [b.to_dict() for b in self.open_by_age]},
             "opt_outs": self.opt_outs,
+            "cost": self.cost.to_dict() if self.cost is not None else None,
         } | ({} if self.by_operator is None else
              {"by_operator": [o.to_dict() for o in self.by_operator]})
 
@@ -174,7 +186,8 @@ def period(days: int, now: datetime, zone: DisplayZone = UTC_ZONE
 
 
 def build_report(conn: Conn, days: int, now: datetime,
-                 zone: DisplayZone = UTC_ZONE, *, by_operator: bool = False) -> Report:
+                 zone: DisplayZone = UTC_ZONE, *, by_operator: bool = False,
+                 cost_of: CostOf | None = None) -> Report:
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days must be 1..{MAX_DAYS}")
     dates, bounds = period(days, now, zone)
@@ -185,7 +198,8 @@ def build_report(conn: Conn, days: int, now: datetime,
     report = Report(days=days, since=bounds[0], until=now, by_day=list(by_day.values()),
                     first_reply=first_reply, open_by_age=_open_by_age(conn, now),
                     opt_outs=_opt_outs(conn, s, e), has_messages=rstore.has_messages(conn),
-                    timezone=zone.name)
+                    timezone=zone.name,
+                    cost=cost_of(bounds[0], now) if cost_of is not None else None)
     if by_operator:
         from dmtool.services.report_by_operator import by_operator as per_operator
 
@@ -193,58 +207,51 @@ def build_report(conn: Conn, days: int, now: datetime,
     return report
 
 
-@dataclass
-class _Wait:
-    contact_id: int
-    at: str
-    reply_at: str | None = None
-    opens_period: bool = False  # their first message in the period: check what came before
+# One wait in a contact's sequence (store/report.sequences): the first of a
+# run of their messages, then your next one if there is one (autoacks are not
+# in the sequence: whoever was waiting still is). Compiled when first used.
+_WAIT = r"in([^a-z]+)(?:in[^a-z]+)*(?:out([^a-z]+))?"
 
 
 def _count_messages_and_waits(conn: Conn, since: str, until: str,
                               by_day: list[DayCount], bounds: list[str]) -> FirstReply:
-    """One pass over the period's messages: the daily counts, and the waits.
-    `bounds` are the days' starts (and the last one's end) as stored times: a
-    message's day is found by bisection, with no time zone arithmetic per row."""
-    waits: list[_Wait] = []
-    contact: int | None = None
-    prev: str | None = None  # direction of the contact's previous message, autoacks aside
-    current: _Wait | None = None
-    for contact_id, direction, at, source in rstore.messages_between(conn, since, until):
-        i = bisect_right(bounds, at) - 1
-        day = by_day[i] if 0 <= i < len(by_day) else None
-        autoack = source == "autoack"
-        if day is not None:
-            if direction == "in":
-                day.inbound += 1
-            else:
-                day.outbound += 1
-                day.autoack += autoack
-        if autoack:  # not a reply: whoever was waiting still is
-            continue
-        if contact_id != contact:
-            contact, prev, current = contact_id, None, None
-        if direction == "in":
-            if prev != "in":
-                current = _Wait(contact_id, at, opens_period=prev is None)
-                waits.append(current)
-        elif current is not None and current.reply_at is None:
-            current.reply_at = at
-        prev = direction
+    """The daily counts, and the waits. `bounds` are the days' starts (and the
+    last one's end) as stored times. The database counts each day's messages
+    and hands each contact's messages as one text of directions and times;
+    the waits are read from it by one regular expression (SQLite's window
+    functions, tried, took longer than the row-by-row pass they would replace)."""
+    for day, start, stop in zip(by_day, bounds, bounds[1:], strict=False):
+        total, day.inbound, day.autoack = rstore.day_counts(conn, start, stop)
+        day.outbound = total - day.inbound
+    waits: list[tuple[str, str]] = []  # (their first message, your reply or "")
+    unanswered: dict[int, int] = {}  # contact -> their last wait, when it has no reply
+    opening: dict[int, int] = {}  # contact -> their first wait, when it opens the period
+    for contact_id, seq in rstore.sequences(conn, since, until):
+        if seq.startswith("in"):
+            opening[contact_id] = len(waits)
+        found = re.findall(_WAIT, seq)
+        waits += found
+        if found and not found[-1][1]:
+            unanswered[contact_id] = len(waits) - 1
     # A first message in the period that follows one of theirs before it
     # continues a wait that started earlier: not this period's.
-    check = [w.contact_id for w in waits if w.opens_period]
-    before = rstore.last_human_direction_before(conn, check, since) if check else {}
-    waits = [w for w in waits if not (w.opens_period and before.get(w.contact_id) == "in")]
+    before = rstore.last_human_direction_before(conn, list(opening), since) if opening else {}
+    for contact_id, i in opening.items():
+        if before.get(contact_id) == "in":
+            waits[i] = ("", "")
+            if unanswered.get(contact_id) == i:
+                del unanswered[contact_id]
 
     result = FirstReply()
     # Stored times are RFC 3339 text that fromisoformat reads as is (3.11+);
     # timeutil.parse's normalising costs more than the rest of a long period.
-    instant = datetime.fromisoformat
-    result.answered_seconds = sorted(
-        (instant(w.reply_at) - instant(w.at)).total_seconds() for w in waits if w.reply_at)
-    unanswered = [w.contact_id for w in waits if w.reply_at is None]
-    still_open = rstore.open_contact_ids(conn, unanswered) if unanswered else set()
+    answered = [w for w in waits if w[1]]
+    if answered:
+        at, reply = zip(*answered, strict=True)
+        instant = datetime.fromisoformat
+        result.answered_seconds = sorted(map(timedelta.total_seconds,
+                                             map(sub, map(instant, reply), map(instant, at))))
+    still_open = rstore.open_contact_ids(conn, list(unanswered)) if unanswered else set()
     result.unanswered_open = sum(1 for c in unanswered if c in still_open)
     result.unanswered_closed = len(unanswered) - result.unanswered_open
     return result

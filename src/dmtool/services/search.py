@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dmtool.errors import InputError
@@ -12,24 +11,27 @@ from dmtool.store import search as sstore
 if TYPE_CHECKING:
     from dmtool.store.sql import Conn
 
-_TERM = re.compile(r'"([^"]*)"|(\S+)')
+_TERM = r'"([^"]*)"|(\S+)'  # compiled (and cached by `re`) when first used
 
 
 def terms_of(query: str) -> tuple[str, ...]:
     """The terms of a query: words, or "a phrase" in double quotes. Every term
     must occur; case is ignored for A-Z."""
-    terms = tuple(t for m in _TERM.finditer(query) if (t := (m.group(1) or m.group(2) or "")))
+    terms = tuple(t for m in re.finditer(_TERM, query) if (t := (m.group(1) or m.group(2) or "")))
     if not terms:
         raise InputError("nothing to search for", hint='give a word, or "a phrase" in quotes')
     return terms
 
 
-@dataclass
 class SearchResult:
-    query: str
-    method: str  # index: the trigram index could answer; scan: every row was read
-    hits: list[dict[str, Any]] = field(default_factory=list)
-    truncated: bool = False  # more matches than the limit
+    """A plain class: a dataclass would be generated and compiled at every start."""
+
+    def __init__(self, query: str, method: str, hits: list[dict[str, Any]] | None = None,
+                 truncated: bool = False) -> None:
+        self.query = query
+        self.method = method  # index: the trigram index could answer; scan: every row was read
+        self.hits = [] if hits is None else hits
+        self.truncated = truncated  # more matches than the limit
 
     def to_dict(self) -> dict[str, Any]:
         return {"query": self.query, "method": self.method, "hits": self.hits,

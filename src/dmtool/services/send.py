@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from dmtool import actor, policy
 from dmtool.errors import (
     AuthError,
+    BudgetExceeded,
     Busy,
     DMClosed,
     DmtoolError,
@@ -160,6 +161,7 @@ def _record_sent(st: AppState, d: dstore.Draft, contact: Contact, *, event_id: s
                                   "sandbox": st.sandbox, "sha256": dstore.text_hash(d.text)}
         if reconciled:
             detail["reconciled"] = True
+            _ledger().settle_send(st, conn, d.id, delivered=True)
         cstore.audit(conn, "sent", now=now, contact=contact, draft_id=d.id, **detail)
         _unapprove_others(conn, d, contact, sent_at=stamp, now=now)
 
@@ -197,7 +199,7 @@ def _find_on_x(st: AppState, d: dstore.Draft, participant_id: str,
                since: datetime) -> tuple[DMEvent | None, bool]:
     """(our event, whether the search covered everything since `since`): the
     oldest unclaimed match after the attempt began."""
-    client = st.client()
+    client = _ledger().client(st)  # these reads cost money too: a budget may refuse them
     token: str | None = None
     oldest: DMEvent | None = None
     for size in RECONCILE_PAGE_SIZES:
@@ -248,6 +250,7 @@ def _reconcile(st: AppState, d: dstore.Draft) -> dstore.Draft:
     else:
         with st.store.tx() as conn:
             dstore.mark_failed(conn, d.id, NOT_DELIVERED, now=now)
+            _ledger().settle_send(st, conn, d.id, delivered=False)
             cstore.audit(conn, "send_failed", now=now, contact=contact, draft_id=d.id,
                          reason=NOT_DELIVERED, sandbox=st.sandbox)
     return dstore.get(st.store.conn, d.id)
@@ -388,6 +391,7 @@ def send_draft(st: AppState, draft_id: int, *, confirm: Confirm | None, yes: boo
         needs = v.first_contact or not yes
         return SendResult(d, v.first_contact, dry_run=True, sandbox=st.sandbox,
                           needs_confirmation=needs)
+    _within_budget(st, d, contact)  # no one is asked to confirm a send the budget forbids
     if not _ask(st, v, confirm, yes):
         return SendResult(d, v.first_contact, sandbox=st.sandbox, declined=True)
 
@@ -427,7 +431,10 @@ def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
     if not contact.user_id:  # resolved before the lock; a forget/re-add could undo it
         raise InputError(f"@{contact.handle} has no X user id yet", hint="run the send again")
 
-    client = st.client()  # credentials problems show up before anything is committed
+    # Credentials problems show up before anything is committed; so does the
+    # budget: a send it forbids is never started (the draft stays approved).
+    client = _ledger().client(st)
+    _within_budget(st, d, contact)
     stamp = fmt(now) or ""
     with st.store.tx() as tx:
         if not dstore.start_send(tx, d.id, text=d.text, first_contact=decision.first_contact,
@@ -447,7 +454,12 @@ def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
         _back_to_approved(st, d, contact, "rate_limited", limit=e)
         raise RateLimited(f"not sent{_on(st)}: {e.message}; the draft stays approved",
                           reset_at=e.reset_at, hint=e.hint, family=e.family or "dm_send") from None
+    except BudgetExceeded:
+        # Refused before it left (another process spent the rest meanwhile).
+        _back_to_approved(st, d, contact, "send_not_attempted", error="E_BUDGET")
+        raise
     except SendOutcomeUnknown as e:
+        _ledger().of(st).unknown_send(d.id)  # counts one send until reconciled
         _settle_unknown(st, d, contact, e.message)
         raise SendOutcomeUnknown(
             f"no clear answer from X{_on(st)} for draft {d.id}: the DM may or may not have "
@@ -463,6 +475,7 @@ def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
         raise
     except BaseException:
         # Interrupted or broken mid-request: the DM may have left. Reconcile later.
+        _ledger().of(st).unknown_send(d.id)
         with contextlib.suppress(Exception):
             _settle_unknown(st, d, contact, "interrupted")
         raise
@@ -482,6 +495,47 @@ def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
             f"({e.message})",
             hint=f"`dmtool send {d.id}` records it from X before anything else") from e
     return SendResult(dstore.get(conn, d.id), decision.first_contact, sandbox=st.sandbox)
+
+
+def _ledger() -> Any:
+    from dmtool.services import ledger  # loaded by commands that ask X only
+
+    return ledger
+
+
+def _within_budget(st: AppState, d: dstore.Draft, contact: Contact) -> None:
+    """BudgetExceeded (audited, nothing changed) unless one more send fits the
+    budgets; a send whose outcome is unknown already counts as one."""
+    try:
+        _ledger().of(st).gate(_send_plan(contact))
+    except BudgetExceeded as e:
+        if d.template == drafting.AUTOACK:
+            raise  # send_autoack defers it (audited there)
+        with st.store.tx() as conn:
+            cstore.audit(conn, "send_not_attempted", now=fmt(clock()) or "", contact=contact,
+                         draft_id=d.id, codes=[e.code], budget=e.budget, spent=e.spent,
+                         limit=e.limit, sandbox=st.sandbox)
+        raise BudgetExceeded(f"not sent{_on(st)}: {e.message}; draft {d.id} stays approved",
+                             budget=e.budget, spent=e.spent, limit=e.limit, hint=e.hint) from None
+
+
+def _send_plan(contact: Contact) -> Any:
+    from dmtool.x.observe import RequestPlan
+
+    return RequestPlan("POST", f"/2/dm_conversations/with/{contact.user_id}/messages", "dm_send")
+
+
+def _defer_ack(st: AppState, contact: Contact, e: BudgetExceeded,
+               draft_id: int | None = None) -> BudgetExceeded:
+    """An acknowledgement the budget holds back: audited, and the approved ack
+    (if one was made) discarded; the sync keeps it for later (never dropped)."""
+    now = fmt(clock()) or ""
+    with st.store.tx() as tx:
+        if draft_id is not None:
+            dstore.discard(tx, draft_id, now=now)
+        cstore.audit(tx, "autoack_deferred", now=now, contact=contact, codes=[e.code],
+                     budget=e.budget, spent=e.spent, limit=e.limit)
+    return e
 
 
 def _settle_failed(st: AppState, d: dstore.Draft, contact: Contact, reason: str, *, code: str,
@@ -554,6 +608,10 @@ def send_autoack(st: AppState, contact_id: int, inbound_at: datetime) -> SendRes
                 cstore.audit(tx, "autoack_skipped", now=stamp, contact=contact,
                              codes=[r.code for r in decision.blocking])
             return None
+        try:  # before any draft is made: a held-back ack leaves none behind
+            _ledger().of(st).gate(_send_plan(contact))
+        except BudgetExceeded as e:
+            raise _defer_ack(st, contact, e) from None
         # The text is fixed by design: that it resembles earlier acks (W_SIMILAR)
         # is expected, not a warning for anyone to read.
         acknowledged = [f.code for f in findings] + ["W_SIMILAR"]
@@ -566,6 +624,8 @@ def send_autoack(st: AppState, contact_id: int, inbound_at: datetime) -> SendRes
         try:
             return _send_approved(st, d.id, confirmed_text=text, contact_id=contact.id,
                                   autoack=True)
+        except BudgetExceeded as e:  # spent meanwhile by another process
+            raise _defer_ack(st, contact, e, d.id) from None
         except (PolicyRefused, RateLimited) as e:
             # Refused at the gate, or X's sending limit: nothing was sent. No
             # approved ack may linger for someone to send by hand later.
@@ -591,5 +651,5 @@ def settle_autoacks(st: AppState) -> None:
             if d.status in dstore.UNSETTLED:
                 # Try again at the next sync (a dm_read limit is recorded, and the
                 # sync itself then says when it can read again).
-                with contextlib.suppress(Unavailable, RateLimited):
+                with contextlib.suppress(Unavailable, RateLimited, BudgetExceeded):
                     _reconcile(st, d)

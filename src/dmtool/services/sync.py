@@ -11,8 +11,20 @@ read or long before, so no sizing can avoid some waste there: a page bets at
 most about BURST_RISK old events on it. Requests cost no money, but X allows
 15 DM lookups per 15 minutes; a burst of 250 takes about 10 of them.
 benchmarks/sync_cost.py measures both. Each page is committed as it arrives,
-together with where the walk stands, so a sync that is killed or rate-limited
-halfway loses nothing and the next one neither duplicates nor skips.
+together with where the walk stands (and the ledger's record of the request
+that read it), so a sync that is killed, rate-limited or stopped by the
+budget halfway loses nothing and the next one neither duplicates nor skips.
+
+X bills an event once per UTC day however often it is read (the same-day
+rule), so the walk asks the ledger which events below the floor it already
+read today: those are free, and a page may run into them at no cost
+(`free_below`). The objective is the fewest billable reads, then the fewest
+requests: a page is sized to what is almost surely new plus what is free,
+and bets billable old events on a burst only as before (page_size). After
+00:00 UTC nothing is free again, and the walk is as careful as ever. The
+budget (services/budget.py) may shrink a page to what it can still pay for;
+when not even the smallest page fits, the sync stops (E_BUDGET, exit 4) with
+everything read so far kept.
 
 sync_state keys used here:
 - me_id, me_username: who we are (one /2/users/me per profile, ever).
@@ -21,7 +33,11 @@ sync_state keys used here:
 - dm_walk: JSON list of segments left by unfinished walks, newest first. Each
   says "events from `top` down to `bottom_at` are stored; continue below with
   `token`". A new walk stops at a segment's top and jumps to its token.
+- dm_last_new: the new events the last complete walk found (sizes the next
+  walk's first page when free events make a bigger one cost nothing).
 - mentions_since, posts_since: since_id cursors; public_synced_at.
+- autoack_pending: JSON list of {contact, at}: acknowledgements a budget held
+  back (or a walk cut short before they could go), tried at the next sync.
 - rate_limited_until.<family>: X's pauses (services/ratelimits.py).
 
 Rate limits are per endpoint family. Sync cannot do without reading DMs
@@ -44,14 +60,24 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dmtool import actor, optout, timeutil
-from dmtool.errors import Busy, ConfigError, InputError, RateLimited
+from dmtool.errors import (
+    BudgetExceeded,
+    Busy,
+    ConfigError,
+    InputError,
+    NotFound,
+    RateLimited,
+)
 from dmtool.models import Contact
+from dmtool.services import budget, ledger, ratelimits
 from dmtool.services import hooks as inbound_hooks
-from dmtool.services import ratelimits
-from dmtool.services.identity import name_placeholders
+from dmtool.services.identity import NAMING_BATCH, name_placeholders
 from dmtool.store import contacts as cstore
+from dmtool.store import ledger as lstore
 from dmtool.store import messages as mstore
 from dmtool.timeutil import fmt, parse_opt
+from dmtool.x.observe import RequestPlan
+from dmtool.x.types import POSTS_PAGE_MAX, POSTS_PAGE_MIN
 
 if TYPE_CHECKING:
     from dmtool.appstate import AppState
@@ -68,6 +94,8 @@ K_WALK = "dm_walk"
 K_MENTIONS = "mentions_since"
 K_POSTS = "posts_since"
 K_PUBLIC_AT = "public_synced_at"
+K_LAST_NEW = "dm_last_new"
+K_ACK_PENDING = "autoack_pending"
 
 DM_WINDOW = timedelta(days=30)  # X serves DM events of the last 30 days only
 # Mentions and own posts cost a request each even when nothing is new, so a
@@ -88,6 +116,10 @@ SPLIT_Z = 3.5  # a rate change this many standard errors apart starts a new stre
 MIN_STRETCH = 4  # events in the shortest stretch whose rate is trusted
 BURST_RISK = 30  # events a page may read on the guess that a burst goes on...
 BURST_SHARE = 8  # ...or this share (1/8) of what the walk has read, if more
+# A first page may take in this many events already read today (free): the
+# last walk's news and a margin, so a busy account's sync is one request,
+# while a quiet one reads no more than sync.first_page_size.
+FREE_FIRST_PAGE = 20
 SNOWFLAKE_EPOCH_MS = 1288834974657  # X ids: (ms since this epoch) << 22 | machine, sequence
 
 Hook = Callable[["Conn", Contact, datetime], object]  # truthy: an autoack went out
@@ -111,6 +143,8 @@ class SyncResult:
     opted_out: list[str] = field(default_factory=list)
     optout_review: list[str] = field(default_factory=list)  # "please stop...": a person decides
     requests: int = 0
+    dm_events_billable: int = 0  # of the events read, those X bills (the same-day rule)
+    usd: float = 0.0  # what the sync's requests cost, an estimate (services/budget.py)
     autoacks_sent: int = 0
     # What a rate limit held back: {"what": public_check | user_names | autoacks,
     # "family": ..., "until": RFC 3339}.
@@ -127,6 +161,8 @@ class SyncResult:
             "opted_out": list(self.opted_out),
             "optout_review": list(self.optout_review),
             "requests": self.requests,
+            "dm_events_billable": self.dm_events_billable,
+            "usd": round(self.usd, 6),
             "autoacks_sent": self.autoacks_sent,
             "deferred": [dict(d) for d in self.deferred],
             "hooks": self.hooks.to_dict(),
@@ -135,8 +171,13 @@ class SyncResult:
 
 
 def page_size(*, times: Sequence[datetime], floor_at: datetime | None, now: datetime,
-              max_size: int) -> int:
+              max_size: int, free: int = 0) -> int:
     """How many DM events to ask for in the next page (after the first).
+
+    `free` is how many events from the floor down were already read this UTC
+    day (free_below): reading them costs nothing, so a page may run that far
+    past what is almost surely new. That part is safe whatever the estimate,
+    so it is not held to GROWTH.
 
     `times` are when the new events read so far arrived, newest first; all of
     them are newer than the floor (the newest stored event, known complete up
@@ -161,7 +202,7 @@ def page_size(*, times: Sequence[datetime], floor_at: datetime | None, now: date
         return max_size  # nothing stored within X's window: every event is new
     seen = len(times)
     if seen == 0:
-        return max(1, min(PAGE_MARGIN, max_size))
+        return max(1, min(max(PAGE_MARGIN, free), max_size))
     count, span = frontier_rate(times, now)
     gap = max((times[-1] - floor_at).total_seconds(), 0.0)
     est = count * gap / span
@@ -172,9 +213,28 @@ def page_size(*, times: Sequence[datetime], floor_at: datetime | None, now: date
     # of X's, or DMs that showed up late). Time says nothing about what is left
     # then: double what was read, up to the burst bet, rather than crawl 4
     # events a request.
-    sure = min(sure, bet * (1 + span / gap)) if gap > 0 else min(bet, seen)
-    want = max(0, math.floor(sure)) + PAGE_MARGIN
-    return max(1, min(want, GROWTH * seen, max_size))
+    capped = min(sure, bet * (1 + span / gap)) if gap > 0 else min(bet, seen)
+    want = max(0, math.floor(capped)) + PAGE_MARGIN
+    # What is almost surely new, when the estimate holds (not a burst's bet),
+    # plus the free events: no billable old event unless the estimate is wrong.
+    # Past the most that can still be new (as far above the estimate as
+    # `sure` is below it) a page would only read more free events: no request
+    # saved, just raw reads, so it stops there.
+    sure_new = max(0, math.floor(sure)) if gap > 0 and sure <= capped else 0
+    most = math.ceil(est + SHADE_Z * sd) + PAGE_MARGIN if gap > 0 else sure_new + free
+    free_size = min(sure_new + free, max(most, want))
+    return max(1, min(max(min(want, GROWTH * seen), free_size), max_size))
+
+
+def free_below(listed_today: Sequence[str], floor_id: int) -> int:
+    """How many events from the floor down were read this UTC day.
+
+    `listed_today` are the DM events sync's walks first read today (the
+    ledger's reads of GET /2/dm_events). Each walk reads one unbroken run from
+    X's newest event down past its floor, the newest event of the walk before;
+    so today's runs join into one, from today's first walk's lowest event up,
+    and every event of it at or below the floor is one X returns next."""
+    return sum(1 for i in listed_today if i.isdigit() and int(i) <= floor_id)
 
 
 def frontier_rate(times: Sequence[datetime], now: datetime) -> tuple[int, float]:
@@ -309,10 +369,18 @@ def _run_locked(st: AppState, *, wait: bool, progress: Progress | None,
             try:
                 syncer.run()
                 return syncer.finish()
+            except BudgetExceeded as e:
+                syncer.cut_short()
+                kept = syncer.result
+                raise BudgetExceeded(
+                    f"{prefix}{e.message}. Sync stopped; what was read is kept "
+                    f"({kept.dm_events_new} new DMs, {kept.mentions_new} mentions)",
+                    budget=e.budget, spent=e.spent, limit=e.limit, hint=e.hint) from None
             except RateLimited as e:
                 family = e.family or "dm_read"
                 until = ratelimits.record(store, e, timeutil.now(), family=family)
                 if not wait or waits >= MAX_RATE_WAITS:
+                    syncer.cut_short()
                     kept = syncer.result
                     raise RateLimited(
                         f"{prefix}X rate limit on {ratelimits.label(family)} reached during sync; "
@@ -349,8 +417,11 @@ class _Sync:
         self.st = st
         self.public = public
         self.store = st.store
-        self.client: XClient = st.client()
+        self.client: XClient = ledger.client(st)
+        self.ledger = ledger.of(st)
         self.start_requests = self.client.requests_made
+        self.start_totals = (self.ledger.totals.billable["dm_events"],
+                             self.ledger.prices.cost(self.ledger.totals.billable))
         self.progress = progress
         self.hook = hook
         self.inbound: list[tuple[int, datetime]] = []  # new inbound DMs, for autoack
@@ -359,6 +430,7 @@ class _Sync:
             str(st.config.get("hooks.on_inbound") or "").strip(),
             parse_opt(self.store.get_state(K_HWM_AT)))
         self.result = SyncResult(backend="sandbox" if st.sandbox else "x")
+        self.first_sync = True  # until run() reads the store: nothing to acknowledge
         self.first_size = int(st.config.get("sync.first_page_size"))
         self.max_size = int(st.config.get("sync.max_page_size"))
         self.now = timeutil.now()
@@ -405,15 +477,38 @@ class _Sync:
 
     def users_by_ids(self, ids: list[str]) -> list[XUser]:
         """A users lookup that a users limit turns into none at all: the people
-        are then stored by id (`user_<id>`) and named at a later sync."""
+        are then stored by id (`user_<id>`) and named at a later sync. The
+        budget may shrink it to the first ids it can pay for (the rest are
+        stored by id too), or to none."""
         found: list[XUser] = []
+        try:
+            n = self.ledger.fit(len(ids), 1, lambda k: RequestPlan("GET", "/2/users", "users",
+                                                                   ids_asked=k))
+        except BudgetExceeded as e:
+            self.held("user_names", "users", e)
+            return found
         self.attempt("user_names", "users",
                      "new people are stored by id (user_<id>) and named at a later sync",
-                     lambda: found.extend(self.client.users_by_ids(ids)))
+                     lambda: found.extend(self.client.users_by_ids(ids[:n])))
         return found
+
+    def held(self, what: str, family: str, e: BudgetExceeded) -> None:
+        """Hold back one part of the sync for the budget, saying so once."""
+        if any(d["what"] == what for d in self.result.deferred):
+            return
+        self.result.deferred.append({"what": what, "family": family, "until": None,
+                                     "budget": e.budget})
+        if self.progress:
+            prefix = "sandbox: " if self.st.sandbox else ""
+            note = {"user_names": "new people are stored by id (user_<id>) and named later",
+                    "autoacks": "acknowledgements wait for the next sync"}.get(what, what)
+            self.progress(f"{prefix}X {e.budget} budget: {note}", transient=False)
 
     def finish(self) -> SyncResult:
         self.result.requests = self.client.requests_made - self.start_requests
+        billable = self.ledger.totals.billable
+        self.result.dm_events_billable = billable["dm_events"] - self.start_totals[0]
+        self.result.usd = self.ledger.prices.cost(billable) - self.start_totals[1]
         return self.result
 
     def run(self) -> None:
@@ -421,9 +516,9 @@ class _Sync:
         self.now_s = fmt(self.now) or ""
         me = self.me()
         # The first sync brings in history, not news: nothing to acknowledge.
-        first_sync = not self.store.get_state(K_HWM_AT)  # set when a walk completes
+        self.first_sync = not self.store.get_state(K_HWM_AT)  # set when a walk completes
         self.walk_dms(me)
-        if not first_sync:
+        if not self.first_sync:
             self.acknowledge()
         # Mentions and own posts cost a request each even when empty; a quiet
         # sync costs one request unless the public check is due (or forced).
@@ -443,10 +538,15 @@ class _Sync:
         could not name) get their handle once X names them. One users lookup,
         only when there are such contacts, and only with the public check so a
         quiet sync stays at one request. A users pause defers it."""
+        count = cstore.placeholder_count(self.store.conn)
+        if not count:
+            return
+        batch = self.ledger.fit(min(NAMING_BATCH, count), 1, lambda k: RequestPlan(
+            "GET", "/2/users", "users", ids_asked=k), "naming contacts known only by id")
         self.attempt("user_names", "users",
                      "contacts known only by id (user_<id>) are named at a later sync",
                      lambda: name_placeholders(self.store, self.client.users_by_ids,
-                                               now=self.now_s, batches=1))
+                                               now=self.now_s, batches=1, batch=batch))
 
     # --- who am I ---------------------------------------------------------------------
 
@@ -519,17 +619,23 @@ class _Sync:
         top_id: str | None = None
         top_at: datetime | None = None
         seen = 0
+        news = 0  # new events this walk read itself (not a jumped segment's)
         oldest_at: datetime | None = None
         times: list[datetime] = []  # when the new events passed so far arrived, for page_size
         token: str | None = None
         pages = 0
         while True:
             floor_id, floor_at = _floor(segments, hwm, hwm_at)
+            free = free_below(lstore.listed_on(store.conn, budget.utc_day(self.now),
+                                               self.st.sandbox), floor_id) if floor_id else 0
             if pages == 0:
-                size = max(1, min(self.first_size, self.max_size))
+                size = self.first_page(free)
             else:
                 size = page_size(times=times, floor_at=floor_at, now=walk_at,
-                                 max_size=self.max_size)
+                                 max_size=self.max_size, free=free)
+            # What the budget can still pay for; not even one event: stop here.
+            size = self.ledger.fit(size, 1, lambda n: RequestPlan(
+                "GET", "/2/dm_events", "dm_read", page_size=n), "the next page of DM events")
             self.say(f"reading DM events (page {pages + 1}, {self.result.dm_events_read} read so far)")
             page = self.client.dm_events(size, token)
             pages += 1
@@ -546,6 +652,7 @@ class _Sync:
                 if top_id is None:
                     top_id, top_at = fresh[0].id, fresh[0].created_at
                 seen += len(fresh)
+                news += len(fresh)
                 oldest_at = fresh[-1].created_at or oldest_at
                 times.extend(t for t in map(event_time, fresh) if t is not None)
             next_token = page.next_token
@@ -566,7 +673,8 @@ class _Sync:
             users = self.lookup_missing(_dm_others(fresh, me), page.users)
             with store.tx() as conn:
                 inbound = self.store_dms(conn, me, fresh, users)
-                if done:
+                if done:  # a first walk's events are history, not the flow of news
+                    store.set_state(K_LAST_NEW, str(0 if hwm_at is None else news))
                     if top_id is not None and int(top_id) > hwm:
                         store.set_state(K_HWM, top_id)
                     # Everything up to this walk's start is now known to be stored.
@@ -580,6 +688,17 @@ class _Sync:
             if done:
                 return
             token = next_token
+
+    def first_page(self, free: int) -> int:
+        """The first page: sync.first_page_size, or bigger when that costs
+        nothing: up to the events already read today (free), as many as the
+        last walk found new plus PAGE_MARGIN, so a steady flow of DMs is read
+        in one request; at most FREE_FIRST_PAGE."""
+        size = self.first_size
+        last_new = int(self.store.get_state(K_LAST_NEW) or 0)
+        if last_new:
+            size = max(size, min(free, FREE_FIRST_PAGE, last_new + PAGE_MARGIN))
+        return max(1, min(size, self.max_size))
 
     def store_dms(self, conn: Conn, me: str, events: list[DMEvent],
                   users: dict[str, XUser]) -> list[tuple[int, datetime]]:
@@ -615,19 +734,54 @@ class _Sync:
             return
         conn = self.store.conn
         first: dict[int, datetime] = {}
-        for contact_id, at in self.inbound:
+        for contact_id, at in [*self.pending_acks(), *self.inbound]:
             first[contact_id] = min(at, first.get(contact_id, at))
+        held: list[tuple[int, datetime]] = []
         for contact_id, at in sorted(first.items(), key=lambda kv: kv[1]):
             try:
-                sent = self.hook(conn, cstore.by_id(conn, contact_id), at)
+                contact = cstore.by_id(conn, contact_id)
+            except NotFound:  # forgotten since it was held back
+                continue
+            try:
+                sent = self.hook(conn, contact, at)
             except RateLimited as e:
                 # X's sending limit: this ack and the rest are skipped (and
                 # audited by the policy); the DMs themselves are stored.
                 self.defer("autoacks", "dm_send", self.noted(e, "dm_send"),
                            "acknowledgements are not sent")
                 continue
+            except BudgetExceeded as e:
+                # The budget: deferred (audited by send_autoack), tried again
+                # at the next sync; the policy still decides then.
+                self.held("autoacks", "dm_send", e)
+                held.append((contact_id, at))
+                continue
             if sent:
                 self.result.autoacks_sent += 1
+        self.inbound = []
+        self.keep_acks(held)
+
+    def pending_acks(self) -> list[tuple[int, datetime]]:
+        """Acknowledgements held back by an earlier sync (K_ACK_PENDING)."""
+        try:
+            items = json.loads(self.store.get_state(K_ACK_PENDING) or "[]")
+            return [(int(i["contact"]), timeutil.parse(i["at"])) for i in items]
+        except (ValueError, KeyError, TypeError):
+            return []
+
+    def keep_acks(self, acks: list[tuple[int, datetime]]) -> None:
+        """Remember acknowledgements still to send, for the next sync."""
+        value = json.dumps([{"contact": c, "at": fmt(at)} for c, at in acks]) if acks else None
+        if value != self.store.get_state(K_ACK_PENDING) and not self.store.read_only:
+            with self.store.tx():
+                self.store.set_state(K_ACK_PENDING, value)
+
+    def cut_short(self) -> None:
+        """The sync stops before its acknowledgements (a limit, the budget):
+        the new inbound DMs stored so far wait for the next sync's."""
+        if self.hook is None or self.first_sync or not self.inbound:
+            return
+        self.keep_acks([*self.pending_acks(), *self.inbound])
 
     # --- opt-out words --------------------------------------------------------------------
 
@@ -652,9 +806,13 @@ class _Sync:
         limit = FIRST_PUBLIC_PAGES if since is None else MAX_PUBLIC_PAGES
         token: str | None = None
         newest: int | None = None
+        path = f"/2/users/{me}/{'mentions' if kind == 'mention' else 'tweets'}"
         for n in range(1, limit + 1):
+            # X takes 5 to 100; the budget may ask for fewer, never under 5.
+            size = self.ledger.fit(POSTS_PAGE_MAX, POSTS_PAGE_MIN, lambda k: RequestPlan(
+                "GET", path, "timelines", page_size=k), f"reading {what}")
             self.say(f"reading {what} (page {n})")
-            page = fetch(me, since_id=since, pagination_token=token)
+            page = fetch(me, since_id=since, pagination_token=token, max_results=size)
             ids = [int(p.id) for p in page.posts]
             if page.newest_id:
                 ids.append(int(page.newest_id))

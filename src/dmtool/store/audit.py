@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from dmtool.store.sql import Conn
 
 
-@dataclass(frozen=True)
-class Filter:
+class Filter(NamedTuple):
     user_id: str | None = None  # with handle: the contact's entries, under either
     handle: str | None = None
     since: str | None = None  # RFC 3339
@@ -53,3 +51,15 @@ def entries(conn: Conn, f: Filter, limit: int | None = None) -> list[dict[str, A
 def actions(conn: Conn) -> list[str]:
     """The actions the log holds, for a hint when a filter finds none."""
     return [r[0] for r in conn.execute("SELECT DISTINCT action FROM audit ORDER BY action")]
+
+
+def latest_actor(conn: Conn, user_id: str | None, handle: str,
+                 action: str) -> str | None:
+    """Who wrote the newest `action` entry about a contact (under its user id,
+    or its handle before X named it): who blocked them, who recorded their
+    opt-out (`sync` when their own message did). None when no entry says."""
+    row = conn.execute(
+        "SELECT actor FROM audit WHERE action = ? AND (user_id = ? OR "
+        "(user_id IS NULL AND handle = ? COLLATE NOCASE)) ORDER BY id DESC LIMIT 1",
+        (action, user_id, handle)).fetchone()
+    return None if row is None else row[0]

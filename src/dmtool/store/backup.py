@@ -120,10 +120,14 @@ class Salvage:
     reviews: list[tuple[Any, ...]] = field(default_factory=list)  # user_id, handle, text, at
     sends: list[tuple[Any, ...]] = field(default_factory=list)  # the sends ledger's columns, in order
     state: list[tuple[str, str]] = field(default_factory=list)  # sync_state (key, value) asked for
+    team: list[tuple[Any, ...]] = field(default_factory=list)  # team_members' columns, in order
+    team_settings: list[tuple[Any, ...]] = field(default_factory=list)  # team_settings' columns
     unreadable: list[str] = field(default_factory=list)  # what could not be read, in words
 
 
 _SENDS = "user_id, at, text, first_contact, kind, draft_id, event_id"
+_TEAM = "name, role, added_at, added_by"
+_TEAM_SETTINGS = "key, value, set_at, set_by"
 
 
 def salvage(conn: Conn, *, state_keys: Sequence[str]) -> Salvage:
@@ -146,6 +150,9 @@ def salvage(conn: Conn, *, state_keys: Sequence[str]) -> Salvage:
         if review and not opted_out_at:
             out.reviews.append((user_id, handle, review, review_at))
     out.sends = [r[1:] for r in _readable_rows(conn, "sends", _SENDS, "", out.unreadable)]
+    out.team = [r[1:] for r in _readable_rows(conn, "team_members", _TEAM, "", out.unreadable)]
+    out.team_settings = [r[1:] for r in _readable_rows(
+        conn, "team_settings", _TEAM_SETTINGS, "", out.unreadable)]
     if state_keys:
         marks = ",".join("?" * len(state_keys))
         try:
@@ -237,6 +244,13 @@ def merge(conn: Conn, kept: Salvage) -> dict[str, int]:
         counts["sends"] += conn.execute(
             f"INSERT OR IGNORE INTO sends ({_SENDS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (user_id, at, text, first_contact, kind, draft_id if same else None, event_id)).rowcount
+    if kept.team:  # the team as it is now, with its settings: not the backup's roles
+        conn.execute("DELETE FROM team_members")
+        conn.execute("DELETE FROM team_settings")
+        conn.executemany(f"INSERT INTO team_members ({_TEAM}) VALUES (?, ?, ?, ?)", kept.team)
+        conn.executemany(f"INSERT INTO team_settings ({_TEAM_SETTINGS}) VALUES (?, ?, ?, ?)",
+                         kept.team_settings)
+        counts["team"] = len(kept.team)
     return counts
 
 

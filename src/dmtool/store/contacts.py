@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from dmtool import actor
@@ -19,10 +19,9 @@ _CONTACT_COLS = ", ".join(CONTACT_COLUMNS)
 
 
 def _row_to_contact(conn: Conn, row: Row) -> Contact:
-    c = Contact(**dict(row))
-    c.tags = [r[0] for r in conn.execute(
-        "SELECT tag FROM contact_tags WHERE contact_id = ? ORDER BY tag", (c.id,))]
-    return c
+    tags = tuple(r[0] for r in conn.execute(
+        "SELECT tag FROM contact_tags WHERE contact_id = ? ORDER BY tag", (row["id"],)))
+    return Contact(**dict(row), tags=tags)
 
 
 def by_id(conn: Conn, contact_id: int) -> Contact:
@@ -204,20 +203,27 @@ def remove_tags(conn: Conn, contact_id: int, tags: Iterable[str]) -> int:
     return n
 
 
-def add_note(conn: Conn, contact_id: int, text: str, *, now: str) -> None:
-    conn.execute("INSERT INTO notes (contact_id, at, text) VALUES (?, ?, ?)", (contact_id, now, text))
+def add_note(conn: Conn, contact_id: int, text: str, *, now: str,
+             author: str | None = None) -> None:
+    """A note, by `author` (an import's), else by whoever is acting (dmtool.actor)."""
+    conn.execute("INSERT INTO notes (contact_id, at, text, author) VALUES (?, ?, ?, ?)",
+                 (contact_id, now, text, author or actor.current()))
 
 
-def notes(conn: Conn, contact_id: int) -> list[dict[str, str]]:
-    return [{"at": r[0], "text": r[1]} for r in conn.execute(
-        "SELECT at, text FROM notes WHERE contact_id = ? ORDER BY at, id", (contact_id,))]
+def notes(conn: Conn, contact_id: int) -> list[dict[str, str | None]]:
+    """The contact's notes ({"at", "author", "text"}), oldest first. A note is
+    the team's record of a contact: nothing ever sends one."""
+    return [{"at": r[0], "author": r[1], "text": r[2]} for r in conn.execute(
+        "SELECT at, author, text FROM notes WHERE contact_id = ? ORDER BY at, id", (contact_id,))]
 
 
-def all_notes(conn: Conn) -> dict[int, list[dict[str, str]]]:
-    """contact id -> its notes ({"at", "text"}), oldest first: one query for an export."""
-    out: dict[int, list[dict[str, str]]] = {}
-    for cid, at, text in conn.execute("SELECT contact_id, at, text FROM notes ORDER BY at, id"):
-        out.setdefault(cid, []).append({"at": at, "text": text})
+def all_notes(conn: Conn) -> dict[int, list[dict[str, str | None]]]:
+    """contact id -> its notes ({"at", "author", "text"}), oldest first: one query
+    for an export."""
+    out: dict[int, list[dict[str, str | None]]] = {}
+    for cid, at, author, text in conn.execute(
+            "SELECT contact_id, at, author, text FROM notes ORDER BY at, id"):
+        out.setdefault(cid, []).append({"at": at, "author": author, "text": text})
     return out
 
 
@@ -230,15 +236,17 @@ def add_evidence(conn: Conn, contact_id: int, kind: str, at: str, ref: str,
                  text: str | None, *, now: str) -> bool:
     """Record a consent basis once per (kind, ref). Returns True when new."""
     cur = conn.execute(
-        "INSERT OR IGNORE INTO evidence (contact_id, kind, at, ref, text, recorded_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)", (contact_id, kind, at, ref, text, now))
+        "INSERT OR IGNORE INTO evidence (contact_id, kind, at, ref, text, recorded_at, "
+        "recorded_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (contact_id, kind, at, ref, text, now, actor.current()))
     return cur.rowcount > 0
 
 
 def evidence(conn: Conn, contact_id: int) -> list[EvidenceRow]:
+    """Every consent record of the contact, oldest first, with who recorded it."""
     return [EvidenceRow(*r) for r in conn.execute(
-        "SELECT id, kind, at, ref, text FROM evidence WHERE contact_id = ? ORDER BY at, id",
-        (contact_id,))]
+        "SELECT id, kind, at, ref, text, recorded_by FROM evidence WHERE contact_id = ? "
+        "ORDER BY at, id", (contact_id,))]
 
 
 def deciding_evidence(conn: Conn, contact_id: int, *, newest_of: Iterable[str],
@@ -370,32 +378,73 @@ def delete(conn: Conn, contact: Contact) -> None:
 
 def summaries(conn: Conn, tag: str | None = None) -> list[Row]:
     """One row per contact with what `contacts list` shows: Contact's fields (in
-    order), then tag_list (see `tags_of`), last_inbound_at and last_outbound_at.
-    One query with grouped joins, no per-row subqueries: it runs on every list."""
-    where, params = "", tuple[str, ...]()
+    order), then tag_list (see `tags_of`), last_inbound_at and last_outbound_at."""
+    sql, params = _listing_sql(tag, (), (), unanswered=False, pending_imports=False)
+    return conn.execute(sql, params).fetchall()
+
+
+# The columns every listing() row starts with, in order (Contact's fields first).
+LISTED = (*CONTACT_COLUMNS, "tag_list", "last_inbound_at", "last_outbound_at")
+
+
+def listing(conn: Conn, tag: str | None = None, *, newest_of: Sequence[str] = (),
+            count_of: Sequence[str] = (), unanswered: bool = False,
+            pending_imports: bool = False) -> Iterator[tuple[Any, ...]]:
+    """Every contact (with `tag`), by handle, one row at a time, as plain
+    tuples: the LISTED columns, then the newest evidence time of each kind of
+    `newest_of`, then (with `count_of`) how many evidence rows of those kinds,
+    then (with `unanswered`) the outbound messages since their last inbound
+    one, then import_pending: the archive of an incomplete import that holds
+    them (looked up only with `pending_imports`, else None).
+
+    Streamed in the handle index's order: each value is a correlated lookup
+    of one index seek (the newest of a kind, the last message each way), so
+    nothing is grouped, materialised or sorted, and memory stays flat however
+    many contacts there are."""
+    sql, params = _listing_sql(tag, newest_of, count_of, unanswered=unanswered,
+                               pending_imports=pending_imports)
+    cur = conn.execute(sql, params)
+    cur.row_factory = None  # tuples: a name lookup per value would cost more than the row
+    return iter(cur)
+
+
+def _listing_sql(tag: str | None, newest_of: Sequence[str], count_of: Sequence[str], *,
+                 unanswered: bool, pending_imports: bool) -> tuple[str, list[str]]:
+    where, params = "", list[str]()
     if tag:
-        where, params = ("WHERE c.id IN (SELECT contact_id FROM contact_tags WHERE tag = ?)", (tag,))
-    cols = ", ".join("c." + col for col in CONTACT_COLUMNS)
-    return conn.execute(
-        f"""
-        SELECT {cols}, t.tags AS tag_list, m.last_in AS last_inbound_at,
-               m.last_out AS last_outbound_at
-        FROM contacts c
-        LEFT JOIN (SELECT contact_id, group_concat(tag, char(31)) AS tags
-                   FROM (SELECT contact_id, tag FROM contact_tags ORDER BY contact_id, tag)
-                   GROUP BY contact_id) t ON t.contact_id = c.id
-        LEFT JOIN (SELECT contact_id, max(CASE WHEN direction = 'in' THEN at END) AS last_in,
-                          max(CASE WHEN direction = 'out' THEN at END) AS last_out
-                   FROM messages GROUP BY contact_id) m ON m.contact_id = c.id
-        {where}
-        ORDER BY c.handle COLLATE NOCASE
-        """, params).fetchall()
+        where, params = "WHERE c.id IN (SELECT contact_id FROM contact_tags WHERE tag = ?)", [tag]
+    cols = [f"c.{col}" for col in CONTACT_COLUMNS]
+    cols.append("(SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM contact_tags t "
+                "WHERE t.contact_id = c.id ORDER BY tag)) AS tag_list")
+    last = "(SELECT max(at) FROM messages m WHERE m.contact_id = c.id AND m.direction = '{}')"
+    cols += [last.format("in") + " AS last_inbound_at", last.format("out") + " AS last_outbound_at"]
+    cols += ["(SELECT max(at) FROM evidence e WHERE e.contact_id = c.id AND e.kind = ?)"
+             for _ in newest_of]
+    if count_of:
+        cols.append(f"(SELECT count(*) FROM evidence e WHERE e.contact_id = c.id AND e.kind IN "
+                    f"({','.join('?' * len(count_of))}))")
+    if unanswered:
+        cols.append("(SELECT count(*) FROM messages o WHERE o.contact_id = c.id AND "
+                    f"o.direction = 'out' AND o.at > COALESCE({last.format('in')}, ''))")
+    if pending_imports:  # only when there is an incomplete import: one seek more per contact
+        cols.append("(SELECT a.archive FROM import_participants p JOIN archive_imports a "
+                    "ON a.id = p.import_id WHERE p.user_id = c.user_id AND a.completed_at IS NULL "
+                    "ORDER BY a.id LIMIT 1)")
+    else:
+        cols.append("NULL")
+    return (f"SELECT {', '.join(cols)} FROM contacts c {where} ORDER BY c.handle COLLATE NOCASE",
+            [*newest_of, *count_of, *params])
 
 
 def tags_of(row: Row) -> list[str]:
     """The tags of a summaries() row, sorted."""
-    raw = row["tag_list"]
-    return sorted(raw.split("\x1f")) if raw else []
+    return tags_from(row["tag_list"])
+
+
+def tags_from(tag_list: str | None) -> list[str]:
+    """The tags of a tag_list column, sorted (string_agg's order on PostgreSQL
+    is the subquery's only by custom, so it is not relied on)."""
+    return sorted(tag_list.split("\x1f")) if tag_list else []
 
 
 def all_evidence(conn: Conn,

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dmtool.errors import (
     ConfigError,
@@ -36,6 +36,16 @@ def state_value(conn: Conn, key: str) -> str | None:
     """One value from sync_state (cursors, checkpoints, the rate-limit pause)."""
     row = conn.execute("SELECT value FROM sync_state WHERE key = ?", (key,)).fetchone()
     return None if row is None else row[0]
+
+
+class CommitHook(Protocol):
+    """Rows that must go in with whatever the next transaction writes (the
+    ledger's requests: recorded with what they brought). `write` runs in the
+    transaction, before COMMIT; `committed` after it succeeded."""
+
+    def write(self, conn: Conn) -> None: ...
+
+    def committed(self) -> None: ...
 
 
 class FileLocks:
@@ -87,6 +97,7 @@ class Store:
         # work, commands that would only mark something read act as --peek.
         # SQLite only: a PostgreSQL store is read-only when the server says so.
         self.read_only = read_only
+        self.commit_hooks: list[CommitHook] = []
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[Conn]:
@@ -97,12 +108,17 @@ class Store:
             yield self.conn
             return
         self.conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
+        hooks = [] if self.read_only else list(self.commit_hooks)
         try:
             yield self.conn
+            for hook in hooks:
+                hook.write(self.conn)
             self.conn.execute("COMMIT")
         except BaseException:
             _rollback(self.conn)
             raise
+        for hook in hooks:
+            hook.committed()
 
     def lock(self, name: str, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
         """Hold one of the store's named locks (a file beside the store: the
@@ -158,6 +174,24 @@ class Store:
         from dmtool.store.backup import copy_store
 
         copy_store(self, dest)
+
+    def db_user(self) -> str | None:
+        """The user the store itself knows is acting (team.trust_db_user). A
+        SQLite file knows only the OS account whose process opens it (the
+        file's permissions decide who may write it), so: that account's name,
+        from the user database by uid, never from LOGNAME or USER, which anyone
+        can set. (On PostgreSQL: `current_user`,
+        store/pg.py.)"""
+        try:
+            import pwd
+        except ImportError:  # no user database (Windows): the login name
+            import getpass
+
+            return getpass.getuser() or None
+        try:
+            return pwd.getpwuid(os.geteuid()).pw_name or None
+        except KeyError:  # a uid without a passwd entry (a container)
+            return None
 
     def close(self) -> None:
         self.conn.close()

@@ -120,3 +120,9 @@ def discard(conn: Conn, import_id: int) -> dict[str, int]:
         (import_id,)).rowcount
     conn.execute("DELETE FROM archive_imports WHERE id = ?", (import_id,))
     return {"messages": messages, "posts": posts, "evidence": evidence, "contacts": contacts}
+
+
+def any_pending(conn: Conn) -> bool:
+    """Is any archive import incomplete?"""
+    return conn.execute(f"SELECT EXISTS (SELECT 1 FROM archive_imports WHERE {_PENDING})"
+                        ).fetchone()[0] == 1

@@ -13,11 +13,10 @@ sorts correctly as text. X ids are text (snowflakes exceed JS integers).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Migration:
+class Migration(NamedTuple):
     """One step written for each engine."""
 
     sqlite: str
@@ -590,7 +589,99 @@ MIGRATIONS: list[str | Migration] = [
     );
     CREATE INDEX claims_operator ON claims (operator COLLATE NOCASE, until);
     """,
-    # 12: the store's own id, a UUID: `db migrate-to` tells a copy of this store
+    # 12: a team on one store (issue 15). team_members says who may do what
+    # (services/roles.py); once it has a row, the team's settings (team.*,
+    # policy.*, lint.*, autoack.*, ...) are read from team_settings instead of
+    # each member's config.toml, so nobody loosens the policy on their own
+    # machine. Names are compared ignoring ASCII case (as `log --actor` does),
+    # in the queries: no collation in the table, which PostgreSQL reads too.
+    # And who made each record that has no audit entry of its own: a note's
+    # author, who recorded consent evidence (sync, an import, a person). NULL
+    # for rows written before. Blocks and opt-outs name theirs in the audit log.
+    """
+    CREATE TABLE team_members (
+        name        TEXT PRIMARY KEY,       -- an operator name (dmtool.actor)
+        role        TEXT NOT NULL,          -- owner, approver, drafter, viewer, service
+        added_at    TEXT NOT NULL,
+        added_by    TEXT
+    );
+    CREATE TABLE team_settings (
+        key         TEXT PRIMARY KEY,       -- a config key (config.TEAM_PREFIXES)
+        value       TEXT NOT NULL,          -- JSON
+        set_at      TEXT NOT NULL,
+        set_by      TEXT
+    );
+    ALTER TABLE notes ADD COLUMN author TEXT;
+    ALTER TABLE evidence ADD COLUMN recorded_by TEXT;
+    """,
+    # 13: the ledger of requests to X (issue 16). On X's pay-per-use plan every
+    # DM event read, DM sent and user read is billed, once per resource and UTC
+    # day: each request is kept with what it returned (units per kind, raw and
+    # after that same-day rule) so that `usage`, `report` and the budget can
+    # say what was spent. x_read_ids holds each resource once per UTC day (the
+    # first request that read it): what makes a later read of it free. After
+    # x.ledger.keep_days a day's requests are folded into x_usage_days.
+    """
+    CREATE TABLE x_requests (
+        id          INTEGER PRIMARY KEY,
+        at          TEXT NOT NULL,          -- RFC 3339 UTC
+        day         TEXT NOT NULL,          -- its UTC day, YYYY-MM-DD
+        sandbox     INTEGER NOT NULL,       -- 1: the built-in sandbox X
+        family      TEXT NOT NULL,          -- dm_read, dm_send, timelines, users, auth
+        method      TEXT NOT NULL,
+        endpoint    TEXT NOT NULL,          -- as X documents it: /2/users/:id/mentions
+        status      INTEGER,                -- NULL: no answer
+        error       TEXT,
+        dm_events   INTEGER NOT NULL DEFAULT 0,  -- units returned
+        users       INTEGER NOT NULL DEFAULT 0,
+        posts       INTEGER NOT NULL DEFAULT 0,
+        sends       INTEGER NOT NULL DEFAULT 0,
+        b_dm_events INTEGER NOT NULL DEFAULT 0,  -- of them billable: not read before that UTC day
+        b_users     INTEGER NOT NULL DEFAULT 0,
+        b_posts     INTEGER NOT NULL DEFAULT 0,
+        draft_id    INTEGER                 -- a send whose outcome is unknown, until reconciled
+    );
+    CREATE INDEX x_requests_day ON x_requests (day, sandbox);
+    CREATE INDEX x_requests_draft ON x_requests (draft_id) WHERE draft_id IS NOT NULL;
+    CREATE TABLE x_read_ids (
+        day         TEXT NOT NULL,
+        sandbox     INTEGER NOT NULL,
+        kind        TEXT NOT NULL,          -- dm_events, users, posts
+        rid         TEXT NOT NULL,          -- the resource's X id
+        request_id  INTEGER NOT NULL REFERENCES x_requests(id) ON DELETE CASCADE,
+        PRIMARY KEY (day, sandbox, kind, rid)
+    );
+    CREATE INDEX x_read_ids_request ON x_read_ids (request_id);
+    CREATE TABLE x_usage_days (
+        day         TEXT NOT NULL,
+        sandbox     INTEGER NOT NULL,
+        family      TEXT NOT NULL,
+        endpoint    TEXT NOT NULL,
+        requests    INTEGER NOT NULL,
+        dm_events   INTEGER NOT NULL,
+        users       INTEGER NOT NULL,
+        posts       INTEGER NOT NULL,
+        sends       INTEGER NOT NULL,
+        b_dm_events INTEGER NOT NULL,
+        b_users     INTEGER NOT NULL,
+        b_posts     INTEGER NOT NULL,
+        PRIMARY KEY (day, sandbox, family, endpoint)
+    );
+    """,
+    # 14: `report` reads a period's messages from indexes alone (issue 16), as
+    # counts per day and each contact's sequence of directions, never as a row
+    # per message: the period's counts from (at, direction, source), the waits
+    # from (contact_id, at, id, direction, source). Each replaces the narrower
+    # index it extends: a query that read the old one reads the new one the
+    # same way (same leading columns, same order), so there are no more
+    # indexes to keep up than before.
+    """
+    CREATE INDEX messages_at_kind ON messages (at, direction, source);
+    DROP INDEX messages_at;
+    CREATE INDEX messages_contact_at_kind ON messages (contact_id, at, id, direction, source);
+    DROP INDEX messages_contact_at;
+    """,
+    # 15: the store's own id, a UUID: `db migrate-to` tells a copy of this store
     # ("already migrated") from someone else's. New stores get it at creation.
     Migration(sqlite="""
     INSERT OR IGNORE INTO sync_state (key, value) VALUES ('store_id',
@@ -618,6 +709,10 @@ OPT_OUT_REASON_MIGRATION = next(i for i, m in enumerate(MIGRATIONS)
 IMPORT_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
                         if "archive_imports" in sqlite_text(m))
 
+# The user_version after the report's covering indexes (issue 16).
+REPORT_INDEX_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                              if "messages_at_kind" in sqlite_text(m))
+
 # The user_version after the snooze migration (tests upgrade to and from it).
 SNOOZE_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
                         if "ADD COLUMN snoozed_until" in sqlite_text(m))
@@ -630,3 +725,11 @@ APPROVALS_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
 # The version that gives a store its id (see above).
 STORE_ID_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
                           if "'store_id'" in sqlite_text(m))
+
+# The user_version after the team migration (members, team settings, who made
+# each record): tests upgrade to and from it.
+TEAM_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                      if "CREATE TABLE team_members" in sqlite_text(m))
+# The request ledger (issue 16): tests upgrade to and from it by this name.
+LEDGER_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                        if "CREATE TABLE x_requests" in sqlite_text(m))

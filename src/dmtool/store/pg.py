@@ -94,6 +94,18 @@ class PgCursor:
         self._cls = _row_class(tuple(d[0] for d in desc)) if desc else None
 
     @property
+    def row_factory(self) -> Any:
+        return self._cls
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        """None: plain tuples, as sqlite3's `cursor.row_factory = None`."""
+        if factory is not None:
+            raise ValueError("only None (plain tuples) is supported")
+        if self._cls is not None:
+            self._cls = tuple  # type: ignore[assignment]
+
+    @property
     def rowcount(self) -> int:
         return int(self._cur.rowcount)
 
@@ -363,17 +375,21 @@ class PgStore(Store):
             with contextlib.suppress(Exception):
                 self.pg.raw.cursor().execute("ROLLBACK")
             pgfaults.reraise(e, self.location)
+        hooks = list(self.commit_hooks)
         try:
             yield self.conn
+            for hook in hooks:
+                hook.write(self.conn)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.pg.raw.cursor().execute("ROLLBACK")
             raise
-        else:
-            try:
-                cur.execute("COMMIT")
-            except Exception as e:
-                pgfaults.reraise(e, self.location)
+        try:
+            cur.execute("COMMIT")
+        except Exception as e:
+            pgfaults.reraise(e, self.location)
+        for hook in hooks:
+            hook.committed()
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float | None = None) -> Iterator[None]:
@@ -413,6 +429,11 @@ class PgStore(Store):
         except DmtoolError:
             return False
         return bool(row[1]) and int(row[0]) == self._sessions.get(name)
+
+    def db_user(self) -> str | None:
+        """The database role this connection logged in as (team.trust_db_user):
+        one role per member, which the server authenticates (docs/team.md)."""
+        return str(self.conn.execute("SELECT current_user").fetchone()[0]) or None
 
     def schema_version(self) -> int:
         if not self._has_version:

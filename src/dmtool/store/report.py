@@ -1,14 +1,16 @@
 """Read models for `dmtool report`.
 
-Every scan is bounded: messages are read through the (contact_id, at) index
-one contact at a time (a skip-scan over contacts, so the cost follows the
-messages in the period, not the whole history), the audit through its `at`
-index, and open conversations with a few index seeks each.
+Every scan is bounded and no message comes back as a row of its own: the
+per-day counts are aggregates over the (at, direction, source) index, one
+range per day; the waits come as one text per contact, its messages'
+directions and times in order, from the (contact_id, at, id, direction,
+source) index (a range per contact, read from the index alone); the audit
+through its `at` index; open conversations with a few index seeks each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 
 from dmtool.store.conversations import STATE_SQL
 from dmtool.store.sql import Conn, Row
@@ -20,15 +22,30 @@ def has_messages(conn: Conn) -> bool:
     return conn.execute("SELECT EXISTS (SELECT 1 FROM messages)").fetchone()[0] == 1
 
 
-def messages_between(conn: Conn, since: str, until: str
-                     ) -> Iterable[tuple[int, str, str, str]]:
-    """(contact_id, direction, at, source) of every message with since <= at <
-    until, by contact, then in time order (ties by id, the order they were stored)."""
-    # CROSS JOIN keeps contacts as the outer loop: one index range per contact.
-    return conn.execute(
-        "SELECT m.contact_id, m.direction, m.at, m.source "
-        "FROM contacts c CROSS JOIN messages m ON m.contact_id = c.id "
-        "WHERE m.at >= ? AND m.at < ? ORDER BY m.contact_id, m.at, m.id", (since, until))
+def day_counts(conn: Conn, start: str, stop: str) -> tuple[int, int, int]:
+    """(messages, inbound, outbound autoacks) with start <= at < stop."""
+    total, inbound, autoack = conn.execute(
+        "SELECT count(*), sum(CASE WHEN direction = 'in' THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN direction != 'in' AND source = 'autoack' THEN 1 ELSE 0 END) "
+        "FROM messages INDEXED BY messages_at_kind WHERE at >= ? AND at < ?",
+        (start, stop)).fetchone()
+    return total, inbound or 0, autoack or 0
+
+
+def sequences(conn: Conn, since: str, until: str) -> Iterator[tuple[int, str]]:
+    """(contact id, sequence) for each contact with messages, autoacks aside,
+    in since <= at < until: the sequence is their direction and time, one
+    after the other, in time order (ties by id, the order they were stored):
+    "in2026-03-01T10:00:00.000Zout2026-03-01T11:00:00.000Z...". Times hold
+    no lowercase letter, so the text reads back unambiguously."""
+    cur = conn.execute(
+        "SELECT c.id, (SELECT group_concat(x, '') FROM ("
+        "  SELECT m.direction || m.at AS x FROM messages m INDEXED BY messages_contact_at_kind"
+        "  WHERE m.contact_id = c.id AND m.at >= ? AND m.at < ? AND m.source != 'autoack'"
+        "  ORDER BY m.at, m.id)) AS seq "
+        "FROM contacts c", (since, until))
+    cur.row_factory = None  # plain tuples
+    return (r for r in cur if r[1])
 
 
 def last_human_direction_before(conn: Conn, contact_ids: Sequence[int],

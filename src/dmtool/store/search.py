@@ -6,7 +6,7 @@ of finding rows gives exactly that answer; they differ only in speed:
 - the FTS5 trigram index of migration 7 (SEARCH_INDEX) gives candidates for
   terms of 3 characters or more (trigrams cannot find anything shorter), and
   LIKE checks each one;
-- the newest messages first (index messages_at), for a term so common that
+- the newest messages first (index messages_at_kind), for a term so common that
   its newest matches are among the newest few thousand messages;
 - a scan with LIKE, for shorter terms (most Japanese words are two
   characters, `停止`), on a SQLite without FTS5's trigram tokenizer (the
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from dmtool.store.sql import Conn
 
@@ -57,8 +57,7 @@ def index_available(conn: Conn) -> bool:
     return row is not None and fts_trigram_available()
 
 
-@dataclass(frozen=True)
-class Query:
+class Query(NamedTuple):
     terms: tuple[str, ...]  # each non-empty
     contact_id: int | None = None
     since: str | None = None  # RFC 3339: only hits at or after it
@@ -67,8 +66,7 @@ class Query:
     use_window: bool = True  # False: never the newest-first shortcut (tests compare)
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     kind: str  # message, note, contact
     id: int  # the row id in its table
     at: str
@@ -146,7 +144,7 @@ def messages(conn: Conn, q: Query) -> list[Hit]:
         if not q.use_window or q.contact_id is not None:
             return None
         since = "WHERE at >= ? " if q.since is not None else ""
-        where, params = _where(replace(q, since=None), ("m.text",), "m.at", "m.contact_id", None)
+        where, params = _where(q._replace(since=None), ("m.text",), "m.at", "m.contact_id", None)
         window = (f"(SELECT id, at, contact_id, text, direction, event_id FROM messages {since}"
                   "ORDER BY at DESC, id DESC LIMIT ?) m")
         hits = found(where, [*([q.since] if q.since is not None else []), size, *params], window)
@@ -191,7 +189,7 @@ _CONTACT_AT = ("COALESCE((SELECT max(v.latest_at) FROM conversations v "
 def contacts(conn: Conn, q: Query) -> list[Hit]:
     """Contacts whose handle or name holds every term (a leading @ is ignored:
     people type handles with it), by their latest message, newest first."""
-    q = replace(q, terms=tuple(t.removeprefix("@") or t for t in q.terms))
+    q = q._replace(terms=tuple(t.removeprefix("@") or t for t in q.terms))
     fts = ("contacts_fts", "c.id") if _on_index(conn, q) else None
     where, params = _where(q, ("c.handle", "c.name"), "c.at", "c.id", fts)
     rows = conn.execute(

@@ -31,8 +31,18 @@ from dmtool.errors import (
 )
 from dmtool.x import observe
 from dmtool.x.errors import SendOutcomeUnknown
-from dmtool.x.observe import RequestObserver
-from dmtool.x.types import DMEvent, DMPage, Post, PostPage, SentDM, XClient, XUser
+from dmtool.x.observe import RequestGate, RequestObserver
+from dmtool.x.types import (
+    POSTS_PAGE_MAX,
+    POSTS_PAGE_MIN,
+    DMEvent,
+    DMPage,
+    Post,
+    PostPage,
+    SentDM,
+    XClient,
+    XUser,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -61,7 +71,6 @@ TWEET_FIELDS = [
     "referenced_tweets",
 ]
 POST_EXPANSIONS = ["author_id"]
-POSTS_PAGE_SIZE = 100  # mentions/own posts use since_id, so a big page costs no more
 
 X_HOSTS = ("https://api.twitter.com/", "https://api.x.com/")
 MAX_ATTEMPTS = 3  # GET only; a send is never retried
@@ -77,23 +86,35 @@ def _session_class() -> Any:
     import requests
 
     class CountingSession(requests.Session):
-        """tweepy's session, plus a default timeout, a request counter and an
-        observer per request (x/observe.py: -v logs each one, without secrets).
+        """tweepy's session, plus a default timeout, a request counter, gates
+        that may stop a request before it leaves (the budget) and an observer
+        per request (x/observe.py: -v logs each one, without secrets; the
+        ledger stores it).
 
         trust_env stays on: HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE work.
         """
 
         def __init__(self, on_request: Callable[[], None], timeout: Any,
-                     observers: list[RequestObserver]) -> None:
+                     observers: list[RequestObserver], gates: list[RequestGate]) -> None:
             super().__init__()
             self._on_request = on_request
             self._timeout = timeout
             self._observers = observers
+            self._gates = gates
             self.family: str | None = None  # set by TweepyClient._call for each call
 
         def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
             if kwargs.get("timeout") is None:
                 kwargs["timeout"] = self._timeout
+            if self._gates:  # before anything is counted: a refused request never leaves
+                parts = urlsplit(_text(url))
+                params = kwargs.get("params")
+                plan = observe.RequestPlan(
+                    method=_text(method), path=parts.path, family=self.family,
+                    page_size=observe.page_size(params, parts.query),
+                    ids_asked=observe.ids_asked(params, parts.query))
+                for gate in self._gates:
+                    gate(plan)
             self._on_request()
             started = time.perf_counter()
             try:
@@ -109,20 +130,24 @@ def _session_class() -> Any:
                      error: str | None, started: float) -> None:
             if not observe.wanted(self._observers):
                 return
-            parts = urlsplit(url.decode() if isinstance(url, bytes) else url)
+            parts = urlsplit(_text(url))
+            # An error's problem body holds no results.
+            got = observe.answer(response) if response is not None and response.ok \
+                else observe.Answer(None)
             record = observe.RequestRecord(
-                method=method.decode() if isinstance(method, bytes) else str(method),
-                path=parts.path, family=self.family,
-                page_size=observe.page_size(params, parts.query),
-                results=observe.result_count(response) if response is not None and response.ok
-                else None,  # an error's problem body holds no results
+                method=_text(method), path=parts.path, family=self.family,
+                page_size=observe.page_size(params, parts.query), results=got.results,
                 status=response.status_code if response is not None else None, error=error,
-                seconds=time.perf_counter() - started)
+                seconds=time.perf_counter() - started, ids=got.ids, user_ids=got.user_ids)
             observe.log_request(record)
             for watch in self._observers:
                 watch(record)
 
     return CountingSession
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _clean(text: object, limit: int = 200) -> str:
@@ -202,6 +227,7 @@ class TweepyClient:
         quiet_secret_loggers()
         self.requests_made = 0
         self._observers: list[RequestObserver] = []
+        self._gates: list[RequestGate] = []
         self._creds = credentials
         self._adapter = adapter
         self._retry_backoff = retry_backoff
@@ -224,6 +250,11 @@ class TweepyClient:
         """Call `observer` with a RequestRecord after every HTTP request to X."""
         self._observers.append(observer)
 
+    def gate(self, gate: RequestGate) -> None:
+        """Call `gate` with a RequestPlan before every HTTP request to X; what it
+        raises stops the request (nothing is sent, nothing counted)."""
+        self._gates.append(gate)
+
     def _build(self) -> Any:
         import tweepy
 
@@ -241,7 +272,7 @@ class TweepyClient:
                 raise AuthError("no X access token", hint="run dmtool auth login")
             client = tweepy.Client(bearer_token=creds.access_token, wait_on_rate_limit=False)
         client.session.close()
-        session = _session_class()(self._count, self._timeout, self._observers)
+        session = _session_class()(self._count, self._timeout, self._observers, self._gates)
         if self._adapter is not None:
             for prefix in X_HOSTS:
                 session.mount(prefix, self._adapter)
@@ -263,7 +294,8 @@ class TweepyClient:
             return
         try:
             fresh = refresh_if_needed(self._creds, time.time(), self._save, force=force,
-                                      adapter=self._adapter, path=self._credentials_path)
+                                      adapter=self._adapter, path=self._credentials_path,
+                                      observers=self._observers)
         except RateLimited as exc:
             # The token endpoint has no family of its own: pause the one that needed it.
             exc.family = exc.family or family
@@ -574,21 +606,28 @@ class TweepyClient:
             dm_conversation_id=str(data.get("dm_conversation_id", "")),
         )
 
+    # Mentions and own posts use since_id, so a full page (the default) costs
+    # no more than what is new; a budget may ask for less (never under 5).
     def mentions(
-        self, user_id: str, since_id: str | None = None, pagination_token: str | None = None
+        self, user_id: str, since_id: str | None = None, pagination_token: str | None = None,
+        max_results: int = POSTS_PAGE_MAX,
     ) -> PostPage:
-        return self._posts("mentions", "get_users_mentions", user_id, since_id, pagination_token)
+        return self._posts("mentions", "get_users_mentions", user_id, since_id, pagination_token,
+                           max_results)
 
     def own_posts(
-        self, user_id: str, since_id: str | None = None, pagination_token: str | None = None
+        self, user_id: str, since_id: str | None = None, pagination_token: str | None = None,
+        max_results: int = POSTS_PAGE_MAX,
     ) -> PostPage:
         # Retweets are never consent evidence; skip them so they cost nothing.
         return self._posts("your posts", "get_users_tweets", user_id, since_id, pagination_token,
-                           exclude=["retweets"])
+                           max_results, exclude=["retweets"])
 
     def _posts(self, what: str, method: str, user_id: str, since_id: str | None,
-               pagination_token: str | None, **extra: Any) -> PostPage:
+               pagination_token: str | None, max_results: int, **extra: Any) -> PostPage:
         """One page of a user's timeline (mentions or own posts), naming the authors."""
+        if not POSTS_PAGE_MIN <= max_results <= POSTS_PAGE_MAX:
+            raise ValueError(f"max_results must be between {POSTS_PAGE_MIN} and {POSTS_PAGE_MAX}")
         response = self._call(
             "GET",
             what,
@@ -597,7 +636,7 @@ class TweepyClient:
                 user_id,
                 since_id=since_id,
                 pagination_token=pagination_token,
-                max_results=POSTS_PAGE_SIZE,
+                max_results=max_results,
                 tweet_fields=TWEET_FIELDS,
                 expansions=POST_EXPANSIONS,
                 user_fields=USER_FIELDS,

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from dmtool.x.observe import RequestGate, RequestObserver
+
+# X's page sizes for mentions and a user's posts: 5 to 100.
+POSTS_PAGE_MIN = 5
+POSTS_PAGE_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,10 @@ class XClient(Protocol):
 
     requests_made: int
 
+    def observe(self, observer: RequestObserver) -> None: ...
+
+    def gate(self, gate: RequestGate) -> None: ...
+
     def me(self) -> XUser: ...
 
     def user_by_handle(self, handle: str) -> XUser: ...
@@ -80,9 +91,11 @@ class XClient(Protocol):
     def send_dm(self, participant_id: str, text: str) -> SentDM: ...
 
     def mentions(
-        self, user_id: str, since_id: str | None = None, pagination_token: str | None = None
+        self, user_id: str, since_id: str | None = None, pagination_token: str | None = None,
+        max_results: int = POSTS_PAGE_MAX,
     ) -> PostPage: ...
 
     def own_posts(
-        self, user_id: str, since_id: str | None = None, pagination_token: str | None = None
+        self, user_id: str, since_id: str | None = None, pagination_token: str | None = None,
+        max_results: int = POSTS_PAGE_MAX,
     ) -> PostPage: ...
