@@ -326,6 +326,16 @@ def db(store_engine: str) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
         c.close()
 
 
+def table_names(store: Any) -> list[str]:
+    """The store's tables (SQLite's internal ones aside), on either engine."""
+    if store.engine == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    else:
+        sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = "
+               "current_schema() AND table_type = 'BASE TABLE'")
+    return sorted(r[0] for r in store.conn.execute(sql))
+
+
 def profile_store(profile: str = "default") -> Any:
     """The profile's store as dmtool opens it, on this test's engine."""
     from dmtool.appstate import AppState

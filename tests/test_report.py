@@ -282,10 +282,10 @@ def rowwise_messages_and_waits(conn: Any, since: str, until: str, by_day: list[A
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_sql_aggregation_matches_the_row_by_row_pass(tmp_path, monkeypatch, seed):
+def test_sql_aggregation_matches_the_row_by_row_pass(new_store, monkeypatch, seed):
     """Random stores (ties, autoacks, archives, several conversations, deleted
     messages), days of 23 and 25 hours and zones half and three quarters of
-    an hour off UTC."""
+    an hour off UTC. Both engines (PostgreSQL aggregates the sequences too)."""
     from datetime import datetime
 
     from dmtool.localtime import UTC_ZONE, named
@@ -293,7 +293,7 @@ def test_sql_aggregation_matches_the_row_by_row_pass(tmp_path, monkeypatch, seed
     from tests.test_read_models import T0 as START
     from tests.test_read_models import build
 
-    world = build(tmp_path, seed, steps=400)
+    world = build(new_store, seed, steps=400)
     conn = world.conn
     zones = [UTC_ZONE, named("America/New_York"), named("Asia/Kolkata"),
              named("Asia/Kathmandu"), named("Australia/Lord_Howe")]

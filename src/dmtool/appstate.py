@@ -89,7 +89,7 @@ class AppState:
         if not team.has_members(conn):
             return None
         rows = ((s.key, s.raw, s.set_at, s.set_by) for s in team.settings(conn))
-        return team_settings(rows, f"the team store {self.paths.db_file}")
+        return team_settings(rows, f"the team store {self.store.location.shown}")
 
     def operator(self) -> str | None:
         """Who is acting (dmtool.actor), or None when nothing can name them."""

@@ -275,7 +275,7 @@ def _budget(st: AppState) -> dict[str, Any]:
     from dmtool import timeutil
     from dmtool.services import budget
 
-    if st.paths.db_file.exists():
+    if st.has_store:
         periods = budget.state(st)
     else:
         now, limits = timeutil.now(), budget.Limits.from_config(st.config)

@@ -22,8 +22,8 @@ BATCH = 5000
 # Parents before children (foreign keys are checked row by row on both
 # engines): contacts first, the hook queue after its messages; messages before
 # conversations, so that the conversation rows arrive last and keep the values
-# copied with them. Other tables go by name (archive_imports before
-# import_participants).
+# copied with them. Other tables go by name, each moved after the tables its
+# foreign keys name (x_requests before x_read_ids), read from the catalog.
 FIRST = ("sync_state", "contacts")
 LAST = ("messages", "hook_queue", "conversations")
 
@@ -54,7 +54,30 @@ def tables(store: Store) -> list[str]:
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
         names = [n for n in names if n != "dmtool_schema"]
     middle = sorted(n for n in names if n not in FIRST and n not in LAST)
-    return [n for n in FIRST if n in names] + middle + [n for n in LAST if n in names]
+    order = [n for n in FIRST if n in names] + middle + [n for n in LAST if n in names]
+    return _parents_first(order, {t: parents(store, t) for t in order})
+
+
+def _parents_first(order: list[str], parents_of: dict[str, set[str]]) -> list[str]:
+    """`order`, each table moved after the tables its foreign keys name (stable:
+    otherwise as given). A cycle keeps the given order for what is left."""
+    out: list[str] = []
+    left = list(order)
+    while left:
+        ready = next((t for t in left if parents_of[t] - {t} <= set(out)), left[0])
+        out.append(ready)
+        left.remove(ready)
+    return out
+
+
+def parents(store: Store, table: str) -> set[str]:
+    """The tables `table`'s foreign keys refer to."""
+    if store.engine == "sqlite":
+        return {r[2] for r in store.conn.execute(f"PRAGMA foreign_key_list({table})")}
+    return {r[0] for r in store.conn.execute(
+        "SELECT c.confrelid::regclass::text FROM pg_constraint c WHERE c.contype = 'f' AND "
+        "c.conrelid = (quote_ident(current_schema()) || '.' || quote_ident(?))::regclass",
+        (table,))}
 
 
 def columns(store: Store, table: str) -> list[str]:
