@@ -3,9 +3,9 @@
 Tests that touch the store (those using the cli, run, world, db or new_store
 fixtures) run twice: on SQLite and on PostgreSQL (a real server the session
 starts: tests/pgserver.py), through the `store_engine` fixture. A module (or
-a test) about SQLite's files opts out with `pytestmark = pytest.mark.sqlite_only`
-or a name in SQLITE_ONLY_MODULES; new store and CLI tests run on both by
-default.
+a test) about SQLite's files opts out with `pytestmark =
+pytest.mark.sqlite_only(reason=...)` or a name (and reason) in
+SQLITE_ONLY_MODULES; new store and CLI tests run on both by default.
 """
 
 from __future__ import annotations
@@ -83,14 +83,28 @@ def dmtool_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # Fixtures that mean "this test uses the store": such a test runs on both engines.
 STORE_FIXTURES = frozenset({"cli", "run", "world", "db", "new_store"})
-# Modules whose tests are about SQLite's files, the command tree or start-up,
-# not what the store holds: they run on SQLite only.
-SQLITE_ONLY_MODULES = frozenset({
-    "test_help", "test_docs", "test_startup", "test_lean_start", "test_completion",
-    "test_review_pty", "test_demo", "test_quality", "test_layers", "test_x_client",
-    "test_x_cassettes", "test_sandbox_openapi", "test_credentials", "test_json_everywhere",
-    "test_locks", "test_pgserver", "test_pgsql",
-})
+# Modules that run on SQLite only, and why: none of them is about what the
+# store holds (those run on both engines).
+SQLITE_ONLY_MODULES: dict[str, str] = {
+    "test_help": "the command tree's help: no store",
+    "test_docs": "the generated reference and the docs: no store",
+    "test_startup": "SQLite's start-up is what is measured (PostgreSQL's import: test_pg.py)",
+    "test_lean_start": "what a local command imports on the SQLite default",
+    "test_review_pty": "a terminal's keys against review's prompt: the store is incidental",
+    "test_demo": "the demo keeps its own SQLite store whatever the URLs say",
+    "test_quality": "ruff and mypy: no store",
+    "test_layers": "imports between modules: no store",
+    "test_x_client": "the X client against the sandbox's HTTP: no store",
+    "test_x_cassettes": "X's recorded answers: no store",
+    "test_sandbox_openapi": "the sandbox X against X's published document: no store",
+    "test_credentials": "credentials files, keyring and environment: no store",
+    "test_json_everywhere": "the shape of every command's output on a populated store; "
+                            "the same walk runs on both engines in test_roles.py",
+    "test_locks": "the file locks of dmtool/locks.py (PostgreSQL's advisory locks: test_pg.py, "
+                  "test_concurrency.py)",
+    "test_pgserver": "starts its own servers",
+    "test_pgsql": "the translator's text, no server",
+}
 ENGINES = ("sqlite", "pg")
 
 
@@ -112,9 +126,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A parameter marked sqlite_only (pytest.param(..., marks=...)) runs on SQLite only."""
+    """A parameter marked sqlite_only (pytest.param(..., marks=...)) runs on SQLite only.
+    Every sqlite_only mark says why (`reason=`): a test left off PostgreSQL must
+    be about something PostgreSQL does not have."""
     keep, drop = [], []
     for item in items:
+        for mark in item.iter_markers("sqlite_only"):
+            if not str(mark.kwargs.get("reason", "")).strip():
+                raise pytest.UsageError(f"{item.nodeid}: sqlite_only needs a reason= saying "
+                                        "what is SQLite's own")
         spec = getattr(item, "callspec", None)
         on_pg = spec is not None and spec.params.get("store_engine") == "pg"
         (drop if on_pg and item.get_closest_marker("sqlite_only") else keep).append(item)

@@ -89,6 +89,8 @@ def test_bash_splits_at_the_at_sign():
                     bash_words=["dmtool", "thread", "@", "al"]) == ["alan_X", "alice"]
 
 
+@pytest.mark.sqlite_only(reason="each profile's own store is a file of its own; one "
+                         "DMTOOL_DATABASE_URL names one PostgreSQL store for every profile")
 def test_handles_come_from_the_profile_named_on_the_line(cli):
     seed()
     assert cli("profiles", "add", "work").exit_code == 0
@@ -161,6 +163,7 @@ def test_commands_and_options_of_lazily_loaded_modules_complete():
     assert '"send":"Send exactly one approved draft, after..."' in zsh
 
 
+@pytest.mark.sqlite_only(reason="the store's file, its -wal/-shm and their times are SQLite's")
 def test_completion_never_writes_and_never_errors(run, dmtool_home: Path):
     # No store yet: nothing offered, nothing created.
     assert complete("dmtool thread ") == []

@@ -221,6 +221,27 @@ def test_db_check_on_postgresql(cli, db) -> None:
                                     "trigger disabled: messages_latest_insert"]
 
 
+def test_db_check_on_postgresql_knows_the_team_ledger_and_report_migrations(cli, db) -> None:
+    """The objects of the migrations after 10 (claims, team members, the
+    request ledger, the report's covering indexes) are checked too, and the
+    indexes migration 14 dropped are not asked for."""
+    assert cli("contacts", "add", "alice").exit_code == 0
+    assert cli("db", "check", "--json").json()["problems"] == []
+    assert not db("SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND "
+                  "indexname IN ('messages_at', 'messages_contact_at')")
+    db("DROP INDEX claims_operator")
+    db("DROP TABLE team_settings")
+    db("DROP TABLE x_read_ids")
+    db("DROP INDEX messages_at_kind")
+    r = cli("db", "check", "--json")
+    assert r.exit_code == 1
+    assert r.json()["problems"] == ["missing index: claims_operator",
+                                    "missing index: messages_at_kind",
+                                    "missing index: x_read_ids_request",  # went with its table
+                                    "missing table: team_settings",
+                                    "missing table: x_read_ids"]
+
+
 def test_db_backup_runs_pg_dump_or_says_how(cli, tmp_path, monkeypatch) -> None:
     assert cli("contacts", "add", "alice").exit_code == 0
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))

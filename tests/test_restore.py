@@ -21,7 +21,8 @@ from tests.xworld import ALICE, BOB, CAROL, ERIN, ME, Cli, Clock, sync
 
 # db restore swaps SQLite files; on PostgreSQL it refuses, saying how to use
 # pg_restore (tests/test_pg_faults.py).
-pytestmark = pytest.mark.sqlite_only
+pytestmark = pytest.mark.sqlite_only(reason="db restore swaps SQLite files; PostgreSQL is "
+                                                 "restored with pg_restore")
 
 
 def db_file() -> Path:

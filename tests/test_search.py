@@ -353,7 +353,7 @@ def test_the_progress_line_is_rewritten_in_place_on_a_terminal_only(
     assert appstate._upgrade_note() is None
 
 
-@pytest.mark.sqlite_only  # about a SQLite built without FTS5's trigram tokenizer
+@pytest.mark.sqlite_only(reason="a SQLite built without FTS5's trigram tokenizer")
 def test_without_the_trigram_tokenizer_search_scans(cli: Cli, world: SandboxWorld, clock: Clock,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A Python whose SQLite lacks FTS5 or trigram (older Linux): the store is

@@ -11,7 +11,7 @@ from dmtool.store import open_store
 from dmtool.store.migrations import MIGRATIONS
 
 
-@pytest.mark.sqlite_only  # the file, its mode and WAL are SQLite's
+@pytest.mark.sqlite_only(reason="the file, its mode and WAL are SQLite's")
 def test_new_store_is_private_wal_and_current(tmp_path: Path):
     path = tmp_path / "d" / "dmtool.db"
     store = open_store(path)
@@ -85,7 +85,7 @@ def test_two_connections_write_without_lock_errors(new_store):
     b.close()
 
 
-@pytest.mark.sqlite_only  # the backup is a SQLite file (PostgreSQL: tests/test_pg.py)
+@pytest.mark.sqlite_only(reason="the backup is a SQLite file (PostgreSQL: test_pg.py)")
 def test_db_commands(cli, tmp_path: Path):
     assert cli("contacts", "add", "alice").exit_code == 0
     assert cli("db", "check", "--json").json()["ok"] is True

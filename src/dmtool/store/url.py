@@ -9,25 +9,26 @@ every message that names a store uses `shown`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from dmtool.errors import ConfigError
 
 PG_SCHEMES = ("postgresql", "postgres")
-_PASSWORD_IN_NETLOC = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:@/?#\s]*):[^@/?#\s]*@")
-_PASSWORD_PARAM = re.compile(r"(?i)(\bpassword=)[^&\s]+")
+# Compiled by `re` on first use (its cache keeps them): a local command's
+# start-up compiles no pattern (tests/test_lean_start.py).
+_PASSWORD_IN_NETLOC = r"(?i)\b([a-z][a-z0-9+.-]*://[^:@/?#\s]*):[^@/?#\s]*@"
+_PASSWORD_PARAM = r"(?i)(\bpassword=)[^&\s]+"
 
 
 def mask(text: str) -> str:
     """A URL (or any text holding one) with its password replaced by ***."""
-    text = _PASSWORD_IN_NETLOC.sub(r"\1:***@", text)
-    return _PASSWORD_PARAM.sub(r"\1***", text)
+    text = re.sub(_PASSWORD_IN_NETLOC, r"\1:***@", text)
+    return re.sub(_PASSWORD_PARAM, r"\1***", text)
 
 
-@dataclass(frozen=True)
-class StoreLocation:
+class StoreLocation(NamedTuple):
     engine: str  # "sqlite" or "postgresql"
     path: Path | None = None  # the SQLite file
     url: str | None = None  # the PostgreSQL URL, secrets and all: never print it
