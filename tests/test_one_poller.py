@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from dmtool.paths import Paths
 from dmtool.services import poller
 from dmtool.services.sync import sync_lock
 from dmtool.x.sandbox import SandboxWorld
+from tests.conftest import profile_store
 from tests.xworld import ALICE, Cli, Clock, make_world
 
 
@@ -26,12 +26,12 @@ def world(cli: Cli, clock: Clock) -> SandboxWorld:
 
 @pytest.fixture
 def held(world: SandboxWorld) -> Iterator[poller.Holder]:
-    """Another sync, by alice on host-a, holds the lock."""
-    paths = Paths.resolve("default")
-    paths.ensure()
+    """Another sync, by alice on host-a, holds the lock (another connection)."""
+    other = profile_store()
     holder = poller.Holder("alice", "host-a", "2026-03-02T11:58:00Z", "sync")
-    with sync_lock(paths.sync_lock_file, "", holder):
+    with sync_lock(other, "", holder):
         yield holder
+    other.close()
 
 
 def test_a_second_sync_is_skipped_and_names_the_holder(cli: Cli, world: SandboxWorld,
@@ -51,11 +51,10 @@ def test_a_second_sync_is_skipped_and_names_the_holder(cli: Cli, world: SandboxW
 
 
 def test_an_import_holding_the_lock_is_still_busy(cli: Cli, world: SandboxWorld) -> None:
-    paths = Paths.resolve("default")
-    paths.ensure()
-    with sync_lock(paths.sync_lock_file, "", poller.Holder("bob", "h", "2026-03-02T11:00:00Z",
-                                                           "import")):
+    other = profile_store()
+    with sync_lock(other, "", poller.Holder("bob", "h", "2026-03-02T11:00:00Z", "import")):
         r = cli("sync", "--json")
+    other.close()
     assert r.exit_code == 5
     err = json.loads(r.stderr)["error"]
     assert err["code"] == "E_BUSY" and "import" in err["message"] and "bob" in err["message"]
@@ -64,18 +63,19 @@ def test_an_import_holding_the_lock_is_still_busy(cli: Cli, world: SandboxWorld)
 def test_a_sync_records_who_holds_the_lock(cli: Cli, world: SandboxWorld) -> None:
     r = cli("sync", env={"DMTOOL_OPERATOR": "carol"})
     assert r.exit_code == 0, r
-    holder = poller.read_from(Paths.resolve("default").sync_lock_file)
+    store = profile_store()
+    holder = poller.recorded(store)
+    store.close()
     assert holder is not None
     assert (holder.operator, holder.command) == ("carol", "sync")
     assert holder.host and holder.since.startswith("2026-03-02T12:00")
 
 
 def test_unreadable_holder_is_still_a_skip(cli: Cli, world: SandboxWorld) -> None:
-    paths = Paths.resolve("default")
-    paths.ensure()
-    paths.sync_lock_file.write_bytes(b"\xff not json")
-    with sync_lock(paths.sync_lock_file):  # an older dmtool: the lock, no holder
+    other = profile_store()
+    with other.lock("sync"):  # an older dmtool: the lock, no holder
         r = cli("sync", "--json")
+    other.close()
     assert r.exit_code == 0, r
     assert r.json()["skipped"] == "sync_running"
     assert "another process" in r.stderr
@@ -114,14 +114,16 @@ def test_a_429_one_member_meets_pauses_the_family_for_another(
 
 def test_one_poller_across_homes_on_one_store(cli: Cli, world: SandboxWorld,
                                               tmp_path: Path) -> None:
-    """Members whose homes share one SQLite store meet the same sync lock: it
-    sits beside the store, not in a home's state folder."""
+    """Members whose homes share one store meet the same sync lock (on SQLite it
+    sits beside the store, not in a home's state folder)."""
     alice_home = Path(os.environ["DMTOOL_HOME"])
     bob = {"DMTOOL_HOME": str(_second_home(tmp_path, alice_home)), "DMTOOL_OPERATOR": "bob"}
     assert cli("config", "set", "backend", "sandbox", env=bob).exit_code == 0
     holder = poller.Holder("alice", "host-a", "2026-03-02T11:58:00Z", "sync")
-    with sync_lock(Paths.resolve("default").sync_lock_file, "", holder):
+    other = profile_store()
+    with sync_lock(other, "", holder):
         r = cli("sync", "--json", env=bob)
+    other.close()
     assert r.exit_code == 0, r
     assert r.json()["holder"]["operator"] == "alice"
     assert world.requests_count() == 0
@@ -130,10 +132,12 @@ def test_one_poller_across_homes_on_one_store(cli: Cli, world: SandboxWorld,
 HOLD = """
 import sys, time
 from pathlib import Path
+from dmtool.appstate import AppState
 from dmtool.services import poller
 from dmtool.services.sync import sync_lock
-with sync_lock(Path(sys.argv[1]), "", poller.Holder("dead", "gone", "2026-03-02T11:00:00Z", "sync")):
-    Path(sys.argv[2]).touch()
+st = AppState()
+with sync_lock(st.store, "", poller.Holder("dead", "gone", "2026-03-02T11:00:00Z", "sync")):
+    Path(sys.argv[1]).touch()
     time.sleep(600)
 """
 
@@ -146,10 +150,8 @@ def test_a_holder_that_died_frees_the_lock(cli: Cli, world: SandboxWorld, tmp_pa
     from tests.conftest import REPO
     from tests.xnet import subprocess_env
 
-    paths = Paths.resolve("default")
-    paths.ensure()
     ready = tmp_path / "ready"
-    p = subprocess.Popen([sys.executable, "-c", HOLD, str(paths.sync_lock_file), str(ready)],
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(ready)],
                          cwd=REPO, env=subprocess_env())
     try:
         deadline = time.monotonic() + 60

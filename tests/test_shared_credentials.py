@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import pytest
 
 from dmtool.paths import Paths
 from dmtool.x.sandbox import SandboxWorld
-from tests.conftest import REPO, Result
+from tests.conftest import REPO, Result, profile_store
 from tests.xnet import approve, route_x_to_sandbox, subprocess_env
 
 Cli = Callable[..., Result]
@@ -87,15 +86,15 @@ def team(cli: Cli, tmp_path: Path, routed: SandboxWorld, monkeypatch: pytest.Mon
 
 
 def stored_blob() -> str | None:
-    db = sqlite3.connect(Paths.resolve("default").db_file)
+    store = profile_store()
     try:
-        row = db.execute("SELECT value FROM sync_state WHERE key = 'team_credentials'").fetchone()
+        return store.get_state("team_credentials")  # type: ignore[no-any-return]
     finally:
-        db.close()
-    return None if row is None else row[0]
+        store.close()
 
 
-def test_the_owner_logs_in_to_the_store_encrypted(team: Team, routed: SandboxWorld) -> None:
+def test_the_owner_logs_in_to_the_store_encrypted(team: Team, routed: SandboxWorld,
+                                                  store_engine: str) -> None:
     r = team.login()
     assert r.exit_code == 0, r
     assert "team store" in r.stderr
@@ -104,8 +103,9 @@ def test_the_owner_logs_in_to_the_store_encrypted(team: Team, routed: SandboxWor
     assert not Paths.resolve("default").credentials_file.exists()  # nothing on this machine
     blob = stored_blob()
     assert blob and refresh not in blob and access not in blob
-    raw = Paths.resolve("default").db_file.read_bytes()
-    assert refresh.encode() not in raw and team.key.encode() not in raw
+    if store_engine == "sqlite":  # the file itself holds neither
+        raw = Paths.resolve("default").db_file.read_bytes()
+        assert refresh.encode() not in raw and team.key.encode() not in raw
 
     for who in ("ana", "ben"):  # ben: another home, the same store, the key
         r = team.run(who, "auth", "status", "--json")
@@ -178,9 +178,8 @@ def test_a_member_syncs_with_the_team_credentials_and_a_refresh_goes_back(
 
 def _stored(key: str) -> Any:
     from dmtool import team_credentials
-    from dmtool.store import open_store
 
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     try:
         return team_credentials.load(store, team_credentials.TeamKey(key, "test"))
     finally:
@@ -192,9 +191,8 @@ def _expire_soon(key: str) -> None:
     from dataclasses import replace
 
     from dmtool import team_credentials
-    from dmtool.store import open_store
 
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     try:
         k = team_credentials.TeamKey(key, "test")
         creds = team_credentials.load(store, k)
@@ -319,6 +317,8 @@ def test_a_store_without_a_team_keeps_credentials_on_the_machine(cli: Cli) -> No
     assert "no team yet" in r.stderr
 
 
+@pytest.mark.sqlite_only(reason="db restore replaces a SQLite file; PostgreSQL is restored with "
+                                "pg_restore, outside dmtool")
 def test_a_restore_keeps_the_tokens_x_still_accepts(team: Team, routed: SandboxWorld,
                                                     tmp_path: Path) -> None:
     """A backup holds a refresh token X has retired since: the restored store

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import stat
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
@@ -592,34 +591,22 @@ class _ProfileFile:
 
 @contextlib.contextmanager
 def credentials_lock(path: Path) -> Iterator[None]:
-    """Hold the profile's refresh lock (a sibling `.lock` file; the kernel frees it
-    when a process dies). Busy (exit 5) when another process holds it too long.
-
-    The one place the lock is taken: a platform-neutral lock module can replace
-    the body without touching callers.
-    """
-    import fcntl
+    """Hold the profile's refresh lock (a sibling `.lock` file; the system frees it
+    when a process dies: dmtool/locks.py). Busy (exit 5) when another process
+    holds it too long."""
+    from dmtool.locks import LockTimeout, file_lock
 
     lock_path = Path(f"{path}.lock")
-    try:
-        lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as e:
-        raise write_failed(lock_path, e) from None
-    try:
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise Busy("another dmtool process has been refreshing the X token for a "
-                               "minute", hint="try again in a moment") from None
-                time.sleep(0.05)
+    with contextlib.ExitStack() as held:
+        try:
+            lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            held.enter_context(file_lock(lock_path, timeout=LOCK_WAIT_S))
+        except OSError as e:
+            raise write_failed(lock_path, e) from None
+        except LockTimeout:
+            raise Busy("another dmtool process has been refreshing the X token for a "
+                       "minute", hint="try again in a moment") from None
         yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def _mount(session: Any, adapter: requests.adapters.BaseAdapter) -> None:

@@ -26,8 +26,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from dmtool.credentials import Credentials, credentials_lock, keyring_account
-from dmtool.errors import AuthError, InputError
+from dmtool.credentials import LOCK_WAIT_S, Credentials, keyring_account
+from dmtool.errors import AuthError, Busy, InputError
 from dmtool.store.team import CREDENTIALS_KEY
 
 if TYPE_CHECKING:
@@ -189,9 +189,18 @@ class SharedPlace:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        # A file beside the store: every member who opens this SQLite file
-        # finds the same one.
-        with credentials_lock(Path(self.store.path).with_name("team-credentials")):
+        # The store's "credentials" lock: a file beside the SQLite file, which
+        # every member who opens it meets; on PostgreSQL an advisory lock the
+        # server frees if the holder's connection dies.
+        from dmtool.locks import LockTimeout
+
+        held = contextlib.ExitStack()
+        try:
+            held.enter_context(self.store.lock("credentials", timeout=LOCK_WAIT_S))
+        except LockTimeout:
+            raise Busy("another dmtool process has been refreshing the team's X token for a "
+                       "minute", hint="try again in a moment") from None
+        with held:
             yield
 
     def read(self) -> Credentials | None:

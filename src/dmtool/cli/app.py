@@ -80,7 +80,7 @@ COMMAND_HELP: dict[str, str] = {
             "inbox, check, draft, review, send and digest, with a refused cold DM on the way. "
             "Needs no account and no network; runs unattended when not on a terminal.",
     "sandbox": "The built-in sandbox X of a sandbox profile: make someone DM you.",
-    "db": "The local store: where it is, a backup, a restore, an integrity check.",
+    "db": "The store: where it is, a backup, a restore, an integrity check, moving it.",
     "report": "Messages in and out per day, time to your first reply, open conversations by "
               "age, and opt-outs, over the last N days.",
     "import": "Bring history into the local record from outside dmtool.",

@@ -269,7 +269,7 @@ def _rate_limits(st: AppState) -> dict[str, datetime | None]:
     from dmtool import timeutil
     from dmtool.services import ratelimits
 
-    if not st.paths.db_file.exists():
+    if not st.has_store:
         return dict.fromkeys(ratelimits.FAMILIES)
     return ratelimits.active(st.store.conn, timeutil.now())
 
@@ -290,7 +290,7 @@ def _cached_account(st: AppState) -> tuple[str | None, str | None]:
     """Who the profile's store says it belongs to (environment keys carry no account)."""
     from dmtool.services.sync import K_ME_ID, K_ME_USERNAME
 
-    if not st.paths.db_file.exists():
+    if not st.has_store:
         return None, None
     return st.store.get_state(K_ME_ID), st.store.get_state(K_ME_USERNAME)
 
@@ -309,7 +309,7 @@ def _budget(st: AppState) -> dict[str, Any]:
     from dmtool import timeutil
     from dmtool.services import budget
 
-    if st.paths.db_file.exists():
+    if st.has_store:
         periods = budget.state(st)
     else:
         now, limits = timeutil.now(), budget.Limits.from_config(st.config)

@@ -3,7 +3,9 @@
 Only one `sync` runs at a time for the store. The holder writes who it is
 (operator, host, start time, and the command: a restore or an archive import
 holds the same lock) where the next one can read it: on SQLite into the lock
-file itself, which the kernel unlocks if the holder dies. A second `sync`
+file itself, which the kernel unlocks if the holder dies; on PostgreSQL, whose
+lock is an advisory lock the server frees when the holder's connection goes,
+into a row of the store that each holder overwrites. A second `sync`
 then exits 0 at once, saying who holds it (a running sync means the work is
 being done; cron should not mail it), while an import or a restore that meets
 the lock is still `E_BUSY`.
@@ -23,7 +25,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dmtool.appstate import AppState
+    from dmtool.store.sql import Locks
 
+HOLDER_KEY = "sync_holder"  # sync_state row (PostgreSQL): the last holder of the sync lock
 HOLDER_MAX = 4096  # bytes read back: a holder line is ~150; anything longer is not ours
 
 
@@ -66,6 +70,44 @@ def me(st: AppState, command: str) -> Holder:
     else:  # a restore must not open the store it replaces to learn a name
         operator = actor.operator_name(st.environ)
     return Holder(operator, socket.gethostname(), timeutil.fmt(timeutil.now()) or "", command)
+
+
+def _lock_file(locks: Locks) -> Path | None:
+    """The sync lock's file (SQLite, or the FileLocks of a restore), else None."""
+    from dmtool.store.db import FileLocks
+
+    files = locks if isinstance(locks, FileLocks) else getattr(locks, "locks", None)
+    if isinstance(files, FileLocks) and getattr(locks, "engine", "sqlite") == "sqlite":
+        return files.path("sync")
+    return None
+
+
+def record(locks: Locks, holder: Holder) -> None:
+    """Record the holder of the sync lock `locks` has just given us."""
+    path = _lock_file(locks)
+    if path is not None:
+        with contextlib.suppress(OSError):  # the lock holds all the same
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                write_into(fd, holder)
+            finally:
+                os.close(fd)
+        return
+    store: Any = locks
+    with store.tx():
+        store.set_state(HOLDER_KEY, json.dumps(holder.to_dict(), ensure_ascii=False))
+
+
+def recorded(locks: Locks) -> Holder | None:
+    """Who holds the sync lock, as its holder recorded it (None: not known)."""
+    path = _lock_file(locks)
+    if path is not None:
+        return read_from(path)
+    store: Any = locks
+    try:
+        return parse(store.get_state(HOLDER_KEY))
+    except Exception:  # noqa: BLE001 - who holds it is a courtesy; the skip stands
+        return None
 
 
 def write_into(fd: int, holder: Holder) -> None:
