@@ -16,8 +16,9 @@ one syncs, the other is skipped (issue 15 point 6).
 
 The store is SQLite shared by the homes (one machine), or PostgreSQL: `--pg`
 starts a throwaway server the way the tests do (tests/pgserver.py), `--url`
-names a database of yours (the homes then set `store.url`, and the sandbox X
-is shared through DMTOOL_SANDBOX_FILE).
+names a database of yours (the homes, sandbox profiles, find it in
+DMTOOL_SANDBOX_DATABASE_URL, and the sandbox X is shared through
+DMTOOL_SANDBOX_FILE).
 
 At the end: per command the runs, p50/p95 wall time (process start
 included), the exit codes; the sends attempted; the DMs the sandbox received
@@ -92,7 +93,8 @@ class Run:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DMTOOL_", "X_"))}
         env.update({"DMTOOL_HOME": str(self.home(who)), "DMTOOL_OPERATOR": who,
                     "NO_COLOR": "1", "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"})
-        if self.url:
+        if self.url:  # sandbox profiles read their store's URL from here only
+            env["DMTOOL_SANDBOX_DATABASE_URL"] = self.url
             env["DMTOOL_SANDBOX_FILE"] = str(self.world_path)
         return env
 
@@ -133,8 +135,6 @@ class Run:
                 (data / "default").symlink_to(first / "data" / "default")
         for who in members:
             self.must(who, "config", "set", "backend", "sandbox")
-            if self.url:
-                self.must(who, "config", "set", "store.url", self.url)
         world = SandboxWorld.create(self.world_path)
         with world.transaction():
             world.set_me(*SANDBOX_ME)
@@ -279,6 +279,8 @@ def error_code(stderr: str) -> str:
     except (ValueError, KeyError, IndexError, TypeError):
         pass
     first = next((ln for ln in lines if ln.startswith("error: ")), lines[0])
+    if " is claimed by " in first:  # `claim` takes no --json: its refusal is E_CLAIMED
+        return "E_CLAIMED"
     return first.removeprefix("error: ")[:60]
 
 
