@@ -353,3 +353,20 @@ def test_the_key_and_tokens_stay_out_of_verbose_logs(team: Team, routed: Sandbox
     assert "refreshed" in r.stderr  # the log is on
     for secret in (team.key, live, *routed.oauth()["access_tokens"]):
         assert secret not in out
+
+
+def test_a_new_key_waits_for_a_refresh_in_progress(team: Team, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change of key holds the credentials lock: a member's refresh cannot
+    write tokens under the old key after they were re-encrypted."""
+    from dmtool import team_credentials
+
+    assert team.login().exit_code == 0
+    before = stored_blob()
+    monkeypatch.setattr(team_credentials, "LOCK_WAIT_S", 0.3)
+    other = profile_store()
+    with team_credentials.locked(other):  # a refresh in progress elsewhere
+        r = team.run("ana", "team", "key", "new", "--json")
+    other.close()
+    assert r.exit_code == 5 and json.loads(r.stderr)["error"]["code"] == "E_BUSY"
+    assert stored_blob() == before  # nothing re-encrypted meanwhile
+    assert team.run("ana", "team", "key", "new", "--json").exit_code == 0  # free again

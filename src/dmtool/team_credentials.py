@@ -178,6 +178,23 @@ def forget(store: Store) -> None:
         store.set_state(STATE_KEY, None)  # a NULL value reads as no credentials
 
 
+@contextlib.contextmanager
+def locked(store: Store) -> Iterator[None]:
+    """Hold the store's "credentials" lock (a token refresh, a change of key):
+    a file beside the SQLite file, which every member who opens it meets; on
+    PostgreSQL an advisory lock the server frees if the holder's connection dies."""
+    from dmtool.locks import LockTimeout
+
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(store.lock("credentials", timeout=LOCK_WAIT_S))
+    except LockTimeout:
+        raise Busy("another dmtool process has been refreshing the team's X token for a "
+                   "minute", hint="try again in a moment") from None
+    with held:
+        yield
+
+
 class SharedPlace:
     """Where a refresh of the team's tokens is serialized and re-read
     (credentials.refresh_if_needed): the store's credentials lock, which the
@@ -187,21 +204,8 @@ class SharedPlace:
         self.store = store
         self.key = key
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        # The store's "credentials" lock: a file beside the SQLite file, which
-        # every member who opens it meets; on PostgreSQL an advisory lock the
-        # server frees if the holder's connection dies.
-        from dmtool.locks import LockTimeout
-
-        held = contextlib.ExitStack()
-        try:
-            held.enter_context(self.store.lock("credentials", timeout=LOCK_WAIT_S))
-        except LockTimeout:
-            raise Busy("another dmtool process has been refreshing the team's X token for a "
-                       "minute", hint="try again in a moment") from None
-        with held:
-            yield
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        return locked(self.store)
 
     def read(self) -> Credentials | None:
         return load(self.store, self.key)

@@ -29,30 +29,35 @@ def new(st: AppState, *, replace: bool, shown: bool = True) -> NewKey:
     so that no key exists that nobody has."""
     store = st.store
     path = st.paths.credentials_file
-    creds = None
-    dropped = False
-    if shared.stored(store):
-        try:
-            creds = shared.load(store, shared.require_key(st.environ, path))
-        except AuthError:
-            if not replace:
-                raise AuthError("the store keeps the team's X credentials and no team key on "
-                                "this machine opens them: a new key would lock them away",
-                                code="E_TEAM_KEY",
-                                hint="set the current key (`dmtool team key set`) and run this "
-                                     "again to change it; or, if it is lost, `dmtool team key "
-                                     "new --replace` (then `dmtool auth login`)") from None
-            dropped = True
-    key = shared.TeamKey(shared.new_key(), "new")
-    kept_in = _keep(path, key)
-    if kept_in is None and not shown:
-        raise UsageError("`team key new` prints the new key on stdout, which goes nowhere here, "
-                         "and there is no OS keyring to keep it in: nobody would have the key",
-                         hint="run it with stdout on a terminal or a file only you can read")
-    if creds is not None:
-        shared.save(store, creds, key)
-    elif dropped:
-        shared.forget(store)
+    # Under the credentials lock: a member's refresh must not write tokens
+    # under the old key after they were re-encrypted under the new one.
+    with shared.locked(store):
+        creds = None
+        dropped = False
+        if shared.stored(store):
+            try:
+                creds = shared.load(store, shared.require_key(st.environ, path))
+            except AuthError:
+                if not replace:
+                    raise AuthError("the store keeps the team's X credentials and no team key "
+                                    "on this machine opens them: a new key would lock them away",
+                                    code="E_TEAM_KEY",
+                                    hint="set the current key (`dmtool team key set`) and run "
+                                         "this again to change it; or, if it is lost, `dmtool "
+                                         "team key new --replace` (then `dmtool auth login`)"
+                                    ) from None
+                dropped = True
+        key = shared.TeamKey(shared.new_key(), "new")
+        kept_in = _keep(path, key)
+        if kept_in is None and not shown:
+            raise UsageError("`team key new` prints the new key on stdout, which goes nowhere "
+                             "here, and there is no OS keyring to keep it in: nobody would have "
+                             "the key",
+                             hint="run it with stdout on a terminal or a file only you can read")
+        if creds is not None:
+            shared.save(store, creds, key)
+        elif dropped:
+            shared.forget(store)
     return NewKey(key.value, shared.has_team(store), creds is not None, dropped, kept_in)
 
 
