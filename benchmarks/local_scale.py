@@ -2,7 +2,7 @@
 
     python benchmarks/local_scale.py [--store DIR] [--runs 11] [--report-only] [--only WORD]
                                      [--contacts 50000] [--messages 1000000] [--seed 8]
-                                     [--shape bursty|flat]
+                                     [--shape bursty|flat] [--url postgresql://...]
 
 Builds a store with the shape of years of real use (through the real schema:
 open_store runs the migrations, then bulk inserts): open and done
@@ -34,6 +34,13 @@ fraction of a percent where wall time is not. Exits 1 when a target is
 missed, unless --report-only.
 The clock is pinned (DMTOOL_NOW) to the store's own "now", so a kept store
 gives the same answers on every run.
+
+With --url (an empty PostgreSQL database, or one this benchmark filled
+before), the SQLite store is copied there with `dmtool db migrate-to`
+(timed), and every command is also run on PostgreSQL, interleaved with its
+SQLite run, whole process (driver import and connection included). Target
+(issue 14): inbox, thread, check, digest and report within 2x of SQLite
+over a Unix socket.
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ RATIO_TARGET = 1.3
 SECONDS_TARGET = 0.5  # contacts list --json and report --days 365 (issue 16)
 LIST_MEMORY_TARGET_MIB = 50.0
 MEMORY_TARGET_MIB = 100.0
+PG_RATIO_TARGET = 2.0
 
 VOCABULARY = ("hi thanks sure the a for your on it we can do that when is next week friday "
               "tomorrow link release beta build fix issue works great question about pricing "
@@ -490,6 +498,7 @@ def main() -> int:
                          "16's 20,000 conversations of 50 messages)")
     ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--report-only", action="store_true", help="exit 0 even when a target is missed")
+    ap.add_argument("--url", help="also time the commands on this PostgreSQL store")
     ap.add_argument("--only", action="append", metavar="WORD",
                     help="time only the commands whose line holds WORD (repeatable; the "
                          "import typer floor is always timed)")
@@ -526,9 +535,33 @@ def main() -> int:
               f"@{meta['typical']} (the median) {meta['typical_messages']}")
         env = dict(os.environ, DMTOOL_HOME=str(home), DMTOOL_NOW=meta["now"], NO_COLOR="1")
         env.pop("DMTOOL_PROFILE", None)
+        env.pop("DMTOOL_DATABASE_URL", None)
         # Measure what users run: bytecode cached after the first start (some CI
         # images set PYTHONDONTWRITEBYTECODE, which recompiles every module).
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        pg_env = None
+        if args.url:
+            pg_env = dict(env, DMTOOL_DATABASE_URL=args.url)
+            # The store holds drafts whose send is unsettled, which migrate-to refuses
+            # to move: move a copy in which they have failed.
+            import shutil
+            import sqlite3
+
+            src = home / "pg-source"
+            shutil.rmtree(src, ignore_errors=True)
+            shutil.copytree(home, src, ignore=shutil.ignore_patterns("pg-source", "*.lock"))
+            db = next(src.rglob("dmtool.db"))
+            with sqlite3.connect(db) as raw:
+                raw.execute("UPDATE drafts SET status = 'failed' WHERE status IN ('sending', 'unknown')")
+            t = time.perf_counter()
+            p = subprocess.run([*dmtool, "db", "migrate-to", args.url, "--json"],
+                               env=dict(env, DMTOOL_HOME=str(src)), capture_output=True, text=True)
+            if p.returncode != 0:
+                raise SystemExit(f"db migrate-to failed: {p.stderr.strip()}")
+            moved = json.loads(p.stdout)
+            what = "already there, checked" if moved["already_migrated"] else "copied"
+            print(f"db migrate-to: {what} in {time.perf_counter() - t:.1f} s "
+                  f"({sum(x['rows'] for x in moved['tables']):,} rows)")
         h = "@" + meta["chattiest"]
         cases = [
             Case('python -c "import typer"', [sys.executable, "-c", "import typer"], False),
@@ -561,14 +594,23 @@ def main() -> int:
         ]
         if args.only:
             cases = [cases[0], *(c for c in cases[1:] if any(w in c.name for w in args.only))]
+        pg_cases = [Case(c.name, c.cmd, c.target) for c in cases[1:] if c.name != "dmtool --help"]
         for c in cases:  # warm the page cache and the .pyc files
             run(c.cmd, env)
+        for c in pg_cases if pg_env else []:
+            run(c.cmd, pg_env)  # type: ignore[arg-type]
         for _ in range(args.runs):
             for c in cases:
                 wall, cpu, peak = run(c.cmd, env)
                 c.walls.append(wall)
                 c.cpus.append(cpu)
                 c.peaks.append(peak)
+                twin = next((x for x in pg_cases if x.name == c.name), None)
+                if pg_env and twin is not None:
+                    wall, cpu, peak = run(twin.cmd, pg_env)
+                    twin.walls.append(wall)
+                    twin.cpus.append(cpu)
+                    twin.peaks.append(peak)
         if args.instructions:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -615,10 +657,35 @@ def main() -> int:
                      if c.instructions else f" {'?':>8} {'':>6}")
         print(f"{c.name:<42} {med * 1000:7.1f} {ratio:5.2f}x {cpu * 1000:7.1f} {cpu / cpu_floor:5.2f}x"
               f"{instr} {peak:9.1f}  {verdict}")
+    if args.url:
+        missed += compare_engines(cases, pg_cases)
     if missed and not args.report_only:
         print(f"missed: {', '.join(missed)}", file=sys.stderr)
         return 1
     return 0
+
+
+PG_TARGETS = ("inbox", "thread", "check", "digest", "report")
+
+
+def compare_engines(cases: list[Case], pg_cases: list[Case]) -> list[str]:
+    """The PostgreSQL table: each command against its own SQLite time."""
+    missed = []
+    print(f"\nPostgreSQL vs SQLite, whole process; target: {PG_RATIO_TARGET}x for "
+          f"{', '.join(PG_TARGETS)}")
+    print(f"{'command':<42} {'SQLite ms':>9} {'PG ms':>8} {'ratio':>6} {'PG cpu ms':>9} "
+          f"{'PG MiB':>7}  target")
+    for pg in pg_cases:
+        lite = next(c for c in cases if c.name == pg.name)
+        a, b = statistics.median(lite.walls), statistics.median(pg.walls)
+        verdict = "(reported)"
+        if pg.name.split()[1] in PG_TARGETS:
+            verdict = "ok" if b / a <= PG_RATIO_TARGET else "MISSED"
+            if verdict == "MISSED":
+                missed.append(f"{pg.name} on PostgreSQL")
+        print(f"{pg.name:<42} {a * 1000:9.1f} {b * 1000:8.1f} {b / a:5.2f}x "
+              f"{statistics.median(pg.cpus) * 1000:9.1f} {max(pg.peaks):7.1f}  {verdict}")
+    return missed
 
 
 if __name__ == "__main__":

@@ -14,10 +14,9 @@ from dmtool.paths import Paths
 from dmtool.services import archive
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
-from dmtool.store import open_store
 from dmtool.timeutil import fmt, parse
 from dmtool.x.sandbox import SANDBOX_ME
-from tests.conftest import Result
+from tests.conftest import Result, profile_store
 from tests.xworld import ALICE, DAVE, ME, Cli, Clock, sync
 
 NOW = "2021-08-01T00:00:00.000Z"
@@ -267,7 +266,7 @@ def test_please_stop_puts_the_contact_in_review(cli: Cli, tmp_path: Path) -> Non
 
 def add_contact(user_id: str, handle: str, mention_at: str | None = None) -> None:
     """A contact as a sync would leave it, with a stored mention of you."""
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     with store.tx() as conn:
         c, _ = cstore.upsert_x_user(conn, user_id, handle, None, now=NOW)
         if mention_at is not None:
@@ -392,7 +391,7 @@ def test_not_an_archive(cli: Cli, tmp_path: Path, what: str) -> None:
 
 
 def test_another_accounts_archive_is_refused(cli: Cli, tmp_path: Path) -> None:
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     with store.tx():
         store.set_state("me_id", "999")
     store.close()

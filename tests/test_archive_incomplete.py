@@ -24,7 +24,7 @@ from dmtool.paths import Paths
 from dmtool.services import archive
 from dmtool.store import open_store
 from dmtool.store.migrations import IMPORT_MIGRATION, MIGRATIONS
-from tests.conftest import Result, dmtool_command
+from tests.conftest import Result, dmtool_command, pg_raw, profile_store
 from tests.test_archive import ANN, BEN, CAT, YOU, account, conversation, dm, folder, js
 from tests.xworld import Cli
 
@@ -53,8 +53,20 @@ def long_history(root: Path, n: int) -> tuple[Path, int]:
     return folder(root, data), n + 3
 
 
-def count_messages(db_file: Path) -> int:
-    """Committed messages, read as another process would (0 before the table exists)."""
+def count_messages() -> int:
+    """Committed messages of the default profile's store, on this test's engine,
+    read as another process would (0 before the store or its table exists)."""
+    url = os.environ.get("DMTOOL_DATABASE_URL")
+    if url:
+        from dmtool.store.pg import connect
+        from dmtool.store.url import parse
+
+        pg = connect(parse(url))
+        try:
+            return int(pg.execute("SELECT count(*) FROM messages").fetchone()[0])
+        finally:
+            pg.close()
+    db_file = Paths.resolve("default").db_file
     if not db_file.exists():
         return 0
     conn = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=5)
@@ -75,14 +87,13 @@ def test_a_killed_import_refuses_its_people_until_a_rerun_finishes_it(
     # 5 batches of 1000 messages: the first commits within a second or two, and
     # the kill lands long before the last one (which holds Ann's STOP).
     arc, total = long_history(tmp_path / "arc", 5 * archive.BATCH)
-    db_file = Paths.resolve("default").db_file
     env = {**os.environ, "DMTOOL_HOME": str(dmtool_home), "DMTOOL_NOW": NOW}
     proc = subprocess.Popen([*dmtool_command(), "import", "archive", str(arc)], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
-        while count_messages(db_file) == 0:  # at least one batch committed
+        while count_messages() == 0:  # at least one batch committed
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no batch committed in 120 s"
             time.sleep(0.005)
@@ -90,7 +101,7 @@ def test_a_killed_import_refuses_its_people_until_a_rerun_finishes_it(
     finally:
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    stored = count_messages(db_file)
+    stored = count_messages()
     assert 0 < stored < total, (stored, total)
 
     # Ann has DMs and consent evidence in the store, but not her STOP: still no.
@@ -115,7 +126,7 @@ def test_a_killed_import_refuses_its_people_until_a_rerun_finishes_it(
     r = cli("import", "archive", str(arc), "--json")
     assert r.exit_code == 0, r
     assert r.json()["messages_new"] == total - stored
-    assert count_messages(db_file) == total
+    assert count_messages() == total
     r = cli("check", "user_200", "--json")
     assert r.exit_code == 3 and codes(r) == {"E_OPTED_OUT"}, r
     r = cli("check", "user_300", "--json")
@@ -137,7 +148,7 @@ def start_pending(monkeypatch: pytest.MonkeyPatch, arc_dir: Path, data: dict[str
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     try:
         with monkeypatch.context() as mp:
             mp.setattr(archive, "BATCH", 1)
@@ -170,7 +181,7 @@ def test_every_participant_is_held_back_even_those_not_written_yet(
     cli("contacts", "add", "cat")
     from dmtool.store import contacts as cstore
 
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     with store.tx() as conn:
         cstore.set_user_id(conn, cstore.get(conn, "cat"), CAT, now=NOW)
         cstore.add_evidence(conn, cstore.get(conn, "cat").id, "request", at(9), "m1",
@@ -185,7 +196,7 @@ def test_without_the_pending_record_a_partial_history_says_yes(
     """What the record prevents: the same partial store, its record removed, says yes."""
     start_pending(monkeypatch, tmp_path / "arc", three_people(), upto=3)
     assert cli("check", "user_300", "--json").exit_code == 3
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     with store.tx() as conn:
         conn.execute("DELETE FROM import_participants")
     store.close()
@@ -246,19 +257,28 @@ def test_discard_and_a_path_together_is_a_usage_error(cli: Cli, tmp_path: Path) 
 
 
 def test_a_full_disk_keeps_the_part_and_says_a_rerun_finishes_it(
-        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_engine: str) -> None:
     arc, total = long_history(tmp_path / "arc", 3 * archive.BATCH)
     cli("db", "check")  # the store exists, at its current size
-    db_file = Paths.resolve("default").db_file
-    pages = sqlite3.connect(db_file).execute("PRAGMA page_count").fetchone()[0]
     with monkeypatch.context() as mp:
-        limit_pages(mp, pages + 180)  # room for one batch of 1000 messages, not for three
+        if store_engine == "sqlite":
+            db_file = Paths.resolve("default").db_file
+            pages = sqlite3.connect(db_file).execute("PRAGMA page_count").fetchone()[0]
+            limit_pages(mp, pages + 180)  # room for one batch of 1000 messages, not for three
+        else:  # the server's disk fills up after the first batch
+            pg_raw("CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   "IF (SELECT count(*) FROM messages) >= 1000 THEN RAISE EXCEPTION "
+                   "'could not extend file' USING ERRCODE = 'disk_full'; END IF; RETURN NEW; "
+                   "END $$; CREATE TRIGGER full_disk BEFORE INSERT ON messages FOR EACH ROW "
+                   "EXECUTE FUNCTION full_disk()")
         r = cli("import", "archive", str(arc), "--json")
+        if store_engine == "pg":
+            pg_raw("DROP TRIGGER full_disk ON messages")  # space again
     assert r.exit_code == 4, r
     err = r.stderr
     assert "E_DISK_FULL" in err and "disk full" in err and "kept" in err
     assert "again: it finishes the import" in err and "damaged" not in err
-    stored = count_messages(db_file)
+    stored = count_messages()
     assert 0 < stored < total
     r = cli("check", "user_200", "--json")
     assert r.exit_code == 3 and "E_IMPORT_INCOMPLETE" in codes(r)
@@ -296,21 +316,20 @@ def test_a_repeated_message_id_is_counted_and_said(cli: Cli, tmp_path: Path) -> 
     assert texts == ["Hi there", "Hello?"]  # the first one read is kept
 
 
-def test_upgrade_to_the_import_migration_keeps_data(tmp_path: Path) -> None:
-    from dmtool.store.db import migrate
-
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    migrate(conn, IMPORT_MIGRATION - 1)
-    conn.execute("INSERT INTO contacts (user_id, handle, created_at, updated_at) "
-                 "VALUES ('200', 'ann', 't', 't')")
-    conn.execute("INSERT INTO messages (event_id, contact_id, direction, text, at, source, "
-                 "recorded_at) VALUES ('1', 1, 'in', 'hi', 't', 'archive', 't')")
-    conn.close()
-    store = open_store(path)
+def test_upgrade_to_the_import_migration_keeps_data(new_store: Callable[..., Any]) -> None:
+    old = new_store(migrate_to=IMPORT_MIGRATION - 1)
+    with old.tx() as conn:
+        conn.execute("INSERT INTO contacts (user_id, handle, created_at, updated_at) "
+                     "VALUES ('200', 'ann', 't', 't')")
+        cid = conn.execute("SELECT id FROM contacts").fetchone()[0]
+        conn.execute("INSERT INTO messages (event_id, contact_id, direction, text, at, source, "
+                     "recorded_at) VALUES ('1', ?, 'in', 'hi', 't', 'archive', 't')", (cid,))
+    old.close()
+    store = open_store(old.location)
     assert store.schema_version() == len(MIGRATIONS)
-    assert store.execute("SELECT handle, import_id FROM contacts").fetchall()[0][:] == ("ann", None)
-    assert store.execute("SELECT text, import_id FROM messages").fetchall()[0][:] == ("hi", None)
+    assert tuple(store.execute("SELECT handle, import_id FROM contacts").fetchall()[0]) == \
+        ("ann", None)
+    assert tuple(store.execute("SELECT text, import_id FROM messages").fetchall()[0]) == ("hi", None)
     assert store.execute("SELECT count(*) FROM archive_imports").fetchone()[0] == 0
     store.close()
 

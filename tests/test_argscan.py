@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmtool.cli.argscan import Shape, scan
+from tests.conftest import profile_env
 
 ROOT = Shape(group=True, value_options={"--profile": 1, "-p": 1},
              options=frozenset({"--profile", "-p", "--verbose", "-v", "--version"}))
@@ -107,15 +108,18 @@ def restore_logging():
     root.setLevel(level)
 
 
-def test_profile_and_verbose_after_the_command(cli):
-    assert cli("profiles", "add", "work").exit_code == 0
-    assert cli("contacts", "add", "zed", "--profile", "work").exit_code == 0
-    assert [c["handle"] for c in cli("contacts", "list", "-p", "work", "--json").json()] == ["zed"]
+def test_profile_and_verbose_after_the_command(cli, store_engine):
+    work = profile_env("work")  # its own store on PostgreSQL too
+    assert cli("profiles", "add", "work", env=work).exit_code == 0
+    assert cli("contacts", "add", "zed", "--profile", "work", env=work).exit_code == 0
+    assert [c["handle"] for c in cli("contacts", "list", "-p", "work", "--json",
+                                     env=work).json()] == ["zed"]
     assert cli("contacts", "list", "--json").json() == []  # default profile untouched
-    r = cli("contacts", "list", "-v", "--json", "--profile=work")
+    r = cli("contacts", "list", "-v", "--json", "--profile=work", env=work)
     assert r.exit_code == 0 and r.json()[0]["handle"] == "zed"
+    # On a server's store, `profiles add` leaves a config.toml to say the profile exists.
     assert cli("profiles", "list", "--json", "-p", "work").json()[1] == \
-        {"profile": "work", "current": True, "config": False, "store": True}
+        {"profile": "work", "current": True, "config": store_engine == "pg", "store": True}
 
 
 def test_global_options_keep_their_meaning_for_option_values(cli):

@@ -221,6 +221,8 @@ def test_dollars_read_as_dollars(amount: float, text: str) -> None:
     assert usd(amount) == text
 
 
+@pytest.mark.sqlite_only(reason="the demo keeps its own SQLite store whatever the URLs say "
+                         "(as tests/test_demo.py)")
 def test_the_demo_sets_a_small_budget_its_walk_fits_in(run: Any) -> None:
     r = run("demo", timeout=180)
     assert r.exit_code == 0, r.stderr

@@ -13,14 +13,14 @@ import pytest
 from dmtool.paths import Paths
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
-from dmtool.store import open_store
+from tests.conftest import profile_store
 
 STAMP = "2026-01-05T10:00:00.000Z"
 
 
 def seed(profile: str = "default") -> None:
     """Contacts, drafts in every interesting status, and templates."""
-    store = open_store(Paths.resolve(profile).db_file)
+    store = profile_store(profile)
     try:
         with store.tx() as conn:
             ids = {h: cstore.create(conn, h, now=STAMP, name=n).id for h, n in (
@@ -89,6 +89,8 @@ def test_bash_splits_at_the_at_sign():
                     bash_words=["dmtool", "thread", "@", "al"]) == ["alan_X", "alice"]
 
 
+@pytest.mark.sqlite_only(reason="each profile's own store is a file of its own; one "
+                         "DMTOOL_DATABASE_URL names one PostgreSQL store for every profile")
 def test_handles_come_from_the_profile_named_on_the_line(cli):
     seed()
     assert cli("profiles", "add", "work").exit_code == 0
@@ -118,7 +120,7 @@ def test_draft_ids_fit_the_command():
 
 def test_draft_ids_match_by_prefix_beyond_ten():
     seed()
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     try:
         with store.tx() as conn:
             for _ in range(12):  # ids 9 to 20
@@ -161,6 +163,7 @@ def test_commands_and_options_of_lazily_loaded_modules_complete():
     assert '"send":"Send exactly one approved draft, after..."' in zsh
 
 
+@pytest.mark.sqlite_only(reason="the store's file, its -wal/-shm and their times are SQLite's")
 def test_completion_never_writes_and_never_errors(run, dmtool_home: Path):
     # No store yet: nothing offered, nothing created.
     assert complete("dmtool thread ") == []

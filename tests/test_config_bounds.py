@@ -76,6 +76,8 @@ def test_int_keys_take_ascii_digits_only(cli):
     ("lint.shouting_ratio", "0", "from 0.5 to 1"),
     ("lint.shouting_min_letters", "-3", "from 1 to 10000"),
     ("sync.max_page_size", "101", "from 1 to 100"),
+    ("store.url", "mysql://db.example.com/dm", "not a store URL dmtool knows"),
+    ("store.url", "postgresql://db/" + "x" * 2000, "at most 2000 characters"),
 ])
 def test_out_of_range_is_bad_input_when_set(cli, key, value, bound):
     r = cli("config", "set", "--", key, value)

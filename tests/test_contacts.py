@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import profile_env
+
 
 def handles(cli, *args):
     return [c["handle"] for c in cli("contacts", "list", "--json", *args).json()]
@@ -182,9 +184,10 @@ def test_export_import_round_trip(cli, tmp_path: Path, fmt: str):
     f = tmp_path / f"out.{fmt}"
     f.write_text(exported)
     # into a fresh profile
-    assert cli("profiles", "add", "copy").exit_code == 0
-    assert cli("--profile", "copy", "contacts", "import", str(f)).exit_code == 0
-    after = cli("--profile", "copy", "contacts", "export", "--format", "json").json()
+    copy = profile_env("copy")  # its own store
+    assert cli("profiles", "add", "copy", env=copy).exit_code == 0
+    assert cli("--profile", "copy", "contacts", "import", str(f), env=copy).exit_code == 0
+    after = cli("--profile", "copy", "contacts", "export", "--format", "json", env=copy).json()
     if fmt == "csv":  # a CSV carries note texts, not their times
         for c in before + after:
             c["notes"] = [n["text"] for n in c["notes"]]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dmtool.models import MAX_NAME_LENGTH, MAX_NOTE_LENGTH
-from tests.conftest import dmtool_command
+from tests.conftest import dmtool_command, profile_env
 from tests.test_drafts import add_talking_contact
 
 
@@ -28,12 +28,11 @@ def run_bytes(*args: str, data: bytes, env: dict[str, str] | None = None
 def opt_out(handle: str) -> None:
     """An opt-out as a STOP leaves it (not through `contacts optout`, whose
     confirmation is another change's business)."""
-    from dmtool.paths import Paths
     from dmtool.store import contacts as cstore
-    from dmtool.store import open_store
     from dmtool.timeutil import fmt, now
+    from tests.conftest import profile_store
 
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     try:
         with store.tx() as conn:
             cstore.set_opted_out(conn, cstore.get(conn, handle), fmt(now()), "STOP")
@@ -42,7 +41,8 @@ def opt_out(handle: str) -> None:
 
 
 def export(cli, fmt: str = "json", profile: str = "default"):
-    r = cli("--profile", profile, "contacts", "export", "--format", fmt)
+    env = profile_env(profile) if profile != "default" else None
+    r = cli("--profile", profile, "contacts", "export", "--format", fmt, env=env)
     assert r.exit_code == 0, r
     return r.json() if fmt == "json" else r.stdout
 
@@ -151,8 +151,9 @@ def test_the_stores_own_export_always_imports(cli, tmp_path: Path, fmt: str) -> 
     _maximal_contact(cli)
     f = tmp_path / f"export.{fmt}"
     f.write_text(export(cli, fmt) if fmt == "csv" else json.dumps(export(cli)), encoding="utf-8")
-    assert cli("profiles", "add", "copy").exit_code == 0
-    r = cli("--profile", "copy", "contacts", "import", str(f), "--json")
+    copy = profile_env("copy")  # its own store
+    assert cli("profiles", "add", "copy", env=copy).exit_code == 0
+    r = cli("--profile", "copy", "contacts", "import", str(f), "--json", env=copy)
     assert r.exit_code == 0, r
     assert r.json()["opted_out"] == ["ben"]
     before, after = export(cli), export(cli, profile="copy")
@@ -162,7 +163,7 @@ def test_the_stores_own_export_always_imports(cli, tmp_path: Path, fmt: str) -> 
             c["opted_out_at"] = bool(c["opted_out_at"])
     assert after == before
     # Imported twice, nothing changes.
-    r = cli("--profile", "copy", "contacts", "import", str(f), "--json")
+    r = cli("--profile", "copy", "contacts", "import", str(f), "--json", env=copy)
     assert (r.json()["unchanged"], r.json()["opted_out"]) == (2, [])
 
 

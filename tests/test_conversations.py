@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from dmtool.paths import Paths
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
-from dmtool.store import open_store
+from tests.conftest import profile_store
 
 ME = "1000"
 
 
 def seed_message(handle: str, uid: str, direction: str, text: str, at: str,
                  recorded_at: str | None = None) -> None:
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     with store.tx() as conn:
         c, _ = cstore.upsert_x_user(conn, uid, handle, handle.title(), now=at)
         n = conn.execute("SELECT count(*) FROM messages").fetchone()[0]

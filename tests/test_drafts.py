@@ -10,13 +10,12 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from dmtool.paths import Paths
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
 from dmtool.store import messages as mstore
-from dmtool.store import open_store
-from dmtool.store.migrations import MIGRATIONS
+from dmtool.store.migrations import MIGRATIONS, sqlite_text
 from dmtool.timeutil import fmt, now
+from tests.conftest import profile_store
 
 ME = "1000000000000000001"  # dmtool.x.sandbox.SANDBOX_ME
 
@@ -25,7 +24,7 @@ def add_talking_contact(handle: str, name: str | None, user_id: str, *,
                         inbound: str = "Hi! Could you tell me more?",
                         event_id: str | None = None) -> None:
     """A contact who DMed us an hour ago: consent, and not a first contact."""
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     try:
         stamp = fmt(now()) or ""
         at = fmt(now() - timedelta(hours=1)) or ""
@@ -41,7 +40,7 @@ def add_talking_contact(handle: str, name: str | None, user_id: str, *,
 
 
 def set_state(key: str, value: str) -> None:
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     try:
         with store.tx():
             store.set_state(key, value)
@@ -296,7 +295,7 @@ def test_draft_transitions_follow_the_state_machine(ops):
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.row_factory = sqlite3.Row
     for script in MIGRATIONS:
-        conn.executescript(script)
+        conn.executescript(sqlite_text(script))
     cid = cstore.create(conn, "alice", now="2026-01-01T00:00:00.000Z", user_id="1").id
     did = dstore.create(conn, cid, "v0", now="2026-01-01T00:00:00.000Z").id
     status, sent = "draft", 0

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dmtool.paths import Paths
+from dmtool.appstate import AppState
 from dmtool.x.sandbox import SandboxWorld
 from tests.test_archive import account, conversation, dm, folder, js
 from tests.xworld import ALICE, BOB, ME, Cli, Clock, sync
@@ -22,19 +22,22 @@ from tests.xworld import ALICE, BOB, ME, Cli, Clock, sync
 # free (hooks run after the sync released it), and writes to its stdout,
 # which must not reach dmtool's.
 RECORDER = r'''
-import fcntl, json, os, sqlite3, sys
+import json, os, sys
+from pathlib import Path
+from dmtool.locks import LockTimeout
+from dmtool.store import open_store
 doc = json.load(sys.stdin)
-out, db, lock = sys.argv[1:4]
-conn = sqlite3.connect(db)
-doc["_queued"] = conn.execute(
+out, where, lock_dir = sys.argv[1:4]
+store = open_store(where, lock_dir=Path(lock_dir))  # either engine, as dmtool opens it
+doc["_queued"] = store.conn.execute(
     "SELECT count(*) FROM hook_queue q JOIN messages m ON m.id = q.message_id "
     "WHERE m.event_id = ?", (doc["event_id"],)).fetchone()[0]
-fd = os.open(lock, os.O_RDWR | os.O_CREAT)
 try:
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    doc["_lock_free"] = True
-except BlockingIOError:
+    with store.lock("sync", timeout=0):
+        doc["_lock_free"] = True
+except LockTimeout:
     doc["_lock_free"] = False
+store.close()
 doc["_hook"] = os.environ.get("DMTOOL_HOOK")
 with open(out, "a", encoding="utf-8") as f:
     f.write(json.dumps(doc, ensure_ascii=False) + "\n")
@@ -48,9 +51,11 @@ def recorder(cli: Cli, tmp_path: Path) -> Path:
     script = tmp_path / "hook.py"
     script.write_text(RECORDER, encoding="utf-8")
     out = tmp_path / "heard.jsonl"
-    paths = Paths.resolve("default")
-    command = " ".join(shlex.quote(str(a)) for a in (sys.executable, script, out, paths.db_file,
-                                                     paths.sync_lock_file))
+    st = AppState(profile="default")
+    location = st.store_location()  # the SQLite file, or the PostgreSQL URL
+    command = " ".join(shlex.quote(str(a)) for a in (sys.executable, script, out,
+                                                     location.url or location.path,
+                                                     st.paths.state_dir))
     assert cli("config", "set", "hooks.on_inbound", command).exit_code == 0
     return out
 

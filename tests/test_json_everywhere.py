@@ -70,12 +70,14 @@ class Populated:
         self.csv = tmp / "people.csv"
         self.csv.write_text("handle,name\ncarol,Carol C\n", encoding="utf-8")
         self.archive = folder(tmp / "archive", files(me=ME))
+        self.moved = tmp / "moved.db"  # where `db migrate-to` copies the store
 
 
 # What each reporting command needs besides --json on that profile. A new
 # command with required arguments fails below until it has an entry.
 ARGS: dict[str, Callable[[Populated], list[str]]] = {
     "check": lambda p: ["alice"],
+    "db migrate-to": lambda p: [str(p.moved)],
     "config get": lambda p: ["backend"],
     "contacts add": lambda p: ["zoe"],
     "contacts import": lambda p: [str(p.csv)],

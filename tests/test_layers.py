@@ -117,3 +117,21 @@ def test_building_a_sandbox_world_does_not_load_requests() -> None:
             "assert 'requests' in sys.modules and SandboxAdapter.__module__.endswith('.adapter')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+DRIVERS = ("sqlite3", "psycopg2", "psycopg")
+
+
+def test_only_the_store_knows_its_engine() -> None:
+    """Nothing above store/ imports a database driver: services and commands
+    never learn whether SQLite or PostgreSQL answers (store/sql.py's Conn)."""
+    wrong = []
+    for p in sorted(SRC.rglob("*.py")):
+        module = _module_name(p)
+        if _under(module, "dmtool.store"):
+            continue
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            wrong += [f"{module} imports {n}" for n in names if n.split(".")[0] in DRIVERS]
+    assert not wrong, "\n".join(wrong)

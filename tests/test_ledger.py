@@ -3,13 +3,11 @@ with the units X bills, in the transaction that stores what it brought."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dmtool.paths import Paths
 from dmtool.store import ledger as lstore
 from dmtool.store import open_store
 from dmtool.store.migrations import LEDGER_MIGRATION
@@ -155,16 +153,15 @@ def test_old_requests_become_daily_totals(cli: Cli, world: SandboxWorld, clock: 
     assert usage["total"]["requests"] == first_day[0] + len(requests(db))
 
 
-def test_a_store_from_before_the_ledger_upgrades(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    old = open_store(path, migrate_to=LEDGER_MIGRATION - 1)
+def test_a_store_from_before_the_ledger_upgrades(new_store: Any) -> None:
+    old = new_store(migrate_to=LEDGER_MIGRATION - 1)
     with old.tx() as conn:
         conn.execute("INSERT INTO sync_state (key, value) VALUES ('me_id', '1')")
     old.close()
-    new = open_store(path)
+    new = open_store(old.location)
     assert new.schema_version() >= LEDGER_MIGRATION
-    tables = {r[0] for r in new.conn.execute("SELECT name FROM sqlite_master")}
-    assert {"x_requests", "x_read_ids", "x_usage_days"} <= tables
+    for table in ("x_requests", "x_read_ids", "x_usage_days"):
+        assert new.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
     assert lstore.first_at(new.conn, False) is None  # the ledger starts at the upgrade
     with new.tx() as conn:
         billed = lstore.add(conn, lstore.Request(
@@ -188,7 +185,7 @@ def test_a_store_from_before_the_ledger_upgrades(tmp_path: Path) -> None:
 
 
 def test_requests_ride_on_the_transaction_that_stores_what_they_brought(
-        cli: Cli, world: SandboxWorld, clock: Clock) -> None:
+        cli: Cli, world: SandboxWorld, clock: Clock, db: Any) -> None:
     """A request waits for the next commit; a transaction rolled back (a page
     that could not be stored) takes it along and leaves it pending, and a
     command that ends writes what is still pending."""
@@ -213,11 +210,7 @@ def test_requests_ride_on_the_transaction_that_stores_what_they_brought(
         ledger.client(st).dm_events(2)
     finally:
         st.close()  # writes the last one
-    conn = sqlite3.connect(Paths.resolve("default").db_file)
-    try:
-        assert conn.execute(count).fetchone()[0] == before + 2
-    finally:
-        conn.close()
+    assert db(count) == [(before + 2,)]
 
 
 def test_a_sync_cut_short_reads_the_page_again_for_free(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,13 +59,12 @@ def test_what_sync_does_is_sync_and_autoack(cli: Cli, world: SandboxWorld, clock
     assert actor.current() != "sync"  # nothing leaks out of the sync
 
 
-def test_entries_from_before_have_no_actor(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    old = open_store(path, migrate_to=SEARCH_MIGRATION - 1)
+def test_entries_from_before_have_no_actor(new_store: Any) -> None:
+    old = new_store(migrate_to=SEARCH_MIGRATION - 1)
     old.execute("INSERT INTO audit (at, action, handle) VALUES ('2026-01-01T00:00:00.000Z', "
                 "'contact_added', 'ann')")
     old.close()
-    store = open_store(path)
+    store = open_store(old.location)
     assert [tuple(r) for r in store.execute("SELECT action, actor FROM audit")] == [
         ("contact_added", None)]
     store.close()

@@ -8,9 +8,9 @@ import re
 
 import pexpect
 
-from dmtool.paths import Paths
 from dmtool.store import open_store
 from dmtool.store.migrations import MIGRATIONS, OPT_OUT_REASON_MIGRATION
+from tests.conftest import default_store_at
 from tests.test_review_pty import finish, spawn
 from tests.xworld import ALICE, SAM, sync
 
@@ -135,9 +135,8 @@ def test_on_a_terminal_it_asks(cli):
     assert pexpect  # the pseudo-terminal is real
 
 
-def test_a_store_from_before_the_reason_upgrades(cli):
-    path = Paths.resolve("default").db_file
-    old = open_store(path, migrate_to=OPT_OUT_REASON_MIGRATION)
+def test_a_store_from_before_the_reason_upgrades(cli, monkeypatch):
+    old = default_store_at(OPT_OUT_REASON_MIGRATION, monkeypatch)
     with old.tx() as conn:
         conn.execute("INSERT INTO contacts (user_id, handle, created_at, updated_at, opted_out_at, "
                      "opt_out_words) VALUES ('7', 'olga', 't', 't', '2026-01-02T10:00:00.000Z', "
@@ -150,7 +149,7 @@ def test_a_store_from_before_the_reason_upgrades(cli):
     shown = cli("contacts", "show", "olga").stdout
     assert 'opted out:  2026-01-02 10:00 (wrote "STOP")' in shown
     no_none(shown)
-    new = open_store(path)
+    new = open_store(old.location)
     assert new.schema_version() == len(MIGRATIONS)
     assert new.conn.execute("SELECT reason FROM suppressions").fetchone()[0] is None
     new.close()

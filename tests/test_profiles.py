@@ -40,13 +40,16 @@ def test_the_error_is_json_with_json(cli):
     assert err["code"] == "E_NOT_FOUND" and err["details"] == [{"profile": "default"}]
 
 
-def test_where_things_would_go_is_no_error(cli, dmtool_home):
+def test_where_things_would_go_is_no_error(cli, dmtool_home, store_engine):
     """paths, config path and db path print locations (to write a config.toml
     by hand, say) and create nothing."""
     for args in (["paths", "--json"], ["config", "path"], ["db", "path"]):
         r = cli("--profile", "later", *args)
         assert r.exit_code == 0, (args, r)
-        assert "later" in r.stdout
+        if args == ["db", "path"] and store_engine == "pg":  # the server's URL, for every profile
+            assert r.stdout.startswith("postgresql://")
+        else:
+            assert "later" in r.stdout
     assert files_under(dmtool_home) == []
 
 
@@ -56,10 +59,12 @@ def test_default_always_exists(cli):
         {"profile": "default", "current": True, "config": False, "store": True}]
 
 
-def test_creating_commands(cli, dmtool_home):
+def test_creating_commands(cli, dmtool_home, store_engine):
     assert cli("--profile", "a", "config", "set", "policy.daily_sends", "3").exit_code == 0
     assert cli("profiles", "add", "b").exit_code == 0
-    assert Paths.resolve("b").db_file.exists()
+    # Its store; on a server's store, an empty config.toml says the profile exists.
+    made = Paths.resolve("b").config_file if store_engine == "pg" else Paths.resolve("b").db_file
+    assert made.exists()
     assert cli("-p", "c", "sync").exit_code == 4  # no credentials: but the name is accepted
     names = [p["profile"] for p in cli("profiles", "list", "--json").json()]
     assert names[0] == "default" and {"a", "b"} <= set(names)
@@ -86,10 +91,13 @@ def test_profile_names(cli):
     assert r.exit_code == 2 and "profile name is empty" in r.stderr
 
 
-def test_profiles_list_text(cli):
+def test_profiles_list_text(cli, store_engine):
     cli("profiles", "add", "work")
     lines = cli("-p", "work", "profiles", "list").stdout.splitlines()
-    assert lines == ["\tdefault\tno\tno", "*\twork\tno\tyes"]
+    if store_engine == "pg":  # every profile's store is the server's; work's config.toml says it exists
+        assert lines == ["\tdefault\tno\tyes", "*\twork\tyes\tyes"]
+    else:
+        assert lines == ["\tdefault\tno\tno", "*\twork\tno\tyes"]
 
 
 @pytest.mark.parametrize("name,ok", [

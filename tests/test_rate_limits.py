@@ -12,9 +12,10 @@ from typing import Any
 
 from dmtool.paths import Paths
 from dmtool.store import open_store
-from dmtool.store.migrations import MIGRATIONS
+from dmtool.store.migrations import MIGRATIONS, sqlite_text
 from dmtool.timeutil import fmt, parse
 from dmtool.x.sandbox import SandboxWorld
+from tests.conftest import profile_store, schema_url
 from tests.test_send_ledger import approved_draft
 from tests.xworld import ALICE, BOB, CAROL, ME, Cli, Clock, sync
 
@@ -230,7 +231,7 @@ def test_a_users_limit_stores_new_people_by_id_and_names_them_later(
 
 def test_users_paused_while_the_account_is_unknown_refuses_the_sync(
         cli: Cli, world: SandboxWorld, clock: Clock) -> None:
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     with store.tx():
         store.set_state("rate_limited_until.users", fmt(clock.now + timedelta(minutes=5)))
     store.close()
@@ -285,28 +286,31 @@ def test_auth_status_shows_the_active_resets(cli: Cli, world: SandboxWorld,
 
 
 def _families_migration() -> int:
-    return next(i for i, m in enumerate(MIGRATIONS) if "rate_limited_until." in m)
+    return next(i for i, m in enumerate(MIGRATIONS) if "rate_limited_until." in sqlite_text(m))
 
 
-def test_a_store_with_the_old_single_pause_keeps_it_for_every_family(tmp_path: Path) -> None:
-    path = tmp_path / "dmtool.db"
-    old = open_store(path, migrate_to=_families_migration())
+def test_a_store_with_the_old_single_pause_keeps_it_for_every_family(new_store) -> None:
+    old = new_store(migrate_to=_families_migration())
     with old.tx():
         old.set_state("rate_limited_until", "2026-03-02T12:15:00.000Z")
         old.set_state("me_id", ME)
     old.close()
-    new = open_store(path)
-    rows = dict(new.execute("SELECT key, value FROM sync_state").fetchall())
+    new = open_store(old.location)
+    rows = dict(new.execute("SELECT key, value FROM sync_state WHERE key != 'store_id'").fetchall())
     new.close()
     assert rows == {"me_id": ME, **{f"rate_limited_until.{f}": "2026-03-02T12:15:00.000Z"
                                     for f in FAMILIES}}
 
 
 def test_upgrading_in_the_middle_of_a_pause_still_honours_it(cli: Cli, world: SandboxWorld,
-                                                             clock: Clock) -> None:
+                                                             clock: Clock, store_engine: str,
+                                                             monkeypatch: Any) -> None:
     # What the previous version left: one pause, in a store from before the families.
-    path = Paths.resolve("default").db_file
+    path: Any = Paths.resolve("default").db_file
     assert not path.exists()
+    if store_engine == "pg":  # the test's database holds the current schema: a schema anew
+        path = schema_url("before_families")
+        monkeypatch.setenv("DMTOOL_SANDBOX_DATABASE_URL", path)
     until = clock.now + timedelta(minutes=10)
     old = open_store(path, migrate_to=_families_migration())
     with old.tx():
@@ -327,7 +331,7 @@ def test_upgrading_in_the_middle_of_a_pause_still_honours_it(cli: Cli, world: Sa
 
 
 def _pause(family: str, until: Any) -> None:
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     with store.tx():
         store.set_state(f"rate_limited_until.{family}", fmt(until))
     store.close()

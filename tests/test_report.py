@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from dmtool.paths import Paths
 from dmtool.services.sync import apply_optout_words
 from dmtool.store import contacts as cstore
 from dmtool.store import messages as mstore
 from dmtool.store import open_store
 from dmtool.store.conversations import set_state
+from tests.conftest import profile_store
 from tests.xworld import ALICE, BOB, T0, sync
 
 ME = "1000"
@@ -57,7 +57,7 @@ def stamp(short: str) -> str:
 
 
 def seed(messages: dict[str, tuple[str, list[tuple[str, str, str, str]]]] = MESSAGES) -> None:
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     n = 0
     with store.tx() as conn:
         for handle, (uid, items) in messages.items():
@@ -282,10 +282,10 @@ def rowwise_messages_and_waits(conn: Any, since: str, until: str, by_day: list[A
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_sql_aggregation_matches_the_row_by_row_pass(tmp_path, monkeypatch, seed):
+def test_sql_aggregation_matches_the_row_by_row_pass(new_store, monkeypatch, seed):
     """Random stores (ties, autoacks, archives, several conversations, deleted
     messages), days of 23 and 25 hours and zones half and three quarters of
-    an hour off UTC."""
+    an hour off UTC. Both engines (PostgreSQL aggregates the sequences too)."""
     from datetime import datetime
 
     from dmtool.localtime import UTC_ZONE, named
@@ -293,7 +293,7 @@ def test_sql_aggregation_matches_the_row_by_row_pass(tmp_path, monkeypatch, seed
     from tests.test_read_models import T0 as START
     from tests.test_read_models import build
 
-    world = build(tmp_path, seed, steps=400)
+    world = build(new_store, seed, steps=400)
     conn = world.conn
     zones = [UTC_ZONE, named("America/New_York"), named("Asia/Kolkata"),
              named("Asia/Kathmandu"), named("Australia/Lord_Howe")]
@@ -310,13 +310,21 @@ def test_sql_aggregation_matches_the_row_by_row_pass(tmp_path, monkeypatch, seed
     assert compared > 50 and isinstance(START, datetime)  # the stores had waits to compare
 
 
-def test_a_store_from_before_the_report_indexes_upgrades(tmp_path):
+def _index_names(store: Any) -> set[str]:
+    if store.engine == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    else:  # PostgreSQL's catalog: PRAGMA-free, so no translation needed
+        sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    return {r[0] for r in store.conn.execute(sql)}
+
+
+def test_a_store_from_before_the_report_indexes_upgrades(new_store):
     """The migration swaps two message indexes for the wider ones the report
-    reads alone; the queries that read the old ones read the new ones."""
+    reads alone; the queries that read the old ones read the new ones (both
+    engines)."""
     from dmtool.store.migrations import REPORT_INDEX_MIGRATION
 
-    path = tmp_path / "old.db"
-    old = open_store(path, migrate_to=REPORT_INDEX_MIGRATION - 1)
+    old = new_store(migrate_to=REPORT_INDEX_MIGRATION - 1)
     with old.tx() as conn:
         c, _ = cstore.upsert_x_user(conn, "500", "ann", "Ann", now="2026-03-01T10:00:00.000Z")
         for i, (at, direction) in enumerate([("03-01T10:00", "in"), ("03-01T11:00", "out")]):
@@ -324,9 +332,9 @@ def test_a_store_from_before_the_report_indexes_upgrades(tmp_path):
                          "recorded_at) VALUES (?, ?, ?, 'hi', ?, 'sync', ?)",
                          (f"e{i}", c.id, direction, stamp(at), stamp(at)))
     old.close()
-    new = open_store(path)
+    new = open_store(old.location)
     assert new.schema_version() >= REPORT_INDEX_MIGRATION
-    indexes = {r[0] for r in new.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    indexes = _index_names(new)
     assert {"messages_at_kind", "messages_contact_at_kind"} <= indexes
     assert not {"messages_at", "messages_contact_at"} & indexes
     from datetime import datetime

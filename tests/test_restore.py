@@ -19,6 +19,11 @@ from dmtool.store.migrations import MIGRATIONS
 from tests.damage import corrupt_page, table_pages
 from tests.xworld import ALICE, BOB, CAROL, ERIN, ME, Cli, Clock, sync
 
+# db restore swaps SQLite files; on PostgreSQL it refuses, saying how to use
+# pg_restore (tests/test_pg_faults.py).
+pytestmark = pytest.mark.sqlite_only(reason="db restore swaps SQLite files; PostgreSQL is "
+                                                 "restored with pg_restore")
+
 
 def db_file() -> Path:
     return Paths.resolve("default").db_file

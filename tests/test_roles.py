@@ -7,7 +7,6 @@ Two operators on one SQLite store are two DMTOOL_OPERATORs on one DMTOOL_HOME.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from dmtool.cli.reference import leaf_commands
 from dmtool.paths import Paths
 from dmtool.services.roles import ACTIONS, GRANTS, LADDER, LOCAL, OWNER, ROLES, SERVICE, roles_for
 from dmtool.x.sandbox import SandboxWorld
-from tests.conftest import Result
+from tests.conftest import Result, profile_store, table_names
 from tests.test_json_everywhere import ARGS, Populated
 from tests.xworld import ALICE, BOB, Cli, sync
 
@@ -59,14 +58,12 @@ def as_(cli: Cli, who: str, *args: str) -> Result:
 
 def store_content() -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table of the default profile's store."""
-    conn = sqlite3.connect(Paths.resolve("default").db_file)
+    store = profile_store()
     try:
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '%fts%'")]
-        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
-                for t in tables}
+        return {t: sorted((tuple(r) for r in store.conn.execute(f"SELECT * FROM {t}")), key=repr)
+                for t in table_names(store) if "fts" not in t}
     finally:
-        conn.close()
+        store.close()
 
 
 @pytest.fixture
@@ -108,6 +105,7 @@ WRITES: dict[str, Any] = {
     "send": lambda p, t: [p.drafts["send"], "--yes"],
     "sync": lambda p, t: [],
     "team add": lambda p, t: ["zed", "--role", "viewer"],
+    "team key new": lambda p, t: [],
     "team remove": lambda p, t: ["dora"],
     "templates add": lambda p, t: ["hello", "Hello {first_name}"],
     "templates remove": lambda p, t: ["thanks"],

@@ -314,24 +314,21 @@ def test_send_resolves_a_missing_user_id(cli, run, world):
 
 
 def test_lock_held_elsewhere_is_busy(cli, world):
-    import fcntl
-    import os
-
     from dmtool.appstate import AppState
     from dmtool.errors import Busy
     from dmtool.services.send import send_lock
+    from tests.conftest import profile_store
 
     st = AppState()
-    st.paths.ensure()
-    fd = os.open(st.paths.send_lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    other = profile_store()  # another process's connection to the same store
+    with other.lock("send"):
         with pytest.raises(Busy), send_lock(st, timeout=0.2):
             pass
-    finally:
-        os.close(fd)
-    with send_lock(st, timeout=0.2):  # free again once the holder is gone
-        pass
+        assert not st.store.lock_held("send")
+    other.close()  # the holder is gone
+    with send_lock(st, timeout=0.2):
+        assert st.store.lock_held("send")
+    st.close()
 
 
 def test_reconcile_pages_back_past_newer_messages(cli, run, world):

@@ -11,6 +11,7 @@ the CLI on the sandbox X. Each test here fails with the breakage it names:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -22,6 +23,7 @@ from typing import Any
 
 from dmtool.paths import Paths
 from dmtool.x.sandbox import SANDBOX_ME, SandboxWorld
+from tests.conftest import profile_store
 from tests.test_review_pty import finish
 from tests.test_review_pty import spawn as spawn_pty
 from tests.test_send import (
@@ -197,23 +199,29 @@ def test_a_stop_between_approval_and_send_stops_everything(cli: Cli, world: Sand
     assert len(outbound(world, ALICE)) == 1
 
 
-def test_a_stop_synced_while_the_sender_waits_for_the_lock(cli, run):
+def test_a_stop_synced_while_the_sender_waits_for_the_lock(cli, run, store_engine):
     """The send passed every check, then waits for the send lock (another send
     holds it); meanwhile a sync stores their STOP. The check under the lock
     refuses: nothing is sent."""
     world = sandbox_world()
     uid = talking_contact(world, "alice", "Alice Smith")
     did = approved_draft(cli, "alice", "Thanks Alice, the invoice is attached.")
-    lock = Paths.resolve("default").send_lock_file
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # another send in flight
-        p = spawn("send", did, "--yes", "--json")
-        _wait_until_waiting_for(p, lock)
+    with contextlib.ExitStack() as other_send:  # another send in flight
+        if store_engine == "sqlite":
+            lock = Paths.resolve("default").send_lock_file
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+            other_send.callback(os.close, fd)  # the other send is done
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            p = spawn("send", did, "--yes", "--json")
+            _wait_until_waiting_for(p, lock)
+        else:  # the advisory lock, held by another connection
+            held = profile_store()
+            other_send.callback(held.close)
+            other_send.enter_context(held.lock("send"))
+            p = spawn("send", did, "--yes", "--json")
+            _wait_until_polling_the_advisory_lock(p, held)
         world.incoming_dm(uid, "stop")
         assert sync(cli)["opted_out"] == ["alice"]
-    finally:
-        os.close(fd)  # the other send is done
     rc = p.wait(timeout=60)
     out, err = p.communicate()
     assert rc == 3, err
@@ -243,6 +251,22 @@ def _wait_until_waiting_for(p: subprocess.Popen[str], lock: Path) -> None:
                 return
         except OSError:  # the process is still starting, or a descriptor just closed
             pass
+        time.sleep(0.02)
+
+
+def _wait_until_polling_the_advisory_lock(p: subprocess.Popen[str], held: Any) -> None:
+    """Until another connection of the store's database last asked for an
+    advisory lock: `send` asks for the send lock only after its checks."""
+    own = held.conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # and not our own ask
+    deadline = time.monotonic() + 30
+    while True:
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() < deadline, "the send never reached the lock"
+        n = held.conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid != ? AND query LIKE '%pg_try_advisory_lock%'", (own,)).fetchone()[0]
+        if n:
+            return
         time.sleep(0.02)
 
 

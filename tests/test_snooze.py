@@ -3,7 +3,6 @@ back to me next week"."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from dmtool.store import contacts as cstore
@@ -106,9 +105,8 @@ def test_bad_snoozes_are_refused_and_change_nothing(cli: Cli, world: SandboxWorl
     assert inbox(cli, "--snoozed") == []
 
 
-def test_a_store_from_before_the_snooze_migration_upgrades(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    old = open_store(path, migrate_to=SNOOZE_MIGRATION - 1)
+def test_a_store_from_before_the_snooze_migration_upgrades(new_store: Any) -> None:
+    old = new_store(migrate_to=SNOOZE_MIGRATION - 1)
     with old.tx() as conn:
         c, _ = cstore.upsert_x_user(conn, "500", "ann", "Ann", now="2026-03-01T10:00:00.000Z")
         # as the release before wrote them (add_message knows the new columns)
@@ -117,12 +115,11 @@ def test_a_store_from_before_the_snooze_migration_upgrades(tmp_path: Path) -> No
                      "'2026-03-01T10:00:00.000Z', 'sync', '2026-03-01T10:00:00.000Z')", (c.id,))
         conn.execute("INSERT INTO conversations (id, contact_id) VALUES ('500-1000', ?)", (c.id,))
     old.close()
-    new = open_store(path)
-    assert new.conn.execute("PRAGMA user_version").fetchone()[0] >= SNOOZE_MIGRATION
+    new = open_store(old.location)
+    assert new.schema_version() >= SNOOZE_MIGRATION
     row = new.conn.execute("SELECT snoozed_until, snoozed_at FROM conversations").fetchone()
     assert tuple(row) == (None, None)
-    indexes = {r[0] for r in new.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"conversations_human", "conversations_snoozed", "contacts_review"} <= indexes
+    assert new.problems() == []  # every index there (conversations_human, _snoozed, contacts_review)
     from dmtool.store.conversations import InboxQuery, inbox_rows
 
     [r] = inbox_rows(new.conn, InboxQuery(), now="2026-03-02T00:00:00.000Z", limit=10)

@@ -16,7 +16,7 @@ try:
     main()
 except SystemExit:
     pass
-heavy = sorted(m for m in ("tweepy", "requests", "rich", "oauthlib", "urllib3")
+heavy = sorted(m for m in ("tweepy", "requests", "rich", "oauthlib", "urllib3", "psycopg2")
                if m in sys.modules)
 sys.stderr.write("HEAVY=" + ",".join(heavy) + "\\n")
 """
@@ -55,8 +55,17 @@ def loaded(*args: str) -> set[str]:
 def test_local_commands_import_nothing_heavy(args):
     heavy = loaded(*args)
     assert "tweepy" not in heavy and "requests" not in heavy
+    assert "psycopg2" not in heavy  # the PostgreSQL driver only for a PostgreSQL store
     if "--help" not in args:
         assert "rich" not in heavy  # piped output never needs rich
+
+
+@pytest.mark.pg_only
+def test_the_postgresql_driver_is_imported_for_a_postgresql_store_only(pg_url):
+    heavy, out = probe("contacts", "list", "--json")
+    assert out.strip() == "[]" and "psycopg2" in heavy
+    heavy, _ = probe("contacts", "list", "--json", env={"DMTOOL_DATABASE_URL": ""})
+    assert "psycopg2" not in heavy
 
 
 @pytest.mark.parametrize("shell,line,offered", [

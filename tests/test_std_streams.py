@@ -160,3 +160,15 @@ def test_every_family_works_with_stdout_closed(cli, populated, tmp_path):  # noq
     assert imported, "the archive import wrote nothing"
     assert cli("--profile", "demo", "inbox", "--json").json()  # the demo made its profile
     assert cli("db", "check").exit_code == 0
+
+
+def test_a_team_key_is_never_made_for_nobody(run):
+    """`team key new` shows the key once, on stdout: sent nowhere (closed or
+    /dev/null) with no keyring to keep it, it is refused and nothing changes."""
+    run("team", "add", "ana", "--role", "owner")
+    for redirect in (">&-", ">/dev/null"):
+        p = shell(["team", "key", "new"], redirect)
+        assert p.returncode == 2, p.stderr
+        assert "nobody would have the key" in p.stderr and "Traceback" not in p.stderr
+    p = shell(["team", "key", "new"], "")
+    assert p.returncode == 0 and len(p.stdout.strip()) == 44

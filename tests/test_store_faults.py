@@ -36,6 +36,12 @@ from tests.xworld import ALICE, BOB, Cli, Clock, sync
 DAMAGE_HINT = "store damaged: restore a backup"
 
 
+# SQLite's files: damaged pages, a full WAL, max_page_count, read-only folders and
+# files (PostgreSQL's faults: tests/test_pg_faults.py).
+pytestmark = pytest.mark.sqlite_only(reason="damaged pages, WAL and file modes are SQLite's "
+                                                 "(PostgreSQL's faults: test_pg_faults.py)")
+
+
 def db_file() -> Path:
     return Paths.resolve("default").db_file
 

@@ -3,21 +3,18 @@ what it costs (DM events read, requests) when little or nothing is new."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from dmtool.paths import Paths
 from dmtool.services.sync import BURST_RISK, PAGE_MARGIN
 from dmtool.timeutil import fmt, parse
 from dmtool.x.sandbox import SANDBOX_ME, SandboxWorld
-from tests.conftest import Result
+from tests.conftest import Result, profile_store
 from tests.xworld import ALICE, BOB, CAROL, DAVE, ERIN, ME, SAM, T0, Cli, Clock, sync
 
 
@@ -228,11 +225,8 @@ def test_a_refused_saved_token_falls_back_to_walking_down(cli: Cli, world: Sandb
     walk = json.loads(db("SELECT value FROM sync_state WHERE key = 'dm_walk'")[0][0])
     assert walk and walk[0]["token"]
     # Tokens may expire on X: a refused one must not wedge every later sync.
-    conn = sqlite3.connect(Paths.resolve("default").db_file)
     walk[0]["token"] = "expired"
-    with conn:
-        conn.execute("UPDATE sync_state SET value = ? WHERE key = 'dm_walk'", (json.dumps(walk),))
-    conn.close()
+    db("UPDATE sync_state SET value = ? WHERE key = 'dm_walk'", (json.dumps(walk),))
     clock.advance(minutes=16)
     sync(cli)
     assert sorted(stored_event_ids(db)) == sorted(world_message_ids(world))
@@ -265,7 +259,7 @@ def test_rate_limit_mid_sync_exits_5_with_reset_time_and_keeps_pages(
 
 
 def test_check_refuses_only_while_sending_is_rate_limited(cli: Cli, world: SandboxWorld,
-                                                          clock: Clock) -> None:
+                                                          clock: Clock, db: Any) -> None:
     world.incoming_dm(ALICE, "hi", at=clock.ago(hours=1))
     sync(cli)
     clock.advance(minutes=1)
@@ -277,11 +271,8 @@ def test_check_refuses_only_while_sending_is_rate_limited(cli: Cli, world: Sandb
     assert r.exit_code == 0, r
     assert "E_RATE_LIMITED" not in {x["code"] for x in r.json()["reasons"]}
     # A limit on sending does.
-    conn = sqlite3.connect(Paths.resolve("default").db_file)
-    with conn:
-        conn.execute("INSERT INTO sync_state (key, value) VALUES ('rate_limited_until.dm_send', ?)",
-                     (fmt(clock.now + timedelta(minutes=5)),))
-    conn.close()
+    db("INSERT INTO sync_state (key, value) VALUES ('rate_limited_until.dm_send', ?)",
+       (fmt(clock.now + timedelta(minutes=5)),))
     r = cli("check", "alice", "--json")
     assert r.exit_code == 5
     assert "E_RATE_LIMITED" in {x["code"] for x in r.json()["reasons"]}
@@ -308,17 +299,13 @@ def test_unauthorized_exits_4(cli: Cli, world: SandboxWorld) -> None:
     assert json.loads(r.stderr)["error"]["code"] == "E_AUTH"
 
 
-def test_a_second_sync_at_the_same_time_is_refused(cli: Cli, world: SandboxWorld) -> None:
-    paths = Paths.resolve("default")
-    paths.ensure()
-    fd = os.open(paths.sync_lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+def test_a_second_sync_at_the_same_time_is_skipped(cli: Cli, world: SandboxWorld) -> None:
+    other = profile_store()  # another process's connection, holding the store's sync lock
+    with other.lock("sync"):
         r = cli("sync", "--json")
-    finally:
-        os.close(fd)
-    assert r.exit_code == 5
-    assert json.loads(r.stderr)["error"]["code"] == "E_BUSY"
+    other.close()
+    assert r.exit_code == 0  # the work is being done: nothing for cron to mail but one line
+    assert r.json()["skipped"] == "sync_running"
     assert world.requests_count() == 0
 
 

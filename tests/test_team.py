@@ -12,12 +12,12 @@ import csv
 import io
 import json
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dmtool.appstate import AppState
 from dmtool.paths import Paths
 from dmtool.store import open_store
 from dmtool.store.migrations import MIGRATIONS, TEAM_MIGRATION
@@ -37,15 +37,6 @@ def members(cli: Cli, who: str = "ana") -> list[tuple[str, str]]:
     r = as_(cli, who, "team", "list", "--json")
     assert r.exit_code == 0, r
     return [(m["name"], m["role"]) for m in r.json()]
-
-
-def db(sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(Paths.resolve("default").db_file)
-    try:
-        with conn:
-            return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 # --- no team: as before ---------------------------------------------------------------------
@@ -138,7 +129,7 @@ def second_home(tmp_path: Path, dmtool_home: Path) -> Path:
 
 
 def test_team_settings_are_read_from_the_store(cli: Cli, world: SandboxWorld, clock: Clock,
-                                               second_home: Path) -> None:
+                                               second_home: Path, db: Any) -> None:
     world.incoming_dm(ALICE, "Hi, tell me more", at=clock.ago(hours=1))
     sync(cli)
     assert cli("config", "set", "lint.shouting_ratio", "0.8").exit_code == 0
@@ -189,7 +180,7 @@ def test_team_settings_are_read_from_the_store(cli: Cli, world: SandboxWorld, cl
         ('"Thanks, we read every DM."', "ana")]
 
 
-def test_a_bad_value_in_the_store_names_the_store_and_the_key(cli: Cli) -> None:
+def test_a_bad_value_in_the_store_names_the_store_and_the_key(cli: Cli, db: Any) -> None:
     assert as_(cli, "ana", "team", "add", "ben", "--role", "viewer").exit_code == 0
     assert as_(cli, "ana", "config", "set", "policy.daily_sends", "3").exit_code == 0
     db("UPDATE team_settings SET value = '500' WHERE key = 'policy.daily_sends'")
@@ -197,7 +188,7 @@ def test_a_bad_value_in_the_store_names_the_store_and_the_key(cli: Cli) -> None:
     assert r.exit_code == 4, r
     err = json.loads(r.stderr)["error"]
     assert err["code"] == "E_CONFIG"
-    assert str(Paths.resolve("default").db_file) in err["message"]
+    assert AppState().store_location().shown in err["message"]
     assert "policy.daily_sends" in err["message"] and "ceiling" in err["message"]
     db("UPDATE team_settings SET value = '{nope' WHERE key = 'policy.daily_sends'")
     r = as_(cli, "ben", "config", "get", "policy.daily_sends")
@@ -208,7 +199,7 @@ def test_a_bad_value_in_the_store_names_the_store_and_the_key(cli: Cli) -> None:
     assert r.exit_code == 4 and "policy.no_such_key" in r.stderr, r
 
 
-def test_machine_keys_are_never_read_from_the_store(cli: Cli, tmp_path: Path) -> None:
+def test_machine_keys_are_never_read_from_the_store(cli: Cli, tmp_path: Path, db: Any) -> None:
     assert as_(cli, "ana", "team", "add", "ben", "--role", "viewer").exit_code == 0
     planted = tmp_path / "ran"
     for key, value in (("hooks.on_inbound", f"touch {planted}"), ("operator.name", "mallory"),
@@ -221,10 +212,14 @@ def test_machine_keys_are_never_read_from_the_store(cli: Cli, tmp_path: Path) ->
     assert cli("team", "whoami", "--json").json()["operator"] != "mallory"
 
 
-def test_trust_db_user_makes_the_operator_the_account(cli: Cli) -> None:
+def test_trust_db_user_makes_the_operator_the_account(cli: Cli, store_engine: str,
+                                                      db: Any) -> None:
+    """SQLite: the OS account that runs dmtool; PostgreSQL: the role the
+    server authenticated (current_user), whatever DMTOOL_OPERATOR says."""
     import pwd
 
-    account = pwd.getpwuid(os.geteuid()).pw_name
+    account = (db("SELECT current_user")[0][0] if store_engine == "pg"
+               else pwd.getpwuid(os.geteuid()).pw_name)
     assert as_(cli, "ana", "team", "add", "ben", "--role", "drafter").exit_code == 0
     r = as_(cli, "ana", "config", "set", "team.trust_db_user", "true")
     assert r.exit_code == 3 and "not an owner" in r.stderr, r  # nobody could switch it off
@@ -334,9 +329,8 @@ def test_exported_notes_keep_their_author(cli: Cli, tmp_path: Path) -> None:
     assert cli("contacts", "show", "bea", "--json").json()["notes"][0]["author"] == "cy"
 
 
-def test_a_store_from_before_the_team_migration_upgrades(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    old = open_store(path, migrate_to=TEAM_MIGRATION - 1)
+def test_a_store_from_before_the_team_migration_upgrades(new_store: Any) -> None:
+    old = new_store(migrate_to=TEAM_MIGRATION - 1)
     with old.tx() as conn:
         conn.execute("INSERT INTO contacts (user_id, handle, created_at, updated_at) VALUES "
                      "(?, 'carol', 'x', 'x')", (CAROL,))
@@ -344,7 +338,7 @@ def test_a_store_from_before_the_team_migration_upgrades(tmp_path: Path) -> None
         conn.execute("INSERT INTO evidence (contact_id, kind, at, ref, text, recorded_at) "
                      "VALUES (1, 'request', 'x', 'manual:1', 'asked', 'x')")
     old.close()
-    new = open_store(path)
+    new = open_store(old.location)
     try:
         assert new.schema_version() == len(MIGRATIONS) >= TEAM_MIGRATION
         from dmtool.store import contacts as cstore
@@ -357,6 +351,8 @@ def test_a_store_from_before_the_team_migration_upgrades(tmp_path: Path) -> None
         new.close()
 
 
+@pytest.mark.sqlite_only(reason="db restore replaces a SQLite store's file; a PostgreSQL "
+                         "store is restored with pg_restore (docs/team.md)")
 def test_a_restore_keeps_the_team_as_it_is(cli: Cli, tmp_path: Path) -> None:
     """A backup from before the team (or before a role changed) brings back the
     record, not last week's roles: nobody becomes owner by a restore."""

@@ -9,12 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 from typing import Any
 
 import pytest
 
-from dmtool.paths import Paths
 from dmtool.x.sandbox import SandboxWorld
 from tests.conftest import Result
 from tests.xworld import ALICE, BOB, ME, Cli, Clock, sync
@@ -198,16 +196,14 @@ def test_an_edit_voids_the_approval(cli: Cli, kim: Person, sam: Person, world: S
 
 
 def test_the_approval_is_bound_to_the_hash_of_its_text(cli: Cli, kim: Person, sam: Person,
-                                                       world: SandboxWorld, clock: Clock) -> None:
+                                                       world: SandboxWorld, clock: Clock,
+                                                       db: Any) -> None:
     """A text changed behind dmtool's back (approved_text with it) is not what
     was approved: its hash says so, and nothing is sent."""
     alice_wrote(cli, world, clock)
     did = kim.draft("alice", THANKS)
     assert sam.approve(did).exit_code == 0
-    with sqlite3.connect(Paths.resolve("default").db_file) as db:
-        db.execute("UPDATE drafts SET text = ?, approved_text = ? WHERE id = ?",
-                   ("Buy now!", "Buy now!", did))
-    db.close()
+    db("UPDATE drafts SET text = ?, approved_text = ? WHERE id = ?", ("Buy now!", "Buy now!", did))
     r = sam.send(did)
     assert r.exit_code == 3 and error(r)["code"] == "E_NOT_APPROVED"
     assert "changed after it was approved" in error(r)["message"]

@@ -219,13 +219,7 @@ def test_a_16_character_handle_is_refused_but_placeholders_and_old_handles_stay(
     assert r.exit_code == 1 and "1 to 15" in r.stderr
     assert cli("contacts", "add", "user_1500000000000000011").exit_code == 0
     # A contact 0.1.0 stored with a longer handle is still reachable to show and forget.
-    db("SELECT 1")  # open the store file before writing to it directly
-    import sqlite3
-
-    from dmtool.paths import Paths
-
-    with sqlite3.connect(Paths.resolve("default").db_file) as conn:
-        conn.execute("UPDATE contacts SET handle = ? WHERE handle = ?", ("b" * 20, "a" * 15))
+    db("UPDATE contacts SET handle = ? WHERE handle = ?", ("b" * 20, "a" * 15))
     assert cli("contacts", "show", "b" * 20, "--json").json()["handle"] == "b" * 20
     assert cli("contacts", "forget", "b" * 20, "--yes").exit_code == 0
 
@@ -305,17 +299,13 @@ def test_the_draft_from_issue_11_is_refused_and_nothing_is_stored(cli) -> None:
     assert cli("drafts", "list", "--json").json() == []
 
 
-def test_a_stored_draft_with_a_control_character_cannot_be_approved(cli, db) -> None:
+def test_a_stored_draft_with_a_control_character_cannot_be_approved(cli, db, store_engine) -> None:
     """A draft from before this check (or written to the store by other means)
     is caught by lint, which runs again at approval and at send."""
     add_talking_contact("ann", "Ann Lee", "2001")
     did = draft_json(cli, "ann", "Thanks Ann, see you.")["id"]
-    import sqlite3
-
-    from dmtool.paths import Paths
-
-    with sqlite3.connect(Paths.resolve("default").db_file) as conn:
-        conn.execute("UPDATE drafts SET text = ? WHERE id = ?", ("Thanks\x00 Ann", did))
+    control = "\x00" if store_engine == "sqlite" else "\x07"  # PostgreSQL text cannot hold NUL
+    db("UPDATE drafts SET text = ? WHERE id = ?", (f"Thanks{control} Ann", did))
     shown = cli("drafts", "show", str(did), "--json").json()
     assert [f["code"] for f in shown["findings"]] == ["L002"]
     assert cli("review", str(did), "--approve").exit_code == 3
@@ -324,15 +314,9 @@ def test_a_stored_draft_with_a_control_character_cannot_be_approved(cli, db) -> 
 def test_a_template_stored_before_the_check_gives_l001_not_a_crash(cli, db) -> None:
     """Templates saved by 0.1.0 may hold anything; drafting from them never calls
     str.format and flags every brace left (L001), which blocks approval."""
-    import sqlite3
-
-    from dmtool.paths import Paths
-
     add_talking_contact("ann", "Ann Lee", "2001")
     assert cli("templates", "add", "t", "Hi {name}").exit_code == 0
-    with sqlite3.connect(Paths.resolve("default").db_file) as conn:
-        conn.execute("UPDATE templates SET text = ? WHERE name = 't'",
-                     ("Hi {name[0]} {} {name:>99999999999} {",))
+    db("UPDATE templates SET text = ? WHERE name = 't'", ("Hi {name[0]} {} {name:>99999999999} {",))
     d = draft_json(cli, "ann", "--template", "t")
     assert d["text"] == "Hi {name[0]} {} {name:>99999999999} {"
     assert [(f["code"], f["severity"]) for f in d["findings"]] == [("L001", "error")]

@@ -10,11 +10,9 @@ from typing import Any
 
 import pytest
 
-from dmtool.paths import Paths
 from dmtool.services.budget import Prices
 from dmtool.store import ledger as lstore
-from dmtool.store import open_store
-from tests.conftest import Result
+from tests.conftest import Result, profile_store
 from tests.xworld import Cli, Clock
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -54,7 +52,7 @@ KNOWN = [
 def known(cli: Cli, clock: Clock) -> None:
     clock.set(NOW)
     assert cli("config", "set", "operator.name", "ops").exit_code == 0  # makes the profile
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     try:
         with store.tx() as conn:
             for r in KNOWN:
@@ -120,7 +118,7 @@ def test_usage_piped_and_on_a_terminal(cli: Cli, known: None) -> None:
     from dmtool.services.usage import build_usage
 
     prices = Prices({"dm_events": 0.010, "users": 0.010, "posts": 0.001, "sends": 0.015})
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     try:
         u = build_usage(store.conn, sandbox=False, prices=prices,
                         limits=budget.Limits(day=None, month=5.0), now=NOW, days=2)
@@ -144,7 +142,7 @@ def test_usage_refuses_bad_periods(cli: Cli, known: None, args: list[str]) -> No
 
 
 def test_report_shows_the_cost_of_its_period(cli: Cli, known: None) -> None:
-    store = open_store(Paths.resolve("default").db_file)
+    store = profile_store()
     try:
         from dmtool.store import contacts as cstore
         from dmtool.store import messages as mstore

@@ -17,7 +17,14 @@ if TYPE_CHECKING:
     from dmtool.config import Config, TeamSettings
     from dmtool.localtime import DisplayZone
     from dmtool.store import Store
+    from dmtool.store.url import StoreLocation
     from dmtool.x.types import XClient
+
+# A profile on the real X takes its store from here (over `store.url`)...
+DATABASE_URL_ENV = "DMTOOL_DATABASE_URL"
+# ...and a sandbox profile only from here: a team's URL in the environment or
+# in config.toml must never receive a fake X's data.
+SANDBOX_DATABASE_URL_ENV = "DMTOOL_SANDBOX_DATABASE_URL"
 
 
 class AppState:
@@ -71,11 +78,6 @@ class AppState:
             self._config.team_loader = self._team_settings
         return self._config
 
-    @property
-    def has_store(self) -> bool:
-        """Whether a store exists yet (commands that only read need not create one)."""
-        return self._store is not None or self.paths.db_file.exists()
-
     def _team_settings(self) -> TeamSettings | None:
         """The settings the store's team shares (None: no store, or no members)."""
         if not self.has_store:
@@ -87,7 +89,7 @@ class AppState:
         if not team.has_members(conn):
             return None
         rows = ((s.key, s.raw, s.set_at, s.set_by) for s in team.settings(conn))
-        return team_settings(rows, f"the team store {self.paths.db_file}")
+        return team_settings(rows, f"the team store {self.store.location.shown}")
 
     def operator(self) -> str | None:
         """Who is acting (dmtool.actor), or None when nothing can name them."""
@@ -120,17 +122,45 @@ class AppState:
             from dmtool.store import open_store
 
             self.config  # noqa: B018 - a broken config.toml must fail before anything runs
+            location = self.store_location()
             try:
                 self.paths.ensure()
             except StoreError:  # a folder it cannot create: reading an existing store still works
-                if not self.paths.db_file.exists():
+                if not self.has_store:
                     raise
-            self._store = open_store(self.paths.db_file, progress=_upgrade_note())
+            self._store = open_store(location, lock_dir=self.paths.state_dir,
+                                     progress=_upgrade_note())
+            if self.creates_profile and not self.paths.exists():
+                # A store on a server leaves no file here: the config.toml says the profile exists.
+                self.paths.config_file.touch(mode=0o600)
             # Whoever this invocation writes audit entries for (dmtool.actor).
             from dmtool import actor
 
             actor.set_operator(self.operator)
         return self._store
+
+    def store_location(self) -> StoreLocation:
+        """Where this profile's store is: DMTOOL_DATABASE_URL, else `store.url`,
+        else the profile's SQLite file. Sandbox profiles (and so `demo`) ignore
+        both and read DMTOOL_SANDBOX_DATABASE_URL only."""
+        from dmtool.store.url import resolve
+
+        if not (self.creates_profile or self.paths.exists()):
+            # `paths` and `db path` say where a new profile's store would be; it has no config.
+            return resolve(None, self.environ.get(DATABASE_URL_ENV), self.paths.db_file)
+        if self.sandbox:
+            return resolve(None, self.environ.get(SANDBOX_DATABASE_URL_ENV), self.paths.db_file,
+                           env_name=SANDBOX_DATABASE_URL_ENV)
+        return resolve(str(self.config.get("store.url") or ""), self.environ.get(DATABASE_URL_ENV),
+                       self.paths.db_file)
+
+    @property
+    def has_store(self) -> bool:
+        """Whether a store exists yet (commands that only read need not create one)."""
+        if self._store is not None:
+            return True
+        location = self.store_location()
+        return location.is_postgres or (location.path is not None and location.path.exists())
 
     @property
     def zone(self) -> DisplayZone:
@@ -162,7 +192,13 @@ class AppState:
             return True
         from dmtool.credentials import has_credentials
 
-        return has_credentials(self.paths.credentials_file, self.environ)
+        if has_credentials(self.paths.credentials_file, self.environ):
+            return True
+        if not self.has_store:
+            return False
+        from dmtool import team_credentials
+
+        return team_credentials.stored(self.store)
 
     def client(self) -> XClient:
         """The X client for this profile: the sandbox or the real API (tweepy)."""
@@ -231,9 +267,49 @@ def connect(st: AppState) -> XClient:
     if st.sandbox:
         ensure_sandbox_world(st)
         return open_client(None, st.paths.sandbox_file, retry_backoff=0.0)
-    from dmtool.credentials import load_credentials, save_credentials
+    from dmtool.credentials import from_environment, load_credentials, save_credentials
 
     path = st.paths.credentials_file
-    creds = load_credentials(path, st.environ)
+    # The order: the environment, then the team store, then the keyring or the file.
+    creds = from_environment(st.environ)
+    if creds is None and st.has_store:
+        from dmtool import team_credentials as shared
+
+        if shared.stored(st.store):
+            key = shared.require_key(st.environ, path)
+            place = shared.SharedPlace(st.store, key)
+            team = place.read()
+            if team is not None:
+                check_account(st, team.user_id)
+            return open_client(team, None, save_credentials=place.save, shared_credentials=place)
+    if creds is None:
+        creds = load_credentials(path, st.environ)
+    if creds is not None:
+        check_account(st, creds.user_id or _oauth1_user(creds.access_token))
     return open_client(creds, None, save_credentials=lambda c: save_credentials(path, c),
                        credentials_path=path)
+
+
+def _oauth1_user(token: str | None) -> str | None:
+    """An OAuth 1.0a access token starts with its user's id: "12345-AbC..."."""
+    head = (token or "").partition("-")[0]
+    return head if head.isdigit() and "-" in (token or "") else None
+
+
+def check_account(st: AppState, user_id: str | None) -> None:
+    """A store belongs to one X account (recorded at the first sync or login):
+    credentials of another account are refused before any request, so two
+    brands' conversations never mix in one store (a shared team store above all)."""
+    if not user_id or not st.has_store:
+        return
+    stored = st.store.get_state("me_id")
+    if stored and stored != user_id:
+        from dmtool.errors import ConfigError
+
+        who = st.store.get_state("me_username") or stored
+        raise ConfigError(
+            f"this store belongs to @{who} (X user {stored}), but profile {st.profile!r}'s "
+            f"credentials are X user {user_id}'s; nothing was asked of X",
+            code="E_ACCOUNT_MISMATCH",
+            hint=f"log in as @{who} (`dmtool auth login`), or give this account its own store "
+                 "(store.url, docs/team.md)")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 TEXT_MAX = 10_000
 NAME_MAX = 100  # one entry of a list of names
 LIST_MAX = 20  # entries in a list
+URL_MAX = 2_000  # a store URL with its TLS file names and options
 
 
 class Setting(NamedTuple):
@@ -49,6 +50,17 @@ class Setting(NamedTuple):
     optional: bool = False  # unset by default (None); `config set KEY none` unsets it again
 
 
+def _store_url(value: str) -> None:
+    """A store URL dmtool can read (a PostgreSQL URL or a SQLite file); empty is the default."""
+    if value.strip():
+        from dmtool.store.url import parse
+
+        try:
+            parse(value)
+        except ConfigError as e:
+            raise ValueError(e.message) from None
+
+
 _STATIC: tuple[Setting, ...] = (
     Setting("backend", str, "x", "where X calls go: 'x' (the real API) or 'sandbox'",
             choices=("x", "sandbox")),
@@ -63,6 +75,10 @@ _STATIC: tuple[Setting, ...] = (
             minimum=1, maximum=100),
     Setting("sync.max_page_size", int, 100, "largest DM events page sync asks for",
             minimum=1, maximum=100),
+    Setting("store.url", str, "",
+            "the store: empty for this profile's SQLite file, or postgresql://USER@HOST/DB "
+            "(docs/team.md); DMTOOL_DATABASE_URL overrides it",
+            max_length=URL_MAX, validate=_store_url),
     Setting("sync.public_every_minutes", int, 15,
             "check mentions and your replies at most this often (sync --public forces it)",
             minimum=0, maximum=1440),

@@ -20,12 +20,11 @@ import logging
 import os
 import re
 import stat
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from dmtool.errors import NO_SPACE, AuthError, Busy, ConfigError, RateLimited, Unavailable, write_failed
 
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dmtool.credentials")
 
 Kind = Literal["oauth2", "oauth1", "sandbox"]
-Source = Literal["file", "env", "keyring"]
+Source = Literal["file", "env", "keyring", "team"]  # team: the team store (team_credentials.py)
 Store = Literal["file", "keyring"]
 STORES: tuple[Store, ...] = ("keyring", "file")
 
@@ -134,6 +133,20 @@ class Credentials:
 def keyring_account(path: Path) -> str:
     """The keyring entry of a profile: named by its credentials file, unique per home and profile."""
     return str(Path(path).expanduser().absolute())
+
+
+class SharedPlace(Protocol):
+    """Where credentials shared by several machines are kept (the team store):
+    a refresh holds `lock()`, re-reads with `read()`, then saves."""
+
+    def lock(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def read(self) -> Credentials | None: ...
+
+
+def from_environment(environ: Mapping[str, str]) -> Credentials | None:
+    """OAuth 1.0a keys from the environment (all four), else None."""
+    return _from_env(environ)
 
 
 def _from_env(environ: Mapping[str, str]) -> Credentials | None:
@@ -451,6 +464,7 @@ def refresh_if_needed(
     adapter: requests.adapters.BaseAdapter | None = None,
     path: Path | None = None,
     observers: Sequence[Callable[[Any], None]] = (),
+    shared: SharedPlace | None = None,
 ) -> Credentials:
     """Return fresh OAuth 2.0 credentials, refreshing (and saving) when expiring within 5 minutes.
 
@@ -462,19 +476,25 @@ def refresh_if_needed(
     With `path` (the credentials file), the refresh holds a lock on it and first
     re-reads it: X retires a refresh token once used, so when another dmtool
     process has just refreshed, its saved token is taken instead of spending the
-    old one (which X would refuse).
+    old one (which X would refuse). With `shared` (the team store) and
+    credentials read from there, the same happens under its lock and with its copy.
     """
     epoch = _now_epoch(now)
     if creds.kind != "oauth2":
         return creds
     if not force and not creds.expires_within(epoch, REFRESH_MARGIN_S):
         return creds
-    if path is not None and creds.source in ("file", "keyring"):
-        # One refresh at a time per profile: X retires a refresh token once used,
-        # so the second process must take the first one's tokens, not spend the
-        # old refresh token again (which X would refuse).
-        with credentials_lock(Path(path)):
-            saved = _read_saved(Path(path))
+    place: SharedPlace | None = None
+    if shared is not None and creds.source == "team":
+        place = shared
+    elif path is not None and creds.source in ("file", "keyring"):
+        place = _ProfileFile(Path(path))
+    if place is not None:
+        # One refresh at a time per profile (or per team store): X retires a
+        # refresh token once used, so the second process must take the first
+        # one's tokens, not spend the old refresh token again (which X would refuse).
+        with place.lock():
+            saved = place.read()
             if saved is not None and saved.kind == "oauth2":
                 if saved.access_token != creds.access_token and \
                         not saved.expires_within(epoch, REFRESH_MARGIN_S):
@@ -550,42 +570,43 @@ def refresh_if_needed(
         watch.done(failure)
 
     fresh = replace(creds, **token_fields(token, epoch))
-    if save is not None and fresh.source in ("file", "keyring"):
+    if save is not None and fresh.source in ("file", "keyring", "team"):
         save(fresh)
     log.debug("refreshed the OAuth 2.0 access token")
     return fresh
 
 
+class _ProfileFile:
+    """The profile's own credentials (file or keyring) as a place to refresh in."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        return credentials_lock(self.path)
+
+    def read(self) -> Credentials | None:
+        return _read_saved(self.path)
+
+
 @contextlib.contextmanager
 def credentials_lock(path: Path) -> Iterator[None]:
-    """Hold the profile's refresh lock (a sibling `.lock` file; the kernel frees it
-    when a process dies). Busy (exit 5) when another process holds it too long.
-
-    The one place the lock is taken: a platform-neutral lock module can replace
-    the body without touching callers.
-    """
-    import fcntl
+    """Hold the profile's refresh lock (a sibling `.lock` file; the system frees it
+    when a process dies: dmtool/locks.py). Busy (exit 5) when another process
+    holds it too long."""
+    from dmtool.locks import LockTimeout, file_lock
 
     lock_path = Path(f"{path}.lock")
-    try:
-        lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as e:
-        raise write_failed(lock_path, e) from None
-    try:
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise Busy("another dmtool process has been refreshing the X token for a "
-                               "minute", hint="try again in a moment") from None
-                time.sleep(0.05)
+    with contextlib.ExitStack() as held:
+        try:
+            lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            held.enter_context(file_lock(lock_path, timeout=LOCK_WAIT_S))
+        except OSError as e:
+            raise write_failed(lock_path, e) from None
+        except LockTimeout:
+            raise Busy("another dmtool process has been refreshing the X token for a "
+                       "minute", hint="try again in a moment") from None
         yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def _mount(session: Any, adapter: requests.adapters.BaseAdapter) -> None:

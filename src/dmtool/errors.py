@@ -146,6 +146,14 @@ class Unavailable(TemporaryError):
     code = "E_UNAVAILABLE"
 
 
+class StoreUnavailable(TemporaryError):
+    """The store's server cannot be reached, or the connection to it was lost
+    (PostgreSQL). A person-fixable store problem (bad password, no such
+    database, no driver) is a ConfigError with an E_STORE_ code instead."""
+
+    code = "E_STORE_UNAVAILABLE"
+
+
 class Busy(TemporaryError):
     """Another dmtool process holds the lock this command needs."""
 

@@ -6,6 +6,8 @@ import logging
 import re
 
 _SECRET_PATTERNS = [
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:@/?#\s]*:)[^@/?#\s]+(?=@)"),  # a URL's password
+    re.compile(r"(?i)(\bpassword=)[^&\s]+"),
     re.compile(r"(?i)(authorization:\s*)(bearer|oauth)\s+[^\s,]+"),
     re.compile(r"(?i)((?:access_token|refresh_token|oauth_token|oauth_signature|client_secret|"
                r"api_secret|bearer_token|code_verifier|code)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',]+"),

@@ -67,12 +67,16 @@ class Paths(NamedTuple):
     config_dir: Path
     data_dir: Path
     state_dir: Path
+    sandbox_path: Path | None = None  # DMTOOL_SANDBOX_FILE: one fake X for a team's store
 
     @classmethod
     def resolve(cls, profile: str, environ: Mapping[str, str] | None = None) -> Paths:
         check_profile_name(profile)
         config, data, state = roots(environ)
-        return cls(profile, config / profile, data / profile, state / profile)
+        env = os.environ if environ is None else environ
+        shared = env.get("DMTOOL_SANDBOX_FILE")
+        return cls(profile, config / profile, data / profile, state / profile,
+                   Path(shared).expanduser() if shared else None)
 
     def exists(self) -> bool:
         """A profile exists once it has a config.toml or a store; `default`
@@ -94,15 +98,18 @@ class Paths(NamedTuple):
 
     @property
     def sandbox_file(self) -> Path:
-        return self.data_dir / "sandbox.json"
+        return self.sandbox_path or self.data_dir / "sandbox.json"
 
+    # The store's locks sit beside the store, not in this home's state folder:
+    # members whose homes share one SQLite store (docs/team.md) must meet the
+    # same send and sync locks.
     @property
     def send_lock_file(self) -> Path:
-        return self.state_dir / "send.lock"
+        return self.data_dir / "send.lock"
 
     @property
     def sync_lock_file(self) -> Path:
-        return self.state_dir / "sync.lock"
+        return self.data_dir / "sync.lock"
 
     def ensure(self) -> None:
         """Create the profile's missing folders, readable by the owner only.

@@ -24,23 +24,27 @@ COMMAND_ACTIONS: dict[str, str] = {
     "contacts export": "read", "contacts forget": "forget", "contacts import": "consent",
     "contacts list": "read", "contacts note": "note", "contacts optout": "consent",
     "contacts show": "read", "contacts tag": "record", "contacts unblock": "consent",
-    "db backup": "read", "db check": "local", "db path": "local", "db restore": "restore",
+    "db backup": "read", "db check": "local", "db migrate-to": "read", "db path": "local",
+    "db restore": "restore",
     "demo": "local", "digest": "read", "done": "triage", "draft": "draft",
     "drafts discard": "draft", "drafts edit": "draft", "drafts list": "read",
     "drafts show": "read", "import archive": "consent", "inbox": "read", "log": "read",
     "paths": "local", "profiles add": "local", "profiles list": "local", "reopen": "triage",
     "release": "claim", "reply": "draft", "report": "read", "review": "approve", "sandbox receive": "local",
     "search": "read", "send": "send", "snooze": "triage", "sync": "sync",
-    "team add": "team", "team list": "read", "team remove": "team", "team whoami": "local",
+    "team add": "team", "team key new": "team", "team key set": "local", "team list": "read",
+    "team remove": "team", "team whoami": "local",
     "templates add": "draft", "templates list": "read", "templates remove": "draft",
     "templates show": "read", "thread": "read", "unsnooze": "triage", "usage": "read",
 }
 
 # Why a command is `local`, for docs/team.md.
 LOCAL_WHY: dict[str, str] = {
-    "auth login": "this machine's X credentials",
+    "auth login": "this machine's X credentials; on a team store the OAuth 2.0 login (the "
+                  "shared credentials) needs owner",
     "auth logout": "this machine's X credentials",
-    "auth status": "this machine's X credentials",
+    "auth status": "this machine's X credentials (on a team store with shared ones: a member's "
+                   "key opens them)",
     "config path": "prints a path",
     "config get": "a machine's own key; a team key on a team store needs a member",
     "config set": "a machine's own key; a team key on a team store needs owner",
@@ -52,6 +56,7 @@ LOCAL_WHY: dict[str, str] = {
     "profiles list": "this machine's profiles",
     "sandbox receive": "the sandbox X's file",
     "team whoami": "says who you are, member or not",
+    "team key set": "keeps a key in this machine's OS keyring",
 }
 
 # A command whose store may be too damaged to open runs anyway: nobody's role

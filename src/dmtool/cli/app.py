@@ -80,7 +80,7 @@ COMMAND_HELP: dict[str, str] = {
             "inbox, check, draft, review, send and digest, with a refused cold DM on the way. "
             "Needs no account and no network; runs unattended when not on a terminal.",
     "sandbox": "The built-in sandbox X of a sandbox profile: make someone DM you.",
-    "db": "The local store: where it is, a backup, a restore, an integrity check.",
+    "db": "The store: where it is, a backup, a restore, an integrity check, moving it.",
     "report": "Messages in and out per day, time to your first reply, open conversations by "
               "age, and opt-outs, over the last N days.",
     "import": "Bring history into the local record from outside dmtool.",
@@ -90,7 +90,7 @@ COMMAND_HELP: dict[str, str] = {
              "Drafting to them renews it; claiming again extends it.",
     "release": "End your claim on a conversation (another person's only with --force).",
     "team": "Who works on this store and in which role: add, list and remove members; who "
-            "am I.",
+            "am I; the team key of the shared X credentials.",
     "usage": "What dmtool's requests to X cost: per UTC day and endpoint family, the requests, "
              "the units read or sent before and after X's same-day rule, the estimated cost; the "
              "month so far; the budgets and what is left.",

@@ -104,7 +104,29 @@ def _remember_account(st: AppState, user: XUser) -> None:
         store.set_state(K_ME_USERNAME, user.username)
 
 
-def _save(st: AppState, creds: Credentials, where: Store) -> XUser:
+TEAM = "team"  # where: the team store (shared credentials, docs/team.md)
+
+
+def _team_login(st: AppState, oauth1: bool, store: str | None) -> bool:
+    """Whether this login's tokens go to the team store: OAuth 2.0 on a store
+    with a team. Checked before any browser opens: owners only (E_ROLE), a
+    team key on this machine (exit 4), no --store (which names this machine)."""
+    from dmtool import team_credentials
+    from dmtool.services import roles
+
+    if oauth1 or not roles.has_team(st):
+        return False
+    roles.require(st, "team")
+    if store is not None:
+        raise UsageError(f"--store {store}: on a team store the OAuth 2.0 tokens are kept in the "
+                         "store, encrypted with the team key, so that every member's refresh "
+                         "sees the others'",
+                         hint="leave --store out; OAuth 1.0a keys (--oauth1) stay on this machine")
+    team_credentials.require_key(st.environ, st.paths.credentials_file)
+    return True
+
+
+def _save(st: AppState, creds: Credentials, where: str) -> XUser:
     """Ask X who these credentials belong to, then save them where chosen (and
     remove a copy an earlier login left in the other place)."""
     from dmtool.credentials import ENV_OAUTH1, forget_other_store, save_credentials
@@ -114,9 +136,19 @@ def _save(st: AppState, creds: Credentials, where: Store) -> XUser:
     user = ledger.attach(st, open_client(creds)).me()  # recorded: a user read
     creds.user_id, creds.username = user.id, user.username
     _remember_account(st, user)
+    if where == TEAM:
+        from dmtool import team_credentials
+
+        key = team_credentials.require_key(st.environ, st.paths.credentials_file)
+        team_credentials.save(st.store, creds, key)
+        output.info(f"logged in as @{user.username} (user id {user.id}); credentials saved to the "
+                    f"team store, encrypted with the team key (from {key.source}): every member "
+                    "with the key uses them")
+        return user
     path = st.paths.credentials_file
-    save_credentials(path, creds, where)
-    forget_other_store(path, where)
+    kept: Store = "keyring" if where == "keyring" else "file"
+    save_credentials(path, creds, kept)
+    forget_other_store(path, kept)
     place = ("the OS keyring (the file " + str(path) + " records only where they are)"
              if where == "keyring" else f"{path} (readable by you only)")
     output.info(f"logged in as @{user.username} (user id {user.id}); credentials saved to {place}")
@@ -126,7 +158,7 @@ def _save(st: AppState, creds: Credentials, where: Store) -> XUser:
     return user
 
 
-def _finish(st: AppState, login: PendingLogin, url: str, where: Store) -> XUser:
+def _finish(st: AppState, login: PendingLogin, url: str, where: str) -> XUser:
     from dmtool import oauth_login
     from dmtool.services import ledger
 
@@ -175,7 +207,8 @@ def auth_login(
                         "you only). Default: the keyring on a terminal when one is usable, "
                         "else the file.")] = None,
 ) -> None:
-    """Log in to X and save the credentials (in the OS keyring or a file only you can read).
+    """Log in to X and save the credentials (in the OS keyring or a file only you can read;
+    on a team store, OAuth 2.0 tokens go to the store, encrypted with the team key: owners only).
 
     By default OAuth 2.0 with PKCE: dmtool prints the authorize address, opens
     your browser when there is one, and listens on the callback address until
@@ -194,6 +227,7 @@ def auth_login(
     if store not in (None, "keyring", "file"):
         raise UsageError(f"--store is keyring or file, not {store!r}")
     _check_options(oauth1, no_browser, print_url, redirect_url, client_id, redirect_uri)
+    team = _team_login(st, oauth1, store)
     pending_file = oauth_login.pending_path(st.paths.credentials_file)
     if print_url:
         if store == "keyring":
@@ -217,11 +251,11 @@ def auth_login(
             _save(st, _oauth1_credentials(st), login_flow.choose_store(st, store))
         elif redirect_url is not None:
             login = oauth_login.load_pending(pending_file)
-            where = login_flow.choose_store(st, store or login.store)
+            where = TEAM if team else login_flow.choose_store(st, store or login.store)
             _finish(st, login, redirect_url, where)
             oauth_login.delete_pending(pending_file)
         else:
-            where = login_flow.choose_store(st, store)
+            where = TEAM if team else login_flow.choose_store(st, store)
             login = oauth_login.start(_client_id(st, client_id), st.environ.get("X_CLIENT_SECRET"),
                                       redirect_uri)
             with login_flow.redirect(login, st, no_browser) as answer:
@@ -235,7 +269,7 @@ def _rate_limits(st: AppState) -> dict[str, datetime | None]:
     from dmtool import timeutil
     from dmtool.services import ratelimits
 
-    if not st.paths.db_file.exists():
+    if not st.has_store:
         return dict.fromkeys(ratelimits.FAMILIES)
     return ratelimits.active(st.store.conn, timeutil.now())
 
@@ -256,7 +290,7 @@ def _cached_account(st: AppState) -> tuple[str | None, str | None]:
     """Who the profile's store says it belongs to (environment keys carry no account)."""
     from dmtool.services.sync import K_ME_ID, K_ME_USERNAME
 
-    if not st.paths.db_file.exists():
+    if not st.has_store:
         return None, None
     return st.store.get_state(K_ME_ID), st.store.get_state(K_ME_USERNAME)
 
@@ -275,7 +309,7 @@ def _budget(st: AppState) -> dict[str, Any]:
     from dmtool import timeutil
     from dmtool.services import budget
 
-    if st.paths.db_file.exists():
+    if st.has_store:
         periods = budget.state(st)
     else:
         now, limits = timeutil.now(), budget.Limits.from_config(st.config)
@@ -284,12 +318,27 @@ def _budget(st: AppState) -> dict[str, Any]:
     return {p.name: p.to_dict() for p in periods}
 
 
-def _account_status(st: AppState) -> dict[str, Any]:
-    from dmtool.credentials import load_credentials
+def _credentials_in_use(st: AppState) -> tuple[Credentials | None, str | None]:
+    """The credentials X calls use, in the order they are read: the environment,
+    the team store, the keyring or the file; and where the team key came from."""
+    from dmtool.credentials import from_environment, load_credentials
 
+    creds = from_environment(st.environ)
+    if creds is None and st.has_store:
+        from dmtool import team_credentials
+
+        if team_credentials.stored(st.store):
+            key = team_credentials.require_key(st.environ, st.paths.credentials_file)
+            return team_credentials.load(st.store, key), key.source
+    if creds is None:
+        creds = load_credentials(st.paths.credentials_file, st.environ)
+    return creds, None
+
+
+def _account_status(st: AppState) -> dict[str, Any]:
     if st.sandbox:
         return _sandbox_status(st)
-    creds = load_credentials(st.paths.credentials_file, st.environ)
+    creds, key_source = _credentials_in_use(st)
     if creds is None:
         raise AuthError(f"no X credentials for profile {st.profile!r}",
                         hint="run `dmtool auth login`, or set X_API_KEY, X_API_SECRET, "
@@ -301,17 +350,20 @@ def _account_status(st: AppState) -> dict[str, Any]:
         user_id, username = _cached_account(st)
     data: dict[str, Any] = {"backend": "x", "user_id": user_id, "username": username,
                             "kind": creds.kind, "source": creds.source,
-                            "location": _location(st, creds.source),
+                            "location": _location(st, creds.source, key_source),
                             "expires_at": desc.get("expires_at")}
     data.update({k: desc[k] for k in _SHOWN_FIELDS if k in desc})
     return data
 
 
-def _location(st: AppState, source: str) -> str:
-    """Where the secrets in use are: a file path, the keyring entry, the variables."""
+def _location(st: AppState, source: str, key_source: str | None = None) -> str:
+    """Where the secrets in use are: a file path, the keyring entry, the variables,
+    the team store (and where its key comes from)."""
     from dmtool.credentials import ENV_OAUTH1, keyring_account
 
     path = st.paths.credentials_file
+    if source == "team":
+        return f"the team store, encrypted with the team key from {key_source}"
     if source == "keyring":
         from dmtool import keyring_store
 
@@ -338,6 +390,7 @@ def auth_status(ctx: typer.Context, json_: JsonOpt = False) -> None:
         "unknown until the first `dmtool sync`"
     source = {"file": f"file {data.get('location')}", "keyring": f"OS keyring ({data.get('location')})",
               "env": f"environment ({data.get('location')})",
+              "team": str(data.get("location")),
               "sandbox": "the sandbox"}.get(data["source"], data["source"])
     expires = data["expires_at"]
     if expires and data.get("refresh_token"):
@@ -394,6 +447,12 @@ def auth_logout(ctx: typer.Context) -> None:
     from dmtool import oauth_login
 
     oauth_login.delete_pending(oauth_login.pending_path(path))
+    if st.has_store:
+        from dmtool import team_credentials
+
+        if team_credentials.stored(st.store):
+            output.info("note: the team's shared X credentials stay in the store; this machine "
+                        "uses them while it has the team key")
     if any(st.environ.get(n) for n in ENV_OAUTH1):
         output.info("note: X_API_KEY... are still set in the environment; dmtool uses them "
                     "until you unset them")

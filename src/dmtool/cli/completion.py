@@ -8,10 +8,8 @@ is no store yet, or anything goes wrong, they offer nothing.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -19,24 +17,26 @@ from typer._click.shell_completion import CompletionItem, add_completion_class
 from typer._completion_classes import BashComplete, FishComplete, ZshComplete
 
 if TYPE_CHECKING:
-    import sqlite3
+    from dmtool.store.sql import Conn
+    from dmtool.store.url import StoreLocation
 
 MAX_CANDIDATES = 50
 Candidates = list[tuple[str, str | None]]
 
 
-def _db_file(ctx: typer.Context) -> Path:
-    from dmtool.paths import DEFAULT_PROFILE, Paths
+def _location(ctx: typer.Context) -> StoreLocation:
+    from dmtool.appstate import AppState
+    from dmtool.paths import DEFAULT_PROFILE
 
     profile = ctx.find_root().params.get("profile") or DEFAULT_PROFILE
-    return Paths.resolve(profile, os.environ).db_file
+    return AppState(profile=profile).store_location()
 
 
-def _lookup(ctx: typer.Context, query: Callable[[sqlite3.Connection], Candidates]) -> Candidates:
+def _lookup(ctx: typer.Context, query: Callable[[Conn], Candidates]) -> Candidates:
     try:
         from dmtool.store.completion import open_readonly
 
-        conn = open_readonly(_db_file(ctx))
+        conn = open_readonly(_location(ctx))
         if conn is None:
             return []
         try:

@@ -16,6 +16,15 @@ config_app = typer.Typer(help="Read and change settings (config.toml of the prof
                          no_args_is_help=True)
 
 
+def _masked(key: str, value: object) -> object:
+    """A store URL is shown without its password (config.toml keeps it, 0600)."""
+    if key == "store.url" and isinstance(value, str) and value:
+        from dmtool.store.url import mask
+
+        return mask(value)
+    return value
+
+
 def _show_value(v: object) -> str:
     if v is None:  # an optional key that is not set
         return "none"
@@ -40,7 +49,7 @@ def config_show(
     from dmtool.config import schema
 
     cfg = state(ctx).config
-    eff = cfg.effective()
+    eff = {k: _masked(k, v) for k, v in cfg.effective().items()}
     team = cfg.team()
     ignored = cfg.ignored()
     if json_ and not sources:
@@ -109,7 +118,7 @@ def config_get(ctx: typer.Context, key: str, json_: JsonOpt = False) -> None:
         from dmtool.services import roles
 
         roles.require(st, "read")
-    value = st.config.get(key)
+    value = _masked(key, st.config.get(key))
     if json_:
         output.print_json(value)
     else:
@@ -136,7 +145,10 @@ def config_set(ctx: typer.Context, key: str, value: str) -> None:
         return
     st.paths.ensure()
     new = st.config.set(key, value)
-    output.info(f"{key} = {_show_value(new)}")
+    output.info(f"{key} = {_show_value(_masked(key, new))}")
+    if key == "store.url" and new and st.sandbox:
+        output.info("note: this profile uses the sandbox X, which keeps its own store and "
+                    "ignores store.url (docs/team.md)")
 
 
 @config_app.command("path")
@@ -147,7 +159,9 @@ def config_path(ctx: typer.Context, json_: JsonOpt = False) -> None:
 
 def paths_cmd(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Print the folders and files dmtool uses for this profile."""
-    d = state(ctx).paths.as_dict()
+    st = state(ctx)
+    d = st.paths.as_dict()
+    d["store"] = st.store_location().shown  # the SQLite file, or the URL without its password
     if json_:
         output.print_json(d)
     else:

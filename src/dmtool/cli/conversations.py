@@ -266,6 +266,7 @@ def digest_cmd(
         build_digest,
         checkpoint_key,
         default_since,
+        digest_lock,
         render_digest,
     )
     from dmtool.timeutil import fmt, now
@@ -274,7 +275,6 @@ def digest_cmd(
     if fmt_ not in ("text", "markdown", "json"):
         raise UsageError("--format must be text, markdown or json")
     st = state(ctx)
-    t = now()
     store = st.store
     who: str | None
     if mine:
@@ -284,35 +284,38 @@ def digest_cmd(
     else:
         who = actor.current()
     key = checkpoint_key(who, mine=mine)
-    checkpoint = store.get_state(key)
-    inherited = checkpoint is None and not mine and key != LEGACY_CHECKPOINT
-    if inherited:  # the one checkpoint of earlier versions
-        checkpoint = store.get_state(LEGACY_CHECKPOINT)
-    if since is not None:
-        start, window = resolve_since(st, since, t), "since"
-    else:
-        start, window = default_since(checkpoint, t)
-    d = build_digest(store.conn, start, t, window=window, mine=who if mine else None)
-    spending, news = _budget_line(st)
-    if fmt_ == "json":
-        output.print_json({**d.to_dict(with_text=not no_text), "budget_warning": spending})
-    elif not d.empty or news:
-        markdown = fmt_ == "markdown"
-        text = "" if d.empty else render_digest(d, st.zone, markdown=markdown,
-                                                 with_text=not no_text)
-        if spending:  # headed and indented as render_digest's sections
-            text += ("\n" if text else "") + ("## " if markdown else "") + "X spending\n" \
-                + ("- " if markdown else "  ") + spending + "\n"
-        sys.stdout.write(output.safe(text))
-    if not peek and not store.read_only:  # a read-only store: as --peek
-        with store.tx():
-            store.set_state(key, fmt(t))
-            if inherited:
-                store.set_state(LEGACY_CHECKPOINT, None)
-            if news:
-                from dmtool.services.budget import K_DIGESTED, utc_day
+    read_only = peek or store.read_only  # a read-only store: as --peek
+    with digest_lock(store, read_only):
+        t = now()
+        checkpoint = store.get_state(key)
+        inherited = checkpoint is None and not mine and key != LEGACY_CHECKPOINT
+        if inherited:  # the one checkpoint of earlier versions
+            checkpoint = store.get_state(LEGACY_CHECKPOINT)
+        if since is not None:
+            start, window = resolve_since(st, since, t), "since"
+        else:
+            start, window = default_since(checkpoint, t)
+        d = build_digest(store.conn, start, t, window=window, mine=who if mine else None)
+        spending, news = _budget_line(st)
+        if fmt_ == "json":
+            output.print_json({**d.to_dict(with_text=not no_text), "budget_warning": spending})
+        elif not d.empty or news:
+            markdown = fmt_ == "markdown"
+            text = "" if d.empty else render_digest(d, st.zone, markdown=markdown,
+                                                     with_text=not no_text)
+            if spending:  # headed and indented as render_digest's sections
+                text += ("\n" if text else "") + ("## " if markdown else "") + "X spending\n" \
+                    + ("- " if markdown else "  ") + spending + "\n"
+            sys.stdout.write(output.safe(text))
+        if not read_only:
+            with store.tx():
+                store.set_state(key, fmt(t))
+                if inherited:
+                    store.set_state(LEGACY_CHECKPOINT, None)
+                if news:
+                    from dmtool.services.budget import K_DIGESTED, utc_day
 
-                store.set_state(K_DIGESTED, utc_day(t))
+                    store.set_state(K_DIGESTED, utc_day(t))
 
 
 def _budget_line(st: "AppState") -> tuple[str | None, bool]:

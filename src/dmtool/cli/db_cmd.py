@@ -11,14 +11,15 @@ from dmtool.cli.context import state
 from dmtool.cli.params import JsonOpt, path_argument
 from dmtool.errors import DmtoolError, StoreDamaged, UsageError
 
-db_app = typer.Typer(help="The local store: where it is, a backup, a restore, an integrity check.",
+db_app = typer.Typer(help="The store: where it is, a backup, a restore, an integrity check, moving it.",
                      no_args_is_help=True)
 
 
 @db_app.command("path")
 def db_path(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """Print the path of this profile's SQLite store."""
-    output.print_path(state(ctx).paths.db_file, json_)
+    """Print where this profile's store is: its SQLite file, or its PostgreSQL URL
+    (with the password masked)."""
+    output.print_path(state(ctx).store_location().shown, json_)
 
 
 @db_app.command("backup")
@@ -27,7 +28,8 @@ def db_backup(ctx: typer.Context, file: Annotated[Path, path_argument("Where to 
 
     The copy is checked once written: when the store is damaged, nothing is
     written and the command fails. The store's own files (and SQLite's files
-    beside any store) are refused as targets."""
+    beside any store) are refused as targets. A PostgreSQL store is dumped
+    with pg_dump (custom format: restore it with pg_restore)."""
     from dmtool.services.backups import backup
 
     backup(state(ctx), file)
@@ -51,6 +53,9 @@ def db_restore(
     backup (approved, being sent, or in the ledger) becomes `unknown`: `dmtool
     send ID` asks X before anything else, so no DM goes twice. The sync starts
     over: the next `dmtool sync` reads again what X still has (30 days of DMs).
+
+    SQLite stores only: a PostgreSQL store is restored with pg_restore
+    (docs/team.md), and this command says how.
     """
     from dmtool.services.backups import check_backup, restore
 
@@ -87,18 +92,18 @@ def db_restore(
 
 @db_app.command("check")
 def db_check(ctx: typer.Context, json_: JsonOpt = False) -> None:
-    """Run SQLite's integrity and foreign-key checks, and look for missing schema.
+    """Check the store: SQLite's integrity and foreign-key checks, or on
+    PostgreSQL the schema version, constraints, indexes and triggers; and that
+    no table, index or trigger is missing.
 
     Lists every problem found (exit 1), also when the store is too damaged to
     open; `ok` (exit 0) otherwise."""
-    from dmtool.store.db import problems_of
-
     st = state(ctx)
     version: int | None = None
     try:
         store = st.store
         version = store.schema_version()
-        problems = problems_of(store.conn)
+        problems = store.problems()
     except StoreDamaged as e:  # too damaged to open or read its version
         problems = [e.message]
     result = {"ok": not problems, "problems": problems, "schema_version": version}
@@ -110,6 +115,34 @@ def db_check(ctx: typer.Context, json_: JsonOpt = False) -> None:
             output.info("hint: restore a backup with `dmtool db restore FILE`")
     if problems:
         raise typer.Exit(1)
+
+
+@db_app.command("migrate-to")
+def db_migrate_to(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Argument(
+        help="The empty store to copy into: postgresql://USER@HOST:PORT/DB?sslmode=verify-full, "
+             "or a SQLite file (a path, or sqlite:////absolute/path).")],
+    json_: JsonOpt = False,
+) -> None:
+    """Copy this profile's store into an empty store elsewhere, in one transaction,
+    then compare every table's rows and keys. The current store is left as it was;
+    the next step (`dmtool config set store.url ...`) is printed. Refused while a
+    send or sync runs, or a send's outcome is unknown."""
+    from dmtool.cli.progress import copy_progress
+    from dmtool.services.move import move_store
+
+    result = move_store(state(ctx), url, copy_progress(json_))
+    if json_:
+        output.print_json(result.to_dict())
+        return
+    output.print_table(["table", "rows", "checksum"],
+                       [[t.table, t.rows, t.checksum] for t in result.tables])
+    if result.already:
+        output.info(f"already migrated: {result.target} holds this store, row for row")
+    else:
+        output.info(f"copied {result.source} to {result.target}; both sides agree")
+    output.info(f"next: {result.next_step}")
 
 
 def _n(count: int, what: str) -> str:

@@ -18,14 +18,16 @@ profiles_app = typer.Typer(help="List the profiles (one per X account) and add o
 def profiles_list(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Every profile: `default`, and each one with a config.toml or a store.
     The one this command runs on is marked."""
-    from dmtool.paths import Paths, list_profiles
+    from dmtool.appstate import AppState
+    from dmtool.paths import list_profiles
 
     st = state(ctx)
     rows = []
     for name in list_profiles(st.environ):
-        p = Paths.resolve(name, st.environ)
+        other = AppState(profile=name, environ=st.environ)
         rows.append({"profile": name, "current": name == st.profile,
-                     "config": p.config_file.exists(), "store": p.db_file.exists()})
+                     "config": other.paths.config_file.exists(),
+                     "store": other.has_store})  # its SQLite file, or a store on a server
     if json_:
         output.print_json(rows)
         return

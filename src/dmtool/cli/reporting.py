@@ -45,6 +45,8 @@ EXEMPT: dict[str, str] = {
     "auth login": "interactive: an authorize URL to open and the redirect (or keys) typed "
                   "back; `auth status --json` reports the outcome",
     "demo": "a guided tour that tells a story on its own sandbox profile, not data",
+    "team key set": "interactive: a secret typed with hidden input (or piped), kept in the "
+                    "keyring; `auth status --json` says where the key is found",
 }
 
 

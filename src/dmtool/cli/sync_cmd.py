@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -110,8 +110,16 @@ def sync_cmd(
             with actor.acting_as(actor.AUTOACK):
                 return send_autoack(st, contact.id, at)
 
-    with _progress() as progress:
-        result = run_sync(st, wait=wait, progress=progress, autoack_hook=hook, public=public)
+    from dmtool.services.poller import SyncRunning
+
+    try:
+        with _progress() as progress:
+            result = run_sync(st, wait=wait, progress=progress, autoack_hook=hook, public=public)
+    except SyncRunning as e:
+        if e.holder is not None and e.holder.command != "sync":
+            raise  # an import or a restore: this sync's work is not being done (exit 5)
+        _skipped(st, e, json_)
+        return
     _budget_warning(st)
     if result.hooks.failed:  # one line per sync, whatever the number (cron mails stderr)
         output.info(f"warning: hooks.on_inbound failed for {result.hooks.failed} of "
@@ -121,6 +129,20 @@ def sync_cmd(
         output.print_json(result.to_dict())
     else:
         output.print_text(summary(result, st.sandbox))
+
+
+def _skipped(st: AppState, e: Any, json_: bool) -> None:
+    """Another sync holds the lock: its work is being done. Exit 0 with one line
+    on stderr saying who holds it since when, and with --json the `skipped`
+    document (docs/cron.md)."""
+    holder = e.holder
+    prefix = "sandbox: " if st.sandbox else ""
+    who = holder.describe(st.zone.show) if holder else "another process"
+    output.info(f"{prefix}sync skipped: another sync is running ({who})")
+    if json_:
+        shown = ({k: v for k, v in holder.to_dict().items() if k != "command"} if holder
+                 else {"operator": None, "host": None, "since": None})
+        output.print_json({"skipped": "sync_running", "holder": shown})
 
 
 def _budget_warning(st: AppState) -> None:

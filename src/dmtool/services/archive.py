@@ -28,7 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from dmtool import timeutil
 from dmtool.errors import AuthError, DiskFull, DmtoolError, InputError
-from dmtool.services import ratelimits
+from dmtool.services import poller, ratelimits
 from dmtool.services.identity import name_placeholders
 from dmtool.services.sync import K_ARCHIVE_ACCOUNT, K_ME_ID, apply_optout_words, sync_lock
 from dmtool.store import contacts as cstore
@@ -38,11 +38,10 @@ from dmtool.store import messages as mstore
 from dmtool.timeutil import fmt, parse
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from dmtool.appstate import AppState
     from dmtool.models import Contact
     from dmtool.store import Store
+    from dmtool.store.sql import Conn
 
 # A guard against zip bombs and wrong files, not a normal limit: X splits big
 # archives into -partN files well below this.
@@ -591,7 +590,7 @@ def _batches(rows: list[Any]) -> Iterator[list[Any]]:
         yield rows[start:start + BATCH]
 
 
-def _contact(conn: sqlite3.Connection, user_id: str, now: str, result: ImportResult,
+def _contact(conn: Conn, user_id: str, now: str, result: ImportResult,
              import_id: int) -> Contact:
     """The contact for an X user id. The archive has no handles for other people:
     a new contact is named user_<id> until a sync sees them (and renames it);
@@ -731,7 +730,7 @@ def run_import(st: AppState, path: Path, *, keep_waiting: bool = False) -> Impor
     writer of X history at a time."""
     arc = read_archive(path)
     st.paths.ensure()
-    with sync_lock(st.paths.sync_lock_file, "import: "):
+    with sync_lock(st.store, "import: ", poller.me(st, "import")):
         result = import_archive(st.store, arc, now=fmt(timeutil.now()) or "", label=str(path),
                                 keep_waiting=keep_waiting)
         name_contacts(st, result)
@@ -742,7 +741,7 @@ def discard_incomplete(st: AppState) -> list[dict[str, Any]]:
     """Take out what every incomplete import wrote (for when its archive is
     gone): see store/imports.discard. Returns what each one removed."""
     st.paths.ensure()
-    with sync_lock(st.paths.sync_lock_file, "import: "):
+    with sync_lock(st.store, "import: ", poller.me(st, "import")):
         store = st.store
         done = []
         now = fmt(timeutil.now()) or ""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from dmtool import timeutil
 from dmtool.errors import ConfigError, InputError, StoreDamaged, StoreError
+from dmtool.services import poller
 from dmtool.services.identity import K_NAMING_AFTER
 from dmtool.services.ratelimits import FAMILIES
 from dmtool.services.ratelimits import key as pause_key
@@ -38,6 +39,7 @@ from dmtool.store import backup as bstore
 from dmtool.store import contacts as cstore
 from dmtool.store.db import side_files
 from dmtool.store.migrations import MIGRATIONS
+from dmtool.store.team import CREDENTIALS_KEY as TEAM_CREDENTIALS
 from dmtool.timeutil import fmt
 
 if TYPE_CHECKING:
@@ -75,10 +77,16 @@ def _side_file_of_a_store(path: Path) -> Path | None:
 # --- db backup ---------------------------------------------------------------------------
 
 
+def _db_file(st: AppState) -> Path | None:
+    """The SQLite file of this profile's store (None: a PostgreSQL store)."""
+    return st.store_location().path
+
+
 def backup(st: AppState, dest: Path) -> None:
-    """Write a checked copy of the store to `dest` (a new file)."""
-    db = st.paths.db_file
-    if _is_own(db, dest):
+    """Write a checked copy of the store to `dest` (a new file). A PostgreSQL
+    store is dumped by pg_dump (PgStore.backup), which checks its own work."""
+    db = _db_file(st)
+    if db is not None and _is_own(db, dest):
         raise InputError(f"{dest} is this profile's store or one of SQLite's files beside it",
                          hint="write the backup to another file, e.g. in another folder")
     base = _side_file_of_a_store(dest)
@@ -92,9 +100,11 @@ def backup(st: AppState, dest: Path) -> None:
     store = st.store
     old = os.umask(0o077)
     try:
-        bstore.copy_store(store, dest)
+        store.backup(dest)
     finally:
         os.umask(old)
+    if db is None:
+        return
     _, problems = bstore.file_problems(dest)
     if problems:
         for p in (dest, *side_files(dest)):
@@ -129,7 +139,15 @@ class RestoreResult:
 
 def check_backup(st: AppState, file: Path) -> Candidate:
     """Is `file` a store this profile can go back to? InputError when not."""
-    if _is_own(st.paths.db_file, file):
+    db = _db_file(st)
+    if db is None:
+        raise ConfigError(
+            "db restore replaces a SQLite store's file; a PostgreSQL store is restored "
+            "with pg_restore", code="E_STORE_RESTORE",
+            hint=f"stop every dmtool on it, then `pg_restore --clean --if-exists --no-owner "
+                 f"--single-transaction -d DATABASE {file}` (docs/team.md: restoring); "
+                 "the next `dmtool sync` reads again what X still has")
+    if _is_own(db, file):
         raise InputError(f"{file} is this profile's own store", hint="give a backup file")
     if not file.is_file():
         raise InputError(f"no such file: {file}")
@@ -157,7 +175,8 @@ def check_backup(st: AppState, file: Path) -> Candidate:
 
 
 def _current_account(st: AppState) -> str | None:
-    if not st.paths.db_file.exists():
+    db = _db_file(st)
+    if db is None or not db.exists():
         return None
     try:
         store = st.store
@@ -171,10 +190,14 @@ def restore(st: AppState, candidate: Candidate) -> RestoreResult:
     from dmtool.services.send import send_lock
     from dmtool.services.sync import sync_lock
     from dmtool.store import open_store
+    from dmtool.store.db import FileLocks
 
-    db = st.paths.db_file
+    db = _db_file(st)
+    assert db is not None  # check_backup refused a PostgreSQL store
     st.paths.ensure()
-    with sync_lock(st.paths.sync_lock_file, "restore: "), send_lock(st):
+    # The store's locks, taken without opening it: it may be too damaged to open.
+    locks = FileLocks(st.paths.state_dir, beside=db.parent)
+    with sync_lock(locks, "restore: ", poller.me(st, "restore")), send_lock(st, locks=locks):
         now = fmt(timeutil.now()) or ""
         kept = _salvage(st)
         aside = _aside_name(db, now) if db.exists() else None
@@ -194,6 +217,10 @@ def restore(st: AppState, candidate: Candidate) -> RestoreResult:
                                             later=True)
                     bstore.set_state_values(conn, [kv for kv in kept.state if kv[0] in ACCOUNT_KEYS],
                                             missing_only=True)
+                    # The team's X tokens as they are now: X has retired the
+                    # refresh token an older backup holds.
+                    bstore.set_state_values(conn, [kv for kv in kept.state
+                                                   if kv[0] == TEAM_CREDENTIALS and kv[1]])
                     cstore.audit(conn, "restored", now=now, file=str(candidate.file),
                                  kept_aside=str(aside) if aside else None, drafts_unknown=unknown,
                                  unreadable=kept.unreadable, kept=counts)
@@ -227,9 +254,10 @@ def _swap(db: Path, new: Path, aside: Path | None) -> None:
 
 def _salvage(st: AppState) -> bstore.Salvage:
     """What the current store holds that the restored one must keep."""
-    if not st.paths.db_file.exists():
+    db = _db_file(st)
+    if db is None or not db.exists():
         return bstore.Salvage()
-    keys = [pause_key(f) for f in FAMILIES] + list(ACCOUNT_KEYS)
+    keys = [pause_key(f) for f in FAMILIES] + list(ACCOUNT_KEYS) + [TEAM_CREDENTIALS]
     try:
         return bstore.salvage(st.store.conn, state_keys=keys)
     except StoreError as e:  # cannot even be opened: nothing to keep from it

@@ -26,10 +26,9 @@ from dmtool.store import ledger as lstore
 from dmtool.timeutil import fmt
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from dmtool.appstate import AppState
     from dmtool.config import Config
+    from dmtool.store.sql import Conn
 
 WARN_SHARE = 0.8
 EPSILON = 1e-9  # float dust: a request that exactly reaches the budget is allowed
@@ -122,7 +121,7 @@ def next_month(day: date) -> date:
     return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
-def periods(conn: sqlite3.Connection, *, sandbox: bool, prices: Prices, limits: Limits,
+def periods(conn: Conn, *, sandbox: bool, prices: Prices, limits: Limits,
             now: datetime, pending: Mapping[str, int] | None = None) -> list[Period]:
     """The day and the month, each with its limit and what is spent in it
     (the ledger, plus `pending`: units of requests not written yet)."""
@@ -216,7 +215,7 @@ class Cost:
                 "per_conversation_answered": None if per is None else round(per, 6)}
 
 
-def period_cost(conn: sqlite3.Connection, since: datetime, until: datetime, *, sandbox: bool,
+def period_cost(conn: Conn, since: datetime, until: datetime, *, sandbox: bool,
                 prices: Prices) -> Cost:
     """The estimated cost of dmtool's requests at `since` <= at < `until`, and
     per conversation answered (None when none was)."""

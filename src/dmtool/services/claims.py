@@ -21,10 +21,9 @@ from dmtool.timeutil import fmt, parse
 from dmtool.timeutil import now as clock
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from dmtool.appstate import AppState
     from dmtool.models import Contact
+    from dmtool.store.sql import Conn
 
 DEFAULT_MINUTES = 30
 MAX_MINUTES = 24 * 60  # a claim is for a sitting; drafting renews it
@@ -73,7 +72,7 @@ def guard(st: AppState, contact: Contact, *, command: str, force: bool, what: st
     return claim
 
 
-def overridden(conn: sqlite3.Connection, claim: kstore.Claim | None, contact: Contact, *,
+def overridden(conn: Conn, claim: kstore.Claim | None, contact: Contact, *,
                command: str, now: str, draft_id: int | None = None) -> None:
     """Record that a --force went past someone's claim (in the acting transaction)."""
     if claim is not None:
@@ -81,7 +80,7 @@ def overridden(conn: sqlite3.Connection, claim: kstore.Claim | None, contact: Co
                      command=command, holder=claim.operator, until=claim.until)
 
 
-def renew(conn: sqlite3.Connection, contact_id: int, now: str) -> None:
+def renew(conn: Conn, contact_id: int, now: str) -> None:
     """Drafting to a contact renews the drafter's live claim on it."""
     name = actor.current()
     if name is None:

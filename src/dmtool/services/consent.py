@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -14,6 +13,7 @@ from dmtool.store import contacts as cstore
 from dmtool.store import imports
 from dmtool.store import messages as mstore
 from dmtool.store.db import state_value
+from dmtool.store.sql import Conn
 from dmtool.timeutil import fmt, parse, parse_opt
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def _evidence(rows: Sequence[EvidenceRow]) -> tuple[policy.Evidence, ...]:
     return tuple(policy.Evidence(kind=e.kind, at=parse(e.at), ref=e.ref, text=e.text) for e in rows)
 
 
-def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapshot:
+def snapshot(conn: Conn, contact: Contact) -> policy.ContactSnapshot:
     """What the policy needs to know about one contact. Its evidence is what
     decides (see `cstore.deciding_evidence`), so a decision's `evidence` holds
     the newest row of each kind; `contacts show` lists them all."""
@@ -57,7 +57,7 @@ def snapshot(conn: sqlite3.Connection, contact: Contact) -> policy.ContactSnapsh
     )
 
 
-def evidence_total(conn: sqlite3.Connection, contact: Contact, decision: policy.Decision) -> int:
+def evidence_total(conn: Conn, contact: Contact, decision: policy.Decision) -> int:
     """How many records stand behind the decision's evidence: all the rows of
     the kinds it shows. A decision shows the newest record of each automatic
     kind (a chatty contact has one inbound_dm record per DM: tens of
@@ -65,7 +65,7 @@ def evidence_total(conn: sqlite3.Connection, contact: Contact, decision: policy.
     return cstore.count_evidence(conn, contact.id, sorted({e.kind for e in decision.evidence}))
 
 
-def recent_sends(conn: sqlite3.Connection, now: datetime, *,
+def recent_sends(conn: Conn, now: datetime, *,
                  except_draft: int | None = None) -> list[policy.Send]:
     """dmtool's own sends (and autoacks) of the last 30 days, across all contacts:
     the send ledger (it survives `contacts forget`), plus attempts whose outcome
@@ -81,7 +81,7 @@ def _sends(rows: Sequence[tuple[str, str, str | None, int]]) -> list[policy.Send
             for at, uid, text, fc in rows]
 
 
-def sends_deciding(conn: sqlite3.Connection, contact: Contact, now: datetime) -> list[policy.Send]:
+def sends_deciding(conn: Conn, contact: Contact, now: datetime) -> list[policy.Send]:
     """The recent sends a decision without a text reads: those to this contact
     (unanswered runs) and everyone's of the last day (the caps). The others
     only matter for comparing a text, so they are not read and parsed. The
@@ -91,13 +91,13 @@ def sends_deciding(conn: sqlite3.Connection, contact: Contact, now: datetime) ->
     return _sends(mstore.send_rows(conn, since=since, user_id=contact.user_id, everyone_since=day))
 
 
-def rate_limited_until(conn: sqlite3.Connection) -> datetime | None:
+def rate_limited_until(conn: Conn) -> datetime | None:
     """The pause on sending DMs (policy E_RATE_LIMITED): only the dm_send family
     stops a send; a limit on reading or lookups does not."""
     return parse_opt(state_value(conn, ratelimits.key("dm_send")))
 
 
-def decide(conn: sqlite3.Connection, contact: Contact, text: str | None,
+def decide(conn: Conn, contact: Contact, text: str | None,
            settings: policy.PolicySettings, now: datetime,
            findings: Sequence[Finding] = (), *, draft_id: int | None = None) -> policy.Decision:
     """The policy's answer for `text` to `contact` now (`draft_id`: the draft
@@ -143,7 +143,7 @@ _COUNTED, _UNANSWERED, _PENDING = _NEWEST.stop, _NEWEST.stop + 1, _NEWEST.stop +
                                         "last_inbound_at", "last_outbound_at"))
 
 
-def listing(conn: sqlite3.Connection, settings: policy.PolicySettings, now: datetime,
+def listing(conn: Conn, settings: policy.PolicySettings, now: datetime,
             tag: str | None = None) -> Iterator[tuple[tuple[Any, ...], Standing]]:
     """Every contact (with `tag`), by handle, with the policy's text-free
     answer: streamed, one contact at a time (`contacts list`, `contacts

@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import re
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +21,7 @@ from dmtool import timeutil
 from dmtool.errors import DmtoolError, InputError
 from dmtool.models import clean_handle, clean_name, clean_note
 from dmtool.store import contacts as cstore
+from dmtool.store.sql import Conn
 from dmtool.textnorm import cut, line_ends, typed
 
 if TYPE_CHECKING:
@@ -289,14 +289,14 @@ class ImportResult:
                 "skipped": [{"line": n, "reason": r} for n, r in self.skipped]}
 
 
-def _opt_out(conn: sqlite3.Connection, c: Any, at: str, now: str, res: ImportResult) -> None:
+def _opt_out(conn: Conn, c: Any, at: str, now: str, res: ImportResult) -> None:
     stamp = min(at, now) if at else now  # a date in the future is no opt-out yet: now
     cstore.set_opted_out(conn, c, stamp, None)
     cstore.audit(conn, "opted_out", now=now, contact=c, codes=["E_OPTED_OUT"], by="import")
     res.opted_out.append(c.handle)
 
 
-def apply(conn: sqlite3.Connection, rows: list[Row], now: str) -> ImportResult:
+def apply(conn: Conn, rows: list[Row], now: str) -> ImportResult:
     """Create or update contacts. Call inside a transaction."""
     res = ImportResult()
     for row in rows:
@@ -339,7 +339,7 @@ def apply(conn: sqlite3.Connection, rows: list[Row], now: str) -> ImportResult:
 # --- export ----------------------------------------------------------------------------
 
 
-def export_records(conn: sqlite3.Connection, settings: PolicySettings,
+def export_records(conn: Conn, settings: PolicySettings,
                    now: datetime) -> list[dict[str, Any]]:
     """Every contact as a CRM wants it: the contact object of `contacts list`
     (consent status, last contact in and out), the opt-out date, and the notes

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import sqlite3
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from dmtool.errors import Busy
 from dmtool.store import conversations as cvstore
+from dmtool.store.sql import Conn
 from dmtool.timeutil import ago, fmt, parse
 
 if TYPE_CHECKING:
     from dmtool.localtime import DisplayZone
+    from dmtool.store import Store
+
+DIGEST_LOCK_WAIT_S = 30.0
 
 
-def inbox(conn: sqlite3.Connection, query: cvstore.InboxQuery, *, now: datetime,
+def inbox(conn: Conn, query: cvstore.InboxQuery, *, now: datetime,
           limit: int) -> list[dict[str, Any]]:
     """Conversations, waiting for your reply first (unless by activity alone),
     then by the time of their last message that is not an autoack."""
@@ -109,7 +115,7 @@ class Mine:
         return {"operator": self.operator, "claimed": self.claimed, "drafts": drafts}
 
 
-def mine_of(conn: sqlite3.Connection, operator: str, now: datetime) -> Mine:
+def mine_of(conn: Conn, operator: str, now: datetime) -> Mine:
     from dmtool.store import claims as kstore
     from dmtool.store import drafts as dstore
 
@@ -129,7 +135,7 @@ def _from_archive(detail: dict[str, Any]) -> bool:
     return detail.get("source") == "archive"
 
 
-def build_digest(conn: sqlite3.Connection, since: datetime, now: datetime, *,
+def build_digest(conn: Conn, since: datetime, now: datetime, *,
                  window: str = "last_digest", mine: str | None = None) -> Digest:
     """What came in in (since, now]. By recorded time, unless `window` is
     "since" (by sent time). History from an archive import is never news.
@@ -279,3 +285,22 @@ def render_digest(d: Digest, zone: DisplayZone, *, markdown: bool, with_text: bo
     if d.mine is not None and (d.mine.claimed or d.mine.drafts):
         lines += _render_mine(d.mine, zone, h, b, with_text)
     return "\n".join(lines).rstrip() + "\n"
+
+
+@contextlib.contextmanager
+def digest_lock(store: Store, peek: bool) -> Iterator[None]:
+    """Held from reading the digest checkpoint to moving it: of two digests run
+    at once (two cron hosts), the second waits and reports only what is newer."""
+    if peek:
+        yield
+        return
+    from dmtool.locks import LockTimeout
+
+    held = contextlib.ExitStack()
+    try:
+        held.enter_context(store.lock("digest", timeout=DIGEST_LOCK_WAIT_S))
+    except LockTimeout:
+        raise Busy("another digest is running for this store", hint="try again in a moment") \
+            from None
+    with held:
+        yield

@@ -110,6 +110,9 @@ def run_demo(*, interactive: bool, write: Callable[[str], None],
     env = dict(os.environ if environ is None else environ)
     env.pop("DMTOOL_PROFILE", None)
     env.pop("DMTOOL_NOW", None)
+    # The demo's data never goes anywhere but its own SQLite file.
+    for var in ("DMTOOL_DATABASE_URL", "DMTOOL_SANDBOX_DATABASE_URL", "DMTOOL_SANDBOX_FILE"):
+        env.pop(var, None)
     if confirm_reset is not None:
         changes = user_changes(env)
         if changes and not confirm_reset(changes):

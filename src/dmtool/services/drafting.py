@@ -9,7 +9,6 @@ approval (policy.md §5, §7).
 from __future__ import annotations
 
 import re
-import sqlite3
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from dmtool.models import MAX_REASON_LENGTH, Contact
 from dmtool.services import approvals, claims, consent, identity, roles
 from dmtool.store import contacts as cstore
 from dmtool.store import drafts as dstore
+from dmtool.store.sql import Conn
 from dmtool.textnorm import cut, line_ends, typed
 from dmtool.timeutil import fmt
 from dmtool.timeutil import now as clock
@@ -118,14 +118,14 @@ def from_template(draft: dstore.Draft) -> bool:
     return draft.template is not None and draft.template != AUTOACK
 
 
-def lint_for(conn: sqlite3.Connection, st: AppState, contact: Contact, text: str, *,
+def lint_for(conn: Conn, st: AppState, contact: Contact, text: str, *,
              template: bool = False) -> list[Finding]:
     """Lint `text` for this contact (first contact or not, as the store says now)."""
     first = policy.is_first_contact(consent.snapshot(conn, contact))
     return lint(text, lint_context(st, contact, first, template=template), st.config.lint())
 
 
-def evaluate(conn: sqlite3.Connection, st: AppState, contact: Contact, text: str,
+def evaluate(conn: Conn, st: AppState, contact: Contact, text: str,
              now: datetime, draft_id: int | None = None, *,
              template: bool = False) -> tuple[list[Finding], policy.Decision]:
     findings = lint_for(conn, st, contact, text, template=template)
@@ -134,7 +134,7 @@ def evaluate(conn: sqlite3.Connection, st: AppState, contact: Contact, text: str
     return findings, decision
 
 
-def view(conn: sqlite3.Connection, st: AppState, draft: dstore.Draft,
+def view(conn: Conn, st: AppState, draft: dstore.Draft,
          now: datetime | None = None) -> DraftView:
     contact = cstore.by_id(conn, draft.contact_id)
     findings, decision = evaluate(conn, st, contact, draft.text, now or clock(), draft.id,
@@ -245,7 +245,7 @@ def check_can_draft(st: AppState, handle: str, now: datetime | None = None, *,
     return contact
 
 
-def compose(conn: sqlite3.Connection, contact: Contact, text: str | None, *,
+def compose(conn: Conn, contact: Contact, text: str | None, *,
             template: str | None = None, variables: Mapping[str, str] | None = None) -> str:
     """The text of a new draft: as given, or the template filled for `contact`."""
     if text is not None and template is not None:

@@ -30,10 +30,10 @@ from dmtool.store import contacts as cstore
 from dmtool.store import hooks as hstore
 
 if TYPE_CHECKING:
-    import sqlite3
     from datetime import datetime
 
     from dmtool.appstate import AppState
+    from dmtool.store.sql import Conn
 
 ON_INBOUND = "on_inbound"
 STDERR_KEPT = 300  # characters of a failed hook's stderr kept in the audit log
@@ -57,7 +57,7 @@ class InboundQueue:
         self.command = command
         self.floor = previous_sync_at
 
-    def add(self, conn: sqlite3.Connection, event_id: str, at: datetime, *, now: str) -> None:
+    def add(self, conn: Conn, event_id: str, at: datetime, *, now: str) -> None:
         if self.command and self.floor is not None and at > self.floor:
             hstore.queue(conn, event_id, ON_INBOUND, now=now)
 

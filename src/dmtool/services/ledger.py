@@ -28,9 +28,8 @@ from dmtool.services import budget
 from dmtool.store import ledger as lstore
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from dmtool.appstate import AppState
+    from dmtool.store.sql import Conn
     from dmtool.x.observe import RequestPlan, RequestRecord
     from dmtool.x.types import XClient
 
@@ -114,7 +113,7 @@ class Ledger:
 
     # --- the store commit hook ----------------------------------------------------------
 
-    def write(self, conn: sqlite3.Connection) -> None:
+    def write(self, conn: Conn) -> None:
         for p in self.pending:
             lstore.add(conn, p.request)
         if self.pending and not self._pruned:
@@ -135,7 +134,7 @@ class Ledger:
         except DmtoolError as e:
             log.debug("ledger: %d request(s) not recorded: %s", len(self.pending), e.message)
 
-    def _prune(self, conn: sqlite3.Connection) -> None:
+    def _prune(self, conn: Conn) -> None:
         """Once a UTC day: requests older than x.ledger.keep_days become daily totals."""
         self._pruned = True
         now = timeutil.now()
@@ -211,7 +210,7 @@ def client(st: AppState) -> XClient:
     return attach(st, st.client())
 
 
-def settle_send(st: AppState, conn: sqlite3.Connection, draft_id: int, *,
+def settle_send(st: AppState, conn: Conn, draft_id: int, *,
                 delivered: bool) -> None:
     """Reconciliation settled a send whose outcome was unknown: it counts one
     send if it was delivered, none if X confirms it never arrived. A send cut

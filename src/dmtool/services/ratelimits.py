@@ -21,9 +21,8 @@ from dmtool.store.db import state_value
 from dmtool.timeutil import fmt, parse_opt
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from dmtool.store import Store
+    from dmtool.store.sql import Conn
 
 FAMILIES = tuple(RATE_FAMILIES)
 DEFAULT_PAUSE = timedelta(minutes=15)
@@ -50,13 +49,13 @@ def local_time(at: datetime) -> str:
     return f"{text} ({fmt(at)})"
 
 
-def paused_until(conn: sqlite3.Connection, family: str, now: datetime) -> datetime | None:
+def paused_until(conn: Conn, family: str, now: datetime) -> datetime | None:
     """When `family` may be called again, if that is still ahead of `now`."""
     until = parse_opt(state_value(conn, key(family)))
     return until if until is not None and until > now else None
 
 
-def active(conn: sqlite3.Connection, now: datetime) -> dict[str, datetime | None]:
+def active(conn: Conn, now: datetime) -> dict[str, datetime | None]:
     """Every family with its reset time when still ahead, else None."""
     return {f: paused_until(conn, f, now) for f in FAMILIES}
 

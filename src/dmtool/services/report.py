@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from dmtool.localtime import UTC_ZONE, DisplayZone
 from dmtool.store import report as rstore
+from dmtool.store.sql import Conn
 from dmtool.timeutil import fmt, parse
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ def period(days: int, now: datetime, zone: DisplayZone = UTC_ZONE
     return [d.isoformat() for d in days_[:-1]], [zone.midnight(d) for d in days_]
 
 
-def build_report(conn: sqlite3.Connection, days: int, now: datetime,
+def build_report(conn: Conn, days: int, now: datetime,
                  zone: DisplayZone = UTC_ZONE, *, by_operator: bool = False,
                  cost_of: CostOf | None = None) -> Report:
     if not 1 <= days <= MAX_DAYS:
@@ -213,7 +213,7 @@ def build_report(conn: sqlite3.Connection, days: int, now: datetime,
 _WAIT = r"in([^a-z]+)(?:in[^a-z]+)*(?:out([^a-z]+))?"
 
 
-def _count_messages_and_waits(conn: sqlite3.Connection, since: str, until: str,
+def _count_messages_and_waits(conn: Conn, since: str, until: str,
                               by_day: list[DayCount], bounds: list[str]) -> FirstReply:
     """The daily counts, and the waits. `bounds` are the days' starts (and the
     last one's end) as stored times. The database counts each day's messages
@@ -257,7 +257,7 @@ def _count_messages_and_waits(conn: sqlite3.Connection, since: str, until: str,
     return result
 
 
-def _open_by_age(conn: sqlite3.Connection, now: datetime) -> list[AgeBucket]:
+def _open_by_age(conn: Conn, now: datetime) -> list[AgeBucket]:
     buckets = [AgeBucket(label, lo * DAY, None if hi is None else hi * DAY)
                for label, lo, hi in AGE_BUCKETS]
     for r in rstore.open_conversation_tails(conn):
@@ -272,7 +272,7 @@ def _open_by_age(conn: sqlite3.Connection, now: datetime) -> list[AgeBucket]:
     return buckets
 
 
-def _opt_outs(conn: sqlite3.Connection, since: str, until: str) -> int:
+def _opt_outs(conn: Conn, since: str, until: str) -> int:
     """People who opted out in the period: one each, however many times they
     wrote STOP (each STOP read is its own audit entry)."""
     people: set[str] = set()

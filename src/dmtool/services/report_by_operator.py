@@ -12,12 +12,12 @@ Separate from the report's aggregation, which only calls `by_operator`.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from dmtool.store import operators as ostore
+from dmtool.store.sql import Conn
 
 
 @dataclass
@@ -42,7 +42,7 @@ class OperatorStats:
                                 "median_seconds": None if median is None else round(median, 3)}}
 
 
-def by_operator(conn: sqlite3.Connection, since: str, until: str) -> list[OperatorStats]:
+def by_operator(conn: Conn, since: str, until: str) -> list[OperatorStats]:
     """One row per operator who sent, approved or answered in [since, until),
     by name (the unrecorded last)."""
     rows: dict[str | None, OperatorStats] = {}

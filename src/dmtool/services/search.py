@@ -9,7 +9,7 @@ from dmtool.errors import InputError
 from dmtool.store import search as sstore
 
 if TYPE_CHECKING:
-    import sqlite3
+    from dmtool.store.sql import Conn
 
 _TERM = r'"([^"]*)"|(\S+)'  # compiled (and cached by `re`) when first used
 
@@ -38,7 +38,7 @@ class SearchResult:
                 "truncated": self.truncated}
 
 
-def search(conn: sqlite3.Connection, query: str, *, handle: str | None = None,
+def search(conn: Conn, query: str, *, handle: str | None = None,
            since: str | None = None, limit: int = 50, use_index: bool | None = None,
            use_window: bool = True) -> SearchResult:
     """Hits of every kind, newest first, at most `limit`. `use_index` None:

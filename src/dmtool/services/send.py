@@ -4,9 +4,13 @@
 
 X has no idempotency key for DMs, so a DM must never be sent twice:
 
-- an OS lock (flock on the profile's send lock file) is held from the change to
-  `sending` until the outcome is recorded; the kernel drops it if we die, so a
-  draft found `sending` with the lock free is a crashed attempt;
+- the store's send lock (a file lock beside a SQLite store, an advisory lock
+  held by the connection on PostgreSQL) is held from the change to `sending`
+  until the outcome is recorded; the kernel (or the server) drops it if we
+  die, so a draft found `sending` with the lock free is a crashed attempt.
+  Before an outcome is recorded the lock is checked to be still ours: if it
+  was lost (a dropped connection, a transaction pooler), the outcome is
+  recorded as `unknown` and the next send reconciles;
 - `sending` and `unknown` drafts are reconciled by reading the conversation
   before anything else; only a confirmed absence makes the draft `failed`, and
   only a new approval by the user lets it be sent again;
@@ -16,10 +20,7 @@ X has no idempotency key for DMs, so a DM must never be sent twice:
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import re
-import time
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,9 +37,9 @@ from dmtool.errors import (
     InputError,
     PolicyRefused,
     RateLimited,
+    StoreUnavailable,
     Unavailable,
     UsageError,
-    write_failed,
 )
 from dmtool.lint import lint
 from dmtool.services import claims, consent, drafting, identity, ratelimits, traffic
@@ -51,10 +52,10 @@ from dmtool.timeutil import now as clock
 from dmtool.x.errors import SendOutcomeUnknown
 
 if TYPE_CHECKING:
-    import sqlite3
 
     from dmtool.appstate import AppState
     from dmtool.models import Contact
+    from dmtool.store.sql import Conn, Locks
     from dmtool.x.types import DMEvent
 
 LOCK_TIMEOUT_S = 10.0
@@ -98,28 +99,33 @@ def _on(st: AppState) -> str:
 
 
 @contextlib.contextmanager
-def send_lock(st: AppState, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """The profile's send lock; wait up to `timeout` seconds, else Busy (exit 5)."""
-    path = st.paths.send_lock_file
-    st.paths.ensure()
+def send_lock(st: AppState, timeout: float = LOCK_TIMEOUT_S, *,
+              locks: Locks | None = None) -> Iterator[None]:
+    """The store's send lock; wait up to `timeout` seconds, else Busy (exit 5).
+    `locks` takes it without opening the store (a restore: store.db.FileLocks)."""
+    from dmtool.locks import LockTimeout
+
+    held = contextlib.ExitStack()
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as e:
-        raise write_failed(path, e) from None
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise Busy("another dmtool send is in progress for this profile",
-                               hint="try again in a moment") from None
-                time.sleep(0.05)
+        held.enter_context((locks or st.store).lock("send", timeout))
+    except LockTimeout:
+        raise Busy("another dmtool send is in progress for this store",
+                   hint="try again in a moment") from None
+    with held:
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _lock_lost(st: AppState, d: dstore.Draft, contact: Contact) -> SendOutcomeUnknown | None:
+    """Before an outcome is recorded: if the send lock is no longer ours, another
+    process may already be reconciling this draft. Record `unknown` instead."""
+    if st.store.lock_held("send"):
+        return None
+    _settle_unknown(st, d, contact, "the send lock was lost before the outcome was recorded")
+    return SendOutcomeUnknown(
+        f"draft {d.id}: the connection to the store lost its send lock during the send{_on(st)}; "
+        "the DM may or may not have been delivered",
+        hint=f"the next `dmtool send {d.id}` will check X before anything else (docs/team.md: "
+             "transaction poolers)")
 
 
 # --- reconciliation ----------------------------------------------------------------
@@ -160,7 +166,7 @@ def _record_sent(st: AppState, d: dstore.Draft, contact: Contact, *, event_id: s
         _unapprove_others(conn, d, contact, sent_at=stamp, now=now)
 
 
-def _unapprove_others(conn: sqlite3.Connection, d: dstore.Draft, contact: Contact, *,
+def _unapprove_others(conn: Conn, d: dstore.Draft, contact: Contact, *,
                       sent_at: str, now: str) -> None:
     """Two approved drafts waiting for one person: once one is sent, the other
     goes back to review with a note (the traffic cop would refuse it at send,
@@ -473,8 +479,21 @@ def _send_approved(st: AppState, draft_id: int, *, confirmed_text: str,
         with contextlib.suppress(Exception):
             _settle_unknown(st, d, contact, "interrupted")
         raise
-    _record_sent(st, d, contact, event_id=sent.dm_event_id, conversation_id=sent.dm_conversation_id,
-                 at=now, first_contact=decision.first_contact, reconciled=False)
+    lost = _lock_lost(st, d, contact)
+    if lost is not None:
+        raise lost
+    try:
+        _record_sent(st, d, contact, event_id=sent.dm_event_id,
+                     conversation_id=sent.dm_conversation_id, at=now,
+                     first_contact=decision.first_contact, reconciled=False)
+    except (Busy, StoreUnavailable) as e:
+        # X accepted the DM; only writing it down failed (a lock held too long, a
+        # deadlock, a lost connection), and "try again" must not read as "nothing
+        # happened". The draft stays `sending`: the next send reconciles it from X.
+        raise SendOutcomeUnknown(
+            f"draft {d.id}: X accepted the DM{_on(st)}, but the store could not record it "
+            f"({e.message})",
+            hint=f"`dmtool send {d.id}` records it from X before anything else") from e
     return SendResult(dstore.get(conn, d.id), decision.first_contact, sandbox=st.sandbox)
 
 
@@ -521,6 +540,9 @@ def _defer_ack(st: AppState, contact: Contact, e: BudgetExceeded,
 
 def _settle_failed(st: AppState, d: dstore.Draft, contact: Contact, reason: str, *, code: str,
                    dm_closed: bool = False) -> None:
+    lost = _lock_lost(st, d, contact)
+    if lost is not None:
+        raise lost
     now = fmt(clock()) or ""
     with st.store.tx() as conn:
         dstore.mark_failed(conn, d.id, reason, now=now)
@@ -540,6 +562,9 @@ def _settle_unknown(st: AppState, d: dstore.Draft, contact: Contact, why: str) -
 
 def _back_to_approved(st: AppState, d: dstore.Draft, contact: Contact, action: str, *,
                       limit: RateLimited | None = None, error: str | None = None) -> None:
+    lost = _lock_lost(st, d, contact)
+    if lost is not None:
+        raise lost
     now = clock()
     with st.store.tx() as conn:
         dstore.back_to_approved(conn, d.id, now=fmt(now) or "")

@@ -51,29 +51,24 @@ the sync goes on and reports what it held back (SyncResult.deferred).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dmtool import actor, optout, timeutil
 from dmtool.errors import (
     BudgetExceeded,
-    Busy,
     ConfigError,
     InputError,
     NotFound,
     RateLimited,
-    write_failed,
 )
 from dmtool.models import Contact
-from dmtool.services import budget, ledger, ratelimits
+from dmtool.services import budget, ledger, poller, ratelimits
 from dmtool.services import hooks as inbound_hooks
 from dmtool.services.identity import NAMING_BATCH, name_placeholders
 from dmtool.store import contacts as cstore
@@ -84,10 +79,9 @@ from dmtool.x.observe import RequestPlan
 from dmtool.x.types import POSTS_PAGE_MAX, POSTS_PAGE_MIN
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from dmtool.appstate import AppState
     from dmtool.store import Store
+    from dmtool.store.sql import Conn, Locks
     from dmtool.x.types import DMEvent, Post, PostPage, XClient, XUser
 
 K_ME_ID = "me_id"
@@ -127,7 +121,7 @@ BURST_SHARE = 8  # ...or this share (1/8) of what the walk has read, if more
 FREE_FIRST_PAGE = 20
 SNOWFLAKE_EPOCH_MS = 1288834974657  # X ids: (ms since this epoch) << 22 | machine, sequence
 
-Hook = Callable[["sqlite3.Connection", Contact, datetime], object]  # truthy: an autoack went out
+Hook = Callable[["Conn", Contact, datetime], object]  # truthy: an autoack went out
 
 
 class Progress(Protocol):
@@ -299,22 +293,29 @@ def _spread(count: int, newest: datetime | None, oldest: datetime | None) -> lis
 
 
 @contextlib.contextmanager
-def sync_lock(path: Path, what: str = "") -> Iterator[None]:
-    """One sync per profile at a time (the kernel frees the lock if we die)."""
+def sync_lock(store: Locks, what: str = "", holder: poller.Holder | None = None) -> Iterator[None]:
+    """One sync per store at a time (freed if the holder dies: store.lock).
+    A restore passes store.db.FileLocks: it takes the lock without the store.
+    The holder (who, where, since when) is recorded where the next one finds
+    it, so that it can say who holds the lock (SyncRunning, services/poller.py)."""
+    from dmtool.locks import LockTimeout
+
+    held = contextlib.ExitStack()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as e:
-        raise write_failed(path, e) from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Busy(f"{what}another dmtool sync is running for this profile",
-                       hint="try again when it has finished") from None
+        held.enter_context(store.lock("sync", timeout=0))
+    except LockTimeout:
+        raise _running(what, poller.recorded(store)) from None
+    with held:
+        if holder is not None:
+            poller.record(store, holder)
         yield
-    finally:
-        os.close(fd)  # closing releases the flock
+
+
+def _running(what: str, holder: poller.Holder | None) -> poller.SyncRunning:
+    command = holder.command if holder else "sync"
+    by = f" ({holder.describe(lambda at: at)})" if holder else ""
+    return poller.SyncRunning(f"{what}another dmtool {command} is running for this store{by}",
+                              holder, hint="try again when it has finished")
 
 
 def _needed(store: Store, public: bool) -> list[str]:
@@ -331,7 +332,7 @@ def _needed(store: Store, public: bool) -> list[str]:
 def run_sync(st: AppState, *, wait: bool, progress: Progress | None = None,
              autoack_hook: Hook | None = None, public: bool = False,
              sleep: Callable[[float], None] = time.sleep) -> SyncResult:
-    """Sync the profile's store with X. Raises Busy, RateLimited and the X errors.
+    """Sync the profile's store with X. Raises SyncRunning (services/poller.py), RateLimited and the X errors.
 
     With `wait`, a rate limit on a family the sync needs (stored or met on the
     way) is waited out with a countdown through `progress`, then the sync goes
@@ -353,9 +354,8 @@ def _run_locked(st: AppState, *, wait: bool, progress: Progress | None,
                 sleep: Callable[[float], None]) -> SyncResult:
     prefix = "sandbox: " if st.sandbox else ""
     hint = "run `dmtool sync` after that time, or `dmtool sync --wait`"
-    st.paths.ensure()
-    with sync_lock(st.paths.sync_lock_file, prefix):
-        store = st.store
+    store = st.store
+    with sync_lock(store, prefix, poller.me(st, "sync")):
         waits = 0
         syncer: _Sync | None = None
         while True:
@@ -590,7 +590,7 @@ class _Sync:
             users[u.id] = u
         return users
 
-    def contact(self, conn: sqlite3.Connection, user_id: str, users: dict[str, XUser]) -> Contact:
+    def contact(self, conn: Conn, user_id: str, users: dict[str, XUser]) -> Contact:
         user = users.get(user_id)
         if user is None:
             known = cstore.find_by_user_id(conn, user_id)
@@ -709,7 +709,7 @@ class _Sync:
             size = max(size, min(free, FREE_FIRST_PAGE, last_new + PAGE_MARGIN))
         return max(1, min(size, self.max_size))
 
-    def store_dms(self, conn: sqlite3.Connection, me: str, events: list[DMEvent],
+    def store_dms(self, conn: Conn, me: str, events: list[DMEvent],
                   users: dict[str, XUser]) -> list[tuple[int, datetime]]:
         """Store a page's new events; returns (contact id, time) of new inbound ones."""
         inbound: list[tuple[int, datetime]] = []
@@ -794,7 +794,7 @@ class _Sync:
 
     # --- opt-out words --------------------------------------------------------------------
 
-    def apply_words(self, conn: sqlite3.Connection, contact_id: int, text: str, at: str) -> None:
+    def apply_words(self, conn: Conn, contact_id: int, text: str, at: str) -> None:
         apply_optout_words(conn, contact_id, text, at, now=self.now_s, opted_out=self.result.opted_out,
                            reviewed=self.result.optout_review)
 
@@ -842,7 +842,7 @@ class _Sync:
             with self.store.tx():
                 self.store.set_state(key, str(newest))
 
-    def store_mentions(self, conn: sqlite3.Connection, me: str, page: PostPage,
+    def store_mentions(self, conn: Conn, me: str, page: PostPage,
                        users: dict[str, XUser], touched: set[str]) -> None:
         for p in reversed(page.posts):
             if not p.author_id or p.author_id == me:
@@ -855,7 +855,7 @@ class _Sync:
             cstore.add_evidence(conn, c.id, "mention", at, p.id, p.text, now=self.now_s)
             touched.add(p.author_id)
 
-    def store_replies(self, conn: sqlite3.Connection, me: str, page: PostPage,
+    def store_replies(self, conn: Conn, me: str, page: PostPage,
                       touched: set[str]) -> None:
         for p in reversed(page.posts):
             target = p.in_reply_to_user_id
@@ -869,7 +869,7 @@ class _Sync:
         return fmt(p.created_at) or self.now_s
 
     @staticmethod
-    def _add_post(conn: sqlite3.Connection, p: Post, kind: str, at: str) -> bool:
+    def _add_post(conn: Conn, p: Post, kind: str, at: str) -> bool:
         return mstore.add_post(conn, post_id=p.id, kind=kind, author_id=p.author_id, text=p.text,
                                at=at, in_reply_to_user_id=p.in_reply_to_user_id,
                                replied_to_id=p.replied_to_id, conversation_id=p.conversation_id)
@@ -889,7 +889,7 @@ class _Sync:
                                     now=self.now_s)
 
 
-def apply_optout_words(conn: sqlite3.Connection, contact_id: int, text: str, at: str, *,
+def apply_optout_words(conn: Conn, contact_id: int, text: str, at: str, *,
                        now: str, opted_out: list[str], reviewed: list[str] | None = None,
                        source: str = "sync") -> None:
     """Apply STOP / START / "please stop" in one inbound message (policy §2).

@@ -20,7 +20,7 @@ from dmtool.services import budget
 from dmtool.store import ledger as lstore
 
 if TYPE_CHECKING:
-    import sqlite3
+    from dmtool.store.sql import Conn
 
 MAX_DAYS = 3650
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
@@ -95,7 +95,7 @@ def parse_month(text: str) -> date:
     return date(int(m.group(1)), int(m.group(2)), 1)
 
 
-def build_usage(conn: sqlite3.Connection, *, sandbox: bool, prices: budget.Prices,
+def build_usage(conn: Conn, *, sandbox: bool, prices: budget.Prices,
                 limits: budget.Limits, now: datetime, days: int | None = None,
                 month: str | None = None) -> Usage:
     """The last `days` UTC days (today included), or the UTC month `month`

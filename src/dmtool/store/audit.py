@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any, NamedTuple
+
+from dmtool.store.sql import Conn
 
 
 class Filter(NamedTuple):
@@ -15,7 +16,7 @@ class Filter(NamedTuple):
     actor: str | None = None
 
 
-def entries(conn: sqlite3.Connection, f: Filter, limit: int | None = None) -> list[dict[str, Any]]:
+def entries(conn: Conn, f: Filter, limit: int | None = None) -> list[dict[str, Any]]:
     """Matching entries, newest first. A contact's entries are those under its
     user id, and those under its handle that were written before X named it
     (no user id): handles change hands; user ids do not."""
@@ -47,12 +48,12 @@ def entries(conn: sqlite3.Connection, f: Filter, limit: int | None = None) -> li
             for r in conn.execute(sql, params)]
 
 
-def actions(conn: sqlite3.Connection) -> list[str]:
+def actions(conn: Conn) -> list[str]:
     """The actions the log holds, for a hint when a filter finds none."""
     return [r[0] for r in conn.execute("SELECT DISTINCT action FROM audit ORDER BY action")]
 
 
-def latest_actor(conn: sqlite3.Connection, user_id: str | None, handle: str,
+def latest_actor(conn: Conn, user_id: str | None, handle: str,
                  action: str) -> str | None:
     """Who wrote the newest `action` entry about a contact (under its user id,
     or its handle before X named it): who blocked them, who recorded their

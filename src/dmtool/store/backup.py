@@ -16,12 +16,13 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from dmtool.errors import StoreError
 from dmtool.store import faults
 from dmtool.store.db import Store, problems_of, side_files
 from dmtool.store.migrations import MIGRATIONS
+from dmtool.store.sql import Conn
 
 READ_SLICE = 500  # rows per query while salvaging: a damaged page costs one slice
 
@@ -60,7 +61,7 @@ def file_problems(path: Path) -> tuple[int | None, list[str]]:
 
 def copy_store(store: Store, dest: Path) -> None:
     """A consistent copy of the open store, taken while others may write it."""
-    _backup(store.conn, dest)
+    _backup(cast(sqlite3.Connection, store.conn), dest)
 
 
 def copy_file(src: Path, dest: Path) -> None:
@@ -129,7 +130,7 @@ _TEAM = "name, role, added_at, added_by"
 _TEAM_SETTINGS = "key, value, set_at, set_by"
 
 
-def salvage(conn: sqlite3.Connection, *, state_keys: Sequence[str]) -> Salvage:
+def salvage(conn: Conn, *, state_keys: Sequence[str]) -> Salvage:
     """Read what a restore keeps from a store that may be damaged: every row
     that can still be read. A contact's own opt-out or block counts as a
     suppression too (in case the suppressions table is the damaged one)."""
@@ -163,7 +164,7 @@ def salvage(conn: sqlite3.Connection, *, state_keys: Sequence[str]) -> Salvage:
     return out
 
 
-def _readable_rows(conn: sqlite3.Connection, table: str, cols: str, where: str,
+def _readable_rows(conn: Conn, table: str, cols: str, where: str,
                    unreadable: list[str]) -> list[tuple[Any, ...]]:
     """(rowid, cols...) of every row of `table` that can be read, in rowid order.
     Reads in slices by rowid; past a damaged page it probes further and further
@@ -190,7 +191,7 @@ def _readable_rows(conn: sqlite3.Connection, table: str, cols: str, where: str,
         after = got[-1][0]
 
 
-def _next_readable(conn: sqlite3.Connection, table: str, after: int) -> int | None:
+def _next_readable(conn: Conn, table: str, after: int) -> int | None:
     """The first rowid past `after` that can be read, skipping a damaged stretch;
     None when nothing further can be read."""
     step = 1
@@ -208,7 +209,7 @@ def _next_readable(conn: sqlite3.Connection, table: str, after: int) -> int | No
 # --- writing it into the restored store ---------------------------------------------------
 
 
-def merge(conn: sqlite3.Connection, kept: Salvage) -> dict[str, int]:
+def merge(conn: Conn, kept: Salvage) -> dict[str, int]:
     """Write what `salvage` read into the restored store (inside a transaction).
     Adds and tightens, never lifts: an opt-out or block the restored store
     holds stays; a newer one from the current store replaces an older one."""
@@ -253,7 +254,7 @@ def merge(conn: sqlite3.Connection, kept: Salvage) -> dict[str, int]:
     return counts
 
 
-def _same_draft(conn: sqlite3.Connection, draft_id: int, user_id: str, text: str | None,
+def _same_draft(conn: Conn, draft_id: int, user_id: str, text: str | None,
                 event_id: str | None) -> bool:
     """Is the restored store's draft `draft_id` the one this ledger row sent?
     Draft ids are not reused, so it is when it went out as that event, or has
@@ -288,7 +289,7 @@ def _same_person(user_id: str | None, handle: str | None) -> tuple[str, tuple[An
     return "handle = ? COLLATE NOCASE", (handle or "",)
 
 
-def _suppress(conn: sqlite3.Connection, user_id: str | None, handle: str | None, kind: str,
+def _suppress(conn: Conn, user_id: str | None, handle: str | None, kind: str,
               at: str, detail: str | None) -> None:
     if user_id:
         conn.execute(
@@ -304,7 +305,7 @@ def _suppress(conn: sqlite3.Connection, user_id: str | None, handle: str | None,
                      "VALUES (NULL, ?, ?, ?, ?)", (handle, kind, at, detail))
 
 
-def unsettle_drafts(conn: sqlite3.Connection, *, now: str) -> list[int]:
+def unsettle_drafts(conn: Conn, *, now: str) -> list[int]:
     """Every draft that may have gone out since the backup becomes `unknown`,
     so `send` asks X before anything else: those approved or being sent, and
     any other whose own send the (merged) ledger records. The attempt is dated
@@ -321,7 +322,7 @@ def unsettle_drafts(conn: sqlite3.Connection, *, now: str) -> list[int]:
     return ids
 
 
-def set_state_values(conn: sqlite3.Connection, values: Iterable[tuple[str, str | None]], *,
+def set_state_values(conn: Conn, values: Iterable[tuple[str, str | None]], *,
                      later: bool = False, missing_only: bool = False) -> None:
     """Write sync_state values (None deletes). With `later`, a value replaces
     the stored one only when it sorts after it (RFC 3339 times); with
@@ -336,7 +337,7 @@ def set_state_values(conn: sqlite3.Connection, values: Iterable[tuple[str, str |
                      f"UPDATE SET value = excluded.value WHERE {keep}", (key, value))
 
 
-def summary(conn: sqlite3.Connection) -> dict[str, Any]:
+def summary(conn: Conn) -> dict[str, Any]:
     """What a store file holds, for the restore prompt."""
     one = conn.execute(
         "SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM messages), "

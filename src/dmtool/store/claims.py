@@ -6,8 +6,9 @@ ignores it; the next claim by anyone replaces the row.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+from dmtool.store.sql import Conn
 
 
 @dataclass(frozen=True)
@@ -22,14 +23,14 @@ class Claim:
 _COLS = "contact_id, operator, claimed_at, until, minutes"
 
 
-def current(conn: sqlite3.Connection, contact_id: int, now: str) -> Claim | None:
+def current(conn: Conn, contact_id: int, now: str) -> Claim | None:
     """The contact's claim, unless it has expired."""
     row = conn.execute(f"SELECT {_COLS} FROM claims WHERE contact_id = ? AND until > ?",
                        (contact_id, now)).fetchone()
     return None if row is None else Claim(*row)
 
 
-def put(conn: sqlite3.Connection, contact_id: int, operator: str, *, now: str, until: str,
+def put(conn: Conn, contact_id: int, operator: str, *, now: str, until: str,
         minutes: int) -> None:
     """Claim (or claim again, or take over) the contact's conversation."""
     conn.execute(
@@ -39,7 +40,7 @@ def put(conn: sqlite3.Connection, contact_id: int, operator: str, *, now: str, u
         (contact_id, operator, now, until, minutes))
 
 
-def extend(conn: sqlite3.Connection, contact_id: int, operator: str, *, now: str,
+def extend(conn: Conn, contact_id: int, operator: str, *, now: str,
            until: str) -> bool:
     """Push back the end of this operator's live claim (a draft renews it)."""
     return conn.execute(
@@ -47,11 +48,11 @@ def extend(conn: sqlite3.Connection, contact_id: int, operator: str, *, now: str
         "AND until > ? AND until < ?", (until, contact_id, operator, now, until)).rowcount == 1
 
 
-def delete(conn: sqlite3.Connection, contact_id: int) -> bool:
+def delete(conn: Conn, contact_id: int) -> bool:
     return conn.execute("DELETE FROM claims WHERE contact_id = ?", (contact_id,)).rowcount == 1
 
 
-def contacts_of(conn: sqlite3.Connection, operator: str, now: str) -> list[tuple[str, str]]:
+def contacts_of(conn: Conn, operator: str, now: str) -> list[tuple[str, str]]:
     """(handle, until) of the live claims this operator holds, ending soonest first."""
     return [(r[0], r[1]) for r in conn.execute(
         "SELECT c.handle, k.until FROM claims k JOIN contacts c ON c.id = k.contact_id "

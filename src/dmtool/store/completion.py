@@ -11,13 +11,18 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+from dmtool.store.sql import Conn
+from dmtool.store.url import StoreLocation
+
 # Above every character: `prefix + _TOP` bounds a range holding every string
 # that starts with `prefix`.
 _TOP = "\U0010ffff"
 
 
-def open_readonly(path: Path) -> sqlite3.Connection | None:
+def open_readonly(where: Path | StoreLocation) -> Conn | None:
     """The store for reading only, or None when there is none yet.
+
+    A PostgreSQL store: a read-only session, no migrations.
 
     A read-only connection to a WAL database creates the -wal and -shm files
     when they are missing, and cannot remove them again. They exist while a
@@ -25,14 +30,22 @@ def open_readonly(path: Path) -> sqlite3.Connection | None:
     otherwise the main file holds everything, and `immutable` reads it with
     no locks and no side files.
     """
+    if isinstance(where, StoreLocation):
+        if where.is_postgres:
+            from dmtool.store.pg import open_pg_store
+
+            return open_pg_store(where, readonly=True).conn
+        assert where.path is not None
+        where = where.path
+    path = where
     if not path.is_file():
         return None
     live = Path(f"{path}-wal").exists() and Path(f"{path}-shm").exists()
     uri = path.absolute().as_uri() + ("?mode=ro" if live else "?immutable=1")
-    return sqlite3.connect(uri, uri=True, timeout=0.5, isolation_level=None)
+    return sqlite3.connect(uri, uri=True, timeout=0.5, isolation_level=None)  # type: ignore[return-value]
 
 
-def handles(conn: sqlite3.Connection, prefix: str, limit: int) -> list[tuple[str, str | None]]:
+def handles(conn: Conn, prefix: str, limit: int) -> list[tuple[str, str | None]]:
     """(handle, name) of contacts whose handle starts with `prefix`, ignoring
     case, in handle order: a range scan on the contacts_handle (NOCASE) index."""
     rows = conn.execute(
@@ -56,7 +69,7 @@ def _id_ranges(prefix: str, max_id: int) -> list[tuple[int, int]]:
     return out
 
 
-def drafts(conn: sqlite3.Connection, prefix: str, statuses: Sequence[str] | None,
+def drafts(conn: Conn, prefix: str, statuses: Sequence[str] | None,
            limit: int) -> list[tuple[int, str, str]]:
     """(id, status, handle) of drafts whose id starts with `prefix` (and whose
     status is one of `statuses`, if given), newest first."""
@@ -75,7 +88,7 @@ def drafts(conn: sqlite3.Connection, prefix: str, statuses: Sequence[str] | None
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-def templates(conn: sqlite3.Connection, prefix: str, limit: int) -> list[tuple[str, str]]:
+def templates(conn: Conn, prefix: str, limit: int) -> list[tuple[str, str]]:
     """(name, text) of templates whose name starts with `prefix` (names are
     exact, so case counts), by name: a range scan on the primary key."""
     rows = conn.execute(

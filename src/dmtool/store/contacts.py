@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from dmtool import actor
 from dmtool.errors import InputError, NotFound
 from dmtool.models import MAX_NAME_LENGTH, Contact, EvidenceRow, Message, clean_handle
+from dmtool.store.sql import Conn, Row
 
 # Contact's fields, in order (tags aside).
 CONTACT_COLUMNS = ("id", "user_id", "handle", "name", "created_at", "updated_at", "blocked_at",
@@ -18,20 +18,20 @@ CONTACT_COLUMNS = ("id", "user_id", "handle", "name", "created_at", "updated_at"
 _CONTACT_COLS = ", ".join(CONTACT_COLUMNS)
 
 
-def _row_to_contact(conn: sqlite3.Connection, row: sqlite3.Row) -> Contact:
+def _row_to_contact(conn: Conn, row: Row) -> Contact:
     tags = tuple(r[0] for r in conn.execute(
         "SELECT tag FROM contact_tags WHERE contact_id = ? ORDER BY tag", (row["id"],)))
     return Contact(**dict(row), tags=tags)
 
 
-def by_id(conn: sqlite3.Connection, contact_id: int) -> Contact:
+def by_id(conn: Conn, contact_id: int) -> Contact:
     row = conn.execute(f"SELECT {_CONTACT_COLS} FROM contacts WHERE id = ?", (contact_id,)).fetchone()
     if row is None:
         raise NotFound(f"no contact with id {contact_id}")
     return _row_to_contact(conn, row)
 
 
-def find(conn: sqlite3.Connection, handle: str) -> Contact | None:
+def find(conn: Conn, handle: str) -> Contact | None:
     """By handle (case-insensitive, with or without @). A newer record wins
     when an old handle still sits on a contact that has since renamed."""
     h = clean_handle(handle, stored=True)
@@ -41,7 +41,7 @@ def find(conn: sqlite3.Connection, handle: str) -> Contact | None:
     return None if row is None else _row_to_contact(conn, row)
 
 
-def get(conn: sqlite3.Connection, handle: str) -> Contact:
+def get(conn: Conn, handle: str) -> Contact:
     """By handle, from the local record only (see services.identity.contact_for
     for the commands that may ask X)."""
     c = find(conn, handle)
@@ -55,7 +55,7 @@ def get(conn: sqlite3.Connection, handle: str) -> Contact:
     return c
 
 
-def find_by_user_id(conn: sqlite3.Connection, user_id: str) -> Contact | None:
+def find_by_user_id(conn: Conn, user_id: str) -> Contact | None:
     row = conn.execute(f"SELECT {_CONTACT_COLS} FROM contacts WHERE user_id = ?", (user_id,)).fetchone()
     return None if row is None else _row_to_contact(conn, row)
 
@@ -71,7 +71,7 @@ def _matching_suppressions(user_id: str | None, handle: str) -> tuple[str, tuple
             "(user_id IS NULL AND handle = ? COLLATE NOCASE)", (user_id, handle))
 
 
-def _apply_suppressions(conn: sqlite3.Connection, contact_id: int, user_id: str | None,
+def _apply_suppressions(conn: Conn, contact_id: int, user_id: str | None,
                         handle: str) -> None:
     """Copy the suppressions that hold for this contact onto its row, which is
     what the gate reads: a contact that comes back after `forget`, or whose id
@@ -87,7 +87,7 @@ def _apply_suppressions(conn: sqlite3.Connection, contact_id: int, user_id: str 
                          "opt_out_reason = ? WHERE id = ?", (at, detail, reason, contact_id))
 
 
-def create(conn: sqlite3.Connection, handle: str, *, now: str, user_id: str | None = None,
+def create(conn: Conn, handle: str, *, now: str, user_id: str | None = None,
            name: str | None = None, from_x: bool = False) -> Contact:
     """A new contact. A handle typed by a person must follow X's rule; one X
     gave (`from_x`) is taken as X spells it."""
@@ -100,7 +100,7 @@ def create(conn: sqlite3.Connection, handle: str, *, now: str, user_id: str | No
     return by_id(conn, cid)
 
 
-def upsert_x_user(conn: sqlite3.Connection, user_id: str, username: str, name: str | None,
+def upsert_x_user(conn: Conn, user_id: str, username: str, name: str | None,
                   *, now: str) -> tuple[Contact, bool]:
     """Make sure the X user is a contact, keyed by user id; follow handle changes.
     Returns (contact, created). X's display name is cleaned, never refused:
@@ -132,13 +132,14 @@ def upsert_x_user(conn: sqlite3.Connection, user_id: str, username: str, name: s
     return create(conn, username, now=now, user_id=user_id, name=name, from_x=True), True
 
 
-def merge_into(conn: sqlite3.Connection, keep: Contact, drop: Contact, *, now: str) -> Contact:
+def merge_into(conn: Conn, keep: Contact, drop: Contact, *, now: str) -> Contact:
     """Fold a contact added by handle into the record X knows by id: tags, notes,
     evidence, drafts and messages move over; a block or opt-out on either holds."""
     for table in ("notes", "evidence", "drafts", "messages", "conversations"):
         conn.execute(f"UPDATE {table} SET contact_id = ? WHERE contact_id = ?", (keep.id, drop.id))
-    conn.execute("UPDATE OR IGNORE contact_tags SET contact_id = ? WHERE contact_id = ?",
-                 (keep.id, drop.id))
+    # Tags both have stay with `drop` and go with it (UPDATE OR IGNORE, in SQL both engines speak).
+    conn.execute("UPDATE contact_tags SET contact_id = ? WHERE contact_id = ? AND tag NOT IN "
+                 "(SELECT tag FROM contact_tags WHERE contact_id = ?)", (keep.id, drop.id, keep.id))
     conn.execute(
         "UPDATE contacts SET name = COALESCE(name, ?), blocked_at = COALESCE(blocked_at, ?), "
         "opted_out_at = COALESCE(opted_out_at, ?), opt_out_words = COALESCE(opt_out_words, ?), "
@@ -159,31 +160,33 @@ def merge_into(conn: sqlite3.Connection, keep: Contact, drop: Contact, *, now: s
 _PLACEHOLDER = "user_id IS NOT NULL AND handle = 'user_' || user_id"
 
 
-def placeholders(conn: sqlite3.Connection, *, after: int = 0,
+def placeholders(conn: Conn, *, after: int = 0,
                  limit: int | None = None) -> list[tuple[int, str]]:
     """(contact id, user id) of contacts X has not named yet (handle `user_<id>`,
     e.g. from an archive), in contact id order after `after`; all unless `limit`."""
-    return [(r[0], r[1]) for r in conn.execute(
-        f"SELECT id, user_id FROM contacts WHERE {_PLACEHOLDER} AND id > ? ORDER BY id LIMIT ?",
-        (after, -1 if limit is None else limit))]
+    sql = f"SELECT id, user_id FROM contacts WHERE {_PLACEHOLDER} AND id > ? ORDER BY id"
+    params: tuple[int, ...] = (after,)
+    if limit is not None:  # (LIMIT -1, SQLite's "no limit", is an error on PostgreSQL)
+        sql, params = sql + " LIMIT ?", (after, limit)
+    return [(r[0], r[1]) for r in conn.execute(sql, params)]
 
 
-def placeholder_count(conn: sqlite3.Connection) -> int:
+def placeholder_count(conn: Conn) -> int:
     return int(conn.execute(f"SELECT count(*) FROM contacts WHERE {_PLACEHOLDER}").fetchone()[0])
 
 
-def set_user_id(conn: sqlite3.Connection, contact: Contact, user_id: str, *, now: str) -> Contact:
+def set_user_id(conn: Conn, contact: Contact, user_id: str, *, now: str) -> Contact:
     conn.execute("UPDATE contacts SET user_id = ?, updated_at = ? WHERE id = ?",
                  (user_id, now, contact.id))
     _apply_suppressions(conn, contact.id, user_id, contact.handle)
     return by_id(conn, contact.id)
 
 
-def update_name(conn: sqlite3.Connection, contact: Contact, name: str, *, now: str) -> None:
+def update_name(conn: Conn, contact: Contact, name: str, *, now: str) -> None:
     conn.execute("UPDATE contacts SET name = ?, updated_at = ? WHERE id = ?", (name, now, contact.id))
 
 
-def add_tags(conn: sqlite3.Connection, contact_id: int, tags: Iterable[str]) -> int:
+def add_tags(conn: Conn, contact_id: int, tags: Iterable[str]) -> int:
     n = 0
     for t in tags:
         cur = conn.execute("INSERT OR IGNORE INTO contact_tags (contact_id, tag) VALUES (?, ?)",
@@ -192,7 +195,7 @@ def add_tags(conn: sqlite3.Connection, contact_id: int, tags: Iterable[str]) -> 
     return n
 
 
-def remove_tags(conn: sqlite3.Connection, contact_id: int, tags: Iterable[str]) -> int:
+def remove_tags(conn: Conn, contact_id: int, tags: Iterable[str]) -> int:
     n = 0
     for t in tags:
         n += conn.execute("DELETE FROM contact_tags WHERE contact_id = ? AND tag = ?",
@@ -200,21 +203,21 @@ def remove_tags(conn: sqlite3.Connection, contact_id: int, tags: Iterable[str]) 
     return n
 
 
-def add_note(conn: sqlite3.Connection, contact_id: int, text: str, *, now: str,
+def add_note(conn: Conn, contact_id: int, text: str, *, now: str,
              author: str | None = None) -> None:
     """A note, by `author` (an import's), else by whoever is acting (dmtool.actor)."""
     conn.execute("INSERT INTO notes (contact_id, at, text, author) VALUES (?, ?, ?, ?)",
                  (contact_id, now, text, author or actor.current()))
 
 
-def notes(conn: sqlite3.Connection, contact_id: int) -> list[dict[str, str | None]]:
+def notes(conn: Conn, contact_id: int) -> list[dict[str, str | None]]:
     """The contact's notes ({"at", "author", "text"}), oldest first. A note is
     the team's record of a contact: nothing ever sends one."""
     return [{"at": r[0], "author": r[1], "text": r[2]} for r in conn.execute(
         "SELECT at, author, text FROM notes WHERE contact_id = ? ORDER BY at, id", (contact_id,))]
 
 
-def all_notes(conn: sqlite3.Connection) -> dict[int, list[dict[str, str | None]]]:
+def all_notes(conn: Conn) -> dict[int, list[dict[str, str | None]]]:
     """contact id -> its notes ({"at", "author", "text"}), oldest first: one query
     for an export."""
     out: dict[int, list[dict[str, str | None]]] = {}
@@ -224,12 +227,12 @@ def all_notes(conn: sqlite3.Connection) -> dict[int, list[dict[str, str | None]]
     return out
 
 
-def has_note(conn: sqlite3.Connection, contact_id: int, text: str) -> bool:
+def has_note(conn: Conn, contact_id: int, text: str) -> bool:
     return conn.execute("SELECT 1 FROM notes WHERE contact_id = ? AND text = ?",
                         (contact_id, text)).fetchone() is not None
 
 
-def add_evidence(conn: sqlite3.Connection, contact_id: int, kind: str, at: str, ref: str,
+def add_evidence(conn: Conn, contact_id: int, kind: str, at: str, ref: str,
                  text: str | None, *, now: str) -> bool:
     """Record a consent basis once per (kind, ref). Returns True when new."""
     cur = conn.execute(
@@ -239,14 +242,14 @@ def add_evidence(conn: sqlite3.Connection, contact_id: int, kind: str, at: str, 
     return cur.rowcount > 0
 
 
-def evidence(conn: sqlite3.Connection, contact_id: int) -> list[EvidenceRow]:
+def evidence(conn: Conn, contact_id: int) -> list[EvidenceRow]:
     """Every consent record of the contact, oldest first, with who recorded it."""
     return [EvidenceRow(*r) for r in conn.execute(
         "SELECT id, kind, at, ref, text, recorded_by FROM evidence WHERE contact_id = ? "
         "ORDER BY at, id", (contact_id,))]
 
 
-def deciding_evidence(conn: sqlite3.Connection, contact_id: int, *, newest_of: Iterable[str],
+def deciding_evidence(conn: Conn, contact_id: int, *, newest_of: Iterable[str],
                       all_of: Iterable[str]) -> list[EvidenceRow]:
     """The evidence a consent decision reads, oldest first: the newest row of
     each kind in `newest_of` and every row of the kinds in `all_of`. A chatty
@@ -262,7 +265,7 @@ def deciding_evidence(conn: sqlite3.Connection, contact_id: int, *, newest_of: I
     return [EvidenceRow(*r) for r in sorted(rows, key=lambda r: (r[2], r[0]))]
 
 
-def count_evidence(conn: sqlite3.Connection, contact_id: int, kinds: Iterable[str]) -> int:
+def count_evidence(conn: Conn, contact_id: int, kinds: Iterable[str]) -> int:
     """How many evidence rows of these kinds the contact has."""
     ks = list(kinds)
     if not ks:
@@ -272,7 +275,7 @@ def count_evidence(conn: sqlite3.Connection, contact_id: int, kinds: Iterable[st
         f"({','.join('?' * len(ks))})", (contact_id, *ks)).fetchone()[0])
 
 
-def last_message_times(conn: sqlite3.Connection, contact_id: int) -> tuple[str | None, str | None]:
+def last_message_times(conn: Conn, contact_id: int) -> tuple[str | None, str | None]:
     """(last inbound, last outbound) message times of one contact."""
     row = conn.execute(
         "SELECT (SELECT max(at) FROM messages WHERE contact_id = ?1 AND direction = 'in'), "
@@ -281,7 +284,7 @@ def last_message_times(conn: sqlite3.Connection, contact_id: int) -> tuple[str |
     return row[0], row[1]
 
 
-def messages(conn: sqlite3.Connection, contact_id: int, limit: int | None = None) -> list[Message]:
+def messages(conn: Conn, contact_id: int, limit: int | None = None) -> list[Message]:
     """The conversation, oldest first (the last `limit` messages)."""
     sql = ("SELECT id, event_id, at, direction, text, source FROM messages WHERE contact_id = ? "
            "ORDER BY at DESC, id DESC")
@@ -293,7 +296,7 @@ def messages(conn: sqlite3.Connection, contact_id: int, limit: int | None = None
     return [Message(*r) for r in reversed(rows)]
 
 
-def suppress(conn: sqlite3.Connection, contact: Contact, kind: str, at: str,
+def suppress(conn: Conn, contact: Contact, kind: str, at: str,
              detail: str | None = None, reason: str | None = None) -> None:
     if contact.user_id is not None:
         conn.execute(
@@ -310,7 +313,7 @@ def suppress(conn: sqlite3.Connection, contact: Contact, kind: str, at: str,
                      "VALUES (NULL, ?, ?, ?, ?, ?)", (contact.handle, kind, at, detail, reason))
 
 
-def unsuppress(conn: sqlite3.Connection, contact: Contact, kind: str) -> list[str]:
+def unsuppress(conn: Conn, contact: Contact, kind: str) -> list[str]:
     """Drop the entries of this kind kept for this contact: under its user id,
     or under its handle while no id was known. Returns the user ids of entries
     left standing: kept for an account that used this handle, when the contact
@@ -327,7 +330,7 @@ def unsuppress(conn: sqlite3.Connection, contact: Contact, kind: str) -> list[st
     return []
 
 
-def set_blocked(conn: sqlite3.Connection, contact: Contact, at: str | None) -> list[str]:
+def set_blocked(conn: Conn, contact: Contact, at: str | None) -> list[str]:
     """Block (at set) or unblock (None). Unblocking returns the user ids whose
     block stays (see unsuppress)."""
     conn.execute("UPDATE contacts SET blocked_at = ?, updated_at = COALESCE(?, updated_at) "
@@ -338,7 +341,7 @@ def set_blocked(conn: sqlite3.Connection, contact: Contact, at: str | None) -> l
     return []
 
 
-def set_opted_out(conn: sqlite3.Connection, contact: Contact, at: str | None,
+def set_opted_out(conn: Conn, contact: Contact, at: str | None,
                   words: str | None, reason: str | None = None) -> None:
     """Opt out (at set) or lift it (at None, only ever from the contact's own DM).
     `words`: what they wrote; `reason`: yours, when you record it by hand."""
@@ -351,16 +354,16 @@ def set_opted_out(conn: sqlite3.Connection, contact: Contact, at: str | None,
         suppress(conn, contact, "opted_out", at, words, reason)
 
 
-def set_review(conn: sqlite3.Connection, contact: Contact, text: str | None, at: str | None) -> None:
+def set_review(conn: Conn, contact: Contact, text: str | None, at: str | None) -> None:
     conn.execute("UPDATE contacts SET optout_review_text = ?, optout_review_at = ? WHERE id = ?",
                  (text, at, contact.id))
 
 
-def set_dm_closed(conn: sqlite3.Connection, contact_id: int, at: str | None) -> None:
+def set_dm_closed(conn: Conn, contact_id: int, at: str | None) -> None:
     conn.execute("UPDATE contacts SET dm_closed_at = ? WHERE id = ?", (at, contact_id))
 
 
-def delete(conn: sqlite3.Connection, contact: Contact) -> None:
+def delete(conn: Conn, contact: Contact) -> None:
     """Forget a contact. Blocks and opt-outs stay as suppression entries."""
     if contact.blocked_at:
         suppress(conn, contact, "blocked", contact.blocked_at)
@@ -373,7 +376,7 @@ def delete(conn: sqlite3.Connection, contact: Contact) -> None:
     conn.execute("DELETE FROM contacts WHERE id = ?", (contact.id,))
 
 
-def summaries(conn: sqlite3.Connection, tag: str | None = None) -> list[sqlite3.Row]:
+def summaries(conn: Conn, tag: str | None = None) -> list[Row]:
     """One row per contact with what `contacts list` shows: Contact's fields (in
     order), then tag_list (see `tags_of`), last_inbound_at and last_outbound_at."""
     sql, params = _listing_sql(tag, (), (), unanswered=False, pending_imports=False)
@@ -384,7 +387,7 @@ def summaries(conn: sqlite3.Connection, tag: str | None = None) -> list[sqlite3.
 LISTED = (*CONTACT_COLUMNS, "tag_list", "last_inbound_at", "last_outbound_at")
 
 
-def listing(conn: sqlite3.Connection, tag: str | None = None, *, newest_of: Sequence[str] = (),
+def listing(conn: Conn, tag: str | None = None, *, newest_of: Sequence[str] = (),
             count_of: Sequence[str] = (), unanswered: bool = False,
             pending_imports: bool = False) -> Iterator[tuple[Any, ...]]:
     """Every contact (with `tag`), by handle, one row at a time, as plain
@@ -433,17 +436,18 @@ def _listing_sql(tag: str | None, newest_of: Sequence[str], count_of: Sequence[s
             [*newest_of, *count_of, *params])
 
 
-def tags_of(row: sqlite3.Row) -> list[str]:
+def tags_of(row: Row) -> list[str]:
     """The tags of a summaries() row, sorted."""
     return tags_from(row["tag_list"])
 
 
 def tags_from(tag_list: str | None) -> list[str]:
-    """The tags of a tag_list column, sorted."""
-    return tag_list.split("\x1f") if tag_list else []
+    """The tags of a tag_list column, sorted (string_agg's order on PostgreSQL
+    is the subquery's only by custom, so it is not relied on)."""
+    return sorted(tag_list.split("\x1f")) if tag_list else []
 
 
-def all_evidence(conn: sqlite3.Connection,
+def all_evidence(conn: Conn,
                  kinds: Iterable[str] | None = None) -> dict[int, list[EvidenceRow]]:
     """contact id -> evidence rows (of these kinds only, when given), oldest first."""
     where, params = "", list[str]()
@@ -457,7 +461,7 @@ def all_evidence(conn: sqlite3.Connection,
     return out
 
 
-def newest_evidence_times(conn: sqlite3.Connection,
+def newest_evidence_times(conn: Conn,
                           kinds: Iterable[str]) -> dict[int, list[tuple[str, str]]]:
     """contact id -> (kind, newest time) for each of these kinds the contact has:
     one pass over the (contact_id, kind, at) index."""
@@ -470,7 +474,7 @@ def newest_evidence_times(conn: sqlite3.Connection,
     return out
 
 
-def audit(conn: sqlite3.Connection, action: str, *, now: str, contact: Contact | None = None,
+def audit(conn: Conn, action: str, *, now: str, contact: Contact | None = None,
           draft_id: int | None = None, codes: Sequence[str] = (), **detail: Any) -> None:
     """Append one audit entry, written for whoever is acting (dmtool.actor);
     store/audit.py reads them."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
+from dmtool.store.sql import Conn, Row
 
 # A contact's state, by precedence: blocked > opted-out > review-optout >
 # dm-closed > open. dm-closed lasts until they DM you after X refused your DM
@@ -58,8 +58,8 @@ class InboxQuery:
         return "InboxQuery(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
-def inbox_rows(conn: sqlite3.Connection, q: InboxQuery, *, now: str,
-               limit: int) -> list[sqlite3.Row]:
+def inbox_rows(conn: Conn, q: InboxQuery, *, now: str,
+               limit: int) -> list[Row]:
     """One row per conversation: handle, name, status (open/done), state,
     waiting, snoozed_until, the last message that is not an autoack (last_at,
     last_direction, last_text) and unread.
@@ -135,30 +135,30 @@ def inbox_rows(conn: sqlite3.Connection, q: InboxQuery, *, now: str,
               "mine": q.mine}).fetchall()
 
 
-def mark_read(conn: sqlite3.Connection, contact_id: int, now: str) -> None:
+def mark_read(conn: Conn, contact_id: int, now: str) -> None:
     conn.execute("UPDATE conversations SET last_read_at = ? WHERE contact_id = ?", (now, contact_id))
 
 
-def conversation_state(conn: sqlite3.Connection, contact_id: int) -> str | None:
+def conversation_state(conn: Conn, contact_id: int) -> str | None:
     """'open' or 'done'; None when there is no conversation with the contact yet."""
     row = conn.execute("SELECT state FROM conversations WHERE contact_id = ? LIMIT 1",
                        (contact_id,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def set_state(conn: sqlite3.Connection, contact_id: int, state: str) -> int:
+def set_state(conn: Conn, contact_id: int, state: str) -> int:
     return conn.execute("UPDATE conversations SET state = ? WHERE contact_id = ?",
                         (state, contact_id)).rowcount
 
 
-def set_snooze(conn: sqlite3.Connection, contact_id: int, until: str | None, now: str) -> int:
+def set_snooze(conn: Conn, contact_id: int, until: str | None, now: str) -> int:
     """Snooze (or, with None, wake) a contact's conversations; the rows changed."""
     return conn.execute("UPDATE conversations SET snoozed_until = ?, snoozed_at = ? "
                         "WHERE contact_id = ?", (until, None if until is None else now,
                                                  contact_id)).rowcount
 
 
-def snoozed_until(conn: sqlite3.Connection, contact_id: int, now: str) -> str | None:
+def snoozed_until(conn: Conn, contact_id: int, now: str) -> str | None:
     """When the contact's snooze ends, if it is snoozed now."""
     row = conn.execute("SELECT max(snoozed_until) FROM conversations WHERE contact_id = ? "
                        "AND snoozed_until > ?", (contact_id, now)).fetchone()
@@ -175,7 +175,7 @@ _INBOUND = (f"SELECT c.handle, c.name, ({STATE_SQL}) AS state, m.at, m.recorded_
             "ORDER BY m.at, m.id")
 
 
-def inbound_recorded_between(conn: sqlite3.Connection, since: str, until: str) -> list[sqlite3.Row]:
+def inbound_recorded_between(conn: Conn, since: str, until: str) -> list[Row]:
     """Inbound messages first recorded in (since, until]: handle, name, state,
     at, recorded_at, text. recorded_at, not at: a message synced late is news the
     first time we see it."""
@@ -183,8 +183,8 @@ def inbound_recorded_between(conn: sqlite3.Connection, since: str, until: str) -
                         {"recorded_since": since, "until": until}).fetchall()
 
 
-def inbound_sent_between(conn: sqlite3.Connection, since: str, until: str, *,
-                         recorded_since: str) -> list[sqlite3.Row]:
+def inbound_sent_between(conn: Conn, since: str, until: str, *,
+                         recorded_since: str) -> list[Row]:
     """Inbound messages sent in (since, until], among those recorded after
     `recorded_since` (nothing is recorded before it is sent)."""
     return conn.execute(_INBOUND.format(window="m.at > :since AND m.at <= :until"),
@@ -192,7 +192,7 @@ def inbound_sent_between(conn: sqlite3.Connection, since: str, until: str, *,
                          "recorded_since": recorded_since}).fetchall()
 
 
-def waiting_for_reply(conn: sqlite3.Connection, now: str) -> list[sqlite3.Row]:
+def waiting_for_reply(conn: Conn, now: str) -> list[Row]:
     """Conversations waiting for your reply (WAITING_SQL), not snoozed, longest
     wait first: handle, name, at (their last message)."""
     return conn.execute(
@@ -202,7 +202,7 @@ def waiting_for_reply(conn: sqlite3.Connection, now: str) -> list[sqlite3.Row]:
            ORDER BY cv.human_at""", {"now": now}).fetchall()
 
 
-def optout_reviews(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+def optout_reviews(conn: Conn) -> list[Row]:
     """Contacts whose state is review-optout, oldest first: handle, name, at
     (when they wrote it), text (their words), and how the message that put
     them in review was stored (source, recorded_at: NULL when not found)."""
@@ -218,18 +218,18 @@ def optout_reviews(conn: sqlite3.Connection) -> list[sqlite3.Row]:
            ORDER BY c.optout_review_at""").fetchall()
 
 
-def opt_outs_between(conn: sqlite3.Connection, since: str, until: str) -> list[sqlite3.Row]:
+def opt_outs_between(conn: Conn, since: str, until: str) -> list[Row]:
     return conn.execute(
         "SELECT handle, at, detail FROM audit WHERE action = 'opted_out' AND at > ? AND at <= ? "
         "ORDER BY at", (since, until)).fetchall()
 
 
-def failed_sends_between(conn: sqlite3.Connection, since: str, until: str) -> list[sqlite3.Row]:
+def failed_sends_between(conn: Conn, since: str, until: str) -> list[Row]:
     return conn.execute(
         "SELECT d.id, c.handle, d.status, d.reason, d.updated_at FROM drafts d "
         "JOIN contacts c ON c.id = d.contact_id WHERE d.status IN ('failed', 'unknown') "
         "AND d.updated_at > ? AND d.updated_at <= ? ORDER BY d.updated_at", (since, until)).fetchall()
 
 
-def conversation_ids(conn: sqlite3.Connection) -> set[str]:
+def conversation_ids(conn: Conn) -> set[str]:
     return {r[0] for r in conn.execute("SELECT id FROM conversations")}

@@ -1,4 +1,8 @@
-"""Opening the store: WAL, busy timeout, foreign keys, migrations, private files."""
+"""Opening the store: WAL, busy timeout, foreign keys, migrations, private files.
+
+SQLite is the default (one file per profile); a PostgreSQL URL opens the same
+store API on store/pg.py, which is imported only then.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from dmtool.errors import (
     ConfigError,
@@ -18,13 +22,17 @@ from dmtool.errors import (
     StoreReadOnly,
     write_failed,
 )
+from dmtool.locks import file_lock
 from dmtool.store import faults
-from dmtool.store.migrations import MIGRATIONS, SEARCH_INDEX
+from dmtool.store.migrations import MIGRATIONS, SEARCH_INDEX, sqlite_text
+from dmtool.store.sql import Conn
+from dmtool.store.url import StoreLocation
 
 BUSY_TIMEOUT_MS = 15_000
+LOCK_NAMES = ("send", "sync", "digest")
 
 
-def state_value(conn: sqlite3.Connection, key: str) -> str | None:
+def state_value(conn: Conn, key: str) -> str | None:
     """One value from sync_state (cursors, checkpoints, the rate-limit pause)."""
     row = conn.execute("SELECT value FROM sync_state WHERE key = ?", (key,)).fetchone()
     return None if row is None else row[0]
@@ -35,24 +43,76 @@ class CommitHook(Protocol):
     ledger's requests: recorded with what they brought). `write` runs in the
     transaction, before COMMIT; `committed` after it succeeded."""
 
-    def write(self, conn: sqlite3.Connection) -> None: ...
+    def write(self, conn: Conn) -> None: ...
 
     def committed(self) -> None: ...
 
 
-class Store:
-    """One profile's SQLite database. Use `tx()` around every multi-row change."""
+# Locks that sit beside the SQLite file (FileLocks.beside), not in a home's state folder.
+SHARED_LOCKS = frozenset({"send", "sync", "credentials"})
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, *, read_only: bool = False) -> None:
-        self.conn = conn
+
+class FileLocks:
+    """The SQLite store's named locks: one file each in `lock_dir`, which the
+    kernel frees when the holder dies (dmtool/locks.py). They can be taken
+    without opening the store (a restore replaces a damaged one)."""
+
+    def __init__(self, lock_dir: Path, beside: Path | None = None) -> None:
+        self.lock_dir = lock_dir
+        # The folder of the store file: the locks every member who opens this
+        # SQLite file must meet (one sender, one poller, one token refresh),
+        # whichever home they open it from.
+        self.beside = beside
+        self._held: set[str] = set()
+
+    def path(self, name: str) -> Path:
+        folder = self.beside if self.beside is not None and name in SHARED_LOCKS else self.lock_dir
+        return folder / f"{name}.lock"
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float | None = None) -> Iterator[None]:
+        path = self.path(name)
+        with contextlib.ExitStack() as held:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                held.enter_context(file_lock(path, timeout=timeout))
+            except OSError as e:  # a folder it may not write: say so, as for the store
+                raise write_failed(path, e) from None
+            self._held.add(name)
+            try:
+                yield
+            finally:
+                self._held.discard(name)
+
+    def lock_held(self, name: str) -> bool:
+        return name in self._held
+
+
+class Store:
+    """One profile's store. Use `tx()` around every multi-row change.
+
+    This class is the SQLite store; store/pg.py's PgStore gives the same
+    methods their PostgreSQL meaning. Locks (`lock`) are named: "send" (one
+    send at a time, held from `sending` to the recorded outcome), "sync" and
+    "digest"; each is freed when its holder dies."""
+
+    engine = "sqlite"
+
+    def __init__(self, conn: Any, path: Path, *, lock_dir: Path | None = None,
+                 location: StoreLocation | None = None, read_only: bool = False) -> None:
+        self.conn: Conn = conn
         self.path = path
+        self.location = location or StoreLocation("sqlite", path=path)
+        self.lock_dir = lock_dir or path.parent
+        self.locks = FileLocks(self.lock_dir, beside=path.parent)
         # Opened read-only (a read-only disk, folders of another user): reads
         # work, commands that would only mark something read act as --peek.
+        # SQLite only: a PostgreSQL store is read-only when the server says so.
         self.read_only = read_only
         self.commit_hooks: list[CommitHook] = []
 
     @contextlib.contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self) -> Iterator[Conn]:
         """An IMMEDIATE transaction: takes the write lock up front, so two
         writers queue on busy_timeout instead of failing on lock upgrade. On a
         read-only store, a plain one: reads in it work, a write is StoreReadOnly."""
@@ -72,7 +132,16 @@ class Store:
         for hook in hooks:
             hook.committed()
 
-    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:  # type: ignore[type-arg]
+    def lock(self, name: str, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """Hold one of the store's named locks (a file beside the store: the
+        kernel frees it when the process dies). Raises locks.LockTimeout."""
+        return self.locks.lock(name, timeout)
+
+    def lock_held(self, name: str) -> bool:
+        """Whether this store still holds the lock (a file lock cannot be lost)."""
+        return self.locks.lock_held(name)
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> Any:  # type: ignore[type-arg]
         return self.conn.execute(sql, params)
 
     def get_state(self, key: str) -> str | None:
@@ -88,13 +157,43 @@ class Store:
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Conn]:
+        """A read transaction: every read inside sees the same moment."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("COMMIT")
+
+    # Bulk copies (store/copy.py): inside tx(), between bulk_begin and bulk_end.
+    def bulk_begin(self, tables: list[str]) -> None:
+        pass
+
+    def bulk_insert(self, table: str, cols: list[str], rows: list[tuple[Any, ...]]) -> None:
+        self.conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+                              f"({', '.join('?' * len(cols))})", rows)
+
+    def bulk_end(self, tables: list[str]) -> None:
+        pass
+
+    def problems(self) -> list[str]:
+        """Everything `db check` reports."""
+        return problems_of(self.conn)  # type: ignore[arg-type]
+
+    def backup(self, dest: Path) -> None:
+        """A consistent copy of the store in `dest` (safe while others write)."""
+        from dmtool.store.backup import copy_store
+
+        copy_store(self, dest)
+
     def db_user(self) -> str | None:
         """The user the store itself knows is acting (team.trust_db_user). A
         SQLite file knows only the OS account whose process opens it (the
         file's permissions decide who may write it), so: that account's name,
         from the user database by uid, never from LOGNAME or USER, which anyone
-        can set. TODO(PostgreSQL engine): there it is `SELECT current_user`,
-        one database role per member (docs/team.md)."""
+        can set. (On PostgreSQL: `current_user`,
+        store/pg.py.)"""
         try:
             import pwd
         except ImportError:  # no user database (Windows): the login name
@@ -110,7 +209,7 @@ class Store:
         self.conn.close()
 
 
-def _rollback(conn: sqlite3.Connection) -> None:
+def _rollback(conn: Conn) -> None:
     """Undo the open transaction, if there still is one: SQLite has already
     rolled back after some errors (a full disk), and a second ROLLBACK would
     replace the real error with "cannot rollback - no transaction is active"."""
@@ -149,7 +248,7 @@ def migrate(conn: sqlite3.Connection, target: int | None = None,
             if version >= target:
                 conn.execute("COMMIT")
                 return version
-            script = MIGRATIONS[version]
+            script = sqlite_text(MIGRATIONS[version])
             what = "upgrading the store"
             if SEARCH_INDEX in script:
                 from dmtool.store.search import fts_trigram_available
@@ -159,7 +258,7 @@ def migrate(conn: sqlite3.Connection, target: int | None = None,
                 else:  # this SQLite lacks FTS5 or its trigram tokenizer: search scans instead
                     script = script.replace(SEARCH_INDEX, "")
             with _Upgrade(conn, f"{what} (schema {version + 1}, once)", progress):
-                for stmt in _statements(script):
+                for stmt in split_statements(script):
                     conn.execute(stmt)
             conn.execute(f"PRAGMA user_version = {version + 1}")
             conn.execute("COMMIT")
@@ -235,7 +334,7 @@ def problems_of(conn: sqlite3.Connection, version: int | None = None) -> list[st
     return problems
 
 
-def _statements(script: str) -> list[str]:
+def split_statements(script: str) -> list[str]:
     """Split a migration into statements (executescript would commit implicitly)."""
     out, buf = [], ""
     for line in script.splitlines(keepends=True):
@@ -247,6 +346,9 @@ def _statements(script: str) -> list[str]:
     if buf.strip():
         out.append(buf.strip())
     return out
+
+
+_statements = split_statements  # the name earlier code used
 
 
 def _writable(path: Path) -> bool:
@@ -268,16 +370,31 @@ def _connect(target: str | Path, path: Path, *, uri: bool = False) -> sqlite3.Co
     return conn
 
 
-def open_store(path: Path, *, migrate_to: int | None = None,
+def open_store(where: Path | str | StoreLocation, *, migrate_to: int | None = None,
+               lock_dir: Path | None = None, readonly: bool = False,
                progress: Callable[[str], None] | None = None) -> Store:
-    """Open (create, upgrade) the store. Where it cannot be written, it is opened
-    read-only, as it is: reads work, a write raises StoreReadOnly."""
+    """Open (create, upgrade) the store at a path, a URL or a location. Where a
+    SQLite store cannot be written, it is opened read-only, as it is: reads
+    work, a write raises StoreReadOnly. `readonly` opens a PostgreSQL store in
+    read-only transactions (TAB completion) without migrating it."""
+    if isinstance(where, str):
+        from dmtool.store.url import parse
+
+        where = parse(where)
+    if isinstance(where, StoreLocation):
+        if where.is_postgres:
+            from dmtool.store.pg import open_pg_store
+
+            return open_pg_store(where, migrate_to=migrate_to, readonly=readonly)
+        assert where.path is not None
+        where = where.path
+    path = where
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as e:
         raise write_failed(path.parent, e) from None
     if not _writable(path):
-        return _open_read_only(path)
+        return _open_read_only(path, lock_dir)
     old_umask = os.umask(0o077)
     try:
         with faults.translated(path):
@@ -296,7 +413,7 @@ def open_store(path: Path, *, migrate_to: int | None = None,
     finally:
         os.umask(old_umask)
     _private(path)
-    return Store(conn, path)
+    return Store(conn, path, lock_dir=lock_dir)
 
 
 def _first_readable(targets: list[str], path: Path) -> tuple[sqlite3.Connection, int]:
@@ -317,7 +434,7 @@ def _first_readable(targets: list[str], path: Path) -> tuple[sqlite3.Connection,
                         hint="open it once where it can be written")
 
 
-def _open_read_only(path: Path) -> Store:
+def _open_read_only(path: Path, lock_dir: Path | None = None) -> Store:
     """The store where this process may not write. SQLite reads a WAL store
     read-only only while its -wal and -shm files exist; after a clean close they
     are gone and cannot be created here, so then the file (which then holds
@@ -344,4 +461,4 @@ def _open_read_only(path: Path) -> Store:
         raise StoreReadOnly(f"cannot write to {path}: this version of dmtool must upgrade the "
                             "store first, which needs write access",
                             hint="run dmtool once where the store can be written")
-    return Store(conn, path, read_only=True)
+    return Store(conn, path, lock_dir=lock_dir, read_only=True)

@@ -8,13 +8,13 @@ applied twice, even by two processes racing on the same draft.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from dmtool.errors import InputError, NotFound
 from dmtool.models import UNSETTLED  # sending, unknown: may have reached X
+from dmtool.store.sql import Conn
 
 STATUSES = ("draft", "approved", "rejected", "sending", "sent", "failed", "unknown", "discarded")
 
@@ -67,7 +67,7 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def create(conn: sqlite3.Connection, contact_id: int, text: str, *, now: str,
+def create(conn: Conn, contact_id: int, text: str, *, now: str,
            template: str | None = None, author: str | None = None) -> Draft:
     cur = conn.execute(
         "INSERT INTO drafts (contact_id, text, status, template, created_at, updated_at, author) "
@@ -75,19 +75,19 @@ def create(conn: sqlite3.Connection, contact_id: int, text: str, *, now: str,
     return get(conn, int(cur.lastrowid or 0))
 
 
-def find(conn: sqlite3.Connection, draft_id: int) -> Draft | None:
+def find(conn: Conn, draft_id: int) -> Draft | None:
     row = conn.execute(f"SELECT {_COLS} {_FROM} WHERE d.id = ?", (draft_id,)).fetchone()
     return None if row is None else Draft(*row)
 
 
-def get(conn: sqlite3.Connection, draft_id: int) -> Draft:
+def get(conn: Conn, draft_id: int) -> Draft:
     d = find(conn, draft_id)
     if d is None:
         raise NotFound(f"no draft {draft_id}", hint="see `dmtool drafts list`")
     return d
 
 
-def list_drafts(conn: sqlite3.Connection, statuses: Iterable[str] | None = None,
+def list_drafts(conn: Conn, statuses: Iterable[str] | None = None,
                 *, oldest_first: bool = False) -> list[Draft]:
     sql = f"SELECT {_COLS} {_FROM}"
     params: tuple[Any, ...] = ()
@@ -99,7 +99,7 @@ def list_drafts(conn: sqlite3.Connection, statuses: Iterable[str] | None = None,
     return [Draft(*r) for r in conn.execute(sql, params)]
 
 
-def _transition(conn: sqlite3.Connection, draft_id: int, to: str, from_: Iterable[str], *,
+def _transition(conn: Conn, draft_id: int, to: str, from_: Iterable[str], *,
                 now: str, extra_where: str = "", extra_params: tuple[Any, ...] = (),
                 **sets: Any) -> bool:
     """Move a draft to `to` only if it is in one of `from_`. True when it moved."""
@@ -120,13 +120,13 @@ REJECTABLE = ("draft", "approved", "failed")
 DISCARDABLE = ("draft", "approved", "rejected", "failed")
 
 
-def set_text(conn: sqlite3.Connection, draft_id: int, text: str, *, now: str) -> bool:
+def set_text(conn: Conn, draft_id: int, text: str, *, now: str) -> bool:
     """New text: back to `draft`, approval cleared (policy.md §7)."""
     return _transition(conn, draft_id, "draft", EDITABLE, now=now, text=text, reason=None,
                        **_CLEAR_APPROVAL)
 
 
-def approve(conn: sqlite3.Connection, draft_id: int, *, text: str, acknowledged: Iterable[str],
+def approve(conn: Conn, draft_id: int, *, text: str, acknowledged: Iterable[str],
             now: str, approved_by: str | None = None) -> bool:
     """Approve exactly `text`: fails if the draft changed since it was checked.
     The approval keeps the text's hash and how far the messages and the audit
@@ -143,30 +143,30 @@ def approve(conn: sqlite3.Connection, draft_id: int, *, text: str, acknowledged:
                        reason=None, send_started_at=None)
 
 
-def return_to_review(conn: sqlite3.Connection, draft_id: int, reason: str, *, now: str) -> bool:
+def return_to_review(conn: Conn, draft_id: int, reason: str, *, now: str) -> bool:
     """approved -> draft, the approval void, with a note saying why (the traffic
     cop, or another approved draft to the same person sent first)."""
     return _transition(conn, draft_id, "draft", ("approved",), now=now, reason=reason,
                        **_CLEAR_APPROVAL)
 
 
-def approved_for(conn: sqlite3.Connection, contact_id: int, *, other_than: int) -> list[int]:
+def approved_for(conn: Conn, contact_id: int, *, other_than: int) -> list[int]:
     """The other approved drafts waiting for this contact."""
     return [r[0] for r in conn.execute(
         "SELECT id FROM drafts WHERE contact_id = ? AND status = 'approved' AND id != ? "
         "ORDER BY id", (contact_id, other_than))]
 
 
-def reject(conn: sqlite3.Connection, draft_id: int, reason: str | None, *, now: str) -> bool:
+def reject(conn: Conn, draft_id: int, reason: str | None, *, now: str) -> bool:
     return _transition(conn, draft_id, "rejected", REJECTABLE, now=now, reason=reason,
                        **_CLEAR_APPROVAL)
 
 
-def discard(conn: sqlite3.Connection, draft_id: int, *, now: str) -> bool:
+def discard(conn: Conn, draft_id: int, *, now: str) -> bool:
     return _transition(conn, draft_id, "discarded", DISCARDABLE, now=now)
 
 
-def start_send(conn: sqlite3.Connection, draft_id: int, *, text: str, first_contact: bool,
+def start_send(conn: Conn, draft_id: int, *, text: str, first_contact: bool,
                now: str, sent_by: str | None = None) -> bool:
     """approved -> sending, for exactly the approved text (and its hash: an
     approval given before hashes were kept has none). Commit before the request."""
@@ -177,23 +177,23 @@ def start_send(conn: sqlite3.Connection, draft_id: int, *, text: str, first_cont
                        send_started_at=now, first_contact=int(first_contact), sent_by=sent_by)
 
 
-def mark_sent(conn: sqlite3.Connection, draft_id: int, *, dm_event_id: str,
+def mark_sent(conn: Conn, draft_id: int, *, dm_event_id: str,
               dm_conversation_id: str | None, sent_at: str, now: str) -> bool:
     return _transition(conn, draft_id, "sent", UNSETTLED, now=now, sent_at=sent_at,
                        dm_event_id=dm_event_id, dm_conversation_id=dm_conversation_id, reason=None)
 
 
-def mark_failed(conn: sqlite3.Connection, draft_id: int, reason: str, *, now: str) -> bool:
+def mark_failed(conn: Conn, draft_id: int, reason: str, *, now: str) -> bool:
     """X refused it, or it is confirmed absent: nothing was delivered."""
     return _transition(conn, draft_id, "failed", UNSETTLED, now=now, reason=reason,
                        **_CLEAR_APPROVAL)
 
 
-def mark_unknown(conn: sqlite3.Connection, draft_id: int, *, now: str) -> bool:
+def mark_unknown(conn: Conn, draft_id: int, *, now: str) -> bool:
     return _transition(conn, draft_id, "unknown", ("sending",), now=now)
 
 
-def back_to_approved(conn: sqlite3.Connection, draft_id: int, *, now: str) -> bool:
+def back_to_approved(conn: Conn, draft_id: int, *, now: str) -> bool:
     """The request never reached X (or X refused it before acting): keep the approval."""
     return _transition(conn, draft_id, "approved", ("sending",), now=now, send_started_at=None)
 
@@ -220,13 +220,13 @@ def check_template_name(name: str) -> str:
     return name
 
 
-def find_template(conn: sqlite3.Connection, name: str) -> Template | None:
+def find_template(conn: Conn, name: str) -> Template | None:
     row = conn.execute("SELECT name, text, created_at, updated_at FROM templates WHERE name = ?",
                        (name,)).fetchone()
     return None if row is None else Template(*row)
 
 
-def get_template(conn: sqlite3.Connection, name: str) -> Template:
+def get_template(conn: Conn, name: str) -> Template:
     t = find_template(conn, name)
     if t is None:
         from dmtool.textnorm import cut
@@ -235,12 +235,12 @@ def get_template(conn: sqlite3.Connection, name: str) -> Template:
     return t
 
 
-def list_templates(conn: sqlite3.Connection) -> list[Template]:
+def list_templates(conn: Conn) -> list[Template]:
     return [Template(*r) for r in conn.execute(
         "SELECT name, text, created_at, updated_at FROM templates ORDER BY name")]
 
 
-def save_template(conn: sqlite3.Connection, name: str, text: str, *, now: str,
+def save_template(conn: Conn, name: str, text: str, *, now: str,
                   replace: bool = False) -> bool:
     """Add a template (or replace it when `replace`). Returns True when it was new."""
     if find_template(conn, name) is None:
@@ -254,18 +254,18 @@ def save_template(conn: sqlite3.Connection, name: str, text: str, *, now: str,
     return False
 
 
-def remove_template(conn: sqlite3.Connection, name: str) -> bool:
+def remove_template(conn: Conn, name: str) -> bool:
     return conn.execute("DELETE FROM templates WHERE name = ?", (name,)).rowcount == 1
 
 
-def unsettled_ids(conn: sqlite3.Connection, contact_id: int) -> list[int]:
+def unsettled_ids(conn: Conn, contact_id: int) -> list[int]:
     """Drafts to this contact whose send outcome is not known yet."""
     return [r[0] for r in conn.execute(
         "SELECT id FROM drafts WHERE contact_id = ? AND status IN (?, ?) ORDER BY id",
         (contact_id, *UNSETTLED))]
 
 
-def senders(conn: sqlite3.Connection, contact_id: int) -> dict[str, str | None]:
+def senders(conn: Conn, contact_id: int) -> dict[str, str | None]:
     """DM event id -> who sent it, for this contact's drafts that went out."""
     return {r[0]: r[1] for r in conn.execute(
         "SELECT dm_event_id, sent_by FROM drafts WHERE contact_id = ? AND dm_event_id IS NOT NULL",
@@ -276,14 +276,14 @@ def senders(conn: sqlite3.Connection, contact_id: int) -> dict[str, str | None]:
 WAITING = ("draft", "approved", "failed", "unknown")
 
 
-def waiting_by(conn: sqlite3.Connection, operator: str) -> list[Draft]:
+def waiting_by(conn: Conn, operator: str) -> list[Draft]:
     """Drafts this operator wrote that someone still has to act on, oldest first."""
     return [Draft(*r) for r in conn.execute(
         f"SELECT {_COLS} {_FROM} WHERE d.status IN ({', '.join('?' * len(WAITING))}) "
         "AND d.author = ? COLLATE NOCASE ORDER BY d.id", (*WAITING, operator))]
 
 
-def event_claimed(conn: sqlite3.Connection, event_id: str, *, other_than: int) -> bool:
+def event_claimed(conn: Conn, event_id: str, *, other_than: int) -> bool:
     """Is this DM already the recorded outcome of another draft?"""
     return conn.execute("SELECT 1 FROM drafts WHERE dm_event_id = ? AND id != ?",
                         (event_id, other_than)).fetchone() is not None

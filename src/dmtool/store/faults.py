@@ -171,6 +171,7 @@ class Connection(sqlite3.Connection):
     """The store's connection: its cursors translate errors. `dmtool_path`
     names the store in the messages."""
 
+    engine = "sqlite"  # which engine answers (store/sql.py's Conn; PostgreSQL: store/pg.py)
     dmtool_path: Path = Path("store")
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:

@@ -8,14 +8,15 @@ written may hold their STOP. Rows an import adds carry its id.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
+
+from dmtool.store.sql import Conn
 
 _PENDING = "completed_at IS NULL"
 
 
-def start(conn: sqlite3.Connection, *, fingerprint: str, archive: str, account: str, now: str,
+def start(conn: Conn, *, fingerprint: str, archive: str, account: str, now: str,
           participants: Iterable[str]) -> int:
     """Record an import of this archive as pending, with its participants; a
     rerun of the same archive (same fingerprint) continues the pending one."""
@@ -33,13 +34,13 @@ def start(conn: sqlite3.Connection, *, fingerprint: str, archive: str, account: 
     return import_id
 
 
-def complete(conn: sqlite3.Connection, import_id: int, *, now: str) -> None:
+def complete(conn: Conn, import_id: int, *, now: str) -> None:
     """Every row is written: its participants are no longer held back."""
     conn.execute("UPDATE archive_imports SET completed_at = ? WHERE id = ?", (now, import_id))
     conn.execute("DELETE FROM import_participants WHERE import_id = ?", (import_id,))
 
 
-def pending_archive(conn: sqlite3.Connection, user_id: str | None) -> str | None:
+def pending_archive(conn: Conn, user_id: str | None) -> str | None:
     """The archive of an incomplete import this person took part in (the oldest), or None."""
     if not user_id:
         return None
@@ -49,7 +50,7 @@ def pending_archive(conn: sqlite3.Connection, user_id: str | None) -> str | None
     return None if row is None else str(row[0])
 
 
-def pending_by_user(conn: sqlite3.Connection) -> dict[str, str]:
+def pending_by_user(conn: Conn) -> dict[str, str]:
     """user id -> archive, for everyone an incomplete import holds back."""
     out: dict[str, str] = {}
     for user_id, archive in conn.execute(
@@ -59,7 +60,7 @@ def pending_by_user(conn: sqlite3.Connection) -> dict[str, str]:
     return out
 
 
-def pending(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def pending(conn: Conn) -> list[dict[str, Any]]:
     """The incomplete imports, oldest first, with how much each holds and wrote."""
     return [{"id": r[0], "archive": r[1], "account": r[2], "started_at": r[3],
              "participants": r[4], "messages": r[5]} for r in conn.execute(
@@ -69,13 +70,13 @@ def pending(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         f"FROM archive_imports a WHERE a.{_PENDING} ORDER BY a.id")]
 
 
-def mark_contact(conn: sqlite3.Connection, contact_id: int, import_id: int) -> None:
+def mark_contact(conn: Conn, contact_id: int, import_id: int) -> None:
     """A contact this import created (so that discarding it can remove it)."""
     conn.execute("UPDATE contacts SET import_id = ? WHERE id = ? AND import_id IS NULL",
                  (import_id, contact_id))
 
 
-def adopt_message(conn: sqlite3.Connection, event_id: str, import_id: int) -> None:
+def adopt_message(conn: Conn, event_id: str, import_id: int) -> None:
     """A message another incomplete import wrote, which this archive holds too:
     it becomes this import's, so that discarding the other never removes it."""
     conn.execute(f"UPDATE messages SET import_id = ? WHERE event_id = ? AND import_id IN "
@@ -83,14 +84,14 @@ def adopt_message(conn: sqlite3.Connection, event_id: str, import_id: int) -> No
                  (import_id, event_id, import_id))
 
 
-def adopt_post(conn: sqlite3.Connection, post_id: str, import_id: int) -> None:
+def adopt_post(conn: Conn, post_id: str, import_id: int) -> None:
     """As adopt_message, for one of your posts."""
     conn.execute(f"UPDATE posts SET import_id = ? WHERE id = ? AND import_id IN "
                  f"(SELECT id FROM archive_imports WHERE {_PENDING} AND id != ?)",
                  (import_id, post_id, import_id))
 
 
-def discard(conn: sqlite3.Connection, import_id: int) -> dict[str, int]:
+def discard(conn: Conn, import_id: int) -> dict[str, int]:
     """Remove what an incomplete import wrote: its messages and posts, the
     consent evidence they gave, the conversations and contacts it created that
     hold nothing else. What people said stays: an opt-out or review it
@@ -121,7 +122,7 @@ def discard(conn: sqlite3.Connection, import_id: int) -> dict[str, int]:
     return {"messages": messages, "posts": posts, "evidence": evidence, "contacts": contacts}
 
 
-def any_pending(conn: sqlite3.Connection) -> bool:
+def any_pending(conn: Conn) -> bool:
     """Is any archive import incomplete?"""
     return conn.execute(f"SELECT EXISTS (SELECT 1 FROM archive_imports WHERE {_PENDING})"
                         ).fetchone()[0] == 1

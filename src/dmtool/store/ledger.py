@@ -12,8 +12,9 @@ the request brought.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
+
+from dmtool.store.sql import Conn
 
 READS = ("dm_events", "users", "posts")  # kinds kept by id: the same-day rule applies
 KINDS = (*READS, "sends")
@@ -67,7 +68,7 @@ class Units:
             self.billable[k] += other.billable[k]
 
 
-def add(conn: sqlite3.Connection, r: Request) -> dict[str, int]:
+def add(conn: Conn, r: Request) -> dict[str, int]:
     """Write one request and the ids it read; returns its billable units per
     read kind (ids not read before on its UTC day)."""
     raw = {k: len(set(r.reads.get(k, ()))) for k in READS}
@@ -97,7 +98,7 @@ def add(conn: sqlite3.Connection, r: Request) -> dict[str, int]:
     return billable
 
 
-def read_on(conn: sqlite3.Connection, day: str, sandbox: bool, kind: str,
+def read_on(conn: Conn, day: str, sandbox: bool, kind: str,
             ids: Sequence[str]) -> set[str]:
     """Which of `ids` were already read on `day` (so cost nothing more that day)."""
     found: set[str] = set()
@@ -111,7 +112,7 @@ def read_on(conn: sqlite3.Connection, day: str, sandbox: bool, kind: str,
     return found
 
 
-def listed_on(conn: sqlite3.Connection, day: str, sandbox: bool) -> list[str]:
+def listed_on(conn: Conn, day: str, sandbox: bool) -> list[str]:
     """The DM events first read on `day` by sync's walk of GET /2/dm_events."""
     return [row[0] for row in conn.execute(
         "SELECT i.rid FROM x_read_ids i JOIN x_requests r ON r.id = i.request_id "
@@ -131,7 +132,7 @@ def _units(row: Sequence[object]) -> Units:
                  dict(zip(KINDS, values[5:9], strict=True)))
 
 
-def units_between(conn: sqlite3.Connection, sandbox: bool, first_day: str,
+def units_between(conn: Conn, sandbox: bool, first_day: str,
                   last_day: str) -> Units:
     """Everything from `first_day` to `last_day` (UTC days, both included)."""
     total = _units(conn.execute(
@@ -143,7 +144,7 @@ def units_between(conn: sqlite3.Connection, sandbox: bool, first_day: str,
     return total
 
 
-def units_since(conn: sqlite3.Connection, sandbox: bool, since: str, until: str) -> Units:
+def units_since(conn: Conn, sandbox: bool, since: str, until: str) -> Units:
     """Requests made at `since` <= at < `until` (RFC 3339), and the daily totals
     of pruned days from the day of `since` to the one before `until`'s."""
     total = _units(conn.execute(
@@ -155,7 +156,7 @@ def units_since(conn: sqlite3.Connection, sandbox: bool, since: str, until: str)
     return total
 
 
-def by_day(conn: sqlite3.Connection, sandbox: bool, first_day: str, last_day: str
+def by_day(conn: Conn, sandbox: bool, first_day: str, last_day: str
            ) -> Iterable[tuple[str, str, Units]]:
     """(day, family, units) from `first_day` to `last_day`, by day then family:
     requests still kept and the daily totals of pruned days."""
@@ -173,7 +174,7 @@ def by_day(conn: sqlite3.Connection, sandbox: bool, first_day: str, last_day: st
     return [(day, family, u) for (day, family), u in merged.items()]
 
 
-def first_at(conn: sqlite3.Connection, sandbox: bool) -> str | None:
+def first_at(conn: Conn, sandbox: bool) -> str | None:
     """When the ledger's data begins (RFC 3339, or a pruned day's midnight)."""
     kept = conn.execute("SELECT min(at) FROM x_requests WHERE sandbox = ?",
                         (int(sandbox),)).fetchone()[0]
@@ -183,7 +184,7 @@ def first_at(conn: sqlite3.Connection, sandbox: bool) -> str | None:
     return min(starts) if starts else None
 
 
-def settle_send(conn: sqlite3.Connection, draft_id: int, *, delivered: bool) -> int:
+def settle_send(conn: Conn, draft_id: int, *, delivered: bool) -> int:
     """A send whose outcome was unknown is settled: it counts one send if it
     was delivered, none if X confirms it never arrived. Returns the rows it
     settled (0: the attempt was never recorded, e.g. a crash mid-request)."""
@@ -191,7 +192,7 @@ def settle_send(conn: sqlite3.Connection, draft_id: int, *, delivered: bool) -> 
                         (1 if delivered else 0, draft_id)).rowcount
 
 
-def prune(conn: sqlite3.Connection, before_day: str) -> int:
+def prune(conn: Conn, before_day: str) -> int:
     """Fold the requests of days before `before_day` into x_usage_days (one
     row a day, family and endpoint) and delete them with their ids. Returns
     the requests folded."""
@@ -219,7 +220,7 @@ def prune(conn: sqlite3.Connection, before_day: str) -> int:
     return int(folded)
 
 
-def answered_conversations(conn: sqlite3.Connection, since: str, until: str) -> int:
+def answered_conversations(conn: Conn, since: str, until: str) -> int:
     """Contacts with at least one message of yours (autoacks aside) sent at
     `since` <= at < `until`: the conversations answered, for cost per
     conversation. One index range per contact (messages_contact_direction)."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
+
+from dmtool.store.sql import Conn, Row
 
 
 def conversation_id_for(me_id: str, other_id: str) -> str:
@@ -12,12 +13,12 @@ def conversation_id_for(me_id: str, other_id: str) -> str:
     return f"{a}-{b}"
 
 
-def ensure_conversation(conn: sqlite3.Connection, conversation_id: str, contact_id: int) -> None:
+def ensure_conversation(conn: Conn, conversation_id: str, contact_id: int) -> None:
     conn.execute("INSERT OR IGNORE INTO conversations (id, contact_id) VALUES (?, ?)",
                  (conversation_id, contact_id))
 
 
-def add_message(conn: sqlite3.Connection, *, event_id: str | None, conversation_id: str | None,
+def add_message(conn: Conn, *, event_id: str | None, conversation_id: str | None,
                 contact_id: int, direction: str, text: str, at: str, source: str, now: str,
                 first_contact: bool = False, import_id: int | None = None) -> bool:
     """Store one DM once (keyed by X's event id). Returns True when it is new.
@@ -49,7 +50,7 @@ def add_message(conn: sqlite3.Connection, *, event_id: str | None, conversation_
     return True
 
 
-def add_post(conn: sqlite3.Connection, *, post_id: str, kind: str, author_id: str | None,
+def add_post(conn: Conn, *, post_id: str, kind: str, author_id: str | None,
              text: str | None, at: str | None, in_reply_to_user_id: str | None,
              replied_to_id: str | None, conversation_id: str | None,
              import_id: int | None = None) -> bool:
@@ -61,12 +62,12 @@ def add_post(conn: sqlite3.Connection, *, post_id: str, kind: str, author_id: st
     return cur.rowcount > 0
 
 
-def conversation_of(conn: sqlite3.Connection, contact_id: int) -> sqlite3.Row | None:
+def conversation_of(conn: Conn, contact_id: int) -> Row | None:
     return conn.execute("SELECT * FROM conversations WHERE contact_id = ? ORDER BY last_at DESC "
                         "LIMIT 1", (contact_id,)).fetchone()
 
 
-def last_human_message(conn: sqlite3.Connection, contact_id: int) -> sqlite3.Row | None:
+def last_human_message(conn: Conn, contact_id: int) -> Row | None:
     """The contact's newest message that is not an automatic acknowledgement
     (the inbox's rule for who spoke last): direction, at, text; None if none."""
     return conn.execute(
@@ -74,7 +75,7 @@ def last_human_message(conn: sqlite3.Connection, contact_id: int) -> sqlite3.Row
         "ORDER BY at DESC, id DESC LIMIT 1", (contact_id,)).fetchone()
 
 
-def public_exchanges(conn: sqlite3.Connection, user_ids: Iterable[str]) -> list[sqlite3.Row]:
+def public_exchanges(conn: Conn, user_ids: Iterable[str]) -> list[Row]:
     """Your public replies to these users that answer something they said to you:
     the reply answers their stored mention, or sits in the same thread after it.
     A reply to an unrelated post of theirs is not an exchange.
@@ -82,7 +83,7 @@ def public_exchanges(conn: sqlite3.Connection, user_ids: Iterable[str]) -> list[
     Rows: id (your reply), at, text, user_id. `at` is THEIR side of the exchange
     (the latest mention answered): your own post must never renew their consent."""
     ids = list(dict.fromkeys(user_ids))
-    rows: list[sqlite3.Row] = []
+    rows: list[Row] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         marks = ",".join("?" * len(chunk))
@@ -98,7 +99,7 @@ def public_exchanges(conn: sqlite3.Connection, user_ids: Iterable[str]) -> list[
     return rows
 
 
-def record_send(conn: sqlite3.Connection, *, user_id: str, at: str, text: str, first_contact: bool,
+def record_send(conn: Conn, *, user_id: str, at: str, text: str, first_contact: bool,
                 kind: str, draft_id: int | None, event_id: str | None) -> None:
     """Add one of dmtool's own sends to the ledger the caps count (once per event)."""
     conn.execute(
@@ -107,14 +108,14 @@ def record_send(conn: sqlite3.Connection, *, user_id: str, at: str, text: str, f
                                          event_id))
 
 
-def mark_own_send(conn: sqlite3.Connection, event_id: str, *, source: str,
+def mark_own_send(conn: Conn, event_id: str, *, source: str,
                   first_contact: bool) -> None:
     """A sync may have stored our DM before the send recorded it: it is still ours."""
     conn.execute("UPDATE messages SET source = ?, first_contact = ? WHERE event_id = ?",
                  (source, int(first_contact), event_id))
 
 
-def settle_old_archive_conversations(conn: sqlite3.Connection, *, before: str,
+def settle_old_archive_conversations(conn: Conn, *, before: str,
                                      skip: set[str], keep_waiting: bool = False) -> int:
     """Mark done the conversations an archive import just brought in (not those in
     `skip`, which existed before) that have been quiet since `before`: old
@@ -130,7 +131,7 @@ def settle_old_archive_conversations(conn: sqlite3.Connection, *, before: str,
     return len(ids)
 
 
-def send_rows(conn: sqlite3.Connection, *, since: str, user_id: str | None = None,
+def send_rows(conn: Conn, *, since: str, user_id: str | None = None,
               everyone_since: str | None = None,
               except_draft: int | None = None) -> list[tuple[str, str, str | None, int]]:
     """(at, user id, text, first_contact) of dmtool's sends since `since`: the
@@ -159,7 +160,7 @@ def send_rows(conn: sqlite3.Connection, *, since: str, user_id: str | None = Non
         (since, *extra, own, *UNSETTLED, since, *extra, own)).fetchall()
 
 
-def unanswered_counts(conn: sqlite3.Connection) -> dict[int, int]:
+def unanswered_counts(conn: Conn) -> dict[int, int]:
     """contact id -> outbound messages since their last inbound one."""
     return dict(conn.execute(
         "SELECT m.contact_id, count(*) FROM messages m WHERE m.direction = 'out' AND m.at > "

@@ -1,11 +1,118 @@
-"""Numbered schema migrations, applied in order on open (PRAGMA user_version).
+"""Numbered schema migrations, applied in order on open (PRAGMA user_version
+on SQLite, the table dmtool_schema on PostgreSQL).
 
-Never edit a migration once released: add a new one.
+Never edit a migration once released: add a new one. A migration is either
+one text in the subset both engines speak (SQLite's dialect, which
+store/pgsql.py turns into PostgreSQL's: INTEGER PRIMARY KEY, TEXT, COLLATE
+NOCASE, INSERT OR IGNORE and the like), or a `Migration` with one text per
+engine side by side, for what differs (triggers, FTS); either text may be
+empty. The schema test (tests/test_pg_schema.py) compares the two results.
 Times are stored as RFC 3339 UTC text ("2026-11-28T16:43:00.000Z"), which
 sorts correctly as text. X ids are text (snowflakes exceed JS integers).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Migration(NamedTuple):
+    """One step written for each engine."""
+
+    sqlite: str
+    postgres: str
+
+
+def sqlite_text(step: str | Migration) -> str:
+    return step.sqlite if isinstance(step, Migration) else step
+
+
+# Migration 6 on PostgreSQL: the same columns, indexes and view; the triggers
+# are PL/pgSQL functions (a trigger's WHEN may not hold a subquery there, so
+# the delete trigger tests it inside), and `rowid` is the conversation's id.
+_PG_READ_MODELS = """
+ALTER TABLE conversations ADD COLUMN latest_id BIGINT;
+ALTER TABLE conversations ADD COLUMN latest_at TEXT COLLATE "C";
+ALTER TABLE conversations ADD COLUMN human_id BIGINT;
+ALTER TABLE conversations ADD COLUMN human_at TEXT COLLATE "C";
+ALTER TABLE conversations ADD COLUMN human_direction TEXT COLLATE "C";
+CREATE INDEX conversations_latest ON conversations (state, latest_at);
+CREATE INDEX conversations_waiting ON conversations (state, human_direction, human_at, contact_id);
+CREATE INDEX messages_contact_direction ON messages (contact_id, direction, at);
+CREATE INDEX messages_unread ON messages (contact_id, recorded_at) WHERE direction = 'in';
+CREATE INDEX evidence_contact_kind ON evidence (contact_id, kind, at);
+
+CREATE VIEW contact_tails AS
+    SELECT c.id AS contact_id, l.id AS latest_id, l.at AS latest_at,
+           h.id AS human_id, h.at AS human_at, h.direction AS human_direction
+    FROM contacts c
+    LEFT JOIN messages l ON l.id = (
+        SELECT id FROM messages m WHERE m.contact_id = c.id
+        ORDER BY m.at DESC, m.id DESC LIMIT 1)
+    LEFT JOIN messages h ON h.id = (
+        SELECT id FROM messages m WHERE m.contact_id = c.id AND m.source != 'autoack'
+        ORDER BY m.at DESC, m.id DESC LIMIT 1);
+
+CREATE FUNCTION messages_latest_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE conversations SET latest_id = NEW.id, latest_at = NEW.at
+     WHERE contact_id = NEW.contact_id
+       AND (latest_id IS NULL OR latest_at < NEW.at
+            OR (latest_at = NEW.at AND latest_id < NEW.id));
+    UPDATE conversations SET human_id = NEW.id, human_at = NEW.at,
+                             human_direction = NEW.direction
+     WHERE contact_id = NEW.contact_id AND NEW.source != 'autoack'
+       AND (human_id IS NULL OR human_at < NEW.at
+            OR (human_at = NEW.at AND human_id < NEW.id));
+    RETURN NULL;
+END $$;
+CREATE TRIGGER messages_latest_insert AFTER INSERT ON messages
+    FOR EACH ROW EXECUTE FUNCTION messages_latest_insert();
+
+CREATE FUNCTION messages_latest_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
+        SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
+        WHERE contact_tails.contact_id = conversations.contact_id)
+     WHERE contact_id IN (OLD.contact_id, NEW.contact_id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER messages_latest_update
+    AFTER UPDATE OF contact_id, at, direction, source ON messages
+    FOR EACH ROW EXECUTE FUNCTION messages_latest_update();
+
+CREATE FUNCTION messages_latest_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM conversations WHERE contact_id = OLD.contact_id
+               AND (latest_id = OLD.id OR human_id = OLD.id)) THEN
+        UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
+            SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
+            WHERE contact_tails.contact_id = conversations.contact_id)
+         WHERE contact_id = OLD.contact_id;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER messages_latest_delete AFTER DELETE ON messages
+    FOR EACH ROW EXECUTE FUNCTION messages_latest_delete();
+
+CREATE FUNCTION conversations_latest_fill() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
+        SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
+        WHERE contact_tails.contact_id = NEW.contact_id)
+     WHERE id = NEW.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER conversations_latest_insert AFTER INSERT ON conversations
+    FOR EACH ROW EXECUTE FUNCTION conversations_latest_fill();
+CREATE TRIGGER conversations_latest_move AFTER UPDATE OF contact_id ON conversations
+    FOR EACH ROW EXECUTE FUNCTION conversations_latest_fill();
+
+UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
+    SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
+    WHERE contact_tails.contact_id = conversations.contact_id);
+"""
+
 
 # Full-text search (`dmtool search`): FTS5 indexes with the trigram tokenizer
 # over message text, notes, and contacts' handles and names. Trigrams match any
@@ -14,7 +121,7 @@ from __future__ import annotations
 # are external-content (no second copy of the text), keep no positions
 # (detail=none: searched with LIKE, which the trigram index answers, at a
 # third of the size of positions) and are kept current by triggers. Part of
-# migration 7, left out where this SQLite lacks FTS5 or its trigram tokenizer
+# migration 7 on SQLite (PostgreSQL scans), left out where this SQLite lacks FTS5 or its trigram tokenizer
 # (search scans then): db.migrate.
 SEARCH_INDEX = """
     CREATE VIRTUAL TABLE messages_fts USING fts5(
@@ -66,7 +173,7 @@ SEARCH_INDEX = """
     INSERT INTO contacts_fts (contacts_fts) VALUES ('rebuild');
 """
 
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[str | Migration] = [
     # 1: contacts and what we know about consent.
     """
     CREATE TABLE contacts (
@@ -279,7 +386,7 @@ MIGRATIONS: list[str] = [
     # right under every writer (sync, send, archive, merge, forget). Indexes
     # answer "last in / last out", "unread since" and "newest evidence of each
     # kind" per contact without reading all of a chatty contact's rows.
-    """
+    Migration(sqlite="""
     ALTER TABLE conversations ADD COLUMN latest_id INTEGER;
     ALTER TABLE conversations ADD COLUMN latest_at TEXT;
     ALTER TABLE conversations ADD COLUMN human_id INTEGER;
@@ -354,14 +461,16 @@ MIGRATIONS: list[str] = [
     UPDATE conversations SET (latest_id, latest_at, human_id, human_at, human_direction) = (
         SELECT latest_id, latest_at, human_id, human_at, human_direction FROM contact_tails
         WHERE contact_tails.contact_id = conversations.contact_id);
-    """,
+    """, postgres=_PG_READ_MODELS),
     # 7: who did it, inbound hooks, search. Every audit entry names its actor
     # (dmtool.actor; NULL for entries written before). hook_queue holds the new
     # inbound DMs whose hooks.on_inbound has not run: queued by sync in the
     # transaction that stores the message, deleted (claimed) just before the
     # hook runs, so a hook runs at most once and one that a killed sync left
     # behind runs at the next sync. Then the search index (SEARCH_INDEX).
-    """
+    # PostgreSQL gets the same column, index and table, and no search index:
+    # search scans there (store/search.py; pg_trgm is not everywhere).
+    Migration(sqlite="""
     ALTER TABLE audit ADD COLUMN actor TEXT;
 
     -- Newest messages first, for search: the newest matches of a common term
@@ -373,7 +482,15 @@ MIGRATIONS: list[str] = [
         hook        TEXT NOT NULL,          -- on_inbound
         queued_at   TEXT NOT NULL
     );
-    """ + SEARCH_INDEX,
+    """ + SEARCH_INDEX, postgres="""
+    ALTER TABLE audit ADD COLUMN actor TEXT COLLATE "C";
+    CREATE INDEX messages_at ON messages (at);
+    CREATE TABLE hook_queue (
+        message_id  BIGINT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        hook        TEXT COLLATE "C" NOT NULL,
+        queued_at   TEXT COLLATE "C" NOT NULL
+    );
+    """),
     # 8: the reason you give when you record an opt-out yourself (`contacts
     # optout HANDLE --reason "asked by phone to stop"`), shown wherever the
     # opt-out is shown; the suppression keeps it through `contacts forget`.
@@ -564,32 +681,55 @@ MIGRATIONS: list[str] = [
     CREATE INDEX messages_contact_at_kind ON messages (contact_id, at, id, direction, source);
     DROP INDEX messages_contact_at;
     """,
+    # 15: the store's own id, a UUID: `db migrate-to` tells a copy of this store
+    # ("already migrated") from someone else's. New stores get it at creation.
+    Migration(sqlite="""
+    INSERT OR IGNORE INTO sync_state (key, value) VALUES ('store_id',
+        lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4'
+        || substr(lower(hex(randomblob(2))), 2) || '-'
+        || substr('89ab', 1 + abs(random()) % 4, 1) || substr(lower(hex(randomblob(2))), 2)
+        || '-' || lower(hex(randomblob(6))));
+    """, postgres="""
+    INSERT INTO sync_state (key, value) VALUES ('store_id', gen_random_uuid()::text)
+        ON CONFLICT DO NOTHING;
+    """),
 ]
 
+# Migrations are found by what they hold, never by number (branches renumber).
+
 # The schema version that brings the search index, the actor column and hooks.
-SEARCH_MIGRATION = next(n for n, script in enumerate(MIGRATIONS, start=1) if SEARCH_INDEX in script)
+SEARCH_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                        if SEARCH_INDEX in sqlite_text(m))
 
 # The migration above (tests refer to it by this name: the lead renumbers).
-OPT_OUT_REASON_MIGRATION = next(i for i, m in enumerate(MIGRATIONS) if "opt_out_reason" in m)
+OPT_OUT_REASON_MIGRATION = next(i for i, m in enumerate(MIGRATIONS)
+                                if "opt_out_reason" in sqlite_text(m))
 
 # The migration that records archive imports before they write (issue 11).
-IMPORT_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1) if "archive_imports" in m)
+IMPORT_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                        if "archive_imports" in sqlite_text(m))
 
 # The user_version after the report's covering indexes (issue 16).
 REPORT_INDEX_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
-                              if "messages_at_kind" in m)
+                              if "messages_at_kind" in sqlite_text(m))
 
 # The user_version after the snooze migration (tests upgrade to and from it).
 SNOOZE_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
-                        if "ADD COLUMN snoozed_until" in m)
+                        if "ADD COLUMN snoozed_until" in sqlite_text(m))
 
 # The user_version after the team migration: attribution, approvals bound to
 # their text, claims (issue 15).
-APPROVALS_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1) if "CREATE TABLE claims" in m)
+APPROVALS_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                           if "CREATE TABLE claims" in sqlite_text(m))
+
+# The version that gives a store its id (see above).
+STORE_ID_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
+                          if "'store_id'" in sqlite_text(m))
+
 # The user_version after the team migration (members, team settings, who made
 # each record): tests upgrade to and from it.
 TEAM_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
-                      if "CREATE TABLE team_members" in m)
+                      if "CREATE TABLE team_members" in sqlite_text(m))
 # The request ledger (issue 16): tests upgrade to and from it by this name.
 LEDGER_MIGRATION = next(n for n, m in enumerate(MIGRATIONS, start=1)
-                        if "CREATE TABLE x_requests" in m)
+                        if "CREATE TABLE x_requests" in sqlite_text(m))

@@ -7,24 +7,24 @@ the period a few seeks on messages_contact_at.
 
 from __future__ import annotations
 
-import sqlite3
+from dmtool.store.sql import Conn, Row
 
 
-def sends_by(conn: sqlite3.Connection, since: str, until: str) -> dict[str | None, int]:
+def sends_by(conn: Conn, since: str, until: str) -> dict[str | None, int]:
     """sender -> drafts sent in [since, until) (None: not recorded)."""
     return dict(conn.execute(
         "SELECT sent_by, count(*) FROM drafts WHERE status = 'sent' AND sent_at >= ? "
         "AND sent_at < ? GROUP BY sent_by", (since, until)).fetchall())
 
 
-def approvals_by(conn: sqlite3.Connection, since: str, until: str) -> dict[str | None, int]:
+def approvals_by(conn: Conn, since: str, until: str) -> dict[str | None, int]:
     """approver -> approvals given in [since, until), voided ones included."""
     return dict(conn.execute(
         "SELECT actor, count(*) FROM audit WHERE at >= ? AND at < ? AND action = 'approved' "
         "GROUP BY actor", (since, until)).fetchall())
 
 
-def replies(conn: sqlite3.Connection, since: str, until: str) -> list[sqlite3.Row]:
+def replies(conn: Conn, since: str, until: str) -> list[Row]:
     """dmtool's sends in [since, until) that are not autoacks: sent_by, reply_at,
     prev (the direction of the contact's message before it, autoacks aside)
     and wait_at (their first message since your last one before it: when they

@@ -10,19 +10,19 @@ through its `at` index; open conversations with a few index seeks each.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 
 from dmtool.store.conversations import STATE_SQL
+from dmtool.store.sql import Conn, Row
 
 _CHUNK = 500  # ids per IN (...): well under SQLite's variable limit
 
 
-def has_messages(conn: sqlite3.Connection) -> bool:
+def has_messages(conn: Conn) -> bool:
     return conn.execute("SELECT EXISTS (SELECT 1 FROM messages)").fetchone()[0] == 1
 
 
-def day_counts(conn: sqlite3.Connection, start: str, stop: str) -> tuple[int, int, int]:
+def day_counts(conn: Conn, start: str, stop: str) -> tuple[int, int, int]:
     """(messages, inbound, outbound autoacks) with start <= at < stop."""
     total, inbound, autoack = conn.execute(
         "SELECT count(*), sum(CASE WHEN direction = 'in' THEN 1 ELSE 0 END), "
@@ -32,7 +32,7 @@ def day_counts(conn: sqlite3.Connection, start: str, stop: str) -> tuple[int, in
     return total, inbound or 0, autoack or 0
 
 
-def sequences(conn: sqlite3.Connection, since: str, until: str) -> Iterator[tuple[int, str]]:
+def sequences(conn: Conn, since: str, until: str) -> Iterator[tuple[int, str]]:
     """(contact id, sequence) for each contact with messages, autoacks aside,
     in since <= at < until: the sequence is their direction and time, one
     after the other, in time order (ties by id, the order they were stored):
@@ -48,7 +48,7 @@ def sequences(conn: sqlite3.Connection, since: str, until: str) -> Iterator[tupl
     return (r for r in cur if r[1])
 
 
-def last_human_direction_before(conn: sqlite3.Connection, contact_ids: Sequence[int],
+def last_human_direction_before(conn: Conn, contact_ids: Sequence[int],
                                 before: str) -> dict[int, str | None]:
     """contact id -> direction of their last message before `before`, autoacks
     aside (None when there is none)."""
@@ -64,7 +64,7 @@ def last_human_direction_before(conn: sqlite3.Connection, contact_ids: Sequence[
     return out
 
 
-def open_contact_ids(conn: sqlite3.Connection, contact_ids: Sequence[int]) -> set[int]:
+def open_contact_ids(conn: Conn, contact_ids: Sequence[int]) -> set[int]:
     """Those of these contacts with an open conversation whose state is open
     (not opted out, in opt-out review, blocked or closed to DMs): the ones the
     inbox says are waiting when they wrote last."""
@@ -83,7 +83,7 @@ def open_contact_ids(conn: sqlite3.Connection, contact_ids: Sequence[int]) -> se
     return found
 
 
-def open_conversation_tails(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+def open_conversation_tails(conn: Conn) -> list[Row]:
     """One row per contact with an open conversation whose state is open:
     last_direction and last_at of the last message (autoacks aside), and
     wait_at, when they wrote last, the first of their messages since your last
@@ -106,7 +106,7 @@ def open_conversation_tails(conn: sqlite3.Connection) -> list[sqlite3.Row]:
         """).fetchall()
 
 
-def opt_outs_recorded_since(conn: sqlite3.Connection, since: str) -> list[sqlite3.Row]:
+def opt_outs_recorded_since(conn: Conn, since: str) -> list[Row]:
     """'opted_out' audit entries recorded at or after `since`: at, detail,
     user_id, handle. An opt-out is recorded when dmtool learns of it, never
     before it happened, so this bounds the opt-outs that happened since then."""

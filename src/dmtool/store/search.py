@@ -9,8 +9,10 @@ of finding rows gives exactly that answer; they differ only in speed:
 - the newest messages first (index messages_at_kind), for a term so common that
   its newest matches are among the newest few thousand messages;
 - a scan with LIKE, for shorter terms (most Japanese words are two
-  characters, `停止`) and on a SQLite without FTS5's trigram tokenizer (the
-  store has no index then).
+  characters, `停止`), on a SQLite without FTS5's trigram tokenizer (the
+  store has no index then) and on PostgreSQL (migration 7 builds no index
+  there: pg_trgm is not on every server). LIKE is ILIKE there, which on the
+  store's COLLATE "C" text folds A-Z only, as SQLite's LIKE does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import functools
 import sqlite3
 from typing import NamedTuple
+
+from dmtool.store.sql import Conn
 
 MIN_INDEXED = 3  # the trigram tokenizer's shortest findable piece
 CANDIDATES = 2_000  # the index's candidates checked and sorted at once (messages)
@@ -39,8 +43,15 @@ def fts_trigram_available() -> bool:
         conn.close()
 
 
-def index_available(conn: sqlite3.Connection) -> bool:
-    """The store has the search index, and this SQLite can read it."""
+def _sqlite(conn: Conn) -> bool:
+    return getattr(conn, "engine", "sqlite") == "sqlite"
+
+
+def index_available(conn: Conn) -> bool:
+    """The store has the search index, and this SQLite can read it (never on
+    PostgreSQL: there search scans)."""
+    if not _sqlite(conn):
+        return False
     row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
                        "'messages_fts'").fetchone()
     return row is not None and fts_trigram_available()
@@ -107,10 +118,15 @@ def uses_index(q: Query) -> bool:
     return q.use_index and any(len(t) >= MIN_INDEXED for t in q.terms)
 
 
+def _on_index(conn: Conn, q: Query) -> bool:
+    """uses_index, on a store that can have the index (a SQLite one)."""
+    return uses_index(q) and _sqlite(conn)
+
+
 _MESSAGE_COLS = "m.id, m.at, m.contact_id, m.text, m.direction, m.event_id"
 
 
-def messages(conn: sqlite3.Connection, q: Query) -> list[Hit]:
+def messages(conn: Conn, q: Query) -> list[Hit]:
     """The newest `q.limit` matching messages, newest first, by the cheapest
     way that still gives the exact answer:
     1. the newest WINDOW/10 messages: if they hold `limit` matches (a common
@@ -135,7 +151,7 @@ def messages(conn: sqlite3.Connection, q: Query) -> list[Hit]:
         return hits if len(hits) >= q.limit else None
 
     indexed = _where(q, ("m.text",), "m.at", "m.contact_id", ("messages_fts", "m.id")) \
-        if uses_index(q) else None
+        if _on_index(conn, q) else None
     if (hits := newest(WINDOW // 10)) is not None:
         return hits
     if indexed is not None and _few_candidates(conn, "messages_fts", q):
@@ -150,15 +166,15 @@ def messages(conn: sqlite3.Connection, q: Query) -> list[Hit]:
     return found(*_where(q, ("m.text",), "m.at", "m.contact_id", None), "messages m NOT INDEXED")
 
 
-def _few_candidates(conn: sqlite3.Connection, table: str, q: Query) -> bool:
+def _few_candidates(conn: Conn, table: str, q: Query) -> bool:
     """Whether the index finds at most CANDIDATES rows for the query."""
     n = conn.execute(f"SELECT count(*) FROM (SELECT rowid FROM {table} WHERE {table} MATCH ? "
                      "LIMIT ?)", (_trigrams(q.terms), CANDIDATES + 1)).fetchone()[0]
     return int(n) <= CANDIDATES
 
 
-def notes(conn: sqlite3.Connection, q: Query) -> list[Hit]:
-    fts = ("notes_fts", "n.id") if uses_index(q) else None
+def notes(conn: Conn, q: Query) -> list[Hit]:
+    fts = ("notes_fts", "n.id") if _on_index(conn, q) else None
     where, params = _where(q, ("n.text",), "n.at", "n.contact_id", fts)
     rows = conn.execute(f"SELECT n.id, n.at, n.contact_id, n.text FROM notes n WHERE {where} "
                         "ORDER BY n.at DESC, n.id DESC LIMIT ?", (*params, q.limit)).fetchall()
@@ -170,11 +186,11 @@ _CONTACT_AT = ("COALESCE((SELECT max(v.latest_at) FROM conversations v "
                "WHERE v.contact_id = c.id), c.created_at)")
 
 
-def contacts(conn: sqlite3.Connection, q: Query) -> list[Hit]:
+def contacts(conn: Conn, q: Query) -> list[Hit]:
     """Contacts whose handle or name holds every term (a leading @ is ignored:
     people type handles with it), by their latest message, newest first."""
     q = q._replace(terms=tuple(t.removeprefix("@") or t for t in q.terms))
-    fts = ("contacts_fts", "c.id") if uses_index(q) else None
+    fts = ("contacts_fts", "c.id") if _on_index(conn, q) else None
     where, params = _where(q, ("c.handle", "c.name"), "c.at", "c.id", fts)
     rows = conn.execute(
         f"SELECT c.id, c.at FROM (SELECT id, handle, name, {_CONTACT_AT} AS at FROM contacts c) c "
@@ -182,7 +198,7 @@ def contacts(conn: sqlite3.Connection, q: Query) -> list[Hit]:
     return [Hit("contact", r[0], r[1], r[0], None) for r in rows]
 
 
-def contact_labels(conn: sqlite3.Connection,
+def contact_labels(conn: Conn,
                    ids: set[int]) -> dict[int, tuple[str, str | None, str | None]]:
     """contact id -> (handle, user id, name), for the contacts of some hits."""
     out: dict[int, tuple[str, str | None, str | None]] = {}

@@ -8,8 +8,9 @@ appstate/config.py.
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any, NamedTuple
+
+from dmtool.store.sql import Conn
 
 
 # NamedTuples, not dataclasses: every command on a team store reads a member,
@@ -25,37 +26,43 @@ class Member(NamedTuple):
                 "added_by": self.added_by}
 
 
-def has_members(conn: sqlite3.Connection) -> bool:
+# The sync_state row that holds the team's X credentials, encrypted with the
+# team key (dmtool/team_credentials.py): a name here so that code which only
+# carries the row over (db restore) need not load the credentials module.
+CREDENTIALS_KEY = "team_credentials"
+
+
+def has_members(conn: Conn) -> bool:
     """Whether the store has a team at all (no members: everybody acts as owner)."""
     return conn.execute("SELECT 1 FROM team_members LIMIT 1").fetchone() is not None
 
 
-def members(conn: sqlite3.Connection) -> list[Member]:
+def members(conn: Conn) -> list[Member]:
     return [Member(*r) for r in conn.execute(
         "SELECT name, role, added_at, added_by FROM team_members ORDER BY name COLLATE NOCASE")]
 
 
-def member(conn: sqlite3.Connection, name: str) -> Member | None:
+def member(conn: Conn, name: str) -> Member | None:
     row = conn.execute("SELECT name, role, added_at, added_by FROM team_members "
                        "WHERE name = ? COLLATE NOCASE", (name,)).fetchone()
     return None if row is None else Member(*row)
 
 
-def count_role(conn: sqlite3.Connection, role: str) -> int:
+def count_role(conn: Conn, role: str) -> int:
     return int(conn.execute("SELECT count(*) FROM team_members WHERE role = ?",
                             (role,)).fetchone()[0])
 
 
-def add(conn: sqlite3.Connection, name: str, role: str, *, now: str, by: str | None) -> None:
+def add(conn: Conn, name: str, role: str, *, now: str, by: str | None) -> None:
     conn.execute("INSERT INTO team_members (name, role, added_at, added_by) VALUES (?, ?, ?, ?)",
                  (name, role, now, by))
 
 
-def set_role(conn: sqlite3.Connection, name: str, role: str) -> None:
+def set_role(conn: Conn, name: str, role: str) -> None:
     conn.execute("UPDATE team_members SET role = ? WHERE name = ? COLLATE NOCASE", (role, name))
 
 
-def remove(conn: sqlite3.Connection, name: str) -> None:
+def remove(conn: Conn, name: str) -> None:
     conn.execute("DELETE FROM team_members WHERE name = ? COLLATE NOCASE", (name,))
 
 
@@ -69,12 +76,12 @@ class StoredSetting(NamedTuple):
     set_by: str | None
 
 
-def settings(conn: sqlite3.Connection) -> list[StoredSetting]:
+def settings(conn: Conn) -> list[StoredSetting]:
     return [StoredSetting(*r) for r in conn.execute(
         "SELECT key, value, set_at, set_by FROM team_settings ORDER BY key")]
 
 
-def set_setting(conn: sqlite3.Connection, key: str, value: Any, *, now: str,
+def set_setting(conn: Conn, key: str, value: Any, *, now: str,
                 by: str | None) -> None:
     conn.execute(
         "INSERT INTO team_settings (key, value, set_at, set_by) VALUES (?, ?, ?, ?) "

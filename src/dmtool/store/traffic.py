@@ -9,10 +9,10 @@ saw it. History from an archive import does not: it is not news.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from dmtool.models import UNSETTLED
+from dmtool.store.sql import Conn
 
 # Audit actions that change whether (and how) a contact may be DMed.
 CONSENT_ACTIONS = ("opted_out", "opted_in", "optout_review", "optout_dismissed", "blocked",
@@ -30,7 +30,7 @@ class Change:
     draft_id: int | None = None
 
 
-def since_approval(conn: sqlite3.Connection, draft_id: int) -> list[Change]:
+def since_approval(conn: Conn, draft_id: int) -> list[Change]:
     """What moved in the draft's conversation after its approval, oldest first;
     [] when nothing did (or the draft is not approved)."""
     row = conn.execute(

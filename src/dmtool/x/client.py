@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from dmtool.credentials import Credentials, quiet_secret_loggers, refresh_if_needed
+from dmtool.credentials import Credentials, SharedPlace, quiet_secret_loggers, refresh_if_needed
 from dmtool.errors import (
     RATE_FAMILIES,
     AuthError,
@@ -221,6 +221,7 @@ class TweepyClient:
         retry_backoff: float = 0.5,
         save_credentials: Callable[[Credentials], None] | None = None,
         credentials_path: Path | None = None,
+        shared_credentials: SharedPlace | None = None,
         timeout: Any = TIMEOUT,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -233,6 +234,7 @@ class TweepyClient:
         self._retry_backoff = retry_backoff
         self._save = save_credentials
         self._credentials_path = credentials_path
+        self._shared = shared_credentials
         self._timeout = timeout
         self._sleep = sleep
         self._refreshed_after_401 = False
@@ -295,7 +297,7 @@ class TweepyClient:
         try:
             fresh = refresh_if_needed(self._creds, time.time(), self._save, force=force,
                                       adapter=self._adapter, path=self._credentials_path,
-                                      observers=self._observers)
+                                      observers=self._observers, shared=self._shared)
         except RateLimited as exc:
             # The token endpoint has no family of its own: pause the one that needed it.
             exc.family = exc.family or family
@@ -657,6 +659,7 @@ def open_client(
     *,
     save_credentials: Callable[[Credentials], None] | None = None,
     credentials_path: Path | None = None,
+    shared_credentials: SharedPlace | None = None,
 ) -> XClient:
     """The client a network command uses: the sandbox when a state file is given, else X."""
     if sandbox_state is not None:
@@ -668,4 +671,4 @@ def open_client(
     if credentials is None:
         raise AuthError("no X credentials for this profile", hint="run `dmtool auth login`")
     return TweepyClient(credentials, retry_backoff=retry_backoff, save_credentials=save_credentials,
-                        credentials_path=credentials_path)
+                        credentials_path=credentials_path, shared_credentials=shared_credentials)

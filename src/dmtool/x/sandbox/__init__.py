@@ -7,7 +7,7 @@ shapes, status codes, headers and RFC 7807 problems X sends (see
 shared/spec/x-api.md; checked against X's OpenAPI document in the tests).
 
 Its state is one JSON file. Every request and every `SandboxWorld` helper
-locks the file (fcntl.flock on a sibling `.lock` file), re-reads it, changes it
+locks the file (dmtool.locks, on a sibling `.lock` file), re-reads it, changes it
 and writes it back atomically, so several processes (a cron sync, a send, the
 test itself) can share one world.
 

@@ -1,7 +1,7 @@
 """The sandbox's state file and the helpers every part of it shares.
 
 The state is one JSON document (`State`). Readers and writers lock a sibling
-`.lock` file (fcntl.flock), re-read, change and write back atomically, so several
+`.lock` file (dmtool.locks), re-read, change and write back atomically, so several
 processes (a cron sync, a send, the test itself) can share one world.
 
 Ids come from a monotonically increasing snowflake-like counter, so they sort
@@ -12,7 +12,6 @@ DMTOOL_NOW, else real UTC now.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -199,23 +198,23 @@ def write_state(path: Path, state: State) -> None:
 
 @contextmanager
 def flock(path: Path, exclusive: bool) -> Iterator[None]:
+    from dmtool.locks import file_lock
+
     lock_path = path.with_name(path.name + ".lock")
     try:
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as e:
         if exclusive:
             raise write_failed(lock_path, e) from None
-        try:  # a reader where it may not write: flock needs no write access
-            fd = os.open(lock_path, os.O_RDONLY)
-        except OSError:  # no lock file to share: the state is replaced atomically anyway
-            yield
-            return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(file_lock(lock_path, shared=not exclusive))
+        except OSError as e:
+            if exclusive:
+                raise write_failed(lock_path, e) from None
+            # A reader where it may not write, and no lock file to share: the
+            # state is replaced atomically anyway.
         yield
-    finally:
-        os.close(fd)  # closing releases the flock
 
 
 # --- lookups ------------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""File locks that the operating system frees when the holder dies.
+
+One module for every lock file dmtool takes (the SQLite store's send and
+sync locks, the sandbox world, the credentials refresh), so that no other
+module imports `fcntl`: on Windows dmtool must at least import and run
+`demo`. POSIX uses flock(2); Windows locks the file's first byte with
+msvcrt. Both are tied to the open file, so a crashed process holds nothing.
+
+It sits below store/ and x/ and imports nothing of dmtool's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+POLL_S = 0.05
+
+
+class LockTimeout(Exception):
+    """Another process holds the lock and did not let go in time."""
+
+
+def _try_lock(fd: int, shared: bool) -> bool:
+    """One attempt, never blocking. True when the lock is ours."""
+    if os.name == "nt":  # pragma: no cover - exercised on Windows only
+        import msvcrt
+
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]  # exclusive only
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _block(fd: int, shared: bool) -> None:
+    if os.name == "nt":  # pragma: no cover
+        while not _try_lock(fd, shared):
+            time.sleep(POLL_S)
+        return
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, shared: bool = False, timeout: float | None = None) -> Iterator[None]:
+    """Hold a lock on `path` (created 0600 if missing) for the block.
+
+    timeout None waits as long as it takes; 0 tries once; otherwise polls
+    until the deadline. Raises LockTimeout when it cannot have it, OSError when
+    the file cannot be opened. A shared lock needs no write access: where the
+    file cannot be opened for writing (a reader in a folder not its own), an
+    existing one is opened read-only."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        if not shared or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        fd = os.open(path, os.O_RDONLY)
+    try:
+        if timeout is None:
+            _block(fd, shared)
+        else:
+            deadline = time.monotonic() + timeout
+            while not _try_lock(fd, shared):
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(str(path))
+                time.sleep(POLL_S)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
