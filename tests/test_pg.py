@@ -94,6 +94,8 @@ def test_connection_failures_are_one_line_each(cli, pg_url, monkeypatch) -> None
         "bad URL": (pg_url + "&sslmode=sometimes", 4, "E_STORE_URL"),
         "pooler": ("postgresql://u@ep-cool-1-pooler.us-east-2.aws.neon.tech/db", 4,
                    "E_STORE_POOLER"),
+        "supabase's dedicated pooler": ("postgresql://u@db.abcdefgh.supabase.co:6543/postgres",
+                                        4, "E_STORE_POOLER"),
     }
     for what, (url, code, ecode) in cases.items():
         monkeypatch.setenv("DMTOOL_DATABASE_URL", url)
@@ -101,6 +103,31 @@ def test_connection_failures_are_one_line_each(cli, pg_url, monkeypatch) -> None
         assert (r.exit_code, err(r)["code"]) == (code, ecode), (what, r)
         plain = cli("contacts", "list")
         assert plain.stderr.startswith("error: ") and "Traceback" not in plain.stderr, (what, plain)
+
+
+@pytest.mark.parametrize(("host", "port", "pooled"), [
+    ("ep-cool-1-pooler.us-east-2.aws.neon.tech", "", True),
+    ("ep-cool-1.us-east-2.aws.neon.tech", "", False),            # Neon's direct host
+    ("aws-0-eu-west-1.pooler.supabase.com", "6543", True),      # shared pooler, transaction
+    ("aws-0-eu-west-1.pooler.supabase.com", "5432", False),     # shared pooler, session mode
+    ("db.abcdefgh.supabase.co", "6543", True),                  # dedicated pooler
+    ("db.abcdefgh.supabase.co", "5432", False),                 # direct
+    ("DB.ABCDEFGH.SUPABASE.CO", "6543", True),
+    ("pg.internal.example.com", "6432", False),                 # a pgbouncer: cannot be told
+    ("/tmp/dmpg123", "", False),
+])
+def test_transaction_poolers_are_recognised_by_host_and_port(host, port, pooled) -> None:
+    from dmtool.store.pg import is_transaction_pooler
+
+    assert is_transaction_pooler(host, port) is pooled
+
+
+def test_a_pooler_named_by_pghost_and_pgport_is_refused(cli, pg_url, monkeypatch) -> None:
+    monkeypatch.setenv("PGHOST", "db.abcdefgh.supabase.co")
+    monkeypatch.setenv("PGPORT", "6543")
+    monkeypatch.setenv("DMTOOL_DATABASE_URL", "postgresql:///postgres")
+    r = cli("contacts", "list", "--json")
+    assert (r.exit_code, err(r)["code"]) == (4, "E_STORE_POOLER"), r
 
 
 def test_without_the_driver_exit_4_says_how_to_install(cli, pg_url, monkeypatch) -> None:

@@ -278,17 +278,28 @@ def connect_error(e: BaseException, location: StoreLocation) -> DmtoolError:
 
 # --- connecting ------------------------------------------------------------------------
 
-_POOLED_HOST_MARKS = ("-pooler.", ".pooler.")
+def is_transaction_pooler(host: str, port: str) -> bool:
+    """Whether host:port is a provider's transaction pooler. Neon's pooled
+    hosts carry `-pooler.`; Supabase pools in transaction mode on port 6543
+    (its shared `*.pooler.supabase.com` and the dedicated pooler on
+    `db.<ref>.supabase.co`), in session mode on 5432, which keeps locks."""
+    host = host.lower()
+    if "-pooler." in host:
+        return True
+    if "supabase." in host:
+        return port == "6543"
+    return ".pooler." in host
 
 
 def _refuse_poolers(params: dict[str, str], location: StoreLocation) -> None:
     """Transaction poolers break session advisory locks: refuse the hosts known
     to be one. (A self-run pgbouncer cannot be told apart: docs/team.md.)"""
-    host = params.get("host", "")
-    port = params.get("port", "")
-    pooled = any(m in host for m in _POOLED_HOST_MARKS) and (
-        "supabase" not in host or port == "6543")
-    if pooled:
+    # libpq falls back to PGHOST/PGPORT for what the URL leaves out.
+    host = params.get("host") or os.environ.get("PGHOST", "")
+    port = params.get("port") or os.environ.get("PGPORT", "")
+    hosts, ports = host.split(","), port.split(",")
+    ports = ports if len(ports) == len(hosts) else ports[:1] * len(hosts)
+    if any(is_transaction_pooler(h.strip(), p.strip()) for h, p in zip(hosts, ports, strict=True)):
         raise ConfigError(
             f"{location.shown} is a transaction pooler: dmtool's send lock needs a direct "
             "connection (or a session-mode pool)", code="E_STORE_POOLER",
