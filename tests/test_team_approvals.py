@@ -174,6 +174,27 @@ def test_a_team_store_asks_for_another_person_by_default(cli: Cli, kim: Person, 
     assert kim.approve(did).exit_code == 0
 
 
+def test_on_a_team_store_team_approval_is_the_teams(cli: Cli, kim: Person, sam: Person,
+                                                     world: SandboxWorld, clock: Clock,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """With real members: a member's own config.toml cannot switch approvals
+    off, and the value an owner sets in the store is the one that holds."""
+    from dmtool.paths import Paths
+
+    monkeypatch.setenv("DMTOOL_OPERATOR", "kim")  # cli(...) below: the owner
+    assert kim("team", "add", "sam", "--role", "approver").exit_code == 0  # kim: owner
+    config = Paths.resolve("default").config_file
+    config.write_text(config.read_text() + '\n[team]\napproval = "none"\n')
+    engaged_bob(cli)
+    first = kim.draft("bob", BOB_HELLO)
+    assert error(kim.approve(first))["code"] == "E_SELF_APPROVAL"  # first-contact, not "none"
+    alice_wrote(cli, world, clock)
+    reply = kim.draft("alice", THANKS)
+    assert kim("config", "set", "team.approval", "all").exit_code == 0  # in the store
+    assert error(kim.approve(reply))["code"] == "E_SELF_APPROVAL"
+    assert sam.approve(reply).exit_code == 0
+
+
 def test_an_edit_voids_the_approval(cli: Cli, kim: Person, sam: Person, world: SandboxWorld,
                                     clock: Clock) -> None:
     alice_wrote(cli, world, clock)

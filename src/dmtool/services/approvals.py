@@ -27,8 +27,9 @@ AUTOACK = "autoack"  # drafting.AUTOACK: the template of acknowledgement drafts
 
 
 def mode(st: AppState) -> str:
-    """none, first-contact or all: as set, else by whether the store has members."""
-    if KEY in st.config.values:
+    """none, first-contact or all: as set (on a team store: in the store, never
+    a member's own config.toml), else by whether the store has members."""
+    if KEY in st.config.in_force():
         return str(st.config.get(KEY))
     from dmtool.services import roles
 
