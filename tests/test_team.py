@@ -367,3 +367,23 @@ def test_a_restore_keeps_the_team_as_it_is(cli: Cli, tmp_path: Path) -> None:
     assert members(cli) == [("ana", "owner"), ("ben", "drafter")]
     assert as_(cli, "ben", "config", "get", "policy.daily_sends").stdout == "3\n"
     assert as_(cli, "ben", "contacts", "forget", "ann", "--yes").exit_code == 3
+
+
+def test_only_config_reads_the_local_file_raw() -> None:
+    """A setting read from `config.values` is config.toml's, which a team store
+    overrides for the team keys (team.approval was once read that way, so the
+    team's value was ignored): outside config.py, settings are read through
+    `get`/`in_force`/the typed settings. The two readers allowed want the local
+    file on purpose."""
+    import re
+
+    import dmtool
+
+    allowed = {
+        "services/team.py",    # the first `team add` copies the local team keys into the store
+        "cli/config_cmd.py",   # says which local value the store's overrides
+    }
+    root = Path(dmtool.__file__).parent
+    readers = {p.relative_to(root).as_posix() for p in root.rglob("*.py")
+               if re.search(r"\bconfig\.values\b", p.read_text(encoding="utf-8"))}
+    assert readers - {"config.py"} <= allowed, readers - allowed
