@@ -211,6 +211,37 @@ def test_a_lost_send_lock_records_unknown_and_the_next_send_reconciles(cli, run,
     assert len(outbound(world, uid)) == 1
 
 
+def test_a_lost_send_lock_while_reconciling_leaves_unknown_not_failed(cli, run, db, monkeypatch):
+    from dmtool.store.pg import PgStore
+    from dmtool.timeutil import fmt
+    from tests.test_send import approved_draft, draft, outbound, sandbox_world, talking_contact
+
+    world = sandbox_world()
+    uid = talking_contact(world, "alice", "Alice Smith")
+    did = approved_draft(cli, "alice", "Thanks Alice, the dates follow.")
+    # a send that died before its request left: `sending`, and nothing on X
+    db("UPDATE drafts SET status = 'sending', send_started_at = ? WHERE id = ?",
+       (fmt(world.now()), int(did)))
+    real = PgStore.lock_held
+
+    def lost_while_reconciling(self: PgStore, name: str) -> bool:
+        if name == "send":
+            self.conn.execute("SELECT pg_advisory_unlock_all()")
+        return real(self, name)
+
+    monkeypatch.setattr(PgStore, "lock_held", lost_while_reconciling)
+    r = cli("send", did, "--yes", "--json")
+    # another process may be reconciling it now: no verdict without the lock
+    assert r.exit_code == 5 and err(r)["code"] == "E_SEND_UNKNOWN", r
+    assert draft(cli, did)["status"] == "unknown"
+    assert "send_failed" not in [e["action"] for e in cli("log", "--json").json()]
+    monkeypatch.setattr(PgStore, "lock_held", real)
+    r = run("send", did, "--yes", "--json")  # the next send, holding the lock, settles it
+    assert r.exit_code == 1 and err(r)["code"] == "E_NOT_DELIVERED", r
+    assert draft(cli, did)["status"] == "failed"
+    assert outbound(world, uid) == []
+
+
 def test_two_brands_in_two_schemas_of_one_database(pg_url) -> None:
     a = open_store(schema_url("brand_a"))
     b = open_store(schema_url("brand_b"))

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +314,10 @@ def test_exported_notes_keep_their_author(cli: Cli, tmp_path: Path) -> None:
     exported = cli("contacts", "export", "--json").json()[0]["notes"]
     assert [(n["author"], n["text"]) for n in exported] == [
         ("ana", "met at the fair"), ("ben", "wants the [pro] plan\nin May")]
+    for n in exported:  # exactly these three, `at` an RFC 3339 UTC time as everywhere in JSON
+        assert set(n) == {"at", "author", "text"}, n
+        assert isinstance(n["at"], str) and n["at"].endswith("Z"), n
+        assert datetime.fromisoformat(n["at"]).utcoffset() == timedelta(0), n
     text = cli("contacts", "export").stdout
     [row] = list(csv.DictReader(io.StringIO(text)))
     assert row["notes"] == "met at the fair [by ana]\nwants the [pro] plan\n\tin May [by ben]"

@@ -115,7 +115,8 @@ def _c_local(label: str | None = None) -> DisplayZone:
     a system without tz files): its offset now, as a fixed zone."""
     import time
 
-    time.tzset()
+    if hasattr(time, "tzset"):  # Windows has none: its C library reads TZ at start
+        time.tzset()
     here = datetime.now(UTC).astimezone()
     return DisplayZone(label or here.tzname() or "local", here.tzinfo or UTC)
 

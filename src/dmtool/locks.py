@@ -3,8 +3,10 @@
 One module for every lock file dmtool takes (the SQLite store's send and
 sync locks, the sandbox world, the credentials refresh), so that no other
 module imports `fcntl`: on Windows dmtool must at least import and run
-`demo`. POSIX uses flock(2); Windows locks the file's first byte with
-msvcrt. Both are tied to the open file, so a crashed process holds nothing.
+`demo`. POSIX uses flock(2); where there is no fcntl (Windows) the file's
+first byte is locked with msvcrt, which also keeps other handles from reading
+or writing that byte (services/poller.py writes the sync lock's holder after
+it). Both are tied to the open file, so a crashed process holds nothing.
 
 It sits below store/ and x/ and imports nothing of dmtool's.
 """
@@ -17,6 +19,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 POLL_S = 0.05
 
@@ -25,9 +28,19 @@ class LockTimeout(Exception):
     """Another process holds the lock and did not let go in time."""
 
 
+def _fcntl() -> ModuleType | None:
+    """fcntl, or None where there is none (Windows: msvcrt locks instead)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    return fcntl
+
+
 def _try_lock(fd: int, shared: bool) -> bool:
     """One attempt, never blocking. True when the lock is ours."""
-    if os.name == "nt":  # pragma: no cover - exercised on Windows only
+    fcntl = _fcntl()
+    if fcntl is None:  # Windows (tests/windows_like stands in for it)
         import msvcrt
 
         try:
@@ -36,8 +49,6 @@ def _try_lock(fd: int, shared: bool) -> bool:
         except OSError:
             return False
         return True
-    import fcntl
-
     try:
         fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -46,12 +57,11 @@ def _try_lock(fd: int, shared: bool) -> bool:
 
 
 def _block(fd: int, shared: bool) -> None:
-    if os.name == "nt":  # pragma: no cover
+    fcntl = _fcntl()
+    if fcntl is None:
         while not _try_lock(fd, shared):
             time.sleep(POLL_S)
         return
-    import fcntl
-
     fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
 
 

@@ -152,8 +152,12 @@ def run_command(command: str, stdin: str, timeout: float, env: dict[str, str]) -
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Stop the shell and everything it started (its own process group), then
     reap it. A child that keeps the stderr pipe open cannot hold us up."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    if hasattr(os, "killpg"):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    else:  # Windows: no process groups nor SIGKILL; the shell itself
+        with contextlib.suppress(OSError):
+            proc.kill()
     if proc.stderr is not None:
         proc.stderr.close()
     proc.wait()

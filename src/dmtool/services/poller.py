@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 
 HOLDER_KEY = "sync_holder"  # sync_state row (PostgreSQL): the last holder of the sync lock
 HOLDER_MAX = 4096  # bytes read back: a holder line is ~150; anything longer is not ours
+# Where the holder starts in the lock file: after its first byte, which the
+# Windows lock covers (locks.py), and which no other handle may read or write
+# there, not even one of the holder's own.
+HOLDER_AT = 1
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 
 class Holder(NamedTuple):
@@ -87,7 +92,7 @@ def record(locks: Locks, holder: Holder) -> None:
     path = _lock_file(locks)
     if path is not None:
         with contextlib.suppress(OSError):  # the lock holds all the same
-            fd = os.open(path, os.O_WRONLY)
+            fd = os.open(path, os.O_WRONLY | _BINARY)
             try:
                 write_into(fd, holder)
             finally:
@@ -111,20 +116,31 @@ def recorded(locks: Locks) -> Holder | None:
 
 
 def write_into(fd: int, holder: Holder) -> None:
-    """Record the holder in the lock file we hold (replacing the last one's)."""
+    """Record the holder in the lock file we hold (replacing the last one's),
+    from HOLDER_AT on. Seek and write, not os.pwrite: Windows has none."""
     data = json.dumps(holder.to_dict(), ensure_ascii=False).encode("utf-8")
     with contextlib.suppress(OSError):  # a full disk: the lock holds all the same
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        os.lseek(fd, HOLDER_AT, os.SEEK_SET)
+        while data:
+            data = data[os.write(fd, data):]
+        os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR))  # the end of a longer last one
 
 
 def read_from(path: Path) -> Holder | None:
-    """The holder recorded in a lock file, or None (not written yet, not ours)."""
+    """The holder recorded in a lock file, or None (not written yet, being
+    written, not ours, or not readable: Windows refuses a read that meets a
+    locked byte, which is why it starts after the first)."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(HOLDER_MAX)
+        fd = os.open(path, os.O_RDONLY | _BINARY)
     except OSError:
         return None
+    try:
+        os.lseek(fd, HOLDER_AT, os.SEEK_SET)
+        raw = os.read(fd, HOLDER_MAX)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     return parse(raw)
 
 

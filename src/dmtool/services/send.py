@@ -248,6 +248,11 @@ def _reconcile(st: AppState, d: dstore.Draft) -> dstore.Draft:
             code="E_SEND_UNKNOWN",
             hint="check the conversation on X; run `dmtool sync` and `dmtool send` again")
     else:
+        # Not on X: but without the send lock another process may be settling
+        # it (or have found it) now. Leave it `unknown` for the next reconcile.
+        lost = _lock_lost(st, d, contact)
+        if lost is not None:
+            raise lost
         with st.store.tx() as conn:
             dstore.mark_failed(conn, d.id, NOT_DELIVERED, now=now)
             _ledger().settle_send(st, conn, d.id, delivered=False)

@@ -199,7 +199,10 @@ class Store:
         except ImportError:  # no user database (Windows): the login name
             import getpass
 
-            return getpass.getuser() or None
+            try:
+                return getpass.getuser() or None
+            except (OSError, ImportError):  # no USERNAME: Python 3.13 raises OSError
+                return None
         try:
             return pwd.getpwuid(os.geteuid()).pw_name or None
         except KeyError:  # a uid without a passwd entry (a container)

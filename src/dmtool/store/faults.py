@@ -33,6 +33,13 @@ DAMAGE_HINT = ("store damaged: restore a backup with `dmtool db restore FILE` "
 
 def disk_full(folder: Path) -> bool:
     """Is the filesystem holding `folder` (nearly) out of space or inodes?"""
+    if not hasattr(os, "statvfs"):  # Windows: free bytes only, no inode count
+        import shutil
+
+        try:
+            return shutil.disk_usage(folder).free < LOW_SPACE
+        except OSError:
+            return False
     try:
         st = os.statvfs(folder)
     except OSError:
