@@ -163,3 +163,17 @@ def test_a_local_command_imports_neither_lint_nor_x(local_store, args, lints):
     assert heavy == []
     assert ("dmtool.lint" in found) == lints
     assert "tomllib" not in found  # the config file dmtool wrote is read by dmtool.tomlread
+
+
+# Modules a command does not need, which it once imported for one small helper
+# or constant: each costs its class creation at every start.
+NOT_IMPORTED = [
+    (["thread", "alice", "--json", "--peek"], "dmtool.store.drafts"),  # for senders() only
+]
+
+
+@pytest.mark.parametrize("args,module", NOT_IMPORTED,
+                         ids=lambda a: " ".join(a) if isinstance(a, list) else a)
+def test_a_local_command_imports_only_what_it_uses(local_store, args, module):
+    found = importtime(*args)
+    assert module not in found
