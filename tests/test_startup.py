@@ -177,3 +177,30 @@ NOT_IMPORTED = [
 def test_a_local_command_imports_only_what_it_uses(local_store, args, module):
     found = importtime(*args)
     assert module not in found
+
+
+NAMEDTUPLES = """
+import sys
+from dmtool.cli.app import main
+sys.argv = ["dmtool", *{args!r}]
+try:
+    main()
+except SystemExit:
+    pass
+found = sorted(f"{{name}}.{{k}}" for name, m in list(sys.modules.items()) if name.startswith("dmtool")
+               for k, v in vars(m).items()
+               if isinstance(v, type) and v.__module__ == name and issubclass(v, tuple))
+sys.stderr.write("NAMEDTUPLES=" + ",".join(found) + "\\n")
+"""
+
+
+@pytest.mark.parametrize("args", [a for a, lints in LOCAL_COMMANDS if not lints][:4],
+                         ids=lambda a: " ".join(a))
+def test_the_records_a_local_command_reads_are_no_namedtuples(local_store, args):
+    """A NamedTuple generates and compiles code when it is defined (over a
+    million instructions each): the records every command reads are Records
+    (dmtool/record.py)."""
+    p = subprocess.run([sys.executable, "-c", NAMEDTUPLES.format(args=list(args))],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    line = [x for x in p.stderr.splitlines() if x.startswith("NAMEDTUPLES=")][-1]
+    assert line == "NAMEDTUPLES=", line
