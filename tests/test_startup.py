@@ -204,3 +204,42 @@ def test_the_records_a_local_command_reads_are_no_namedtuples(local_store, args)
                        capture_output=True, text=True, stdin=subprocess.DEVNULL)
     line = [x for x in p.stderr.splitlines() if x.startswith("NAMEDTUPLES=")][-1]
     assert line == "NAMEDTUPLES=", line
+
+
+GC_PROBE = """
+import gc, sys
+import dmtool.__main__ as entry
+assert not gc.isenabled()  # start-up: no cyclic collector
+from dmtool.cli import app
+seen = []
+collect_again = app._collect_again
+def spy():
+    collect_again()
+    seen.append(gc.isenabled())
+app._collect_again = spy
+sys.argv = ["dmtool", *{args!r}]
+try:
+    entry.main()
+except SystemExit:
+    pass
+sys.stderr.write(f"GC={{seen}}\\n")
+"""
+
+
+def test_the_console_entry_collects_again_when_the_command_runs(local_store):
+    """dmtool/__main__.py (the console script) turns the cyclic garbage
+    collector off for start-up; the command itself runs with it on."""
+    p = subprocess.run([sys.executable, "-c", GC_PROBE.format(args=["inbox", "--json"])],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert "GC=[True]" in p.stderr, p.stderr[-2000:]
+    p = subprocess.run([sys.executable, "-c", "import gc, dmtool.cli.app; print(gc.isenabled())"],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert p.stdout.strip() == "True"  # imported as a library: left alone
+
+
+def test_the_console_script_is_the_entry_that_starts_without_the_collector():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["dmtool"] == "dmtool.__main__:main"
