@@ -163,3 +163,83 @@ def test_a_local_command_imports_neither_lint_nor_x(local_store, args, lints):
     assert heavy == []
     assert ("dmtool.lint" in found) == lints
     assert "tomllib" not in found  # the config file dmtool wrote is read by dmtool.tomlread
+
+
+# Modules a command does not need, which it once imported for one small helper
+# or constant: each costs its class creation at every start.
+NOT_IMPORTED = [
+    (["thread", "alice", "--json", "--peek"], "dmtool.store.drafts"),  # for senders() only
+]
+
+
+@pytest.mark.parametrize("args,module", NOT_IMPORTED,
+                         ids=lambda a: " ".join(a) if isinstance(a, list) else a)
+def test_a_local_command_imports_only_what_it_uses(local_store, args, module):
+    found = importtime(*args)
+    assert module not in found
+
+
+NAMEDTUPLES = """
+import sys
+from dmtool.cli.app import main
+sys.argv = ["dmtool", *{args!r}]
+try:
+    main()
+except SystemExit:
+    pass
+found = sorted(f"{{name}}.{{k}}" for name, m in list(sys.modules.items()) if name.startswith("dmtool")
+               for k, v in vars(m).items()
+               if isinstance(v, type) and v.__module__ == name and issubclass(v, tuple))
+sys.stderr.write("NAMEDTUPLES=" + ",".join(found) + "\\n")
+"""
+
+
+@pytest.mark.parametrize("args", [a for a, lints in LOCAL_COMMANDS if not lints][:4],
+                         ids=lambda a: " ".join(a))
+def test_the_records_a_local_command_reads_are_no_namedtuples(local_store, args):
+    """A NamedTuple generates and compiles code when it is defined (over a
+    million instructions each): the records every command reads are Records
+    (dmtool/record.py)."""
+    p = subprocess.run([sys.executable, "-c", NAMEDTUPLES.format(args=list(args))],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    line = [x for x in p.stderr.splitlines() if x.startswith("NAMEDTUPLES=")][-1]
+    assert line == "NAMEDTUPLES=", line
+
+
+GC_PROBE = """
+import gc, sys
+import dmtool.__main__ as entry
+assert not gc.isenabled()  # start-up: no cyclic collector
+from dmtool.cli import app
+seen = []
+collect_again = app._collect_again
+def spy():
+    collect_again()
+    seen.append(gc.isenabled())
+app._collect_again = spy
+sys.argv = ["dmtool", *{args!r}]
+try:
+    entry.main()
+except SystemExit:
+    pass
+sys.stderr.write(f"GC={{seen}}\\n")
+"""
+
+
+def test_the_console_entry_collects_again_when_the_command_runs(local_store):
+    """dmtool/__main__.py (the console script) turns the cyclic garbage
+    collector off for start-up; the command itself runs with it on."""
+    p = subprocess.run([sys.executable, "-c", GC_PROBE.format(args=["inbox", "--json"])],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert "GC=[True]" in p.stderr, p.stderr[-2000:]
+    p = subprocess.run([sys.executable, "-c", "import gc, dmtool.cli.app; print(gc.isenabled())"],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert p.stdout.strip() == "True"  # imported as a library: left alone
+
+
+def test_the_console_script_is_the_entry_that_starts_without_the_collector():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["dmtool"] == "dmtool.__main__:main"

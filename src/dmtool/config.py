@@ -13,9 +13,10 @@ import re
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from dmtool.errors import ConfigError, InputError
+from dmtool.record import Record
 
 if TYPE_CHECKING:
     from dmtool.settings import LintSettings, PolicySettings
@@ -28,26 +29,51 @@ LIST_MAX = 20  # entries in a list
 URL_MAX = 2_000  # a store URL with its TLS file names and options
 
 
-class Setting(NamedTuple):
+_Type = type  # Setting.type hides the builtin in its class
+
+
+class Setting(Record):
     """One key of config.toml. Every key has a range, checked when the value is
     set and when the file is loaded: a number needs `minimum` and `maximum`
     (and must be finite), text a `max_length` or `choices`, a list
     `max_items` (tests/test_config_bounds.py walks the schema, so a new key
     without its range fails). `validate` may refuse more (ValueError: why)."""
 
+    __slots__ = ("key", "type", "default", "help", "choices", "minimum", "maximum", "ceiling",
+                 "max_length", "max_items", "validate", "multiline", "optional")
     key: str
     type: type
     default: Any
     help: str
-    choices: tuple[str, ...] = ()
-    minimum: float | None = None
-    maximum: float | None = None
-    ceiling: bool = False  # the maximum is one of the policy's fixed ceilings
-    max_length: int | None = None  # text: characters; list: characters per entry
-    max_items: int | None = None  # list: entries
-    validate: Callable[[Any], None] | None = None
-    multiline: bool = False  # text that may hold line breaks (else one line)
-    optional: bool = False  # unset by default (None); `config set KEY none` unsets it again
+    choices: tuple[str, ...]
+    minimum: float | None
+    maximum: float | None
+    ceiling: bool  # the maximum is one of the policy's fixed ceilings
+    max_length: int | None  # text: characters; list: characters per entry
+    max_items: int | None  # list: entries
+    validate: Callable[[Any], None] | None
+    multiline: bool  # text that may hold line breaks (else one line)
+    optional: bool  # unset by default (None); `config set KEY none` unsets it again
+
+    def __init__(self, key: str, type: _Type, default: Any, help: str,
+                 choices: tuple[str, ...] = (), minimum: float | None = None,
+                 maximum: float | None = None, ceiling: bool = False,
+                 max_length: int | None = None, max_items: int | None = None,
+                 validate: Callable[[Any], None] | None = None, multiline: bool = False,
+                 optional: bool = False) -> None:
+        self.key = key
+        self.type = type
+        self.default = default
+        self.help = help
+        self.choices = choices
+        self.minimum = minimum
+        self.maximum = maximum
+        self.ceiling = ceiling
+        self.max_length = max_length
+        self.max_items = max_items
+        self.validate = validate
+        self.multiline = multiline
+        self.optional = optional
 
 
 def _store_url(value: str) -> None:
@@ -412,12 +438,19 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class TeamSettings(NamedTuple):
+class TeamSettings(Record):
     """The settings a team's store holds (checked), and who set each when."""
 
+    __slots__ = ("where", "values", "origin")
     where: str  # the store, for messages
     values: dict[str, Any]
     origin: dict[str, tuple[str, str | None]]  # key -> (set_at, set_by)
+
+    def __init__(self, where: str, values: dict[str, Any],
+                 origin: dict[str, tuple[str, str | None]]) -> None:
+        self.where = where
+        self.values = values
+        self.origin = origin
 
 
 def team_settings(rows: Iterable[tuple[str, str, str, str | None]], where: str) -> TeamSettings:

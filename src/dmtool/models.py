@@ -1,16 +1,16 @@
 """Plain records read from the store.
 
-NamedTuples rather than dataclasses: a dataclass's methods are generated and
-compiled at import, which every command reading the store would pay at
-start-up (issue 16).
+Records (dmtool/record.py), not dataclasses nor NamedTuples: those generate
+and compile code when they are defined, which every command reading the store
+would pay at start-up (issue 16). Never changed once made: _replace makes another.
 """
 
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 from dmtool.errors import InputError
+from dmtool.record import Record
 
 # X's rule for handles: 1 to 15 of [A-Za-z0-9_]. `user_<id>` is dmtool's own
 # name for a contact X has not named yet (an archive gives ids, not handles).
@@ -77,43 +77,87 @@ def clean_note(text: str) -> str:
     return typed(text, "the note", max_length=MAX_NOTE_LENGTH)
 
 
-class Contact(NamedTuple):
+class Contact(Record):
+    __slots__ = ("id", "user_id", "handle", "name", "created_at", "updated_at", "blocked_at",
+                 "opted_out_at", "opt_out_words", "optout_review_text", "optout_review_at",
+                 "dm_closed_at", "opt_out_reason", "tags")
     id: int
     user_id: str | None
     handle: str
     name: str | None
     created_at: str
     updated_at: str
-    blocked_at: str | None = None
-    opted_out_at: str | None = None
-    opt_out_words: str | None = None
-    optout_review_text: str | None = None
-    optout_review_at: str | None = None
-    dm_closed_at: str | None = None
-    opt_out_reason: str | None = None  # yours, when you recorded the opt-out (`contacts optout`)
-    tags: tuple[str, ...] = ()
+    blocked_at: str | None
+    opted_out_at: str | None
+    opt_out_words: str | None
+    optout_review_text: str | None
+    optout_review_at: str | None
+    dm_closed_at: str | None
+    opt_out_reason: str | None  # yours, when you recorded the opt-out (`contacts optout`)
+    tags: tuple[str, ...]
+
+    def __init__(self, id: int, user_id: str | None, handle: str, name: str | None,
+                 created_at: str, updated_at: str, blocked_at: str | None = None,
+                 opted_out_at: str | None = None, opt_out_words: str | None = None,
+                 optout_review_text: str | None = None, optout_review_at: str | None = None,
+                 dm_closed_at: str | None = None, opt_out_reason: str | None = None,
+                 tags: tuple[str, ...] = ()) -> None:
+        self.id = id
+        self.user_id = user_id
+        self.handle = handle
+        self.name = name
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.blocked_at = blocked_at
+        self.opted_out_at = opted_out_at
+        self.opt_out_words = opt_out_words
+        self.optout_review_text = optout_review_text
+        self.optout_review_at = optout_review_at
+        self.dm_closed_at = dm_closed_at
+        self.opt_out_reason = opt_out_reason
+        self.tags = tags
 
 
-class EvidenceRow(NamedTuple):
+class EvidenceRow(Record):
+    __slots__ = ("id", "kind", "at", "ref", "text", "recorded_by")
     id: int
     kind: str
     at: str
     ref: str
     text: str | None
-    recorded_by: str | None = None  # who recorded it (dmtool.actor); read where it is shown
+    recorded_by: str | None  # who recorded it (dmtool.actor); read where it is shown
+
+    def __init__(self, id: int, kind: str, at: str, ref: str, text: str | None,
+                 recorded_by: str | None = None) -> None:
+        self.id = id
+        self.kind = kind
+        self.at = at
+        self.ref = ref
+        self.text = text
+        self.recorded_by = recorded_by
 
     def to_dict(self) -> dict[str, str | None]:
         return {"kind": self.kind, "at": self.at, "ref": self.ref, "text": self.text,
                 "recorded_by": self.recorded_by}
 
 
-class Message(NamedTuple):
+class Message(Record):
+    __slots__ = ("id", "event_id", "at", "direction", "text", "source")
     id: int
     event_id: str | None
     at: str
     direction: str
     text: str
     source: str
+
+    def __init__(self, id: int, event_id: str | None, at: str, direction: str, text: str,
+                 source: str) -> None:
+        self.id = id
+        self.event_id = event_id
+        self.at = at
+        self.direction = direction
+        self.text = text
+        self.source = source
 
     def to_dict(self) -> dict[str, str | None]:
         return {"id": self.event_id or f"local-{self.id}", "at": self.at,

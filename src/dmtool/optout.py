@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import cache, lru_cache
-from typing import Literal, NamedTuple
+from typing import Literal
 
+from dmtool.record import Record
 from dmtool.textnorm import data_lines, match_form, normalise, phrase_pattern
 
 __all__ = [
@@ -40,11 +41,16 @@ Kind = Literal["optout", "optin", "review"]
 _NO_JOINERS = dict.fromkeys(map(ord, "_'\u2018\u2019\uff07"))
 
 
-class Match(NamedTuple):
+class Match(Record):
     """What a message means and which list entry it matched (as listed)."""
 
+    __slots__ = ("kind", "word")
     kind: Kind
     word: str
+
+    def __init__(self, kind: Kind, word: str) -> None:
+        self.kind = kind
+        self.word = word
 
 
 @lru_cache(maxsize=4096)  # each text is keyed against both word lists

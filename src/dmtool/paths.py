@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
 
 from dmtool.errors import UsageError
+from dmtool.record import Record
 
 APP = "dmtool"
 DEFAULT_PROFILE = "default"
@@ -60,14 +60,23 @@ def list_profiles(environ: Mapping[str, str] | None = None) -> list[str]:
     return [DEFAULT_PROFILE, *sorted(found - {DEFAULT_PROFILE})]
 
 
-class Paths(NamedTuple):
+class Paths(Record):
     """The folders of one profile. Nothing is created until ensure() is called."""
 
+    __slots__ = ("profile", "config_dir", "data_dir", "state_dir", "sandbox_path")
     profile: str
     config_dir: Path
     data_dir: Path
     state_dir: Path
-    sandbox_path: Path | None = None  # DMTOOL_SANDBOX_FILE: one fake X for a team's store
+    sandbox_path: Path | None  # DMTOOL_SANDBOX_FILE: one fake X for a team's store
+
+    def __init__(self, profile: str, config_dir: Path, data_dir: Path, state_dir: Path,
+                 sandbox_path: Path | None = None) -> None:
+        self.profile = profile
+        self.config_dir = config_dir
+        self.data_dir = data_dir
+        self.state_dir = state_dir
+        self.sandbox_path = sandbox_path
 
     @classmethod
     def resolve(cls, profile: str, environ: Mapping[str, str] | None = None) -> Paths:

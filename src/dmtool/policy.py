@@ -8,18 +8,19 @@ get the same answer from the same inputs.
 
 All datetimes must be timezone-aware (UTC) and comparable with `now`.
 
-The records are NamedTuples, not dataclasses: immutable all the same, and a
-dataclass costs several times more to define (its methods are generated
-and compiled at import), which every local command that prints a contact's
-status would pay at start-up (issue 16).
+The records are Records (dmtool/record.py), not dataclasses nor NamedTuples,
+and never changed once made (_replace makes another): the others generate and
+compile code when they are defined, which every local command that prints a
+contact's status would pay at start-up (issue 16).
 """
 
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal
 
 from dmtool.optout import classify, optin_words, word_kind
+from dmtool.record import Record
 from dmtool.settings import BOUNDS, CEILINGS, POLICY_HELP, PolicySettings, validate_settings
 from dmtool.textnorm import SimilarityProbe, normalise
 
@@ -63,13 +64,20 @@ AUTOACK_MAX_AGE = timedelta(days=1)  # don't acknowledge a DM long after it arri
 # --- inputs -----------------------------------------------------------------------
 
 
-class Evidence(NamedTuple):
+class Evidence(Record):
     """A consent basis (or a mention, which is not one). `ref` is the source id."""
 
+    __slots__ = ("kind", "at", "ref", "text")
     kind: str
     at: datetime
     ref: str
-    text: str | None = None
+    text: str | None
+
+    def __init__(self, kind: str, at: datetime, ref: str, text: str | None = None) -> None:
+        self.kind = kind
+        self.at = at
+        self.ref = ref
+        self.text = text
 
     @property
     def counts(self) -> bool:
@@ -82,57 +90,106 @@ class Evidence(NamedTuple):
         return {"kind": self.kind, "at": self.at.isoformat(), "ref": self.ref, "text": self.text}
 
 
-class Msg(NamedTuple):
+class Msg(Record):
     """One DM in the conversation; "in" = from the contact, "out" = from you."""
 
+    __slots__ = ("at", "direction", "text")
     at: datetime
     direction: Literal["in", "out"]
     text: str
 
+    def __init__(self, at: datetime, direction: Literal["in", "out"], text: str) -> None:
+        self.at = at
+        self.direction = direction
+        self.text = text
 
-class ContactSnapshot(NamedTuple):
+
+class ContactSnapshot(Record):
+    __slots__ = ("user_id", "handle", "name", "evidence", "messages", "opted_out_at",
+                 "opt_out_words", "opt_out_reason", "optout_review", "blocked", "dm_closed_at",
+                 "import_pending")
     user_id: str
     handle: str | None
     name: str | None
-    evidence: tuple[Evidence, ...] = ()
-    messages: tuple[Msg, ...] = ()
-    opted_out_at: datetime | None = None
-    opt_out_words: str | None = None  # what they wrote, e.g. "STOP"
-    opt_out_reason: str | None = None  # yours, when you recorded it (`contacts optout --reason`)
-    optout_review: str | None = None  # the text that triggered review, until decided
-    blocked: bool = False  # user block list or suppression entry
-    dm_closed_at: datetime | None = None  # X answered 403 to a send
+    evidence: tuple[Evidence, ...]
+    messages: tuple[Msg, ...]
+    opted_out_at: datetime | None
+    opt_out_words: str | None  # what they wrote, e.g. "STOP"
+    opt_out_reason: str | None  # yours, when you recorded it (`contacts optout --reason`)
+    optout_review: str | None  # the text that triggered review, until decided
+    blocked: bool  # user block list or suppression entry
+    dm_closed_at: datetime | None  # X answered 403 to a send
     # An archive import that holds this person stopped before it finished: the
     # archive's path. Their history is partial; the missing part may hold a STOP.
-    import_pending: str | None = None
+    import_pending: str | None
+
+    def __init__(self, user_id: str, handle: str | None, name: str | None,
+                 evidence: tuple[Evidence, ...] = (), messages: tuple[Msg, ...] = (),
+                 opted_out_at: datetime | None = None, opt_out_words: str | None = None,
+                 opt_out_reason: str | None = None, optout_review: str | None = None,
+                 blocked: bool = False, dm_closed_at: datetime | None = None,
+                 import_pending: str | None = None) -> None:
+        self.user_id = user_id
+        self.handle = handle
+        self.name = name
+        self.evidence = evidence
+        self.messages = messages
+        self.opted_out_at = opted_out_at
+        self.opt_out_words = opt_out_words
+        self.opt_out_reason = opt_out_reason
+        self.optout_review = optout_review
+        self.blocked = blocked
+        self.dm_closed_at = dm_closed_at
+        self.import_pending = import_pending
 
 
-class Send(NamedTuple):
+class Send(Record):
     """A DM dmtool sent (to anyone, autoacks included), for caps and duplicates."""
 
+    __slots__ = ("at", "user_id", "text", "first_contact")
     at: datetime
     user_id: str
     text: str
     first_contact: bool
+
+    def __init__(self, at: datetime, user_id: str, text: str, first_contact: bool) -> None:
+        self.at = at
+        self.user_id = user_id
+        self.text = text
+        self.first_contact = first_contact
 
 
 # --- outputs ----------------------------------------------------------------------
 
 
-class Reason(NamedTuple):
+class Reason(Record):
+    __slots__ = ("code", "message", "severity")
     code: str
     message: str
-    severity: Literal["block", "warning"] = "block"
+    severity: Literal["block", "warning"]
+
+    def __init__(self, code: str, message: str, severity: Literal["block", "warning"] = "block") -> None:
+        self.code = code
+        self.message = message
+        self.severity = severity
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
 
 
-class Decision(NamedTuple):
+class Decision(Record):
+    __slots__ = ("allowed", "first_contact", "reasons", "evidence")
     allowed: bool
     first_contact: bool
     reasons: tuple[Reason, ...]
     evidence: tuple[Evidence, ...]
+
+    def __init__(self, allowed: bool, first_contact: bool, reasons: tuple[Reason, ...],
+                 evidence: tuple[Evidence, ...]) -> None:
+        self.allowed = allowed
+        self.first_contact = first_contact
+        self.reasons = reasons
+        self.evidence = evidence
 
     @property
     def blocking(self) -> tuple[Reason, ...]:

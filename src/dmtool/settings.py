@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import NamedTuple
+
+from dmtool.record import Record
 
 __all__ = [
     "BOUNDS",
@@ -25,15 +26,31 @@ __all__ = [
 CEILINGS: dict[str, int] = {"max_unanswered": 3, "daily_sends": 100, "daily_first_contacts": 20}
 
 
-class PolicySettings(NamedTuple):
+class PolicySettings(Record):
     """`[policy]` settings; POLICY_HELP says what each is (the config command shows it)."""
 
-    consent_days: int = 90
-    max_unanswered: int = 2
-    daily_sends: int = 20
-    daily_first_contacts: int = 5
-    similarity_threshold: float = 0.9
-    similarity_min_contacts: int = 2
+    __slots__ = _fields = ("consent_days", "max_unanswered", "daily_sends",
+                           "daily_first_contacts", "similarity_threshold",
+                           "similarity_min_contacts")
+    _field_defaults: dict[str, int | float] = {
+        "consent_days": 90, "max_unanswered": 2, "daily_sends": 20, "daily_first_contacts": 5,
+        "similarity_threshold": 0.9, "similarity_min_contacts": 2}
+    consent_days: int
+    max_unanswered: int
+    daily_sends: int
+    daily_first_contacts: int
+    similarity_threshold: float
+    similarity_min_contacts: int
+
+    def __init__(self, consent_days: int = 90, max_unanswered: int = 2, daily_sends: int = 20,
+                 daily_first_contacts: int = 5, similarity_threshold: float = 0.9,
+                 similarity_min_contacts: int = 2) -> None:
+        self.consent_days = consent_days
+        self.max_unanswered = max_unanswered
+        self.daily_sends = daily_sends
+        self.daily_first_contacts = daily_first_contacts
+        self.similarity_threshold = similarity_threshold
+        self.similarity_min_contacts = similarity_min_contacts
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]) -> PolicySettings:
@@ -95,13 +112,25 @@ def validate_settings(values: Mapping[str, object]) -> list[str]:
     return problems
 
 
-class LintSettings(NamedTuple):
+class LintSettings(Record):
     """`[lint]` settings; LINT_HELP says what each is (the config command shows it)."""
 
-    promo_warn_score: float = 1.0
-    promo_error_score: float = 3.0
-    shouting_ratio: float = 0.7
-    shouting_min_letters: int = 12
+    __slots__ = _fields = ("promo_warn_score", "promo_error_score", "shouting_ratio",
+                           "shouting_min_letters")
+    _field_defaults: dict[str, int | float] = {
+        "promo_warn_score": 1.0, "promo_error_score": 3.0, "shouting_ratio": 0.7,
+        "shouting_min_letters": 12}
+    promo_warn_score: float
+    promo_error_score: float
+    shouting_ratio: float
+    shouting_min_letters: int
+
+    def __init__(self, promo_warn_score: float = 1.0, promo_error_score: float = 3.0,
+                 shouting_ratio: float = 0.7, shouting_min_letters: int = 12) -> None:
+        self.promo_warn_score = promo_warn_score
+        self.promo_error_score = promo_error_score
+        self.shouting_ratio = shouting_ratio
+        self.shouting_min_letters = shouting_min_letters
 
 
 LINT_HELP: dict[str, str] = {

@@ -24,10 +24,11 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from dmtool.credentials import LOCK_WAIT_S, Credentials, keyring_account
 from dmtool.errors import AuthError, Busy, InputError
+from dmtool.record import Record
 from dmtool.store.team import CREDENTIALS_KEY
 
 if TYPE_CHECKING:
@@ -46,9 +47,14 @@ _WRONG_KEY_HINT = ("ask an owner for the current team key (`dmtool team key set`
                    "lost it runs `dmtool team key new --replace`, then `dmtool auth login`")
 
 
-class TeamKey(NamedTuple):
+class TeamKey(Record):
+    __slots__ = ("value", "source")
     value: str
     source: str  # KEY_ENV or FROM_KEYRING
+
+    def __init__(self, value: str, source: str) -> None:
+        self.value = value
+        self.source = source
 
 
 def key_account(credentials_file: Path) -> str:

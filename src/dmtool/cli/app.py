@@ -231,6 +231,7 @@ class DmtoolGroup(TyperGroup):
                      options=frozenset(options), format_is_output=" ".join(path) in FORMAT_IS_OUTPUT)
 
     def invoke(self, ctx: Any) -> Any:
+        _collect_again()
         try:
             return super().invoke(ctx)
         except DmtoolError as e:
@@ -274,6 +275,18 @@ class DmtoolGroup(TyperGroup):
             obj = ctx.obj
             if isinstance(obj, AppState):
                 obj.close()
+
+
+def _collect_again() -> None:
+    """The command is about to run: when dmtool/__main__.py turned the cyclic
+    garbage collector off for start-up, freeze what start-up made (later
+    collections skip it: modules and commands live as long as the process)
+    and turn the collector back on."""
+    import gc
+
+    if not gc.isenabled() and "dmtool.__main__" in sys.modules:
+        gc.freeze()
+        gc.enable()
 
 
 def _usage_error(ctx: Any, message: str) -> None:

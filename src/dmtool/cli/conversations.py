@@ -149,7 +149,7 @@ def thread_cmd(
     from dmtool.cli.contact_view import contact_view
     from dmtool.store import contacts as cstore
     from dmtool.store.conversations import mark_read
-    from dmtool.store.drafts import senders
+    from dmtool.store.messages import senders
     from dmtool.timeutil import fmt, now
 
     st = state(ctx)

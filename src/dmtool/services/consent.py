@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from dmtool import policy
 from dmtool.models import Contact, EvidenceRow
+from dmtool.record import Record
 from dmtool.services import ratelimits
 from dmtool.store import contacts as cstore
 from dmtool.store import imports
@@ -125,12 +126,18 @@ def status(contact: Contact, decision: policy.Decision) -> str:
     return "can-dm"
 
 
-class Standing(NamedTuple):
+class Standing(Record):
     """A contact's text-free answer, as lists show it."""
 
+    __slots__ = ("allowed", "status", "codes")
     allowed: bool  # may be DMed right now
     status: str  # see status()
     codes: tuple[str, ...]  # the reasons' codes, blocking and warnings
+
+    def __init__(self, allowed: bool, status: str, codes: tuple[str, ...]) -> None:
+        self.allowed = allowed
+        self.status = status
+        self.codes = codes
 
 
 # Where the listing's extra values sit in its rows (store/contacts.listing).

@@ -149,19 +149,23 @@ def build_digest(conn: Conn, since: datetime, now: datetime, *,
     else:
         rows = cvstore.inbound_recorded_between(conn, s, n)
     by_contact: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        item = by_contact.setdefault(r["handle"], {"handle": r["handle"], "name": r["name"],
-                                                  "state": r["state"], "messages": []})
+    # Rows by position (handle, name, state, at, recorded_at, text): a lookup
+    # by column name compares names one by one, and a digest reads thousands.
+    for handle, name, state, at, _, text in rows:
+        item = by_contact.get(handle)
+        if item is None:
+            item = by_contact[handle] = {"handle": handle, "name": name, "state": state,
+                                         "messages": []}
         # Old: sent before the window began (a DM synced late).
-        item["messages"].append({"at": r["at"], "text": r["text"], "old": r["at"] <= s})
+        item["messages"].append({"at": at, "text": text, "old": at <= s})
     d.inbound = list(by_contact.values())
     # Stored times are RFC 3339 text that fromisoformat reads as is (3.11+): the
     # waiting list can hold thousands, and timeutil.parse's normalising would
     # cost the digest more than the rest of it.
     instant = datetime.fromisoformat
-    d.waiting = [{"handle": r["handle"], "name": r["name"], "state": "open", "since": r["at"],
-                  "waiting": ago(instant(r["at"]), now)}
-                 for r in cvstore.waiting_for_reply(conn, n)]
+    d.waiting = [{"handle": handle, "name": name, "state": "open", "since": at,
+                  "waiting": ago(instant(at), now)}
+                 for handle, name, at in cvstore.waiting_for_reply(conn, n)]
     for r in cvstore.optout_reviews(conn):
         new = r["source"] is not None and r["source"] != "archive" and (
             s < r["at"] <= n if by_sent else s < r["recorded_at"] <= n)

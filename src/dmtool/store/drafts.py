@@ -265,13 +265,6 @@ def unsettled_ids(conn: Conn, contact_id: int) -> list[int]:
         (contact_id, *UNSETTLED))]
 
 
-def senders(conn: Conn, contact_id: int) -> dict[str, str | None]:
-    """DM event id -> who sent it, for this contact's drafts that went out."""
-    return {r[0]: r[1] for r in conn.execute(
-        "SELECT dm_event_id, sent_by FROM drafts WHERE contact_id = ? AND dm_event_id IS NOT NULL",
-        (contact_id,))}
-
-
 # A draft someone still has to act on: approve, send, or look at after a failed send.
 WAITING = ("draft", "approved", "failed", "unknown")
 

@@ -13,6 +13,14 @@ def conversation_id_for(me_id: str, other_id: str) -> str:
     return f"{a}-{b}"
 
 
+def senders(conn: Conn, contact_id: int) -> dict[str, str | None]:
+    """DM event id -> who sent it, for this contact's drafts that went out (here,
+    not in store/drafts.py: `thread` needs only this of the drafts)."""
+    return {r[0]: r[1] for r in conn.execute(
+        "SELECT dm_event_id, sent_by FROM drafts WHERE contact_id = ? AND dm_event_id IS NOT NULL",
+        (contact_id,))}
+
+
 def ensure_conversation(conn: Conn, conversation_id: str, contact_id: int) -> None:
     conn.execute("INSERT OR IGNORE INTO conversations (id, contact_id) VALUES (?, ?)",
                  (conversation_id, contact_id))

@@ -13,14 +13,19 @@ sorts correctly as text. X ids are text (snowflakes exceed JS integers).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dmtool.record import Record
 
 
-class Migration(NamedTuple):
+class Migration(Record):
     """One step written for each engine."""
 
+    __slots__ = ("sqlite", "postgres")
     sqlite: str
     postgres: str
+
+    def __init__(self, sqlite: str, postgres: str) -> None:
+        self.sqlite = sqlite
+        self.postgres = postgres
 
 
 def sqlite_text(step: str | Migration) -> str:

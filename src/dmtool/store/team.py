@@ -8,18 +8,26 @@ appstate/config.py.
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
+from typing import Any
 
+from dmtool.record import Record
 from dmtool.store.sql import Conn
 
 
-# NamedTuples, not dataclasses: every command on a team store reads a member,
-# and a dataclass costs a millisecond to define at import.
-class Member(NamedTuple):
+# Records, not dataclasses nor NamedTuples: every command reads this module,
+# and a dataclass costs a millisecond to define at import (dmtool/record.py).
+class Member(Record):
+    __slots__ = ("name", "role", "added_at", "added_by")
     name: str
     role: str
     added_at: str
     added_by: str | None
+
+    def __init__(self, name: str, role: str, added_at: str, added_by: str | None) -> None:
+        self.name = name
+        self.role = role
+        self.added_at = added_at
+        self.added_by = added_by
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "role": self.role, "added_at": self.added_at,
@@ -69,11 +77,18 @@ def remove(conn: Conn, name: str) -> None:
 # --- the shared settings -------------------------------------------------------------
 
 
-class StoredSetting(NamedTuple):
+class StoredSetting(Record):
+    __slots__ = ("key", "raw", "set_at", "set_by")
     key: str
     raw: str  # JSON, checked by config.team_values
     set_at: str
     set_by: str | None
+
+    def __init__(self, key: str, raw: str, set_at: str, set_by: str | None) -> None:
+        self.key = key
+        self.raw = raw
+        self.set_at = set_at
+        self.set_by = set_by
 
 
 def settings(conn: Conn) -> list[StoredSetting]:

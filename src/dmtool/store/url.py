@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import NamedTuple
 from urllib.parse import unquote
 
 from dmtool.errors import ConfigError
+from dmtool.record import Record
 
 PG_SCHEMES = ("postgresql", "postgres")
 # Compiled by `re` on first use (its cache keeps them): a local command's
@@ -28,10 +28,16 @@ def mask(text: str) -> str:
     return re.sub(_PASSWORD_PARAM, r"\1***", text)
 
 
-class StoreLocation(NamedTuple):
+class StoreLocation(Record):
+    __slots__ = ("engine", "path", "url")
     engine: str  # "sqlite" or "postgresql"
-    path: Path | None = None  # the SQLite file
-    url: str | None = None  # the PostgreSQL URL, secrets and all: never print it
+    path: Path | None  # the SQLite file
+    url: str | None  # the PostgreSQL URL, secrets and all: never print it
+
+    def __init__(self, engine: str, path: Path | None = None, url: str | None = None) -> None:
+        self.engine = engine
+        self.path = path
+        self.url = url
 
     @property
     def shown(self) -> str:
