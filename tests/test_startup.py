@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-PROBE = """
+# A run of dmtool in a fresh interpreter; a probe appends what it reports (on stderr).
+RUN = """
 import sys
 from dmtool.cli.app import main
 sys.argv = ["dmtool", *{args!r}]
@@ -16,6 +17,9 @@ try:
     main()
 except SystemExit:
     pass
+"""
+
+PROBE = RUN + """
 heavy = sorted(m for m in ("tweepy", "requests", "rich", "oauthlib", "urllib3", "psycopg2")
                if m in sys.modules)
 sys.stderr.write("HEAVY=" + ",".join(heavy) + "\\n")
@@ -179,14 +183,7 @@ def test_a_local_command_imports_only_what_it_uses(local_store, args, module):
     assert module not in found
 
 
-NAMEDTUPLES = """
-import sys
-from dmtool.cli.app import main
-sys.argv = ["dmtool", *{args!r}]
-try:
-    main()
-except SystemExit:
-    pass
+NAMEDTUPLES = RUN + """
 found = sorted(f"{{name}}.{{k}}" for name, m in list(sys.modules.items()) if name.startswith("dmtool")
                for k, v in vars(m).items()
                if isinstance(v, type) and v.__module__ == name and issubclass(v, tuple))
@@ -235,6 +232,32 @@ def test_the_console_entry_collects_again_when_the_command_runs(local_store):
     p = subprocess.run([sys.executable, "-c", "import gc, dmtool.cli.app; print(gc.isenabled())"],
                        capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert p.stdout.strip() == "True"  # imported as a library: left alone
+
+
+GC_PROBE_AS_MODULE = """
+import gc, runpy, sys
+from dmtool.cli import app
+seen = []
+collect_again = app._collect_again
+def spy():
+    collect_again()
+    seen.append(gc.isenabled())
+app._collect_again = spy
+sys.argv = ["dmtool", *{args!r}]
+try:
+    runpy.run_module("dmtool", run_name="__main__", alter_sys=True)  # python -m dmtool
+except SystemExit:
+    pass
+sys.stderr.write(f"GC={{seen}}\\n")
+"""
+
+
+def test_python_m_dmtool_collects_again_when_the_command_runs(local_store):
+    """`python -m dmtool` runs dmtool/__main__.py as `__main__` (no module
+    `dmtool.__main__`): the collector it turned off comes back on all the same."""
+    p = subprocess.run([sys.executable, "-c", GC_PROBE_AS_MODULE.format(args=["inbox", "--json"])],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert "GC=[True]" in p.stderr, p.stderr[-2000:]
 
 
 def test_the_console_script_is_the_entry_that_starts_without_the_collector():

@@ -277,14 +277,20 @@ class DmtoolGroup(TyperGroup):
                 obj.close()
 
 
+# Set by dmtool/__main__.py, which turns the cyclic garbage collector off for start-up.
+collector_off_for_start = False
+
+
 def _collect_again() -> None:
     """The command is about to run: when dmtool/__main__.py turned the cyclic
     garbage collector off for start-up, freeze what start-up made (later
     collections skip it: modules and commands live as long as the process)
     and turn the collector back on."""
-    import gc
+    global collector_off_for_start
+    if collector_off_for_start:
+        import gc
 
-    if not gc.isenabled() and "dmtool.__main__" in sys.modules:
+        collector_off_for_start = False
         gc.freeze()
         gc.enable()
 
