@@ -30,6 +30,14 @@ def windows_like(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_as_if_on_windows(code: str) -> str:
+    """Run Python code as if on Windows; its stdout (it must exit 0)."""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=windows_like(), timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
 def test_every_module_imports_without_fcntl() -> None:
     code = (
         "import sys, pkgutil, importlib\n"
@@ -74,10 +82,7 @@ def test_the_windows_stand_in_takes_effect(tmp_path: Path) -> None:
             "    else:\n"
             "        raise SystemExit('read the locked byte')\n"
             "print(sys.modules['msvcrt'].__file__)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=windows_like(), timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert Path(r.stdout.strip()) == WINDOWS_LIKE / "msvcrt_standin.py"
+    assert Path(run_as_if_on_windows(code).strip()) == WINDOWS_LIKE / "msvcrt_standin.py"
 
 
 def test_the_demo_runs_as_if_on_windows(run) -> None:
@@ -104,10 +109,7 @@ def test_the_sync_lock_holder_is_readable_under_the_windows_lock(tmp_path: Path)
             "    assert poller.recorded(locks) == me, poller.recorded(locks)\n"
             "assert poller.recorded(locks) == me\n"
             "print('ok')\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env=windows_like(), timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["ok"]
+    assert run_as_if_on_windows(code).split() == ["ok"]
 
 
 def test_without_statvfs_a_full_disk_is_still_seen(tmp_path: Path,

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -187,32 +188,38 @@ def test_advisory_locks_are_per_connection_and_freed_with_it(pg_url) -> None:
         s.close()
 
 
-def test_a_lost_send_lock_records_unknown_and_the_next_send_reconciles(cli, run, monkeypatch):
+def lose_the_send_lock(monkeypatch: pytest.MonkeyPatch, when: Callable[[], bool]) -> None:
+    """From now on, each time a send asks whether it still holds its lock and
+    `when()` says so, its connection has just lost it (as through a pooler)."""
     from dmtool.store.pg import PgStore
+
+    real = PgStore.lock_held
+
+    def lost(self: PgStore, name: str) -> bool:
+        if name == "send" and when():
+            self.conn.execute("SELECT pg_advisory_unlock_all()")
+        return real(self, name)
+
+    monkeypatch.setattr(PgStore, "lock_held", lost)
+
+
+def test_a_lost_send_lock_records_unknown_and_the_next_send_reconciles(cli, run, monkeypatch):
     from tests.test_send import approved_draft, draft, outbound, sandbox_world, talking_contact
 
     world = sandbox_world()
     uid = talking_contact(world, "alice", "Alice Smith")
     did = approved_draft(cli, "alice", "Thanks Alice, the dates follow.")
-    real = PgStore.lock_held
-
-    def lost_after_the_post(self: PgStore, name: str) -> bool:
-        if name == "send" and outbound(world, uid):
-            self.conn.execute("SELECT pg_advisory_unlock_all()")
-        return real(self, name)
-
-    monkeypatch.setattr(PgStore, "lock_held", lost_after_the_post)
-    r = cli("send", did, "--yes", "--json")
+    with monkeypatch.context() as m:
+        lose_the_send_lock(m, when=lambda: bool(outbound(world, uid)))  # after the POST
+        r = cli("send", did, "--yes", "--json")
     assert r.exit_code == 5 and err(r)["code"] == "E_SEND_UNKNOWN", r
     assert draft(cli, did)["status"] == "unknown"
-    monkeypatch.setattr(PgStore, "lock_held", real)
     r = run("send", did, "--yes", "--json")
     assert r.exit_code == 0 and r.json()["reconciled"] is True, r
     assert len(outbound(world, uid)) == 1
 
 
 def test_a_lost_send_lock_while_reconciling_leaves_unknown_not_failed(cli, run, db, monkeypatch):
-    from dmtool.store.pg import PgStore
     from dmtool.timeutil import fmt
     from tests.test_send import approved_draft, draft, outbound, sandbox_world, talking_contact
 
@@ -222,20 +229,13 @@ def test_a_lost_send_lock_while_reconciling_leaves_unknown_not_failed(cli, run, 
     # a send that died before its request left: `sending`, and nothing on X
     db("UPDATE drafts SET status = 'sending', send_started_at = ? WHERE id = ?",
        (fmt(world.now()), int(did)))
-    real = PgStore.lock_held
-
-    def lost_while_reconciling(self: PgStore, name: str) -> bool:
-        if name == "send":
-            self.conn.execute("SELECT pg_advisory_unlock_all()")
-        return real(self, name)
-
-    monkeypatch.setattr(PgStore, "lock_held", lost_while_reconciling)
-    r = cli("send", did, "--yes", "--json")
+    with monkeypatch.context() as m:
+        lose_the_send_lock(m, when=lambda: True)  # while reconciling
+        r = cli("send", did, "--yes", "--json")
     # another process may be reconciling it now: no verdict without the lock
     assert r.exit_code == 5 and err(r)["code"] == "E_SEND_UNKNOWN", r
     assert draft(cli, did)["status"] == "unknown"
     assert "send_failed" not in [e["action"] for e in cli("log", "--json").json()]
-    monkeypatch.setattr(PgStore, "lock_held", real)
     r = run("send", did, "--yes", "--json")  # the next send, holding the lock, settles it
     assert r.exit_code == 1 and err(r)["code"] == "E_NOT_DELIVERED", r
     assert draft(cli, did)["status"] == "failed"

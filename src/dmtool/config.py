@@ -174,11 +174,12 @@ LINT_BOUNDS: dict[str, tuple[float, float]] = {
 def _from_settings(section: str, cls: Any, helps: dict[str, str],
                    bounds: dict[str, tuple[float, float | None]],
                    ceilings: frozenset[str] = frozenset()) -> list[Setting]:
-    """The keys of a settings NamedTuple (PolicySettings, LintSettings): each
-    field with its default, help text and range."""
+    """The keys of a settings record (PolicySettings, LintSettings): each field
+    with its default (as its __init__ gives it), help text and range."""
     out = []
-    for name in cls._fields:
-        default = cls._field_defaults[name]
+    defaults = cls()
+    for name in cls.__slots__:
+        default = getattr(defaults, name)
         low, high = bounds.get(name, (None, None))
         out.append(Setting(f"{section}.{name}", type(default), default, helps.get(name, ""),
                            minimum=low, maximum=high, ceiling=name in ceilings))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ class LockTimeout(Exception):
     """Another process holds the lock and did not let go in time."""
 
 
+@functools.cache  # looked up once: a waiting lock asks every POLL_S
 def _fcntl() -> ModuleType | None:
     """fcntl, or None where there is none (Windows: msvcrt locks instead)."""
     try:

@@ -29,12 +29,8 @@ CEILINGS: dict[str, int] = {"max_unanswered": 3, "daily_sends": 100, "daily_firs
 class PolicySettings(Record):
     """`[policy]` settings; POLICY_HELP says what each is (the config command shows it)."""
 
-    __slots__ = _fields = ("consent_days", "max_unanswered", "daily_sends",
-                           "daily_first_contacts", "similarity_threshold",
-                           "similarity_min_contacts")
-    _field_defaults: dict[str, int | float] = {
-        "consent_days": 90, "max_unanswered": 2, "daily_sends": 20, "daily_first_contacts": 5,
-        "similarity_threshold": 0.9, "similarity_min_contacts": 2}
+    __slots__ = ("consent_days", "max_unanswered", "daily_sends", "daily_first_contacts",
+                 "similarity_threshold", "similarity_min_contacts")
     consent_days: int
     max_unanswered: int
     daily_sends: int
@@ -90,7 +86,7 @@ def validate_settings(values: Mapping[str, object]) -> list[str]:
     Values above a ceiling are refused rather than clamped, so nobody believes
     a limit is in force that is not.
     """
-    known = set(PolicySettings._fields)
+    known = set(PolicySettings.__slots__)
     problems = []
     for key, value in values.items():
         if key not in known:
@@ -115,11 +111,8 @@ def validate_settings(values: Mapping[str, object]) -> list[str]:
 class LintSettings(Record):
     """`[lint]` settings; LINT_HELP says what each is (the config command shows it)."""
 
-    __slots__ = _fields = ("promo_warn_score", "promo_error_score", "shouting_ratio",
-                           "shouting_min_letters")
-    _field_defaults: dict[str, int | float] = {
-        "promo_warn_score": 1.0, "promo_error_score": 3.0, "shouting_ratio": 0.7,
-        "shouting_min_letters": 12}
+    __slots__ = ("promo_warn_score", "promo_error_score", "shouting_ratio",
+                 "shouting_min_letters")
     promo_warn_score: float
     promo_error_score: float
     shouting_ratio: float
